@@ -1,0 +1,47 @@
+import { type Logger, type LoggerOptions, pino } from "pino";
+
+export type { Logger } from "pino";
+
+/**
+ * Paths that may carry credentials anywhere a log call could put them.
+ * pino removes them before serialisation, so even a careless `log.info({req})`
+ * cannot write a bearer token, cookie, API key or agent token to the log.
+ */
+export const REDACTED_PATHS = [
+  "req.headers.authorization",
+  "req.headers.cookie",
+  'req.headers["x-api-key"]',
+  'res.headers["set-cookie"]',
+  "headers.authorization",
+  "headers.cookie",
+  "authorization",
+  "token",
+  "*.token",
+  "key",
+  "*.key",
+  "password",
+  "*.password",
+  "secret",
+  "*.secret",
+  "adminToken",
+  "*.adminToken",
+] as const;
+
+export interface CreateLoggerOptions {
+  name: string;
+  level?: LoggerOptions["level"];
+  /** Where log lines go; defaults to stdout. Tests pass a stream to read them. */
+  destination?: pino.DestinationStream;
+}
+
+/** Structured JSON logger with the project's redaction list applied. */
+export function createLogger({ name, level = "info", destination }: CreateLoggerOptions): Logger {
+  const options: LoggerOptions = {
+    name,
+    level,
+    redact: { paths: [...REDACTED_PATHS], censor: "[redacted]" },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}

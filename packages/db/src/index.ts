@@ -1,0 +1,17 @@
+export { createDatabaseClient, type Database, type DatabaseOptions } from "./client.js";
+export {
+  type AdminAuditLog,
+  type Agent,
+  type ApiKey,
+  type Connection,
+  Prisma,
+  Protocol,
+} from "./generated/prisma/client.js";
+export {
+  DEFAULT_MIGRATIONS_DIR,
+  type MigrateOptions,
+  type MigrateResult,
+  MigrationError,
+  migrate,
+  readMigrations,
+} from "./migrator.js";

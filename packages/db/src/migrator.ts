@@ -1,0 +1,169 @@
+import { createHash, randomUUID } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import pg from "pg";
+
+/**
+ * Applies the SQL migrations in `prisma/migrations/<name>/migration.sql`.
+ *
+ * Prisma's own `migrate deploy` needs its schema-engine binary, which cannot
+ * be downloaded everywhere this project runs, so this does the same job and
+ * records its work exactly the way Prisma does (`_prisma_migrations`, SHA-256
+ * checksums of the file, the same advisory lock key). Wherever the engine is
+ * available, `prisma migrate status` and `deploy` agree with it.
+ *
+ * Differences by design: each migration runs inside one transaction together
+ * with its bookkeeping row, so a failing migration leaves no trace and can be
+ * retried after the fix, instead of a "failed" row that needs `migrate resolve`.
+ */
+
+/** The key `prisma migrate` takes with pg_advisory_lock, so both exclude each other. */
+export const PRISMA_MIGRATION_LOCK_KEY = 72_707_369;
+
+export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../../prisma/migrations");
+
+const MIGRATION_NAME = /^[0-9]{14}_[a-z0-9_]+$/;
+
+export interface MigrationFile {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+export interface MigrateOptions {
+  databaseUrl: string;
+  migrationsDir?: string;
+  /** Receives one line per applied migration. */
+  onApplied?: (name: string) => void;
+}
+
+export interface MigrateResult {
+  applied: string[];
+  alreadyApplied: string[];
+}
+
+export class MigrationError extends Error {
+  override name = "MigrationError";
+}
+
+export async function readMigrations(migrationsDir = DEFAULT_MIGRATIONS_DIR): Promise<MigrationFile[]> {
+  const entries = await readdir(migrationsDir, { withFileTypes: true });
+  const names = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+  const migrations: MigrationFile[] = [];
+  for (const name of names) {
+    if (!MIGRATION_NAME.test(name)) {
+      throw new MigrationError(`migration folder ${name} is not named <14-digit timestamp>_<snake_case_name>`);
+    }
+    const buffer = await readFile(path.join(migrationsDir, name, "migration.sql"));
+    migrations.push({
+      name,
+      sql: buffer.toString("utf8"),
+      checksum: createHash("sha256").update(buffer).digest("hex"),
+    });
+  }
+  return migrations;
+}
+
+// The exact DDL the schema engine uses, so a database first migrated here
+// looks no different to Prisma.
+const CREATE_MIGRATIONS_TABLE = `
+CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+    "id"                    VARCHAR(36) PRIMARY KEY NOT NULL,
+    "checksum"              VARCHAR(64) NOT NULL,
+    "finished_at"           TIMESTAMPTZ,
+    "migration_name"        VARCHAR(255) NOT NULL,
+    "logs"                  TEXT,
+    "rolled_back_at"        TIMESTAMPTZ,
+    "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
+)`;
+
+interface AppliedRow {
+  migration_name: string;
+  checksum: string;
+  finished_at: Date | null;
+}
+
+/**
+ * Applies every pending migration in name order under an advisory lock, so
+ * two control planes starting at once apply each migration exactly once.
+ * Refuses to touch the database when its history disagrees with the files:
+ * a changed checksum, an unfinished migration, or one the files do not have.
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
+  const migrations = await readMigrations(options.migrationsDir);
+  const client = new pg.Client({ connectionString: options.databaseUrl });
+  await client.connect();
+  try {
+    await client.query("SELECT pg_advisory_lock($1)", [PRISMA_MIGRATION_LOCK_KEY]);
+    try {
+      await client.query(CREATE_MIGRATIONS_TABLE);
+      const { rows } = await client.query<AppliedRow>(
+        `SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL`,
+      );
+      const pending = planPending(migrations, rows);
+      const applied: string[] = [];
+      for (const migration of pending) {
+        await applyOne(client, migration);
+        applied.push(migration.name);
+        options.onApplied?.(migration.name);
+      }
+      return { applied, alreadyApplied: rows.map((row) => row.migration_name) };
+    } finally {
+      await client.query("SELECT pg_advisory_unlock($1)", [PRISMA_MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** The migrations still to apply, after checking the recorded history against the files. */
+export function planPending(migrations: readonly MigrationFile[], appliedRows: readonly AppliedRow[]): MigrationFile[] {
+  const byName = new Map(migrations.map((migration) => [migration.name, migration]));
+  const appliedNames = new Set<string>();
+  for (const row of appliedRows) {
+    if (row.finished_at === null) {
+      throw new MigrationError(
+        `migration ${row.migration_name} was started but never finished; inspect the database, then mark it rolled back`,
+      );
+    }
+    const local = byName.get(row.migration_name);
+    if (!local) {
+      throw new MigrationError(
+        `migration ${row.migration_name} is applied to the database but missing from the migrations folder (is this an older release?)`,
+      );
+    }
+    if (local.checksum !== row.checksum) {
+      throw new MigrationError(
+        `migration ${row.migration_name} was modified after it was applied (checksum ${row.checksum} in the database, ${local.checksum} on disk)`,
+      );
+    }
+    appliedNames.add(row.migration_name);
+  }
+  return migrations.filter((migration) => !appliedNames.has(migration.name));
+}
+
+async function applyOne(client: pg.Client, migration: MigrationFile): Promise<void> {
+  const id = randomUUID();
+  await client.query("BEGIN");
+  try {
+    await client.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count)
+       VALUES ($1, $2, $3, now(), 0)`,
+      [id, migration.checksum, migration.name],
+    );
+    await client.query(migration.sql);
+    await client.query(
+      `UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), applied_steps_count = 1 WHERE id = $1`,
+      [id],
+    );
+    await client.query("COMMIT");
+  } catch (error) {
+    await client.query("ROLLBACK");
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${reason}`);
+  }
+}
