@@ -1,0 +1,96 @@
+import type { Logger } from "@modelgate/core";
+import type { Database } from "@modelgate/db";
+import express, { type Express } from "express";
+import { pinoHttp } from "pino-http";
+import { adminAuditRoutes } from "./features/admin-audit/routes.js";
+import { createAdminAuditService } from "./features/admin-audit/service.js";
+import { agentRoutes } from "./features/agents/routes.js";
+import { createAgentService } from "./features/agents/service.js";
+import { apiKeyRoutes } from "./features/api-keys/routes.js";
+import { createApiKeyService } from "./features/api-keys/service.js";
+import { connectionRoutes } from "./features/connections/routes.js";
+import { createConnectionService } from "./features/connections/service.js";
+import type { Authenticator } from "./http/auth.js";
+import { ApiError } from "./http/errors.js";
+import { buildOpenApiDocument } from "./http/openapi.js";
+import { errorHandler, notFoundHandler, sendProblem } from "./http/problem.js";
+import { assignRequestId } from "./http/request-id.js";
+import { mountRoutes } from "./http/route.js";
+
+export const API_BASE_PATH = "/api/v1";
+/** Control-plane bodies are small configuration documents. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+const READINESS_TIMEOUT_MS = 2000;
+
+export interface ControlPlaneDeps {
+  db: Database;
+  logger: Logger;
+  authenticator: Authenticator;
+  version: string;
+}
+
+/** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
+export function createApp({ db, logger, authenticator, version }: ControlPlaneDeps): Express {
+  const routes = [
+    ...connectionRoutes(createConnectionService({ db })),
+    ...agentRoutes(createAgentService({ db })),
+    ...apiKeyRoutes(createApiKeyService({ db })),
+    ...adminAuditRoutes(createAdminAuditService({ db })),
+  ];
+  const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
+
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.use(assignRequestId);
+  app.use(
+    pinoHttp({
+      logger,
+      genReqId: (_req, res) => res.locals.requestId,
+      autoLogging: { ignore: (req) => req.url === "/healthz" || req.url === "/readyz" },
+    }),
+  );
+  app.use((_req, res, next) => {
+    // Responses can carry credentials shown once: no cache may keep them.
+    res.setHeader("cache-control", "no-store");
+    res.setHeader("x-content-type-options", "nosniff");
+    next();
+  });
+
+  app.get("/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+  app.get("/readyz", async (_req, res) => {
+    try {
+      await withTimeout(db.$queryRaw`SELECT 1`, READINESS_TIMEOUT_MS);
+      res.json({ status: "ready", checks: { database: "ok" } });
+    } catch (error) {
+      logger.warn({ err: error }, "readiness check failed");
+      sendProblem(res, new ApiError("unavailable", "the database is not reachable"));
+    }
+  });
+
+  const api = express.Router({ caseSensitive: true, strict: false });
+  api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+  api.get("/openapi.json", (_req, res) => {
+    res.json(openApiDocument);
+  });
+  mountRoutes(api, routes, authenticator);
+  app.use(API_BASE_PATH, api);
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(logger));
+  return app;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

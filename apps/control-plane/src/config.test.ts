@@ -1,0 +1,62 @@
+import { loadConfig, redactConfig } from "./config.js";
+
+const TOKEN = "t".repeat(32);
+
+describe("control-plane config", () => {
+  it("requires a database URL and an admin token outside dev mode", () => {
+    expect(() => loadConfig({})).toThrow(/DATABASE_URL: is required[\s\S]*MODELGATE_ADMIN_TOKEN: is required/);
+    expect(() => loadConfig({ DATABASE_URL: "postgresql://db/modelgate", MODELGATE_ADMIN_TOKEN: "" })).toThrow(
+      /MODELGATE_ADMIN_TOKEN/,
+    );
+  });
+
+  it("refuses short admin tokens and non-Postgres URLs", () => {
+    expect(() => loadConfig({ DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: "short" })).toThrow(
+      /MODELGATE_ADMIN_TOKEN: must be at least 32 characters/,
+    );
+    expect(() => loadConfig({ DATABASE_URL: "mysql://db/x", MODELGATE_ADMIN_TOKEN: TOKEN })).toThrow(/DATABASE_URL/);
+  });
+
+  it("lets dev mode run without either", () => {
+    const config = loadConfig({ MODELGATE_DEV: "true" });
+    expect(config).toMatchObject({
+      dev: true,
+      adminToken: undefined,
+      port: 8081,
+      host: "127.0.0.1",
+      migrateOnStart: true,
+    });
+    expect(config.databaseUrl).toMatch(/^postgresql:\/\//);
+  });
+
+  it("reads every setting", () => {
+    const config = loadConfig({
+      DATABASE_URL: "postgresql://user:pw@db:5432/modelgate",
+      MODELGATE_ADMIN_TOKEN: TOKEN,
+      MODELGATE_CONTROL_PLANE_HOST: "0.0.0.0",
+      MODELGATE_CONTROL_PLANE_PORT: "9001",
+      MODELGATE_MIGRATE_ON_START: "false",
+      MODELGATE_DB_POOL_SIZE: "3",
+      LOG_LEVEL: "warn",
+    });
+    expect(config).toEqual({
+      host: "0.0.0.0",
+      port: 9001,
+      databaseUrl: "postgresql://user:pw@db:5432/modelgate",
+      adminToken: TOKEN,
+      dev: false,
+      migrateOnStart: false,
+      dbPoolSize: 3,
+      logLevel: "warn",
+    });
+  });
+
+  it("redacts the admin token and the database password for logging", () => {
+    const redacted = JSON.stringify(
+      redactConfig(loadConfig({ DATABASE_URL: "postgresql://user:s3cret@db/modelgate", MODELGATE_ADMIN_TOKEN: TOKEN })),
+    );
+    expect(redacted).not.toContain(TOKEN);
+    expect(redacted).not.toContain("s3cret");
+    expect(redacted).toContain("[set]");
+  });
+});

@@ -1,0 +1,33 @@
+import { z } from "zod";
+import { defineRoute } from "../../http/route.js";
+import { page, pageQuery } from "../../http/schemas.js";
+import type { AdminAuditService } from "./service.js";
+
+const entry = z.object({
+  id: z.string(),
+  at: z.string(),
+  actor: z.string(),
+  actorType: z.string(),
+  action: z.string(),
+  targetType: z.string(),
+  targetId: z.string(),
+  before: z.unknown(),
+  after: z.unknown(),
+  requestId: z.string().nullable(),
+});
+
+export function adminAuditRoutes(service: Pick<AdminAuditService, "list">) {
+  return [
+    defineRoute({
+      method: "get",
+      path: "/admin-audit-log",
+      operationId: "listAdminAuditLog",
+      summary: "Every change made through the admin API, newest first",
+      tag: "audit",
+      role: "admin",
+      query: pageQuery(z.string().regex(/^[0-9]{1,19}$/, "must be an entry id")),
+      response: { status: 200, description: "A page of entries", schema: page(entry) },
+      handler: ({ query }) => service.list(query),
+    }),
+  ];
+}

@@ -1,0 +1,103 @@
+import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix } from "@modelgate/core";
+import type { Agent, Database } from "@modelgate/db";
+import { conflict, notFound } from "../../http/errors.js";
+import { type Page, toPage } from "../../http/schemas.js";
+import { uuidv7 } from "../../ids.js";
+import { type Actor, recordAdminChange } from "../admin-audit/service.js";
+import type { AgentView, CreatedAgentView } from "./schemas.js";
+
+function toAgentView(row: Agent & { connection: { name: string } }): AgentView {
+  return {
+    id: row.id,
+    name: row.name,
+    connection: row.connection.name,
+    tokenPrefix: row.tokenPrefix,
+    status: row.revokedAt ? "revoked" : "active",
+    version: row.version,
+    lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
+    createdAt: row.createdAt.toISOString(),
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+  };
+}
+
+export function createAgentService({ db }: { db: Database }) {
+  return {
+    /** Issues an agent token for a connection. Only its hash is stored. */
+    async create(connectionName: string, name: string, actor: Actor): Promise<CreatedAgentView> {
+      return db.$transaction(async (tx) => {
+        // Locking the connection serialises agent creation per connection, so
+        // the duplicate-name check below cannot race with itself.
+        const [connection] = await tx.$queryRaw<{ id: string }[]>`
+          SELECT id FROM connections WHERE name = ${connectionName} FOR UPDATE`;
+        if (!connection) throw notFound(`no connection named ${connectionName}`);
+        const duplicate = await tx.agent.findFirst({
+          where: { connectionId: connection.id, name, revokedAt: null },
+          select: { id: true },
+        });
+        if (duplicate) throw conflict(`connection ${connectionName} already has an active agent named ${name}`);
+
+        const token = generateSecret(SECRET_PREFIX.agentToken);
+        const row = await tx.agent.create({
+          data: {
+            id: uuidv7(),
+            connectionId: connection.id,
+            name,
+            tokenHash: hashSecret(token),
+            tokenPrefix: secretDisplayPrefix(token, SECRET_PREFIX.agentToken),
+          },
+          include: { connection: { select: { name: true } } },
+        });
+        await recordAdminChange(tx, actor, {
+          action: "agent.create",
+          targetType: "agent",
+          targetId: row.id,
+          after: toAgentView(row),
+        });
+        return { id: row.id, name: row.name, connection: connectionName, token };
+      });
+    },
+
+    async list(query: {
+      connection?: string | undefined;
+      limit: number;
+      cursor?: string | undefined;
+    }): Promise<Page<AgentView>> {
+      const rows = await db.agent.findMany({
+        where: {
+          ...(query.connection ? { connection: { name: query.connection } } : {}),
+          ...(query.cursor ? { id: { gt: query.cursor } } : {}),
+        },
+        include: { connection: { select: { name: true } } },
+        orderBy: { id: "asc" },
+        take: query.limit + 1,
+      });
+      return toPage(rows, query.limit, (row) => row.id, toAgentView);
+    },
+
+    /** Revokes an agent's token at once. Revoking a revoked agent changes nothing. */
+    async revoke(id: string, actor: Actor): Promise<void> {
+      await db.$transaction(async (tx) => {
+        const before = await tx.agent.findUnique({
+          where: { id },
+          include: { connection: { select: { name: true } } },
+        });
+        if (!before) throw notFound(`no agent with id ${id}`);
+        if (before.revokedAt) return;
+        const after = await tx.agent.update({
+          where: { id },
+          data: { revokedAt: new Date() },
+          include: { connection: { select: { name: true } } },
+        });
+        await recordAdminChange(tx, actor, {
+          action: "agent.revoke",
+          targetType: "agent",
+          targetId: id,
+          before: toAgentView(before),
+          after: toAgentView(after),
+        });
+      });
+    },
+  };
+}
+
+export type AgentService = ReturnType<typeof createAgentService>;

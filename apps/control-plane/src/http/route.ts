@@ -1,0 +1,127 @@
+import type { Request, Response, Router } from "express";
+import type { z } from "zod";
+import type { Authenticator, Principal, Role } from "./auth.js";
+import { ApiError, type ErrorCode, type FieldIssue, forbidden, invalidRequest } from "./errors.js";
+import { requestIdOf } from "./request-id.js";
+
+/**
+ * Declarative routes: each one names its schemas (params, query, body,
+ * response), who may call it, and one handler. The same declaration mounts
+ * the Express route, validates input and output, and feeds the OpenAPI
+ * document, so the document cannot drift from what the server enforces.
+ */
+
+export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
+
+type Schema = z.ZodType;
+type Out<S> = S extends Schema ? z.output<S> : undefined;
+
+export interface RouteContext<Params, Query, Body> {
+  params: Params;
+  query: Query;
+  body: Body;
+  principal: Principal;
+  requestId: string;
+}
+
+export interface RouteSpec<P, Q, B, R> {
+  method: HttpMethod;
+  /** OpenAPI-style path relative to the API base, e.g. `/connections/{name}`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  /** The role a caller needs. */
+  role: Role;
+  params?: P;
+  query?: Q;
+  body?: B;
+  response: { status: 200 | 201 | 204; description: string; schema?: R };
+  /** Error codes this route can answer with, besides the ones every route has. */
+  errors?: readonly ErrorCode[];
+  handler(context: RouteContext<Out<P>, Out<Q>, Out<B>>): Promise<Out<R>>;
+}
+
+/** A route with its types erased, ready to mount and to document. */
+export interface Route {
+  method: HttpMethod;
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  role: Role;
+  schemas: { params?: Schema; query?: Schema; body?: Schema; response?: Schema };
+  responseStatus: number;
+  responseDescription: string;
+  errors: readonly ErrorCode[];
+  run(req: Request, principal: Principal, requestId: string): Promise<unknown>;
+}
+
+export function defineRoute<
+  P extends Schema | undefined = undefined,
+  Q extends Schema | undefined = undefined,
+  B extends Schema | undefined = undefined,
+  R extends Schema | undefined = undefined,
+>(spec: RouteSpec<P, Q, B, R>): Route {
+  const schemas = { params: spec.params, query: spec.query, body: spec.body, response: spec.response.schema };
+  return {
+    method: spec.method,
+    path: spec.path,
+    operationId: spec.operationId,
+    summary: spec.summary,
+    tag: spec.tag,
+    role: spec.role,
+    schemas: Object.fromEntries(Object.entries(schemas).filter(([, schema]) => schema !== undefined)),
+    responseStatus: spec.response.status,
+    responseDescription: spec.response.description,
+    errors: spec.errors ?? [],
+    async run(req, principal, requestId) {
+      if (spec.body && !req.is("application/json")) {
+        throw new ApiError("unsupported_media_type", "send the request body as application/json");
+      }
+      const context = {
+        params: parseInput(spec.params, req.params, "params"),
+        query: parseInput(spec.query, req.query, "query"),
+        body: parseInput(spec.body, req.body, "body"),
+        principal,
+        requestId,
+      } as RouteContext<Out<P>, Out<Q>, Out<B>>;
+      const result = await spec.handler(context);
+      // Parsing the output strips every field the schema does not declare,
+      // so a service that returns a row with a hash in it cannot leak it.
+      return spec.response.schema ? spec.response.schema.parse(result) : undefined;
+    },
+  };
+}
+
+function parseInput(schema: Schema | undefined, value: unknown, where: string): unknown {
+  if (!schema) return undefined;
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  throw invalidRequest(`the request ${where} is invalid`, toFieldIssues(result.error, where));
+}
+
+export function toFieldIssues(error: z.ZodError, where: string): FieldIssue[] {
+  return error.issues.slice(0, 20).map((issue) => ({
+    path: [where, ...issue.path.map(String)].join("."),
+    message: issue.message,
+  }));
+}
+
+const toExpressPath = (path: string) => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$1");
+
+/** Mounts routes on a router, behind authentication and a role check. */
+export function mountRoutes(router: Router, routes: readonly Route[], authenticator: Authenticator): void {
+  for (const route of routes) {
+    router[route.method](toExpressPath(route.path), async (req: Request, res: Response) => {
+      const principal = await authenticator.authenticate(req.get("authorization"));
+      if (!principal.roles.has(route.role)) {
+        throw forbidden(`this operation needs the ${route.role} role`);
+      }
+      const result = await route.run(req, principal, requestIdOf(res));
+      res.status(route.responseStatus);
+      if (route.responseStatus === 204 || result === undefined) res.end();
+      else res.json(result);
+    });
+  }
+}
