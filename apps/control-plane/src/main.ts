@@ -2,7 +2,7 @@
 // database client, logger and authenticator, applies migrations, and listens.
 import { once } from "node:events";
 import { ConfigError, createLogger, generateSecret } from "@modelgate/core";
-import { createDatabaseClient, migrate } from "@modelgate/db";
+import { createDatabaseClient, ensureDatabaseExists, migrate } from "@modelgate/db";
 import { createApp } from "./app.js";
 import { loadConfig, redactConfig } from "./config.js";
 import { adminTokenAuthenticator } from "./http/auth.js";
@@ -21,6 +21,9 @@ async function main(): Promise<void> {
     process.stderr.write(`\n  dev mode: generated admin token for this run\n  MODELGATE_ADMIN_TOKEN=${adminToken}\n\n`);
   }
 
+  if (config.dev && (await ensureDatabaseExists(config.databaseUrl))) {
+    logger.info("dev mode: created the database");
+  }
   if (config.migrateOnStart) {
     const result = await migrate({ databaseUrl: config.databaseUrl });
     logger.info({ applied: result.applied }, "database migrations up to date");

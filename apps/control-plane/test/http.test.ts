@@ -34,7 +34,7 @@ describe("control-plane HTTP behaviour", () => {
       const value = header.replace("TOKEN", cp.adminToken);
       const response = await fetch(`${cp.url}/api/v1/connections`, { headers: { authorization: value } });
       expect(response.status).toBe(401);
-      expect((await response.json()).code).toBe("unauthenticated");
+      expect(((await response.json()) as { code: string }).code).toBe("unauthenticated");
     });
 
     it("authenticates before validating, so anonymous callers learn nothing about inputs", async () => {

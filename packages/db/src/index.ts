@@ -9,6 +9,7 @@ export {
 } from "./generated/prisma/client.js";
 export {
   DEFAULT_MIGRATIONS_DIR,
+  ensureDatabaseExists,
   type MigrateOptions,
   type MigrateResult,
   MigrationError,

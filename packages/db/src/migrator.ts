@@ -167,3 +167,25 @@ async function applyOne(client: pg.Client, migration: MigrationFile): Promise<vo
     throw new MigrationError(`migration ${migration.name} failed and was rolled back: ${reason}`);
   }
 }
+
+/**
+ * Creates the database named in `databaseUrl` when it does not exist yet,
+ * connecting to the server's `postgres` database to do so. For dev mode and
+ * first runs; production databases are provisioned by their operators.
+ */
+export async function ensureDatabaseExists(databaseUrl: string): Promise<boolean> {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (!/^[A-Za-z0-9_-]{1,63}$/.test(name)) throw new MigrationError(`refusing to create a database named "${name}"`);
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    const existing = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (existing.rowCount) return false;
+    await client.query(`CREATE DATABASE "${name}"`);
+    return true;
+  } finally {
+    await client.end();
+  }
+}
