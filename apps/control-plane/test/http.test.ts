@@ -83,8 +83,27 @@ describe("control-plane HTTP behaviour", () => {
       expectProblem(response, 415, "unsupported_media_type");
     });
 
+    it("answers a PATCH body that is not JSON with 415 and leaves the connection alone", async () => {
+      await api("POST", "/api/v1/connections", { body: { name: "form", protocol: "openai", models: ["m"] } });
+      const response = await api("PATCH", "/api/v1/connections/form", {
+        rawBody: "models=x",
+        contentType: "text/plain",
+      });
+      expectProblem(response, 415, "unsupported_media_type");
+      expect((await api("GET", "/api/v1/connections/form")).body.models).toEqual(["m"]);
+    });
+
     it("answers a JSON scalar with 400", async () => {
       expectProblem(await api("POST", "/api/v1/connections", { rawBody: '"llama"' }), 400, "malformed_json");
+    });
+  });
+
+  describe("admin audit log", () => {
+    it("rejects a cursor that is not an entry id", async () => {
+      expectProblem(await api("GET", "/api/v1/admin-audit-log?cursor=abc"), 400, "invalid_request");
+      expectProblem(await api("GET", "/api/v1/admin-audit-log?cursor=99999999999999999999"), 400, "invalid_request");
+      expectProblem(await api("GET", "/api/v1/admin-audit-log?cursor=9999999999999999999"), 400, "invalid_request");
+      expect((await api("GET", "/api/v1/admin-audit-log?cursor=9223372036854775807")).status).toBe(200);
     });
   });
 

@@ -3,6 +3,9 @@ import { defineRoute } from "../../http/route.js";
 import { page, pageQuery } from "../../http/schemas.js";
 import type { AdminAuditService } from "./service.js";
 
+/** Entry ids are Postgres bigints. */
+const MAX_BIGINT = 2n ** 63n - 1n;
+
 const entry = z.object({
   id: z.string(),
   at: z.string(),
@@ -25,7 +28,13 @@ export function adminAuditRoutes(service: Pick<AdminAuditService, "list">) {
       summary: "Every change made through the admin API, newest first",
       tag: "audit",
       role: "admin",
-      query: pageQuery(z.string().regex(/^[0-9]{1,19}$/, "must be an entry id")),
+      query: pageQuery(
+        z
+          .string()
+          .regex(/^[0-9]{1,19}$/, "must be an entry id")
+          // zod runs refinements even after the regex failed: guard before BigInt() can throw.
+          .refine((value) => /^[0-9]{1,19}$/.test(value) && BigInt(value) <= MAX_BIGINT, "must be an entry id"),
+      ),
       response: { status: 200, description: "A page of entries", schema: page(entry) },
       handler: ({ query }) => service.list(query),
     }),
