@@ -7,7 +7,8 @@ export default {
   testEnvironment: "node",
   // Workspace packages resolve to their TypeScript sources, not to dist/.
   testEnvironmentOptions: { customExportConditions: ["source", "node", "node-addons"] },
-  roots: ["<rootDir>/apps", "<rootDir>/packages"],
+  // Each workspace runs Jest with its own folder as rootDir (see its "test" script).
+  roots: ["<rootDir>"],
   testMatch: ["**/?(*.)test.ts"],
   testPathIgnorePatterns: ["/node_modules/", "/dist/"],
   extensionsToTreatAsEsm: [".ts"],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# `npm test`: builds what the process-level tests run, then runs every Jest
-# test against real Postgres and Redis, and ends with the line
-# "N passed, N failed" that CI reads. Extra arguments go to Jest
-# (e.g. `npm test -- apps/control-plane`).
+# `npm test`: every workspace's Jest tests through turbo (each after its own
+# build, which the process-level tests run), against real Postgres and Redis.
+# Ends with the line "N passed, N failed" that CI reads, summed over all
+# workspaces. Extra arguments go to turbo, e.g.
+#   npm test -- --filter=@modelgate/control-plane
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -12,21 +13,28 @@ export NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning
 
 scripts/services.sh check
 
-npx turbo run build --output-logs=errors-only
+workspaces=(packages/* apps/*)
+for workspace in "${workspaces[@]}"; do rm -f "$workspace/.jest-results.json"; done
 
-results=$(mktemp)
-trap 'rm -f "$results"' EXIT
 status=0
-npx jest --json --outputFile="$results" "$@" || status=$?
+npx turbo run test --continue --output-logs=full "$@" || status=$?
 
 node -e '
   const fs = require("node:fs");
-  const text = fs.readFileSync(process.argv[1], "utf8");
-  if (!text) { console.log("0 passed, 1 failed"); process.exit(0); }
-  const r = JSON.parse(text);
-  // A suite that failed to load has no failed tests of its own; count it.
-  const brokenSuites = r.testResults.filter((s) => s.status === "failed" && s.assertionResults.length === 0).length;
-  const skipped = r.numPendingTests + r.numTodoTests;
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests + brokenSuites} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "$results"
+  let passed = 0, failed = 0, skipped = 0;
+  for (const workspace of process.argv.slice(1)) {
+    const file = `${workspace}/.jest-results.json`;
+    if (!fs.existsSync(file)) continue;
+    const r = JSON.parse(fs.readFileSync(file, "utf8"));
+    // A suite that failed to load has no failed tests of its own; count it.
+    const brokenSuites = r.testResults.filter((s) => s.status === "failed" && s.assertionResults.length === 0).length;
+    passed += r.numPassedTests;
+    failed += r.numFailedTests + brokenSuites;
+    skipped += r.numPendingTests + r.numTodoTests;
+  }
+  console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "${workspaces[@]}"
+if [ "$status" -ne 0 ]; then
+  echo "test: a workspace failed (see above)" >&2
+fi
 exit "$status"
