@@ -93,6 +93,20 @@ describe("control-plane HTTP behaviour", () => {
       expect((await api("GET", "/api/v1/connections/form")).body.models).toEqual(["m"]);
     });
 
+    it("answers a body with broken compression as the client's error, not the server's", async () => {
+      const response = await fetch(`${cp.url}/api/v1/connections`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${cp.adminToken}`,
+          "content-type": "application/json",
+          "content-encoding": "gzip",
+        },
+        body: '{"name":"x"}',
+      });
+      expect(response.status).toBe(400);
+      expect(((await response.json()) as { code: string }).code).toBe("invalid_request");
+    });
+
     it("answers a JSON scalar with 400", async () => {
       expectProblem(await api("POST", "/api/v1/connections", { rawBody: '"llama"' }), 400, "malformed_json");
     });
@@ -104,6 +118,16 @@ describe("control-plane HTTP behaviour", () => {
       expectProblem(await api("GET", "/api/v1/admin-audit-log?cursor=99999999999999999999"), 400, "invalid_request");
       expectProblem(await api("GET", "/api/v1/admin-audit-log?cursor=9999999999999999999"), 400, "invalid_request");
       expect((await api("GET", "/api/v1/admin-audit-log?cursor=9223372036854775807")).status).toBe(200);
+    });
+  });
+
+  describe("path parameters", () => {
+    it.each([
+      ["an undecodable escape", "/api/v1/connections/%ZZ"],
+      ["an encoded slash", "/api/v1/connections/a%2Fb"],
+      ["a NUL byte", "/api/v1/connections/a%00"],
+    ])("answer %s with 400 invalid_request", async (_case, path) => {
+      expectProblem(await api("GET", path), 400, "invalid_request");
     });
   });
 

@@ -33,11 +33,27 @@ export function sendProblem(res: Response, error: ApiError): void {
 
 /** Unknown routes are a problem+json 404 too, never Express's HTML page. */
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
-  next(new ApiError("not_found", `no route for ${req.method} ${req.path}`));
+  // The path is echoed for the caller's benefit, cut short so the error stays small.
+  next(new ApiError("not_found", `no route for ${req.method} ${req.path.slice(0, 200)}`));
 };
 
-/** Errors raised by body-parser carry a `type`; map the ones a client causes. */
-function fromBodyParser(error: { type?: unknown; limit?: unknown }): ApiError | undefined {
+interface HttpErrorLike {
+  type?: unknown;
+  limit?: unknown;
+  status?: unknown;
+  expose?: unknown;
+}
+
+/**
+ * Express and body-parser raise `http-errors` for what clients get wrong
+ * (undecodable path parameters, bad compression, wrong charset). Map the
+ * known ones to their codes and any other exposed 4xx to invalid_request, so
+ * a client's mistake is never reported as the server's.
+ */
+function fromHttpError(error: HttpErrorLike): ApiError | undefined {
+  // The router's decodeURIComponent of a path parameter such as `%ZZ`.
+  if (error instanceof URIError)
+    return new ApiError("invalid_request", "a path parameter is not valid percent-encoding");
   switch (error.type) {
     case "entity.too.large":
       return new ApiError("payload_too_large", `request bodies are limited to ${error.limit} bytes`);
@@ -49,9 +65,14 @@ function fromBodyParser(error: { type?: unknown; limit?: unknown }): ApiError | 
     case "request.aborted":
     case "request.size.invalid":
       return new ApiError("invalid_request", "the request body was incomplete");
-    default:
-      return undefined;
   }
+  if (typeof error.status === "number" && error.status >= 400 && error.status < 500 && error.expose === true) {
+    if (error.status === 413) return new ApiError("payload_too_large", "the request body is too large");
+    if (error.status === 415)
+      return new ApiError("unsupported_media_type", "the request body's encoding is not supported");
+    return new ApiError("invalid_request", "the request could not be read (bad encoding in the path or body)");
+  }
+  return undefined;
 }
 
 export function errorHandler(logger: Logger): ErrorRequestHandler {
@@ -59,7 +80,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (res.headersSent) return next(error);
     let apiError: ApiError | undefined;
     if (error instanceof ApiError) apiError = error;
-    else if (typeof error === "object" && error !== null) apiError = fromBodyParser(error);
+    else if (typeof error === "object" && error !== null) apiError = fromHttpError(error);
     if (!apiError) {
       // Log the real cause, but tell the client nothing about it: internal
       // messages can carry SQL, hostnames or worse.
