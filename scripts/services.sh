@@ -84,6 +84,8 @@ case "$mode" in
     fi
     ;;
   start)
+    # The process-level tests drive the API with curl, as the README does.
+    command -v curl >/dev/null || apt_install curl
     if [ -n "${DATABASE_URL:-}" ] || postgres_up; then :; else start_postgres; fi
     if [ -n "${REDIS_URL:-}" ] || redis_up; then :; else start_redis; fi
     ;;
