@@ -15,7 +15,7 @@ import { ApiError } from "./http/errors.js";
 import { buildOpenApiDocument } from "./http/openapi.js";
 import { errorHandler, notFoundHandler, sendProblem } from "./http/problem.js";
 import { assignRequestId } from "./http/request-id.js";
-import { mountRoutes } from "./http/route.js";
+import { authenticate, mountRoutes } from "./http/route.js";
 
 export const API_BASE_PATH = "/api/v1";
 /** Control-plane bodies are small configuration documents. */
@@ -71,11 +71,14 @@ export function createApp({ db, logger, authenticator, version }: ControlPlaneDe
   });
 
   const api = express.Router({ caseSensitive: true, strict: false });
-  api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+  // The API description is public; everything after it needs a credential,
+  // checked before the body is read.
   api.get("/openapi.json", (_req, res) => {
     res.json(openApiDocument);
   });
-  mountRoutes(api, routes, authenticator);
+  api.use(authenticate(authenticator));
+  api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
+  mountRoutes(api, routes);
   app.use(API_BASE_PATH, api);
 
   app.use(notFoundHandler);

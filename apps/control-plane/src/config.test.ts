@@ -15,6 +15,11 @@ describe("control-plane config", () => {
       /MODELGATE_ADMIN_TOKEN: must be at least 32 characters/,
     );
     expect(() => loadConfig({ DATABASE_URL: "mysql://db/x", MODELGATE_ADMIN_TOKEN: TOKEN })).toThrow(/DATABASE_URL/);
+    for (const unusable of [`${TOKEN} x`, `${TOKEN}\n`, `${TOKEN}é`]) {
+      expect(() => loadConfig({ DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: unusable })).toThrow(
+        /MODELGATE_ADMIN_TOKEN: must be printable ASCII without spaces/,
+      );
+    }
   });
 
   it("lets dev mode run without either", () => {
@@ -58,5 +63,14 @@ describe("control-plane config", () => {
     expect(redacted).not.toContain(TOKEN);
     expect(redacted).not.toContain("s3cret");
     expect(redacted).toContain("[set]");
+    const inQuery = JSON.stringify(
+      redactConfig(
+        loadConfig({
+          DATABASE_URL: "postgresql://db/modelgate?password=qsecret&sslpassword=ksecret",
+          MODELGATE_ADMIN_TOKEN: TOKEN,
+        }),
+      ),
+    );
+    expect(inQuery).not.toMatch(/qsecret|ksecret/);
   });
 });

@@ -8,7 +8,13 @@ const environment = z
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
     MODELGATE_CONTROL_PLANE_PORT: envPort.default(8081),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }).optional(),
-    MODELGATE_ADMIN_TOKEN: z.string().min(32, "must be at least 32 characters").optional(),
+    // Exactly what a Bearer header can carry: a token with a space, a
+    // newline from a secret file or non-ASCII text could never log in.
+    MODELGATE_ADMIN_TOKEN: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
+      .optional(),
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
@@ -60,6 +66,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
   const databaseUrl = new URL(config.databaseUrl);
   if (databaseUrl.password) databaseUrl.password = "redacted";
+  for (const parameter of ["password", "sslpassword"]) {
+    if (databaseUrl.searchParams.has(parameter)) databaseUrl.searchParams.set(parameter, "redacted");
+  }
   const { adminToken, ...rest } = config;
   return { ...rest, databaseUrl: databaseUrl.toString(), adminToken: adminToken ? "[set]" : "[unset]" };
 }

@@ -72,6 +72,13 @@ describe("agents API", () => {
     });
   });
 
+  it("records one revocation when the same agent is revoked many times at once", async () => {
+    const { id } = (await api("POST", "/api/v1/connections/mistral/agents", { body: { name: "raced" } })).body;
+    const responses = await Promise.all(Array.from({ length: 6 }, () => api("DELETE", `/api/v1/agents/${id}`)));
+    expect(responses.map((response) => response.status)).toEqual(Array(6).fill(204));
+    expect(await cp.db.adminAuditLog.count({ where: { targetId: id, action: "agent.revoke" } })).toBe(1);
+  });
+
   it("refuses a second active agent with the same name, but allows it once the first is revoked", async () => {
     const first = await api("POST", "/api/v1/connections/llama/agents", { body: { name: "twin" } });
     expect(first.status).toBe(201);

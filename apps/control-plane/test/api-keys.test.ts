@@ -85,6 +85,23 @@ describe("API keys API", () => {
     expect(await cp.db.apiKey.count()).toBe(before);
   });
 
+  it.each([
+    ["a group", '{"name":"k","groups":["g\\ud800"]}'],
+    ["the name", '{"name":"k\\udfff","groups":[]}'],
+  ])("rejects a lone UTF-16 surrogate in %s and stores nothing", async (_case, rawBody) => {
+    const before = await cp.db.apiKey.count();
+    const response = await api("POST", "/api/v1/api-keys", { rawBody });
+    expectProblem(response, 400, "invalid_request");
+    expect(await cp.db.apiKey.count()).toBe(before);
+  });
+
+  it("records one revocation when the same key is revoked many times at once", async () => {
+    const { id } = (await api("POST", "/api/v1/api-keys", { body: { name: "raced", groups: [] } })).body;
+    const responses = await Promise.all(Array.from({ length: 6 }, () => api("DELETE", `/api/v1/api-keys/${id}`)));
+    expect(responses.map((response) => response.status)).toEqual(Array(6).fill(204));
+    expect(await cp.db.adminAuditLog.count({ where: { targetId: id, action: "api_key.revoke" } })).toBe(1);
+  });
+
   it("rejects bad ids", async () => {
     expectProblem(await api("DELETE", "/api/v1/api-keys/123"), 400, "invalid_request");
     expectProblem(await api("DELETE", "/api/v1/api-keys/0190a5f0-0000-7000-8000-000000000000"), 404, "not_found");

@@ -97,6 +97,11 @@ describe("connections API", () => {
       "body.description",
     ],
     ["an array body", [1, 2], "body"],
+    [
+      "a description with a lone surrogate",
+      { name: "x", protocol: "openai", models: ["m"], description: "a\ud800" },
+      "body.description",
+    ],
   ])("rejects %s with a precise problem and creates nothing", async (_case, body, path) => {
     const before = await cp.db.connection.count();
     const response = await api("POST", "/api/v1/connections", { body });

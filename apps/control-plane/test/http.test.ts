@@ -37,9 +37,17 @@ describe("control-plane HTTP behaviour", () => {
       expect(((await response.json()) as { code: string }).code).toBe("unauthenticated");
     });
 
-    it("authenticates before validating, so anonymous callers learn nothing about inputs", async () => {
-      const response = await api("POST", "/api/v1/connections", { token: null, body: { name: "BAD" } });
-      expectProblem(response, 401, "unauthenticated");
+    it("authenticates before reading or validating anything, so anonymous callers learn nothing", async () => {
+      expectProblem(
+        await api("POST", "/api/v1/connections", { token: null, body: { name: "BAD" } }),
+        401,
+        "unauthenticated",
+      );
+      expectProblem(await api("POST", "/api/v1/connections", { token: null, rawBody: "{" }), 401, "unauthenticated");
+      const huge = `{"description":"${"x".repeat(MAX_BODY_BYTES + 10)}"}`;
+      expectProblem(await api("POST", "/api/v1/connections", { token: null, rawBody: huge }), 401, "unauthenticated");
+      expectProblem(await api("GET", "/api/v1/connections/%ZZ", { token: null }), 401, "unauthenticated");
+      expectProblem(await api("GET", "/api/v1/no-such-route", { token: null }), 401, "unauthenticated");
     });
 
     it("requires authentication on every documented operation", async () => {

@@ -1,4 +1,4 @@
-import type { Request, Response, Router } from "express";
+import type { Request, RequestHandler, Response, Router } from "express";
 import type { z } from "zod";
 import type { Authenticator, Principal, Role } from "./auth.js";
 import { ApiError, type ErrorCode, type FieldIssue, forbidden, invalidRequest } from "./errors.js";
@@ -110,11 +110,30 @@ export function toFieldIssues(error: z.ZodError, where: string): FieldIssue[] {
 
 const toExpressPath = (path: string) => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$1");
 
-/** Mounts routes on a router, behind authentication and a role check. */
-export function mountRoutes(router: Router, routes: readonly Route[], authenticator: Authenticator): void {
+/**
+ * Authenticates every request that reaches it and keeps the principal for
+ * the routes. Mounted before body parsing, so an anonymous caller cannot make
+ * the server read a body or learn anything about what a route expects.
+ */
+export function authenticate(authenticator: Authenticator): RequestHandler {
+  return async (req, res, next) => {
+    res.locals.principal = await authenticator.authenticate(req.get("authorization"));
+    next();
+  };
+}
+
+function principalOf(res: Response): Principal {
+  const principal = res.locals.principal as Principal | undefined;
+  // Fail closed: a route mounted without the authenticate middleware refuses everyone.
+  if (!principal) throw new ApiError("unauthenticated", "authentication is required");
+  return principal;
+}
+
+/** Mounts routes on a router that `authenticate` already guards, with each route's role check. */
+export function mountRoutes(router: Router, routes: readonly Route[]): void {
   for (const route of routes) {
     router[route.method](toExpressPath(route.path), async (req: Request, res: Response) => {
-      const principal = await authenticator.authenticate(req.get("authorization"));
+      const principal = principalOf(res);
       if (!principal.roles.has(route.role)) {
         throw forbidden(`this operation needs the ${route.role} role`);
       }

@@ -2,8 +2,12 @@ import { z } from "zod";
 
 /** Schemas shared by several features. */
 
-/** No control characters (C0, DEL, C1): they hide things in logs and terminals. */
-const NO_CONTROL_CHARACTERS = /^[^\p{Cc}]*$/u;
+/**
+ * No control characters (C0, DEL, C1), which hide things in logs and
+ * terminals, and no lone UTF-16 surrogates, which are not text at all and
+ * would be stored as U+FFFD or refused by the database.
+ */
+const PLAIN_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;
 
 /** Connection and agent names: DNS-label-like, so they fit in URLs and model ids. */
 export const resourceName = z
@@ -12,7 +16,7 @@ export const resourceName = z
 
 /** A human-readable label, such as an API key's name. */
 export const label = (max: number) =>
-  z.string().trim().min(1).max(max).regex(NO_CONTROL_CHARACTERS, "must not contain control characters");
+  z.string().trim().min(1).max(max).regex(PLAIN_TEXT, "must be text without control characters");
 
 /** Group names as identity providers spell them (Okta names have spaces, Entra ids are GUIDs). */
 export const groupName = label(256);

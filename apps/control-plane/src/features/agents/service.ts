@@ -82,10 +82,15 @@ export function createAgentService({ db }: { db: Database }) {
           include: { connection: { select: { name: true } } },
         });
         if (!before) throw notFound(`no agent with id ${id}`);
-        if (before.revokedAt) return;
-        const after = await tx.agent.update({
-          where: { id },
+        // Conditional update: of concurrent revocations exactly one changes
+        // the row and writes the audit entry; the others change nothing.
+        const { count } = await tx.agent.updateMany({
+          where: { id, revokedAt: null },
           data: { revokedAt: new Date() },
+        });
+        if (count === 0) return;
+        const after = await tx.agent.findUniqueOrThrow({
+          where: { id },
           include: { connection: { select: { name: true } } },
         });
         await recordAdminChange(tx, actor, {

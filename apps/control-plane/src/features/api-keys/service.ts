@@ -80,8 +80,14 @@ export function createApiKeyService({ db }: { db: Database }) {
       await db.$transaction(async (tx) => {
         const before = await tx.apiKey.findUnique({ where: { id } });
         if (!before) throw notFound(`no API key with id ${id}`);
-        if (before.revokedAt) return;
-        const after = await tx.apiKey.update({ where: { id }, data: { revokedAt: new Date() } });
+        // Conditional update: of concurrent revocations exactly one changes
+        // the row and writes the audit entry; the others change nothing.
+        const { count } = await tx.apiKey.updateMany({
+          where: { id, revokedAt: null },
+          data: { revokedAt: new Date() },
+        });
+        if (count === 0) return;
+        const after = await tx.apiKey.findUniqueOrThrow({ where: { id } });
         await recordAdminChange(tx, actor, {
           action: "api_key.revoke",
           targetType: "api_key",
