@@ -3,9 +3,11 @@ import { type Logger, type LoggerOptions, pino } from "pino";
 export type { Logger } from "pino";
 
 /**
- * Paths that may carry credentials anywhere a log call could put them.
- * pino removes them before serialisation, so even a careless `log.info({req})`
- * cannot write a bearer token, cookie, API key or agent token to the log.
+ * Paths that may carry credentials where log calls put them: request and
+ * response headers as pino-http logs them, and `token`/`key`/`password`/
+ * `secret` fields at the top level or one object down. pino redaction works
+ * on fixed paths, so deeper objects are not covered: never log an object
+ * that holds a secret; log its id or display prefix instead.
  */
 export const REDACTED_PATHS = [
   "req.headers.authorization",

@@ -8,13 +8,18 @@ import pg from "pg";
  *
  * Prisma's own `migrate deploy` needs its schema-engine binary, which cannot
  * be downloaded everywhere this project runs, so this does the same job and
- * records its work exactly the way Prisma does (`_prisma_migrations`, SHA-256
- * checksums of the file, the same advisory lock key). Wherever the engine is
- * available, `prisma migrate status` and `deploy` agree with it.
+ * records it in Prisma's history table the way Prisma does (same DDL, SHA-256
+ * of the file as checksum, line-ending-tolerant comparison, same advisory
+ * lock key). Wherever the engine is available, `prisma migrate status` and
+ * `deploy` agree with what it recorded.
  *
- * Differences by design: each migration runs inside one transaction together
- * with its bookkeeping row, so a failing migration leaves no trace and can be
- * retried after the fix, instead of a "failed" row that needs `migrate resolve`.
+ * Deliberately stricter than Prisma:
+ * - each migration runs inside one transaction together with its history
+ *   row, so a failing migration leaves no trace and can be retried after the
+ *   fix, instead of a "failed" row that needs `migrate resolve`;
+ * - a database that has a migration the folder lacks is refused (an older
+ *   release started against a newer schema), where Prisma only warns;
+ * - folder names must be `<14-digit timestamp>_<snake_case>`.
  */
 
 /** The key `prisma migrate` takes with pg_advisory_lock, so both exclude each other. */
@@ -27,8 +32,17 @@ const MIGRATION_NAME = /^[0-9]{14}_[a-z0-9_]+$/;
 export interface MigrationFile {
   name: string;
   sql: string;
+  /** SHA-256 hex of the file as it is on disk: what gets recorded. */
   checksum: string;
+  /**
+   * Checksums that count as unchanged: the file's own, and the file with its
+   * line endings converted either way. Prisma accepts the same, so a checkout
+   * whose Git turned LF into CRLF (or back) is not mistaken for an edit.
+   */
+  acceptedChecksums: ReadonlySet<string>;
 }
+
+const sha256Hex = (data: Buffer | string) => createHash("sha256").update(data).digest("hex");
 
 export interface MigrateOptions {
   databaseUrl: string;
@@ -58,10 +72,13 @@ export async function readMigrations(migrationsDir = DEFAULT_MIGRATIONS_DIR): Pr
       throw new MigrationError(`migration folder ${name} is not named <14-digit timestamp>_<snake_case_name>`);
     }
     const buffer = await readFile(path.join(migrationsDir, name, "migration.sql"));
+    const sql = buffer.toString("utf8");
+    const withLf = sql.replace(/\r\n/g, "\n");
     migrations.push({
       name,
-      sql: buffer.toString("utf8"),
-      checksum: createHash("sha256").update(buffer).digest("hex"),
+      sql,
+      checksum: sha256Hex(buffer),
+      acceptedChecksums: new Set([sha256Hex(buffer), sha256Hex(withLf), sha256Hex(withLf.replace(/\n/g, "\r\n"))]),
     });
   }
   return migrations;
@@ -136,7 +153,7 @@ export function planPending(migrations: readonly MigrationFile[], appliedRows: r
         `migration ${row.migration_name} is applied to the database but missing from the migrations folder (is this an older release?)`,
       );
     }
-    if (local.checksum !== row.checksum) {
+    if (!local.acceptedChecksums.has(row.checksum)) {
       throw new MigrationError(
         `migration ${row.migration_name} was modified after it was applied (checksum ${row.checksum} in the database, ${local.checksum} on disk)`,
       );

@@ -85,11 +85,16 @@ async function ensureTemplate(admin: pg.Client, serverUrl: string, migrationsDir
   try {
     const existing = await admin.query("SELECT 1 FROM pg_database WHERE datname = $1", [template]);
     if (existing.rowCount === 0) {
-      await admin.query(`CREATE DATABASE "${template}"`);
+      // Build under a scratch name and rename when complete: a worker killed
+      // half-way must not leave a broken template that later runs would clone.
+      const scratch = `${template}_building`;
+      await admin.query(`DROP DATABASE IF EXISTS "${scratch}" WITH (FORCE)`);
+      await admin.query(`CREATE DATABASE "${scratch}"`);
       try {
-        await migrate({ databaseUrl: withDatabase(serverUrl, template), migrationsDir });
+        await migrate({ databaseUrl: withDatabase(serverUrl, scratch), migrationsDir });
+        await admin.query(`ALTER DATABASE "${scratch}" RENAME TO "${template}"`);
       } catch (error) {
-        await admin.query(`DROP DATABASE IF EXISTS "${template}" WITH (FORCE)`);
+        await admin.query(`DROP DATABASE IF EXISTS "${scratch}" WITH (FORCE)`);
         throw error;
       }
     }

@@ -88,6 +88,57 @@ describe("migrator", () => {
     expect(tables).toHaveLength(0);
   });
 
+  it("accepts an applied migration whose line endings were converted, as Prisma does", async () => {
+    const dir = await copyMigrations();
+    tempDirs.push(dir);
+    await migrate({ databaseUrl: db.url, migrationsDir: dir });
+    const [first] = await readMigrations(dir);
+    if (!first) throw new Error("expected at least one migration");
+    await writeFile(path.join(dir, first.name, "migration.sql"), first.sql.replace(/\n/g, "\r\n"));
+    const again = await migrate({ databaseUrl: db.url, migrationsDir: dir });
+    expect(again.applied).toEqual([]);
+  });
+
+  it("creates Prisma's history table with Prisma's own column types", async () => {
+    await migrate({ databaseUrl: db.url });
+    const columns = await query<{ column_name: string; data_type: string; is_nullable: string; max: number | null }>(
+      db.url,
+      `SELECT column_name, data_type, is_nullable, character_maximum_length AS max
+       FROM information_schema.columns WHERE table_name = '_prisma_migrations' ORDER BY ordinal_position`,
+    );
+    expect(columns).toEqual([
+      { column_name: "id", data_type: "character varying", is_nullable: "NO", max: 36 },
+      { column_name: "checksum", data_type: "character varying", is_nullable: "NO", max: 64 },
+      { column_name: "finished_at", data_type: "timestamp with time zone", is_nullable: "YES", max: null },
+      { column_name: "migration_name", data_type: "character varying", is_nullable: "NO", max: 255 },
+      { column_name: "logs", data_type: "text", is_nullable: "YES", max: null },
+      { column_name: "rolled_back_at", data_type: "timestamp with time zone", is_nullable: "YES", max: null },
+      { column_name: "started_at", data_type: "timestamp with time zone", is_nullable: "NO", max: null },
+      { column_name: "applied_steps_count", data_type: "integer", is_nullable: "NO", max: null },
+    ]);
+  });
+
+  it("waits for Prisma's migration lock (pg_advisory_lock 72707369) before touching the database", async () => {
+    const holder = new pg.Client({ connectionString: db.url });
+    await holder.connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(72707369)");
+      let finished = false;
+      const running = migrate({ databaseUrl: db.url }).then((result) => {
+        finished = true;
+        return result;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(finished).toBe(false);
+      const tables = await query(db.url, "SELECT 1 FROM information_schema.tables WHERE table_name = 'connections'");
+      expect(tables).toHaveLength(0);
+      await holder.query("SELECT pg_advisory_unlock(72707369)");
+      expect((await running).applied.length).toBeGreaterThan(0);
+    } finally {
+      await holder.end();
+    }
+  });
+
   it("rolls a failing migration back completely and records nothing for it", async () => {
     const dir = await copyMigrations();
     tempDirs.push(dir);
