@@ -107,6 +107,7 @@ describe("agents API", () => {
     expectProblem(await api("DELETE", "/api/v1/agents/0190a5f0-0000-7000-8000-000000000000"), 404, "not_found");
     expectProblem(await api("GET", "/api/v1/agents?connection=UPPER"), 400, "invalid_request");
     expectProblem(await api("GET", "/api/v1/agents?cursor=42"), 400, "invalid_request");
+    expectProblem(await api("GET", "/api/v1/agents?sort=name"), 400, "invalid_request");
   });
 
   it("pages through agents oldest first", async () => {

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { resourceName, timestamp, uuid } from "../../http/schemas.js";
+import { pageQuery, resourceName, timestamp, uuid } from "../../http/schemas.js";
 
 export const createAgentBody = z.strictObject({ name: resourceName });
 export const agentParams = z.strictObject({ id: uuid });
@@ -23,10 +23,8 @@ export const createdAgentView = z.object({
   token: z.string().describe("shown only in this response; store it in the agent's configuration"),
 });
 
-export const listAgentsQuery = z.strictObject({
+export const listAgentsQuery = pageQuery(uuid).extend({
   connection: resourceName.optional().describe("only agents of this connection"),
-  limit: z.coerce.number().int().min(1).max(500).default(100).describe("page size, 1-500"),
-  cursor: uuid.optional().describe("the nextCursor of the previous page"),
 });
 
 export type AgentView = z.output<typeof agentView>;
