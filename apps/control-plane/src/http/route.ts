@@ -101,7 +101,7 @@ function parseInput(schema: Schema | undefined, value: unknown, where: string): 
   throw invalidRequest(`the request ${where} is invalid`, toFieldIssues(result.error, where));
 }
 
-export function toFieldIssues(error: z.ZodError, where: string): FieldIssue[] {
+function toFieldIssues(error: z.ZodError, where: string): FieldIssue[] {
   return error.issues.slice(0, 20).map((issue) => ({
     path: [where, ...issue.path.map(String)].join("."),
     message: issue.message,
