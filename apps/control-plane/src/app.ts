@@ -10,6 +10,7 @@ import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
+import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
 import { ApiError } from "./http/errors.js";
 import { buildOpenApiDocument } from "./http/openapi.js";
@@ -27,13 +28,15 @@ export interface ControlPlaneDeps {
   logger: Logger;
   authenticator: Authenticator;
   version: string;
+  /** Live agent tunnel state reported by gateways; empty when none report. */
+  presence?: PresenceRegistry;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
-export function createApp({ db, logger, authenticator, version }: ControlPlaneDeps): Express {
+export function createApp({ db, logger, authenticator, version, presence }: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db })),
-    ...agentRoutes(createAgentService({ db })),
+    ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
     ...apiKeyRoutes(createApiKeyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
   ];

@@ -1,4 +1,5 @@
-import { envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 
 const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/modelgate";
@@ -15,6 +16,17 @@ const environment = z
       .min(32, "must be at least 32 characters")
       .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
       .optional(),
+    MODELGATE_CONTROL_PLANE_GRPC_HOST: z.string().default("127.0.0.1"),
+    MODELGATE_CONTROL_PLANE_GRPC_PORT: envPort.default(8082),
+    MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE: z.string().optional(),
+    MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE: z.string().optional(),
+    MODELGATE_GRPC_ALLOW_INSECURE: envBoolean.default(false),
+    // Shared with the gateways, which present it on the configuration stream.
+    MODELGATE_GATEWAY_TOKEN: z
+      .string()
+      .min(32, "must be at least 32 characters")
+      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
+      .optional(),
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
@@ -26,6 +38,13 @@ const environment = z
     if (env.MODELGATE_DEV) return;
     if (!env.DATABASE_URL) {
       ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "is required unless MODELGATE_DEV=true" });
+    }
+    if (!env.MODELGATE_GATEWAY_TOKEN) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_GATEWAY_TOKEN"],
+        message: "is required unless MODELGATE_DEV=true (then one is generated and printed)",
+      });
     }
     if (!env.MODELGATE_ADMIN_TOKEN) {
       ctx.addIssue({
@@ -42,6 +61,13 @@ export interface ControlPlaneConfig {
   databaseUrl: string;
   /** Undefined only in dev mode, where main.ts generates one. */
   adminToken: string | undefined;
+  grpc: {
+    host: string;
+    port: number;
+    tls: { certFile: string; keyFile: string } | undefined;
+  };
+  /** Undefined only in dev mode, where one is generated. */
+  gatewayToken: string | undefined;
   dev: boolean;
   migrateOnStart: boolean;
   dbPoolSize: number;
@@ -50,11 +76,33 @@ export interface ControlPlaneConfig {
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): ControlPlaneConfig {
   const parsed = parseEnv(environment, env);
+  const certFile = parsed.MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE;
+  const keyFile = parsed.MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE;
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError(
+      "MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE and MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE go together",
+    );
+  }
+  const refusal =
+    certFile && keyFile
+      ? undefined
+      : plaintextRefusal(parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST, parsed.MODELGATE_GRPC_ALLOW_INSECURE);
+  if (refusal) {
+    throw new ConfigError(
+      `MODELGATE_CONTROL_PLANE_GRPC_HOST: ${refusal} (MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE/_KEY_FILE, or MODELGATE_GRPC_ALLOW_INSECURE=true)`,
+    );
+  }
   return {
     host: parsed.MODELGATE_CONTROL_PLANE_HOST,
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
     databaseUrl: parsed.DATABASE_URL ?? DEV_DATABASE_URL,
     adminToken: parsed.MODELGATE_ADMIN_TOKEN,
+    grpc: {
+      host: parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST,
+      port: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,
+      tls: certFile && keyFile ? { certFile, keyFile } : undefined,
+    },
+    gatewayToken: parsed.MODELGATE_GATEWAY_TOKEN,
     dev: parsed.MODELGATE_DEV,
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
@@ -69,6 +117,11 @@ export function redactConfig(config: ControlPlaneConfig): Record<string, unknown
   for (const parameter of ["password", "sslpassword"]) {
     if (databaseUrl.searchParams.has(parameter)) databaseUrl.searchParams.set(parameter, "redacted");
   }
-  const { adminToken, ...rest } = config;
-  return { ...rest, databaseUrl: databaseUrl.toString(), adminToken: adminToken ? "[set]" : "[unset]" };
+  const { adminToken, gatewayToken, ...rest } = config;
+  return {
+    ...rest,
+    databaseUrl: databaseUrl.toString(),
+    adminToken: adminToken ? "[set]" : "[unset]",
+    gatewayToken: gatewayToken ? "[set]" : "[unset]",
+  };
 }

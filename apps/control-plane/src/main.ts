@@ -1,11 +1,9 @@
-// Composition root of the control plane: reads configuration, builds the
-// database client, logger and authenticator, applies migrations, and listens.
-import { once } from "node:events";
+// Composition root of the control plane process: reads configuration,
+// prepares the database, starts the servers and handles signals.
 import { ConfigError, createLogger, generateSecret } from "@modelgate/core";
-import { createDatabaseClient, ensureDatabaseExists, migrate } from "@modelgate/db";
-import { createApp } from "./app.js";
+import { ensureDatabaseExists, migrate } from "@modelgate/db";
 import { loadConfig, redactConfig } from "./config.js";
-import { adminTokenAuthenticator } from "./http/auth.js";
+import { startControlPlane } from "./server.js";
 import { VERSION } from "./version.js";
 
 async function main(): Promise<void> {
@@ -13,12 +11,16 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: "control-plane", level: config.logLevel });
   logger.info({ config: redactConfig(config) }, "starting control plane");
 
-  let adminToken = config.adminToken;
+  // Dev mode only (config refuses this otherwise). Printed on stderr once,
+  // outside the JSON log, so log shippers never receive them.
+  let { adminToken, gatewayToken } = config;
   if (!adminToken) {
-    // Dev mode only (config refuses this otherwise). Printed on stderr once,
-    // outside the JSON log, so log shippers never receive it.
     adminToken = generateSecret("mgadmin_");
-    process.stderr.write(`\n  dev mode: generated admin token for this run\n  MODELGATE_ADMIN_TOKEN=${adminToken}\n\n`);
+    process.stderr.write(`\n  dev mode: generated admin token for this run\n  MODELGATE_ADMIN_TOKEN=${adminToken}\n`);
+  }
+  if (!gatewayToken) {
+    gatewayToken = generateSecret("mggateway_");
+    process.stderr.write(`  dev mode: generated gateway token\n  MODELGATE_GATEWAY_TOKEN=${gatewayToken}\n\n`);
   }
 
   if (config.dev && (await ensureDatabaseExists(config.databaseUrl))) {
@@ -29,24 +31,15 @@ async function main(): Promise<void> {
     logger.info({ applied: result.applied }, "database migrations up to date");
   }
 
-  const db = createDatabaseClient({ databaseUrl: config.databaseUrl, maxConnections: config.dbPoolSize });
-  const app = createApp({ db, logger, authenticator: adminTokenAuthenticator(adminToken), version: VERSION });
-  const server = app.listen(config.port, config.host);
-  await once(server, "listening");
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : config.port;
-  logger.info({ url: `http://${config.host}:${port}` }, "control plane listening");
+  const controlPlane = await startControlPlane({ ...config, adminToken, gatewayToken, version: VERSION, logger });
+  logger.info({ url: controlPlane.url, grpc: controlPlane.grpcAddress }, "control plane listening");
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, "shutting down");
-    server.close(() => {
-      void db.$disconnect().finally(() => process.exit(0));
-    });
-    // Keep-alive connections would hold close() open indefinitely.
-    server.closeIdleConnections();
+    void controlPlane.close().then(() => process.exit(0));
     setTimeout(() => process.exit(1), 10_000).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));

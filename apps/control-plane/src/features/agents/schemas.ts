@@ -14,6 +14,23 @@ export const agentView = z.object({
   lastSeenAt: timestamp.nullable(),
   createdAt: timestamp,
   revokedAt: timestamp.nullable(),
+  tunnel: z
+    .object({
+      state: z.enum(["connected", "draining", "disconnected"]),
+      inFlight: z.number().int().describe("requests running on the agent through all reporting gateways"),
+      capacity: z.number().int().describe("the most requests the agent announced it runs at once"),
+      runtimeHealthy: z.boolean().nullable().describe("the agent's last probe of its runtime; null when unknown"),
+      lastHeartbeatAt: timestamp.nullable(),
+      gateways: z.array(
+        z.object({
+          gatewayId: z.string(),
+          state: z.enum(["connected", "draining", "disconnected"]),
+          inFlight: z.number().int(),
+          lastHeartbeatAt: timestamp,
+        }),
+      ),
+    })
+    .describe("live tunnel state, as the gateways connected to this control plane report it"),
 });
 
 export const createdAgentView = z.object({

@@ -1,12 +1,21 @@
-import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix } from "@modelgate/core";
+import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix, uuidv7 } from "@modelgate/core";
 import type { Agent, Database } from "@modelgate/db";
+import type { AgentStatus, PresenceRegistry } from "../../gateway-link/presence.js";
 import { conflict, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
-import { uuidv7 } from "../../ids.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
 import type { AgentView, CreatedAgentView } from "./schemas.js";
 
-function toAgentView(row: Agent & { connection: { name: string } }): AgentView {
+const NO_TUNNEL: AgentStatus = {
+  state: "disconnected",
+  inFlight: 0,
+  capacity: 0,
+  runtimeHealthy: null,
+  lastHeartbeatAt: null,
+  gateways: [],
+};
+
+function toAgentView(row: Agent & { connection: { name: string } }, tunnel: AgentStatus = NO_TUNNEL): AgentView {
   return {
     id: row.id,
     name: row.name,
@@ -17,10 +26,11 @@ function toAgentView(row: Agent & { connection: { name: string } }): AgentView {
     lastSeenAt: row.lastSeenAt?.toISOString() ?? null,
     createdAt: row.createdAt.toISOString(),
     revokedAt: row.revokedAt?.toISOString() ?? null,
+    tunnel,
   };
 }
 
-export function createAgentService({ db }: { db: Database }) {
+export function createAgentService({ db, presence }: { db: Database; presence?: PresenceRegistry }) {
   return {
     /** Issues an agent token for a connection. Only its hash is stored. */
     async create(connectionName: string, name: string, actor: Actor): Promise<CreatedAgentView> {
@@ -71,7 +81,12 @@ export function createAgentService({ db }: { db: Database }) {
         orderBy: { id: "asc" },
         take: query.limit + 1,
       });
-      return toPage(rows, query.limit, (row) => row.id, toAgentView);
+      return toPage(
+        rows,
+        query.limit,
+        (row) => row.id,
+        (row) => toAgentView(row, presence && !row.revokedAt ? presence.statusOf(row.id) : NO_TUNNEL),
+      );
     },
 
     /** Revokes an agent's token at once. Revoking a revoked agent changes nothing. */

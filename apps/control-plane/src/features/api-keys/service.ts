@@ -1,8 +1,7 @@
-import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix } from "@modelgate/core";
+import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix, uuidv7 } from "@modelgate/core";
 import type { ApiKey, Database } from "@modelgate/db";
 import { notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
-import { uuidv7 } from "../../ids.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
 import type { ApiKeyView, CreateApiKey, CreatedApiKeyView } from "./schemas.js";
 

@@ -1,7 +1,7 @@
+import { uuidv7 } from "@modelgate/core";
 import type { Connection, Database } from "@modelgate/db";
 import { conflict, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
-import { uuidv7 } from "../../ids.js";
 import { isUniqueViolation } from "../../prisma-errors.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
 import type { ConnectionView, CreateConnection, UpdateConnection } from "./schemas.js";

@@ -1,0 +1,124 @@
+// An agent: runtime client, runtime health monitor and one tunnel per
+// gateway address, with draining for graceful shutdown.
+import type { Logger } from "@modelgate/core";
+import { type ClientTlsFiles, channelCredentials, type RuntimeHealth } from "@modelgate/protocol";
+import { createRuntimeClient, type RuntimeCredential } from "./runtime-client.js";
+import { createCapacityLimiter, TunnelClient } from "./tunnel-client.js";
+
+export interface AgentOptions {
+  /** `host:port` of each gateway's tunnel listener. */
+  gateways: { address: string; tls: boolean }[];
+  tunnelTls?: ClientTlsFiles | undefined;
+  token: string;
+  runtimeUrl: string;
+  runtimeCredential?: RuntimeCredential | undefined;
+  runtimeHealthPath: string;
+  healthIntervalMs?: number;
+  capacity: number;
+  version: string;
+  logger: Logger;
+  reconnectBackoff?: { initialMs: number; maxMs: number };
+}
+
+export interface RunningAgent {
+  readonly tunnels: readonly TunnelClient[];
+  runtimeHealth(): RuntimeHealth;
+  /** Resolves once every tunnel has registered with its gateway. */
+  connected(): Promise<void>;
+  /**
+   * Takes no new requests, waits up to `timeoutMs` for in-flight ones, then
+   * closes. Resolves true when everything finished in time.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export function startAgent(options: AgentOptions): RunningAgent {
+  const { logger } = options;
+  const runtime = createRuntimeClient({
+    url: options.runtimeUrl,
+    credential: options.runtimeCredential,
+    connections: options.capacity,
+  });
+  const limiter = createCapacityLimiter(options.capacity);
+
+  // Unknown until the first probe; the gateway treats it like unhealthy only
+  // when a healthy agent is available instead.
+  let health: RuntimeHealth = "RUNTIME_HEALTH_UNSPECIFIED";
+  const probe = async () => {
+    const healthy = await runtime.probe(options.runtimeHealthPath, 2_000);
+    const next: RuntimeHealth = healthy ? "RUNTIME_HEALTH_HEALTHY" : "RUNTIME_HEALTH_UNHEALTHY";
+    if (next !== health)
+      logger[healthy ? "info" : "warn"]({ runtime: runtime.origin, healthy }, "runtime health changed");
+    health = next;
+  };
+  void probe();
+  const healthTimer = setInterval(() => void probe(), options.healthIntervalMs ?? 5_000);
+  healthTimer.unref();
+
+  const tunnels = options.gateways.map(
+    (gateway) =>
+      new TunnelClient({
+        address: gateway.address,
+        credentials: channelCredentials(gateway.tls ? (options.tunnelTls ?? {}) : undefined),
+        token: options.token,
+        version: options.version,
+        limiter,
+        runtime,
+        runtimeHealth: () => health,
+        logger,
+        ...(options.reconnectBackoff ? { backoff: options.reconnectBackoff } : {}),
+      }),
+  );
+  for (const tunnel of tunnels) tunnel.start();
+
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    clearInterval(healthTimer);
+    for (const tunnel of tunnels) tunnel.close();
+    await runtime.close();
+  };
+
+  return {
+    tunnels,
+    runtimeHealth: () => health,
+    connected: () =>
+      Promise.all(
+        tunnels.map((tunnel) =>
+          tunnel.state === "connected"
+            ? undefined
+            : new Promise<void>((resolve) => {
+                const onState = (state: string) => {
+                  if (state !== "connected") return;
+                  tunnel.off("state", onState);
+                  resolve();
+                };
+                tunnel.on("state", onState);
+              }),
+        ),
+      ).then(() => undefined),
+    async drain(timeoutMs) {
+      const idle = tunnels.map(
+        (tunnel) =>
+          new Promise<void>((resolve) => {
+            tunnel.once("idle", resolve);
+            tunnel.drain();
+            if (tunnel.inFlight === 0) resolve();
+          }),
+      );
+      let timer: NodeJS.Timeout | undefined;
+      const finished = await Promise.race([
+        Promise.all(idle).then(() => true),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(false), timeoutMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      await close();
+      return finished;
+    },
+    close,
+  };
+}

@@ -1,0 +1,3 @@
+export { type AgentOptions, type RunningAgent, startAgent } from "./agent.js";
+export { type AgentConfig, loadConfig } from "./config.js";
+export type { RuntimeCredential } from "./runtime-client.js";

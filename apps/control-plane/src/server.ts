@@ -1,0 +1,80 @@
+// A running control plane: HTTP API, gRPC endpoint for gateways, and the
+// configuration publisher between them. main.ts and the zero-config
+// launcher both start it through here.
+import { once } from "node:events";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Logger } from "@modelgate/core";
+import { createDatabaseClient, type Database } from "@modelgate/db";
+import type { ServerTlsFiles } from "@modelgate/protocol";
+import { createApp } from "./app.js";
+import { PresenceRegistry } from "./gateway-link/presence.js";
+import { startConfigPublisher } from "./gateway-link/publisher.js";
+import { startGatewayLinkServer } from "./gateway-link/server.js";
+import { adminTokenAuthenticator } from "./http/auth.js";
+
+export interface ControlPlaneOptions {
+  host: string;
+  port: number;
+  grpc: { host: string; port: number; tls?: ServerTlsFiles | undefined };
+  databaseUrl: string;
+  dbPoolSize: number;
+  adminToken: string;
+  gatewayToken: string;
+  version: string;
+  logger: Logger;
+}
+
+export interface RunningControlPlane {
+  url: string;
+  /** `host:port` of the gRPC endpoint gateways dial. */
+  grpcAddress: string;
+  db: Database;
+  close(): Promise<void>;
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
+  const { logger } = options;
+  const db = createDatabaseClient({ databaseUrl: options.databaseUrl, maxConnections: options.dbPoolSize });
+  const presence = new PresenceRegistry();
+  const publisher = await startConfigPublisher({ db, databaseUrl: options.databaseUrl, logger });
+  const gatewayLink = await startGatewayLinkServer({
+    host: options.grpc.host,
+    port: options.grpc.port,
+    tls: options.grpc.tls,
+    gatewayToken: options.gatewayToken,
+    publisher,
+    presence,
+    db,
+    logger,
+  });
+
+  const app = createApp({
+    db,
+    logger,
+    authenticator: adminTokenAuthenticator(options.adminToken),
+    version: options.version,
+    presence,
+  });
+  const server: Server = app.listen(options.port, options.host);
+  await once(server, "listening");
+  const { port } = server.address() as AddressInfo;
+  const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+
+  return {
+    url: `http://${host}:${port}`,
+    grpcAddress: gatewayLink.address,
+    db,
+    async close() {
+      const closed = new Promise((resolve) => server.close(resolve));
+      // Keep-alive connections would hold close() open indefinitely.
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 5_000);
+      await closed;
+      clearTimeout(force);
+      await gatewayLink.close();
+      await publisher.close();
+      await db.$disconnect();
+    },
+  };
+}

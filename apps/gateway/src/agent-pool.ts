@@ -1,0 +1,213 @@
+// The agents connected to this gateway, and the choice of one for each
+// request. This state is local to the gateway process by design: every
+// gateway replica holds its own tunnels, so nothing here is shared.
+import type * as grpc from "@grpc/grpc-js";
+import type { AgentFrame, GatewayFrameInput } from "@modelgate/protocol";
+
+export type ExchangeCall = grpc.ServerDuplexStream<AgentFrame, GatewayFrameInput>;
+
+export type AgentTunnelState = "connected" | "draining";
+
+export interface AgentTunnel {
+  readonly tunnelId: string;
+  readonly agentId: string;
+  readonly agentName: string;
+  readonly connectionId: string;
+  readonly agentVersion: string;
+  readonly capacity: number;
+  state: AgentTunnelState;
+  /** Requests this gateway is running on the agent. */
+  inFlight: number;
+  /** Undefined until the agent's first probe. */
+  runtimeHealthy: boolean | undefined;
+  lastHeartbeatAt: number;
+  /** Sequence number of the last lease, to rotate between equally loaded agents. */
+  lastLeaseSeq: number;
+  /** Streams the agent opened ahead of time, waiting for a request. */
+  readonly parked: ExchangeCall[];
+  /** Ends the agent's control stream (and with it, the registration). */
+  close(code: grpc.status, details: string): void;
+}
+
+export interface Lease {
+  readonly tunnel: AgentTunnel;
+  readonly call: ExchangeCall;
+  /** Call exactly once when the exchange ends, however it ends. */
+  release(): void;
+}
+
+interface Waiter {
+  exclude: ReadonlySet<string>;
+  resolve(lease: Lease | undefined): void;
+}
+
+export interface AcquireOptions {
+  /** Tunnels already tried for this request. */
+  exclude?: ReadonlySet<string>;
+  /** How long to wait for a free agent before giving up. */
+  waitMs: number;
+  signal?: AbortSignal;
+}
+
+export class AgentPool {
+  readonly #tunnels = new Map<string, AgentTunnel>();
+  readonly #waiters = new Map<string, Waiter[]>();
+  #listeners = new Set<() => void>();
+  #leaseSeq = 0;
+
+  /** Called after any change an operator could see (for status reports and metrics). */
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  #changed(): void {
+    for (const listener of this.#listeners) listener();
+  }
+
+  add(tunnel: AgentTunnel): void {
+    this.#tunnels.set(tunnel.tunnelId, tunnel);
+    this.#changed();
+  }
+
+  remove(tunnelId: string): void {
+    const tunnel = this.#tunnels.get(tunnelId);
+    if (!tunnel) return;
+    this.#tunnels.delete(tunnelId);
+    for (const call of tunnel.parked.splice(0)) call.end();
+    this.#changed();
+  }
+
+  get(tunnelId: string): AgentTunnel | undefined {
+    return this.#tunnels.get(tunnelId);
+  }
+
+  tunnels(): IterableIterator<AgentTunnel> {
+    return this.#tunnels.values();
+  }
+
+  setDraining(tunnelId: string): void {
+    const tunnel = this.#tunnels.get(tunnelId);
+    if (!tunnel || tunnel.state === "draining") return;
+    tunnel.state = "draining";
+    for (const call of tunnel.parked.splice(0)) call.end();
+    this.#changed();
+  }
+
+  heartbeat(tunnelId: string, runtimeHealthy: boolean | undefined, now = Date.now()): void {
+    const tunnel = this.#tunnels.get(tunnelId);
+    if (!tunnel) return;
+    const healthChanged = tunnel.runtimeHealthy !== runtimeHealthy;
+    tunnel.lastHeartbeatAt = now;
+    tunnel.runtimeHealthy = runtimeHealthy;
+    if (healthChanged) this.#changed();
+  }
+
+  /** A stream the agent parked; it may satisfy a waiting request at once. */
+  park(tunnelId: string, call: ExchangeCall): boolean {
+    const tunnel = this.#tunnels.get(tunnelId);
+    if (!tunnel || tunnel.state !== "connected") return false;
+    tunnel.parked.push(call);
+    const unpark = () => {
+      const index = tunnel.parked.indexOf(call);
+      if (index !== -1) tunnel.parked.splice(index, 1);
+    };
+    call.once("cancelled", unpark);
+    call.once("error", unpark);
+    this.#serveWaiters(tunnel.connectionId);
+    return true;
+  }
+
+  /**
+   * A parked stream on the best agent for the connection: connected, with a
+   * free slot, healthy runtime preferred, then the lowest in-flight/capacity
+   * ratio. Waits up to `waitMs` when every agent is busy or none is
+   * connected; resolves undefined when none became available.
+   */
+  acquire(connectionId: string, { exclude = new Set(), waitMs, signal }: AcquireOptions): Promise<Lease | undefined> {
+    const lease = this.#tryAcquire(connectionId, exclude);
+    if (lease || waitMs <= 0 || signal?.aborted) return Promise.resolve(lease);
+    return new Promise((resolve) => {
+      const queue = this.#waiters.get(connectionId) ?? [];
+      const waiter: Waiter = {
+        exclude,
+        resolve: (result) => {
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          resolve(result);
+        },
+      };
+      const giveUp = () => {
+        const index = queue.indexOf(waiter);
+        if (index !== -1) queue.splice(index, 1);
+        if (queue.length === 0) this.#waiters.delete(connectionId);
+        waiter.resolve(undefined);
+      };
+      const onAbort = () => giveUp();
+      const timer = setTimeout(giveUp, waitMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      queue.push(waiter);
+      this.#waiters.set(connectionId, queue);
+    });
+  }
+
+  #serveWaiters(connectionId: string): void {
+    const queue = this.#waiters.get(connectionId);
+    while (queue && queue.length > 0) {
+      const waiter = queue[0] as Waiter;
+      const lease = this.#tryAcquire(connectionId, waiter.exclude);
+      if (!lease) return;
+      queue.shift();
+      if (queue.length === 0) this.#waiters.delete(connectionId);
+      waiter.resolve(lease);
+    }
+  }
+
+  #tryAcquire(connectionId: string, exclude: ReadonlySet<string>): Lease | undefined {
+    let best: AgentTunnel | undefined;
+    let bestScore = Number.POSITIVE_INFINITY;
+    for (const tunnel of this.#tunnels.values()) {
+      if (tunnel.connectionId !== connectionId || tunnel.state !== "connected") continue;
+      if (tunnel.parked.length === 0 || tunnel.inFlight >= tunnel.capacity || exclude.has(tunnel.tunnelId)) continue;
+      // Unhealthy runtimes sort after every healthy one but stay usable:
+      // a health probe can be wrong, and a request beats a certain 503.
+      const score = tunnel.inFlight / tunnel.capacity + (tunnel.runtimeHealthy === false ? 2 : 0);
+      if (score < bestScore || (score === bestScore && best && tunnel.lastLeaseSeq < best.lastLeaseSeq)) {
+        best = tunnel;
+        bestScore = score;
+      }
+    }
+    if (!best) return undefined;
+    const tunnel = best;
+    const call = tunnel.parked.pop() as ExchangeCall;
+    tunnel.inFlight++;
+    tunnel.lastLeaseSeq = ++this.#leaseSeq;
+    let released = false;
+    return {
+      tunnel,
+      call,
+      release: () => {
+        if (released) return;
+        released = true;
+        tunnel.inFlight--;
+        this.#serveWaiters(tunnel.connectionId);
+      },
+    };
+  }
+
+  /** Connected (not draining) agents per connection id, for readiness and metrics. */
+  connectedCount(connectionId?: string): number {
+    let count = 0;
+    for (const tunnel of this.#tunnels.values()) {
+      if (tunnel.state === "connected" && (connectionId === undefined || tunnel.connectionId === connectionId)) count++;
+    }
+    return count;
+  }
+
+  hasAgentFor(connectionId: string): boolean {
+    for (const tunnel of this.#tunnels.values()) {
+      if (tunnel.connectionId === connectionId && tunnel.state === "connected") return true;
+    }
+    return false;
+  }
+}

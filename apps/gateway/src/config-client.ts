@@ -1,0 +1,115 @@
+// Keeps the gateway's configuration current: a Watch stream to the control
+// plane delivers snapshots; the gateway reports its agents on the same
+// stream. When the control plane is unreachable the gateway keeps serving
+// with its last-known configuration and reconnects with backoff.
+import { EventEmitter } from "node:events";
+import * as grpc from "@grpc/grpc-js";
+import { createBackoff, type Logger } from "@modelgate/core";
+import {
+  type AgentPresenceInput,
+  type ConfigSnapshot,
+  type GatewayConfigClient,
+  type GatewayReportInput,
+  KEEPALIVE_OPTIONS,
+  loadConfigProto,
+} from "@modelgate/protocol";
+import type { ConfigStore } from "./config-store.js";
+
+export interface ConfigClientOptions {
+  address: string;
+  credentials: grpc.ChannelCredentials;
+  token: string;
+  gatewayId: string;
+  version: string;
+  publicUrl: string;
+  store: ConfigStore;
+  logger: Logger;
+  /** The agents to report, read whenever a report is due. */
+  agents: () => AgentPresenceInput[];
+}
+
+/** Emits "connected" and "disconnected". */
+export class ConfigClient extends EventEmitter {
+  #options: ConfigClientOptions;
+  #client: GatewayConfigClient;
+  #call: grpc.ClientDuplexStream<GatewayReportInput, ConfigSnapshot> | undefined;
+  #connected = false;
+  #closed = false;
+  #retry: NodeJS.Timeout | undefined;
+  #reportScheduled = false;
+  #backoff = createBackoff({ initialMs: 200, maxMs: 10_000 });
+
+  constructor(options: ConfigClientOptions) {
+    super();
+    this.#options = options;
+    const { GatewayConfig } = loadConfigProto().modelgate.config.v1;
+    this.#client = new GatewayConfig(options.address, options.credentials, KEEPALIVE_OPTIONS);
+  }
+
+  /** Whether a stream to the control plane is open and has delivered a snapshot. */
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  start(): void {
+    this.#open();
+  }
+
+  /** Sends the agent report soon, coalescing bursts of changes into one message. */
+  reportAgents(): void {
+    if (this.#reportScheduled || !this.#call) return;
+    this.#reportScheduled = true;
+    setImmediate(() => {
+      this.#reportScheduled = false;
+      this.#call?.write({ agents: { agents: this.#options.agents() } });
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#retry);
+    this.#call?.cancel();
+    this.#client.close();
+  }
+
+  #open(): void {
+    if (this.#closed) return;
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${this.#options.token}`);
+    const call = this.#client.watch(metadata);
+    this.#call = call;
+    call.write({
+      hello: { gatewayId: this.#options.gatewayId, version: this.#options.version, publicUrl: this.#options.publicUrl },
+    });
+    call.on("data", (snapshot: ConfigSnapshot) => {
+      this.#options.store.apply(snapshot);
+      if (!this.#connected) {
+        this.#connected = true;
+        this.#backoff.reset();
+        this.#options.logger.info({ revision: snapshot.revision }, "configuration stream connected");
+        this.emit("connected");
+        this.reportAgents();
+      }
+    });
+    let ended = false;
+    const onEnd = (status: grpc.StatusObject) => {
+      if (ended) return;
+      ended = true;
+      this.#call = undefined;
+      const wasConnected = this.#connected;
+      this.#connected = false;
+      if (wasConnected) this.emit("disconnected");
+      if (this.#closed) return;
+      const delay = this.#backoff.next();
+      const log = status.code === grpc.status.UNAUTHENTICATED ? "error" : "warn";
+      this.#options.logger[log](
+        { code: grpc.status[status.code], details: status.details, retryInMs: delay },
+        "configuration stream closed; serving the last-known configuration",
+      );
+      this.#retry = setTimeout(() => this.#open(), delay);
+      this.#retry.unref();
+    };
+    call.on("error", onEnd);
+    call.on("status", (status: grpc.StatusObject) => onEnd(status));
+  }
+}

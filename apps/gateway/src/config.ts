@@ -1,0 +1,105 @@
+import { readFileSync } from "node:fs";
+import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
+import { z } from "zod";
+
+const MIB = 1024 * 1024;
+
+const environment = z.object({
+  MODELGATE_GATEWAY_HOST: z.string().default("127.0.0.1"),
+  MODELGATE_GATEWAY_PORT: envPort.default(8080),
+  MODELGATE_TUNNEL_HOST: z.string().default("127.0.0.1"),
+  MODELGATE_TUNNEL_PORT: envPort.default(8443),
+  MODELGATE_TUNNEL_TLS_CERT_FILE: z.string().optional(),
+  MODELGATE_TUNNEL_TLS_KEY_FILE: z.string().optional(),
+  MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE: z.string().optional(),
+  MODELGATE_TUNNEL_ALLOW_INSECURE: envBoolean.default(false),
+  MODELGATE_CONTROL_PLANE_GRPC_URL: z.string().default("grpc://127.0.0.1:8082"),
+  MODELGATE_CONTROL_PLANE_CA_FILE: z.string().optional(),
+  MODELGATE_GATEWAY_TOKEN: z.string().optional(),
+  MODELGATE_GATEWAY_TOKEN_FILE: z.string().optional(),
+  MODELGATE_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(512 * MIB)
+    .default(10 * MIB),
+  MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
+  MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
+  MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  LOG_LEVEL: logLevel.default("info"),
+});
+
+export interface GatewayConfig {
+  host: string;
+  port: number;
+  tunnelHost: string;
+  tunnelPort: number;
+  tunnelTls: { certFile: string; keyFile: string; clientCaFile?: string | undefined } | undefined;
+  controlPlane: { target: GrpcTarget; caFile: string | undefined; token: string };
+  maxBodyBytes: number;
+  upstreamTimeoutMs: number;
+  queueWaitMs: number;
+  agentWaitMs: number;
+  logLevel: z.output<typeof logLevel>;
+}
+
+export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): GatewayConfig {
+  const parsed = parseEnv(environment, env);
+
+  const certFile = parsed.MODELGATE_TUNNEL_TLS_CERT_FILE;
+  const keyFile = parsed.MODELGATE_TUNNEL_TLS_KEY_FILE;
+  if (Boolean(certFile) !== Boolean(keyFile)) {
+    throw new ConfigError("MODELGATE_TUNNEL_TLS_CERT_FILE and MODELGATE_TUNNEL_TLS_KEY_FILE go together");
+  }
+  if (parsed.MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE && !certFile) {
+    throw new ConfigError("MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE needs MODELGATE_TUNNEL_TLS_CERT_FILE and _KEY_FILE");
+  }
+  const tunnelTls =
+    certFile && keyFile ? { certFile, keyFile, clientCaFile: parsed.MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE } : undefined;
+  if (!tunnelTls) {
+    const refusal = plaintextRefusal(parsed.MODELGATE_TUNNEL_HOST, parsed.MODELGATE_TUNNEL_ALLOW_INSECURE);
+    if (refusal) {
+      throw new ConfigError(
+        `MODELGATE_TUNNEL_HOST: ${refusal} (MODELGATE_TUNNEL_TLS_CERT_FILE/_KEY_FILE, or MODELGATE_TUNNEL_ALLOW_INSECURE=true)`,
+      );
+    }
+  }
+
+  let target: GrpcTarget;
+  try {
+    target = parseGrpcUrl(parsed.MODELGATE_CONTROL_PLANE_GRPC_URL);
+  } catch (error) {
+    throw new ConfigError(`MODELGATE_CONTROL_PLANE_GRPC_URL: ${(error as Error).message}`);
+  }
+  const cpRefusal = target.tls ? undefined : plaintextRefusal(target.host, parsed.MODELGATE_TUNNEL_ALLOW_INSECURE);
+  if (cpRefusal) throw new ConfigError(`MODELGATE_CONTROL_PLANE_GRPC_URL: ${cpRefusal}`);
+
+  if (parsed.MODELGATE_GATEWAY_TOKEN && parsed.MODELGATE_GATEWAY_TOKEN_FILE) {
+    throw new ConfigError("set MODELGATE_GATEWAY_TOKEN or MODELGATE_GATEWAY_TOKEN_FILE, not both");
+  }
+  let token = parsed.MODELGATE_GATEWAY_TOKEN;
+  if (parsed.MODELGATE_GATEWAY_TOKEN_FILE) {
+    try {
+      token = readFileSync(parsed.MODELGATE_GATEWAY_TOKEN_FILE, "utf8").replace(/\r?\n$/, "");
+    } catch (error) {
+      throw new ConfigError(`MODELGATE_GATEWAY_TOKEN_FILE: cannot read it (${(error as NodeJS.ErrnoException).code})`);
+    }
+  }
+  if (!token)
+    throw new ConfigError("MODELGATE_GATEWAY_TOKEN (or _FILE) is required: the control plane's gateway token");
+
+  return {
+    host: parsed.MODELGATE_GATEWAY_HOST,
+    port: parsed.MODELGATE_GATEWAY_PORT,
+    tunnelHost: parsed.MODELGATE_TUNNEL_HOST,
+    tunnelPort: parsed.MODELGATE_TUNNEL_PORT,
+    tunnelTls,
+    controlPlane: { target, caFile: parsed.MODELGATE_CONTROL_PLANE_CA_FILE, token },
+    maxBodyBytes: parsed.MODELGATE_MAX_BODY_BYTES,
+    upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
+    queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
+    agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,
+    logLevel: parsed.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,70 @@
+// Errors as OpenAI-compatible clients expect them:
+// {"error": {"message", "type", "code", "param"}}, with stable codes.
+import type { ServerResponse } from "node:http";
+
+export const GATEWAY_ERRORS = {
+  invalid_request: { status: 400, type: "invalid_request_error" },
+  unauthenticated: { status: 401, type: "authentication_error" },
+  not_found: { status: 404, type: "invalid_request_error" },
+  model_not_found: { status: 404, type: "invalid_request_error" },
+  connection_not_found: { status: 404, type: "invalid_request_error" },
+  method_not_allowed: { status: 405, type: "invalid_request_error" },
+  payload_too_large: { status: 413, type: "invalid_request_error" },
+  internal: { status: 500, type: "server_error" },
+  upstream_error: { status: 502, type: "server_error" },
+  no_agent_available: { status: 503, type: "server_error" },
+  upstream_timeout: { status: 504, type: "server_error" },
+} as const;
+
+export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
+
+export class GatewayError extends Error {
+  readonly code: GatewayErrorCode;
+  readonly param: string | null;
+  constructor(code: GatewayErrorCode, message: string, param: string | null = null) {
+    super(message);
+    this.name = "GatewayError";
+    this.code = code;
+    this.param = param;
+  }
+
+  get status(): number {
+    return GATEWAY_ERRORS[this.code].status;
+  }
+}
+
+export function errorBody(code: GatewayErrorCode, message: string, param: string | null = null) {
+  return { error: { message, type: GATEWAY_ERRORS[code].type, code, param } };
+}
+
+/** Writes an error response unless the head already went out. */
+export function sendError(res: ServerResponse, error: GatewayError, headers: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  const body = JSON.stringify(errorBody(error.code, error.message, error.param));
+  res.writeHead(error.status, {
+    ...headers,
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+/**
+ * Ends a response whose head was already sent, in a way the client cannot
+ * mistake for success: an error event in the stream's own format, or (for a
+ * plain body) an aborted transfer.
+ */
+export function failStartedResponse(res: ServerResponse, code: GatewayErrorCode, message: string): void {
+  if (res.destroyed || res.writableEnded) return;
+  const contentType = String(res.getHeader("content-type") ?? "").toLowerCase();
+  if (contentType.startsWith("text/event-stream")) {
+    res.end(`\n\ndata: ${JSON.stringify(errorBody(code, message))}\n\n`);
+  } else if (contentType.startsWith("application/x-ndjson")) {
+    // Ollama's clients raise the `error` field of a stream line.
+    res.end(`\n${JSON.stringify({ error: message, code })}\n`);
+  } else {
+    // No in-band way to signal failure: cut the chunked transfer short so
+    // the client sees an incomplete response, never a truncated "success".
+    res.destroy(new Error(message));
+  }
+}

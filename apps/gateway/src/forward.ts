@@ -1,0 +1,216 @@
+// One request, gateway side: pick an agent, send the request with its
+// decision on a parked Exchange stream, stream the answer to the client with
+// backpressure, and make sure a failure is never delivered as a success.
+import type { ServerResponse } from "node:http";
+import * as grpc from "@grpc/grpc-js";
+import { type HeaderPair, headersForCaller, type Logger } from "@modelgate/core";
+import type { AgentFrame, Decision, ErrorCode } from "@modelgate/protocol";
+import type { AgentPool, Lease } from "./agent-pool.js";
+import type { ConnectionConfig } from "./config-store.js";
+import { failStartedResponse, GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
+
+/** Attempts per request; each one on a different agent. */
+const MAX_ATTEMPTS = 3;
+
+export interface ForwardRequest {
+  requestId: string;
+  connection: ConnectionConfig;
+  method: string;
+  /** Path and query on the runtime. */
+  path: string;
+  headers: HeaderPair[];
+  body: Buffer;
+  decision: Decision;
+  /** Unix ms by which the whole exchange must be over. */
+  deadlineAt: number;
+}
+
+export interface ForwardContext {
+  pool: AgentPool;
+  /** Wait for a busy agent to free a slot. */
+  queueWaitMs: number;
+  /** Wait for an agent to (re)connect when the connection has none. */
+  agentWaitMs: number;
+  /** Aborted when the client goes away. */
+  clientGone: AbortSignal;
+  /** Headers every response carries (the session id). */
+  responseHeaders: Record<string, string>;
+  logger: Logger;
+  onRetry?: () => void;
+  /** Called when the first response bytes are written to the client. */
+  onFirstByte?: () => void;
+}
+
+export interface ForwardOutcome {
+  status: number;
+  agentId: string | undefined;
+  /** Set when the request did not complete normally. */
+  error?: GatewayErrorCode | "client_gone";
+}
+
+type AttemptResult = { kind: "retry"; reason: string } | { kind: "done"; outcome: ForwardOutcome };
+
+export async function forward(
+  request: ForwardRequest,
+  res: ServerResponse,
+  context: ForwardContext,
+): Promise<ForwardOutcome> {
+  const { pool, clientGone } = context;
+  const tried = new Set<string>();
+  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+    const remaining = request.deadlineAt - Date.now();
+    const waitMs = Math.min(
+      remaining,
+      pool.hasAgentFor(request.connection.id) ? context.queueWaitMs : context.agentWaitMs,
+    );
+    const lease = await pool.acquire(request.connection.id, { exclude: tried, waitMs, signal: clientGone });
+    if (clientGone.aborted) {
+      lease?.call.end();
+      lease?.release();
+      return { status: 499, agentId: undefined, error: "client_gone" };
+    }
+    if (!lease) {
+      const error = new GatewayError(
+        "no_agent_available",
+        `no agent for connection "${request.connection.name}" is available right now`,
+      );
+      sendError(res, error, context.responseHeaders);
+      return { status: error.status, agentId: undefined, error: error.code };
+    }
+    tried.add(lease.tunnel.tunnelId);
+    const result = await attempt_(request, res, lease, context);
+    if (result.kind === "done") return result.outcome;
+    context.onRetry?.();
+    context.logger.info({ agentId: lease.tunnel.agentId, reason: result.reason, attempt }, "retrying on another agent");
+  }
+  const error = new GatewayError("no_agent_available", "no agent could take the request");
+  sendError(res, error, context.responseHeaders);
+  return { status: error.status, agentId: undefined, error: error.code };
+}
+
+const RETRYABLE_BEFORE_START = new Set<ErrorCode>(["ERROR_CODE_DRAINING", "ERROR_CODE_AT_CAPACITY"]);
+
+const AGENT_ERRORS: Partial<Record<ErrorCode, { code: GatewayErrorCode; message: string }>> = {
+  ERROR_CODE_RUNTIME_TIMEOUT: { code: "upstream_timeout", message: "the model runtime did not answer in time" },
+  ERROR_CODE_INVALID_REQUEST: { code: "invalid_request", message: "the agent refused the request" },
+};
+
+function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, context: ForwardContext) {
+  const { call, tunnel } = lease;
+  const agentId = tunnel.agentId;
+  return new Promise<AttemptResult>((resolve) => {
+    let started = false;
+    let settled = false;
+    let status = 0;
+
+    const finish = (result: AttemptResult) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(deadline);
+      context.clientGone.removeEventListener("abort", onClientGone);
+      res.off("drain", onDrain);
+      lease.release();
+      resolve(result);
+    };
+    const done = (outcome: Omit<ForwardOutcome, "agentId">) =>
+      finish({ kind: "done", outcome: { ...outcome, agentId } });
+
+    /** Stops the runtime request: the agent aborts it when it sees this. */
+    const cancel = (reason: string) => {
+      if (!call.writableEnded) call.write({ cancel: { reason } });
+      call.emit("error", { code: grpc.status.CANCELLED, details: reason });
+    };
+
+    const fail = (code: GatewayErrorCode, message: string) => {
+      if (res.headersSent) {
+        failStartedResponse(res, code, message);
+        done({ status, error: code });
+      } else {
+        const error = new GatewayError(code, message);
+        sendError(res, error, context.responseHeaders);
+        done({ status: error.status, error: code });
+      }
+    };
+
+    // Settle first: cancelling ends the stream, which must not read as the
+    // agent vanishing.
+    const onClientGone = () => {
+      done({ status: status || 499, error: "client_gone" });
+      cancel("client disconnected");
+    };
+    context.clientGone.addEventListener("abort", onClientGone, { once: true });
+
+    const deadline = setTimeout(
+      () => {
+        fail("upstream_timeout", "the model runtime did not answer in time");
+        cancel("gateway deadline passed");
+      },
+      Math.max(0, request.deadlineAt - Date.now()),
+    );
+
+    const onDrain = () => call.resume();
+
+    call.on("data", (frame: AgentFrame) => {
+      if (settled) return;
+      if (frame.started) {
+        started = true;
+      } else if (frame.head) {
+        status = frame.head.status;
+        const headers: Record<string, string | string[]> = {};
+        for (const { name, value } of headersForCaller(frame.head.headers)) {
+          const existing = headers[name];
+          headers[name] =
+            existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+        }
+        Object.assign(headers, context.responseHeaders);
+        if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) headers["x-accel-buffering"] = "no";
+        res.writeHead(status, headers);
+        // Send the head now: a streaming client sees the status as soon as
+        // the runtime does, before the first token.
+        res.flushHeaders();
+        context.onFirstByte?.();
+      } else if (frame.body) {
+        // Backpressure per request: a slow client pauses only its own
+        // stream, and HTTP/2 flow control carries that back to the agent.
+        if (!res.write(frame.body)) {
+          call.pause();
+          res.once("drain", onDrain);
+        }
+      } else if (frame.end) {
+        res.end();
+        call.end();
+        done({ status });
+      } else if (frame.error) {
+        const { code, message } = frame.error;
+        call.end();
+        if (!started && RETRYABLE_BEFORE_START.has(code)) return finish({ kind: "retry", reason: message });
+        const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
+        fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message);
+      }
+    });
+
+    // The stream ended without an end or error frame: the agent or its
+    // tunnel went away.
+    const onVanished = () => {
+      if (settled) return;
+      if (!started) return finish({ kind: "retry", reason: "agent disconnected before starting the request" });
+      fail("upstream_error", "the agent disconnected during the request");
+    };
+    call.on("error", onVanished);
+    call.on("cancelled", onVanished);
+    call.on("end", onVanished);
+    call.on("close", onVanished);
+
+    call.write({
+      request: {
+        requestId: request.requestId,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
+        body: request.body,
+        decision: request.decision,
+        timeoutMs: Math.max(1, request.deadlineAt - Date.now()),
+      },
+    });
+  });
+}

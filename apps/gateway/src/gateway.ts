@@ -1,0 +1,168 @@
+// A gateway: HTTP ingress, the agent tunnel listener and the configuration
+// stream from the control plane, wired together.
+import { randomUUID } from "node:crypto";
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "@modelgate/core";
+import {
+  type AgentPresenceInput,
+  type ClientTlsFiles,
+  channelCredentials,
+  SERVER_KEEPALIVE_OPTIONS,
+  type ServerTlsFiles,
+  serverCredentials,
+} from "@modelgate/protocol";
+import { AgentPool } from "./agent-pool.js";
+import { ConfigClient } from "./config-client.js";
+import { ConfigStore } from "./config-store.js";
+import { createIngress } from "./ingress.js";
+import { createMetrics } from "./metrics.js";
+import { createTunnelService, tunnelServiceDefinition } from "./tunnel-server.js";
+
+export interface GatewayOptions {
+  host: string;
+  port: number;
+  tunnelHost: string;
+  tunnelPort: number;
+  tunnelTls?: ServerTlsFiles | undefined;
+  controlPlane: { address: string; tls?: ClientTlsFiles | undefined; token: string };
+  maxBodyBytes: number;
+  upstreamTimeoutMs: number;
+  queueWaitMs: number;
+  agentWaitMs: number;
+  heartbeatIntervalMs?: number;
+  version: string;
+  logger: Logger;
+  /** Collect Node process metrics (off when several gateways share a process). */
+  processMetrics?: boolean;
+}
+
+export interface RunningGateway {
+  readonly gatewayId: string;
+  readonly url: string;
+  /** `host:port` agents dial. */
+  readonly tunnelAddress: string;
+  readonly store: ConfigStore;
+  readonly pool: AgentPool;
+  /** Resolves when the first configuration snapshot has arrived. */
+  configured(): Promise<void>;
+  /** Stops taking requests, lets in-flight ones finish (bounded), closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
+  const gatewayId = randomUUID();
+  const logger = options.logger.child({ gatewayId: gatewayId.slice(0, 8) });
+  const store = new ConfigStore();
+  const pool = new AgentPool();
+  const metrics = createMetrics({ defaultMetrics: options.processMetrics ?? true });
+  const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+
+  const presence = (): AgentPresenceInput[] =>
+    [...pool.tunnels()].map((tunnel) => ({
+      agentId: tunnel.agentId,
+      state: tunnel.state === "draining" ? "AGENT_STATE_DRAINING" : "AGENT_STATE_CONNECTED",
+      inFlight: tunnel.inFlight,
+      capacity: tunnel.capacity,
+      runtimeHealthy: tunnel.runtimeHealthy === true,
+      lastHeartbeatAt: tunnel.lastHeartbeatAt,
+      agentVersion: tunnel.agentVersion,
+    }));
+
+  // Tunnel listener for agents.
+  const tunnelService = createTunnelService({ store, pool, gatewayId, logger, heartbeatIntervalMs });
+  const grpcServer = new grpc.Server(SERVER_KEEPALIVE_OPTIONS);
+  grpcServer.addService(tunnelServiceDefinition(), tunnelService.handlers);
+  const tunnelPort = await new Promise<number>((resolve, reject) => {
+    grpcServer.bindAsync(
+      `${options.tunnelHost}:${options.tunnelPort}`,
+      serverCredentials(options.tunnelTls),
+      (error, port) => (error ? reject(error) : resolve(port)),
+    );
+  });
+
+  const http: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true });
+  const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}`;
+
+  // Configuration from the control plane; agent reports go back on it.
+  const configClient = new ConfigClient({
+    address: options.controlPlane.address,
+    credentials: channelCredentials(options.controlPlane.tls),
+    token: options.controlPlane.token,
+    gatewayId,
+    version: options.version,
+    publicUrl: url,
+    store,
+    logger,
+    agents: presence,
+  });
+  const updateAgentMetrics = () => {
+    metrics.agentsConnected.reset();
+    for (const connection of store.connections()) {
+      metrics.agentsConnected.set({ connection: connection.name }, pool.connectedCount(connection.id));
+    }
+  };
+  pool.onChange(() => {
+    configClient.reportAgents();
+    updateAgentMetrics();
+  });
+  store.on("change", updateAgentMetrics);
+  // Heartbeats change "last seen" without changing the pool's shape; report
+  // them at the heartbeat rate so the control plane's view stays fresh.
+  const reportTimer = setInterval(() => configClient.reportAgents(), heartbeatIntervalMs);
+  reportTimer.unref();
+  configClient.start();
+
+  let draining = false;
+  const handle = createIngress({
+    store,
+    pool,
+    metrics,
+    logger,
+    maxBodyBytes: options.maxBodyBytes,
+    upstreamTimeoutMs: options.upstreamTimeoutMs,
+    queueWaitMs: options.queueWaitMs,
+    agentWaitMs: options.agentWaitMs,
+    readiness: () => ({
+      ready: store.loaded && !draining,
+      details: {
+        draining,
+        config: {
+          revision: store.revision,
+          source: configClient.connected ? "live" : store.loaded ? "last-known" : "none",
+          receivedAt: store.receivedAt ? new Date(store.receivedAt).toISOString() : null,
+        },
+        agents: pool.connectedCount(),
+      },
+    }),
+  });
+  http.on("request", (req, res) => void handle(req, res));
+  http.listen(options.port, options.host);
+  await once(http, "listening");
+  const { port } = http.address() as AddressInfo;
+
+  return {
+    gatewayId,
+    url: `${url}:${port}`,
+    tunnelAddress: `${options.tunnelHost}:${tunnelPort}`,
+    store,
+    pool,
+    configured: () => (store.loaded ? Promise.resolve() : once(store, "change").then(() => undefined)),
+    async close(graceMs = 10_000) {
+      draining = true;
+      http.close();
+      http.closeIdleConnections();
+      // In-flight responses finish (bounded by graceMs), then everything goes.
+      const closed = once(http, "close").catch(() => undefined);
+      const timer = setTimeout(() => http.closeAllConnections(), graceMs);
+      await closed;
+      clearTimeout(timer);
+      clearInterval(reportTimer);
+      configClient.close();
+      tunnelService.close();
+      grpcServer.forceShutdown();
+    },
+  };
+}

@@ -1,0 +1,39 @@
+// The gateway process.
+import { ConfigError, createLogger } from "@modelgate/core";
+import { loadConfig } from "./config.js";
+import { startGateway } from "./gateway.js";
+import { VERSION } from "./version.js";
+
+async function main(): Promise<void> {
+  const config = loadConfig();
+  const logger = createLogger({ name: "gateway", level: config.logLevel });
+  const gateway = await startGateway({
+    ...config,
+    controlPlane: {
+      address: config.controlPlane.target.address,
+      tls: config.controlPlane.target.tls ? { caFile: config.controlPlane.caFile } : undefined,
+      token: config.controlPlane.token,
+    },
+    version: VERSION,
+    logger,
+  });
+  logger.info({ url: gateway.url, tunnel: gateway.tunnelAddress }, "gateway listening");
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "shutting down: finishing in-flight requests");
+    void gateway.close(30_000).then(() => process.exit(0));
+    setTimeout(() => process.exit(1), 35_000).unref();
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway failed to start: ${error instanceof ConfigError ? error.message : String(error)}\n`);
+  if (!(error instanceof ConfigError) && error instanceof Error && error.stack)
+    process.stderr.write(`${error.stack}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,61 @@
+// Prometheus metrics of the data path, in a registry of its own so several
+// gateways in one process (tests, zero-config mode) do not collide.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+
+export interface GatewayMetrics {
+  registry: Registry;
+  requests: Counter<"code" | "connection" | "route">;
+  latency: Histogram<"connection" | "route">;
+  timeToFirstByte: Histogram<"connection" | "route">;
+  inFlight: Gauge<"connection">;
+  agentsConnected: Gauge<"connection">;
+  retries: Counter<"connection">;
+}
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}): GatewayMetrics {
+  const registry = new Registry();
+  if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "modelgate_gateway_" });
+  return {
+    registry,
+    requests: new Counter({
+      name: "modelgate_requests_total",
+      help: "Requests answered by the gateway, by HTTP status code, connection and route",
+      labelNames: ["code", "connection", "route"],
+      registers: [registry],
+    }),
+    latency: new Histogram({
+      name: "modelgate_request_duration_seconds",
+      help: "Time from receiving a request to the end of its response",
+      labelNames: ["connection", "route"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    timeToFirstByte: new Histogram({
+      name: "modelgate_time_to_first_byte_seconds",
+      help: "Time from receiving a request to sending the runtime's first response bytes",
+      labelNames: ["connection", "route"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: "modelgate_requests_in_flight",
+      help: "Requests being forwarded to agents right now",
+      labelNames: ["connection"],
+      registers: [registry],
+    }),
+    agentsConnected: new Gauge({
+      name: "modelgate_agents_connected",
+      help: "Agents with a live tunnel to this gateway (not draining)",
+      labelNames: ["connection"],
+      registers: [registry],
+    }),
+    retries: new Counter({
+      name: "modelgate_request_retries_total",
+      help: "Requests moved to another agent before reaching a runtime",
+      labelNames: ["connection"],
+      registers: [registry],
+    }),
+  };
+}

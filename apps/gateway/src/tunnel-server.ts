@@ -1,0 +1,204 @@
+// The gateway's side of the agent tunnel: registers agents that present a
+// valid token, keeps their parked Exchange streams in the pool, and drops
+// them when their token is revoked or they stop sending heartbeats.
+import { randomBytes } from "node:crypto";
+import * as grpc from "@grpc/grpc-js";
+import { hashSecret, type Logger, secretsEqual } from "@modelgate/core";
+import {
+  type AgentMessage,
+  type AgentTunnelHandlers,
+  type GatewayMessage,
+  loadAgentProto,
+  TUNNEL_ID_METADATA,
+} from "@modelgate/protocol";
+import type { AgentPool, AgentTunnel, ExchangeCall } from "./agent-pool.js";
+import type { ConfigStore } from "./config-store.js";
+
+const MAX_CAPACITY = 4096;
+const HELLO_TIMEOUT_MS = 10_000;
+
+export interface TunnelServiceOptions {
+  store: ConfigStore;
+  pool: AgentPool;
+  gatewayId: string;
+  logger: Logger;
+  heartbeatIntervalMs: number;
+}
+
+export interface TunnelService {
+  handlers: AgentTunnelHandlers;
+  /** Stops the heartbeat sweep; tunnels themselves close with the server. */
+  close(): void;
+}
+
+function bearerToken(metadata: grpc.Metadata): string | undefined {
+  const [value] = metadata.get("authorization");
+  if (typeof value !== "string" || !value.startsWith("Bearer ")) return undefined;
+  return value.slice("Bearer ".length);
+}
+
+function endWithStatus(
+  call: { emit(event: "error", error: Partial<grpc.StatusObject>): boolean },
+  code: grpc.status,
+  details: string,
+) {
+  call.emit("error", { code, details });
+}
+
+export function createTunnelService({
+  store,
+  pool,
+  gatewayId,
+  logger,
+  heartbeatIntervalMs,
+}: TunnelServiceOptions): TunnelService {
+  const activeExchanges = new Map<string, Set<ExchangeCall>>();
+
+  // Revocation and deletion take effect on live tunnels, not only on the
+  // next connection attempt.
+  const onConfigChange = () => {
+    for (const tunnel of [...pool.tunnels()]) {
+      const credential = store.agentById(tunnel.agentId);
+      if (!credential || credential.connectionId !== tunnel.connectionId) {
+        tunnel.close(grpc.status.PERMISSION_DENIED, "agent token revoked");
+      }
+    }
+  };
+  store.on("change", onConfigChange);
+
+  // An agent whose process hangs keeps its TCP connection (and HTTP/2 pings)
+  // alive; missing heartbeats are what give it away.
+  const sweep = setInterval(() => {
+    const deadline = Date.now() - 3 * heartbeatIntervalMs;
+    for (const tunnel of [...pool.tunnels()]) {
+      if (tunnel.lastHeartbeatAt < deadline) tunnel.close(grpc.status.DEADLINE_EXCEEDED, "no heartbeat from agent");
+    }
+  }, heartbeatIntervalMs);
+  sweep.unref();
+
+  const connect: AgentTunnelHandlers["Connect"] = (call: grpc.ServerDuplexStream<AgentMessage, GatewayMessage>) => {
+    const token = bearerToken(call.metadata);
+    if (!store.loaded) {
+      return endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
+    }
+    const credential = token ? store.agentByTokenHash(hashSecret(token)) : undefined;
+    if (!credential) {
+      logger.warn({ peer: call.getPeer() }, "agent refused: unknown or revoked token");
+      return endWithStatus(call, grpc.status.UNAUTHENTICATED, "unknown or revoked agent token");
+    }
+    const connection = store.connectionById(credential.connectionId);
+    if (!connection)
+      return endWithStatus(call, grpc.status.PERMISSION_DENIED, "the agent's connection no longer exists");
+
+    let tunnel: AgentTunnel | undefined;
+    const helloTimer = setTimeout(
+      () => endWithStatus(call, grpc.status.INVALID_ARGUMENT, "expected Hello as the first message"),
+      HELLO_TIMEOUT_MS,
+    );
+    const log = logger.child({ agentId: credential.id, connection: connection.name });
+
+    call.on("data", (message: AgentMessage) => {
+      if (!tunnel) {
+        clearTimeout(helloTimer);
+        const hello = message.hello;
+        if (!hello || hello.capacity < 1 || hello.capacity > MAX_CAPACITY) {
+          return endWithStatus(call, grpc.status.INVALID_ARGUMENT, `expected Hello with capacity 1..${MAX_CAPACITY}`);
+        }
+        const tunnelId = randomBytes(24).toString("base64url");
+        const exchanges = new Set<ExchangeCall>();
+        activeExchanges.set(tunnelId, exchanges);
+        tunnel = {
+          tunnelId,
+          agentId: credential.id,
+          agentName: credential.name,
+          connectionId: credential.connectionId,
+          agentVersion: hello.agentVersion.slice(0, 64),
+          capacity: hello.capacity,
+          state: "connected",
+          inFlight: 0,
+          runtimeHealthy: healthOf(hello.runtimeHealth),
+          lastHeartbeatAt: Date.now(),
+          lastLeaseSeq: 0,
+          parked: [],
+          close: (code, details) => {
+            log.warn({ code: grpc.status[code], details }, "closing agent tunnel");
+            for (const exchange of exchanges) endWithStatus(exchange, code, details);
+            endWithStatus(call, code, details);
+          },
+        };
+        pool.add(tunnel);
+        log.info({ tunnelId: tunnelId.slice(0, 8), capacity: hello.capacity }, "agent registered");
+        call.write({
+          welcome: {
+            agentId: credential.id,
+            connection: connection.name,
+            tunnelId,
+            heartbeatIntervalMs,
+            gatewayId,
+          },
+        });
+        return;
+      }
+      if (message.heartbeat) pool.heartbeat(tunnel.tunnelId, healthOf(message.heartbeat.runtimeHealth));
+      else if (message.drain) {
+        log.info("agent draining");
+        pool.setDraining(tunnel.tunnelId);
+      }
+    });
+
+    let closed = false;
+    const onClose = () => {
+      if (closed) return;
+      closed = true;
+      clearTimeout(helloTimer);
+      if (!tunnel) return;
+      pool.remove(tunnel.tunnelId);
+      activeExchanges.delete(tunnel.tunnelId);
+      log.info("agent disconnected");
+    };
+    call.on("end", () => {
+      onClose();
+      call.end();
+    });
+    call.on("cancelled", onClose);
+    call.on("error", onClose);
+    call.on("close", onClose);
+  };
+
+  const exchange: AgentTunnelHandlers["Exchange"] = (call: ExchangeCall) => {
+    const [tunnelId] = call.metadata.get(TUNNEL_ID_METADATA);
+    const tunnel = typeof tunnelId === "string" ? pool.get(tunnelId) : undefined;
+    const token = bearerToken(call.metadata);
+    const credential = tunnel ? store.agentById(tunnel.agentId) : undefined;
+    if (!tunnel || !token || !credential || !secretsEqual(hashSecret(token), credential.tokenHash)) {
+      return endWithStatus(call, grpc.status.UNAUTHENTICATED, "unknown tunnel or token");
+    }
+    if (!pool.park(tunnel.tunnelId, call)) {
+      return endWithStatus(call, grpc.status.UNAVAILABLE, "agent is draining");
+    }
+    const exchanges = activeExchanges.get(tunnel.tunnelId);
+    exchanges?.add(call);
+    const forget = () => exchanges?.delete(call);
+    call.once("close", forget);
+    call.once("cancelled", forget);
+    call.once("finish", forget);
+  };
+
+  return {
+    handlers: { Connect: connect, Exchange: exchange },
+    close: () => {
+      clearInterval(sweep);
+      store.off("change", onConfigChange);
+    },
+  };
+}
+
+function healthOf(health: string): boolean | undefined {
+  if (health === "RUNTIME_HEALTH_HEALTHY") return true;
+  if (health === "RUNTIME_HEALTH_UNHEALTHY") return false;
+  return undefined;
+}
+
+export function tunnelServiceDefinition(): grpc.ServiceDefinition {
+  return loadAgentProto().modelgate.agent.v1.AgentTunnel.service;
+}

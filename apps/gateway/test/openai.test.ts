@@ -1,0 +1,138 @@
+// The OpenAI-compatible routes end to end, driven by the official `openai`
+// SDK: control plane → config push → gateway → agent → runtime fixture.
+
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import OpenAI from "openai";
+import { RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
+
+let stack: Stack;
+let runtime: RuntimeFixture;
+let client: OpenAI;
+
+beforeAll(async () => {
+  stack = await startStack();
+  runtime = await stack.addConnection("llama", { fixture: { chunkIntervalMs: 5 } });
+  await stack.addAgent("llama", runtime);
+  client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+function lastRuntimeRequest() {
+  const request = runtime.requests.at(-1);
+  if (!request) throw new Error("the runtime received nothing");
+  return request;
+}
+
+describe("OpenAI-compatible routes", () => {
+  it("answers a chat completion with the runtime's response and a session id", async () => {
+    const { data, response } = await client.chat.completions
+      .create({ model: "llama/demo-chat", messages: [{ role: "user", content: "hello" }] })
+      .withResponse();
+    expect(data.object).toBe("chat.completion");
+    expect(data.choices[0]?.message.content).toContain("demo runtime");
+    expect(response.headers.get("x-modelgate-session")).toMatch(/^[0-9a-f-]{36}$/);
+
+    // The runtime saw its own credential and the bare model name, never the caller's key.
+    const seen = lastRuntimeRequest();
+    expect(seen.path).toBe("/v1/chat/completions");
+    expect(seen.headers.authorization).toBe(`Bearer ${RUNTIME_API_KEY}`);
+    expect(JSON.stringify(seen.headers)).not.toContain(stack.apiKey);
+    expect(JSON.parse(seen.body).model).toBe("demo-chat");
+  });
+
+  it("routes a bare model name that exactly one connection serves", async () => {
+    const completion = await client.chat.completions.create({
+      model: "demo-chat",
+      messages: [{ role: "user", content: "hi" }],
+    });
+    expect(completion.choices[0]?.finish_reason).toBe("stop");
+  });
+
+  it("streams chunk by chunk: the first arrives long before the runtime finishes", async () => {
+    const chunks = 10;
+    const intervalMs = 60;
+    const started = performance.now();
+    const stream = await client.chat.completions.create(
+      { model: "llama/demo-chat", messages: [{ role: "user", content: "stream" }], stream: true },
+      { headers: { "x-fixture-chunks": String(chunks), "x-fixture-interval-ms": String(intervalMs) } },
+    );
+    const arrivals: number[] = [];
+    let text = "";
+    for await (const chunk of stream) {
+      arrivals.push(performance.now() - started);
+      text += chunk.choices[0]?.delta?.content ?? "";
+    }
+    const first = arrivals[0] ?? Number.NaN;
+    const last = arrivals.at(-1) ?? Number.NaN;
+    // The runtime needs (chunks - 1) × interval between its first and last
+    // content chunk; a buffering proxy would deliver them all at the end.
+    expect(last - first).toBeGreaterThan((chunks - 2) * intervalMs);
+    expect(arrivals.length).toBeGreaterThanOrEqual(chunks);
+    expect(text.length).toBeGreaterThan(0);
+  });
+
+  it("cancels the runtime request within 100 ms when the client aborts mid-stream", async () => {
+    const controller = new AbortController();
+    const stream = await client.chat.completions.create(
+      { model: "llama/demo-chat", messages: [{ role: "user", content: "long" }], stream: true },
+      { headers: { "x-fixture-chunks": "1000", "x-fixture-interval-ms": "20" }, signal: controller.signal },
+    );
+    let received = 0;
+    let abortedAt = 0;
+    // The SDK ends the iteration quietly when its signal is aborted.
+    for await (const _chunk of stream) {
+      if (++received === 3) {
+        abortedAt = performance.now();
+        controller.abort();
+      }
+    }
+    expect(received).toBe(3);
+    const request = lastRuntimeRequest();
+    const runtimeAbortedAt = await runtime.waitForAbort(request.id, 2_000);
+    // Both clocks are this process's performance.now().
+    expect(runtimeAbortedAt - abortedAt).toBeLessThan(100);
+    await waitFor(() => runtime.inFlight() === 0, { what: "the runtime to be idle" });
+  });
+
+  it("serves embeddings (the SDK asks for base64) and lists models as <connection>/<model>", async () => {
+    const embedding = await client.embeddings.create({ model: "llama/demo-embed", input: "vector me" });
+    expect(embedding.data[0]?.embedding).toHaveLength(8);
+    expect(embedding.data[0]?.embedding.every((value) => Number.isFinite(value))).toBe(true);
+
+    const models = [];
+    for await (const model of client.models.list()) models.push(model.id);
+    expect(models).toEqual(expect.arrayContaining(["llama/demo-chat", "llama/demo-embed"]));
+  });
+
+  it("serves legacy completions", async () => {
+    const completion = await client.completions.create({ model: "llama/demo-chat", prompt: "Once", max_tokens: 5 });
+    expect(completion.choices[0]?.text.trim().split(/\s+/)).toHaveLength(5);
+    expect(completion.choices[0]?.finish_reason).toBe("length");
+  });
+
+  it("maps refusals to OpenAI errors the SDK understands", async () => {
+    const unknown = await client.chat.completions
+      .create({ model: "llama/no-such-model", messages: [{ role: "user", content: "x" }] })
+      .catch((error: unknown) => error);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).code).toBe("model_not_found");
+
+    const wrongKey = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: "mg_wrong", maxRetries: 0 });
+    const unauthenticated = await wrongKey.models.list().catch((error: unknown) => error);
+    expect(unauthenticated).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((unauthenticated as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe("unauthenticated");
+  });
+
+  it("passes the runtime's own errors through with their status", async () => {
+    const error = await client.chat.completions
+      .create(
+        { model: "llama/demo-chat", messages: [{ role: "user", content: "x" }] },
+        { headers: { "x-fixture-status": "429" } },
+      )
+      .catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(OpenAI.RateLimitError);
+  });
+});

@@ -1,0 +1,169 @@
+// A whole modelgate on loopback for end-to-end tests: control plane on its
+// own test database, a gateway, agents and runtime fixtures, all real and
+// in this process (agents can also run as child processes).
+import { Writable } from "node:stream";
+import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
+import { createLogger, generateSecret, hashSecret, type Logger } from "@modelgate/core";
+import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
+import { type GatewayOptions, type RunningGateway, startGateway } from "@modelgate/gateway";
+import { type RuntimeFixture, type RuntimeFixtureOptions, startRuntimeFixture } from "@modelgate/runtime-fixture";
+import { type StartAgentOptions, startTestAgent } from "./agents.js";
+
+export const RUNTIME_API_KEY = "runtime-secret-the-caller-never-sees";
+
+/** Log lines of every component, kept for assertions and printed on failure by choice. */
+export function captureLogger(name: string): { logger: Logger; lines: string[] } {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      callback();
+    },
+  });
+  return { logger: createLogger({ name, level: "debug", destination }), lines };
+}
+
+export async function waitFor(
+  condition: () => boolean | Promise<boolean>,
+  { timeoutMs = 5_000, what = "condition" } = {},
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+export interface Stack {
+  controlPlane: RunningControlPlane;
+  gateway: RunningGateway;
+  gatewayToken: string;
+  adminToken: string;
+  /** An API key for callers. */
+  apiKey: string;
+  logs: { controlPlane: string[]; gateway: string[] };
+  /** Calls the control-plane API as admin. */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** Creates a connection served by a fresh runtime fixture. */
+  addConnection(
+    name: string,
+    options?: { protocol?: string; models?: string[]; fixture?: RuntimeFixtureOptions },
+  ): Promise<RuntimeFixture>;
+  /** Registers an agent for a connection and starts it in this process, registered with the gateway. */
+  addAgent(connection: string, runtime: RuntimeFixture, options?: Partial<StartAgentOptions>): Promise<TestAgent>;
+  /** Issues an agent token without starting an agent. */
+  issueAgentToken(connection: string, name: string): Promise<{ id: string; token: string }>;
+  close(): Promise<void>;
+}
+
+export type TestAgent = Awaited<ReturnType<typeof startTestAgent>>;
+
+export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {}): Promise<Stack> {
+  const database: TestDatabase = await createTestDatabase();
+  const adminToken = generateSecret("mgadmin_");
+  const gatewayToken = generateSecret("mggateway_");
+  const cpLog = captureLogger("control-plane");
+  const controlPlane = await startControlPlane({
+    host: "127.0.0.1",
+    port: 0,
+    grpc: { host: "127.0.0.1", port: 0 },
+    databaseUrl: database.url,
+    dbPoolSize: 4,
+    adminToken,
+    gatewayToken,
+    version: "test",
+    logger: cpLog.logger,
+  });
+
+  const admin: Stack["admin"] = async (method, path, body) => {
+    const response = await fetch(`${controlPlane.url}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    return { status: response.status, body: text ? JSON.parse(text) : undefined };
+  };
+
+  const createdKey = await admin("POST", "/api-keys", { name: "e2e", groups: ["everyone"] });
+  if (createdKey.status !== 201) throw new Error(`could not create API key: ${JSON.stringify(createdKey.body)}`);
+
+  const gwLog = captureLogger("gateway");
+  const gateway = await startGateway({
+    host: "127.0.0.1",
+    port: 0,
+    tunnelHost: "127.0.0.1",
+    tunnelPort: 0,
+    controlPlane: { address: controlPlane.grpcAddress, token: gatewayToken },
+    maxBodyBytes: 256 * 1024,
+    upstreamTimeoutMs: 30_000,
+    queueWaitMs: 2_000,
+    agentWaitMs: 0,
+    heartbeatIntervalMs: 1_000,
+    version: "test",
+    logger: gwLog.logger,
+    processMetrics: false,
+    ...gatewayOverrides,
+  });
+  await gateway.configured();
+  const apiKey = createdKey.body.key as string;
+  await waitFor(() => gateway.store.apiKeyByHash(hashSecret(apiKey)) !== undefined, {
+    what: "the API key to reach the gateway",
+  });
+
+  const fixtures: RuntimeFixture[] = [];
+  const agents: TestAgent[] = [];
+
+  const issueAgentToken: Stack["issueAgentToken"] = async (connection, name) => {
+    const created = await admin("POST", `/connections/${connection}/agents`, { name });
+    if (created.status !== 201) throw new Error(`could not create agent: ${JSON.stringify(created.body)}`);
+    const { id, token } = created.body as { id: string; token: string };
+    await waitFor(() => gateway.store.agentById(id) !== undefined, { what: "the agent to reach the gateway" });
+    return { id, token };
+  };
+
+  return {
+    controlPlane,
+    gateway,
+    gatewayToken,
+    adminToken,
+    apiKey,
+    logs: { controlPlane: cpLog.lines, gateway: gwLog.lines },
+    admin,
+    issueAgentToken,
+    async addConnection(name, options = {}) {
+      const fixture = await startRuntimeFixture({ requiredBearer: RUNTIME_API_KEY, ...options.fixture });
+      fixtures.push(fixture);
+      const created = await admin("POST", "/connections", {
+        name,
+        protocol: options.protocol ?? "openai",
+        models: options.models ?? ["demo-chat", "demo-embed"],
+      });
+      if (created.status !== 201) throw new Error(`could not create connection: ${JSON.stringify(created.body)}`);
+      await waitFor(() => gateway.store.connectionByName(name) !== undefined, { what: "the connection" });
+      return fixture;
+    },
+    async addAgent(connection, runtime, options = {}) {
+      const { id, token } = await issueAgentToken(connection, options.name ?? `agent-${agents.length + 1}`);
+      const agent = await startTestAgent({
+        id,
+        token,
+        gatewayAddress: gateway.tunnelAddress,
+        runtimeUrl: runtime.url,
+        ...options,
+      });
+      agents.push(agent);
+      await waitFor(() => [...gateway.pool.tunnels()].some((tunnel) => tunnel.agentId === id), {
+        what: "the agent to register",
+      });
+      return agent;
+    },
+    async close() {
+      for (const agent of agents) await agent.stop();
+      await gateway.close(1_000);
+      await controlPlane.close();
+      for (const fixture of fixtures) await fixture.close();
+      await database.drop();
+    },
+  };
+}

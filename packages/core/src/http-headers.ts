@@ -1,0 +1,86 @@
+// Which HTTP headers may cross modelgate between a caller and a runtime.
+// The caller's credentials stop at the gateway and the runtime's credential
+// is added by the agent, so neither side ever sees the other's secrets.
+
+/** Connection-specific headers (RFC 9110 §7.6.1) plus legacy ones. */
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+  "http2-settings",
+]);
+
+const NEVER_TO_RUNTIME = new Set([
+  ...HOP_BY_HOP,
+  "host",
+  "content-length",
+  // The agent asks for identity encoding: it must read the body to mask it.
+  "accept-encoding",
+  "expect",
+  // Credentials of the caller, in every spelling clients use.
+  "authorization",
+  "proxy-authorization",
+  "cookie",
+  "api-key",
+  "x-api-key",
+  // Where the caller is, and which proxies it went through, is the audit
+  // record's business, not the runtime's.
+  "forwarded",
+  "x-forwarded-for",
+  "x-forwarded-host",
+  "x-forwarded-proto",
+  "x-real-ip",
+]);
+
+const NEVER_TO_CALLER = new Set([
+  ...HOP_BY_HOP,
+  // The gateway re-frames the body (and masking may change its length).
+  "content-length",
+  "set-cookie",
+  "server",
+  "date",
+]);
+
+/** modelgate's own headers are set by modelgate only. */
+const MODELGATE_PREFIX = "x-modelgate-";
+
+export interface HeaderPair {
+  name: string;
+  value: string;
+}
+
+type HeaderInput = Iterable<HeaderPair> | Record<string, string | string[] | undefined>;
+
+function pairs(headers: HeaderInput): HeaderPair[] {
+  if (Symbol.iterator in headers) return [...(headers as Iterable<HeaderPair>)];
+  const result: HeaderPair[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) result.push({ name, value: item });
+  }
+  return result;
+}
+
+function filter(headers: HeaderInput, refused: Set<string>): HeaderPair[] {
+  const all = pairs(headers).map(({ name, value }) => ({ name: name.toLowerCase(), value }));
+  // Headers named in `Connection` are hop-by-hop for this message too.
+  const named = new Set<string>();
+  for (const { name, value } of all) {
+    if (name === "connection") for (const token of value.split(",")) named.add(token.trim().toLowerCase());
+  }
+  return all.filter(({ name }) => !refused.has(name) && !named.has(name) && !name.startsWith(MODELGATE_PREFIX));
+}
+
+/** End-to-end request headers a runtime may see. */
+export function headersForRuntime(headers: HeaderInput): HeaderPair[] {
+  return filter(headers, NEVER_TO_RUNTIME);
+}
+
+/** Response headers from a runtime that may reach the caller. */
+export function headersForCaller(headers: HeaderInput): HeaderPair[] {
+  return filter(headers, NEVER_TO_CALLER);
+}

@@ -1,0 +1,96 @@
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import type { ProtoGrpcType as AgentProto } from "./generated/agent.js";
+import type { ProtoGrpcType as ConfigProto } from "./generated/config.js";
+
+export type {
+  AgentFrame as AgentFrameInput,
+  AgentFrame__Output as AgentFrame,
+} from "./generated/modelgate/agent/v1/AgentFrame.js";
+export type {
+  AgentMessage as AgentMessageInput,
+  AgentMessage__Output as AgentMessage,
+} from "./generated/modelgate/agent/v1/AgentMessage.js";
+export type { AgentTunnelClient, AgentTunnelHandlers } from "./generated/modelgate/agent/v1/AgentTunnel.js";
+export type { Decision } from "./generated/modelgate/agent/v1/Decision.js";
+export type { ErrorCode } from "./generated/modelgate/agent/v1/ErrorCode.js";
+export type {
+  GatewayFrame as GatewayFrameInput,
+  GatewayFrame__Output as GatewayFrame,
+} from "./generated/modelgate/agent/v1/GatewayFrame.js";
+export type {
+  GatewayMessage as GatewayMessageInput,
+  GatewayMessage__Output as GatewayMessage,
+} from "./generated/modelgate/agent/v1/GatewayMessage.js";
+export type { Header } from "./generated/modelgate/agent/v1/Header.js";
+export type { RequestHead__Output as RequestHead } from "./generated/modelgate/agent/v1/RequestHead.js";
+export type { RuntimeHealth } from "./generated/modelgate/agent/v1/RuntimeHealth.js";
+export type {
+  AgentPresence as AgentPresenceInput,
+  AgentPresence__Output as AgentPresence,
+} from "./generated/modelgate/config/v1/AgentPresence.js";
+export type { AgentState } from "./generated/modelgate/config/v1/AgentState.js";
+export type {
+  ConfigSnapshot as ConfigSnapshotInput,
+  ConfigSnapshot__Output as ConfigSnapshot,
+} from "./generated/modelgate/config/v1/ConfigSnapshot.js";
+export type { GatewayConfigClient, GatewayConfigHandlers } from "./generated/modelgate/config/v1/GatewayConfig.js";
+export type {
+  GatewayReport as GatewayReportInput,
+  GatewayReport__Output as GatewayReport,
+} from "./generated/modelgate/config/v1/GatewayReport.js";
+export type { Protocol } from "./generated/modelgate/config/v1/Protocol.js";
+
+/** `proto/` at the repository root; the same relative path from `src/` and `dist/`. */
+export const PROTO_ROOT = fileURLToPath(new URL("../../../proto/", import.meta.url));
+
+// Must match the flags of the `generate` script, or the generated types lie.
+const LOADER_OPTIONS: protoLoader.Options = {
+  keepCase: false,
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+  includeDirs: [PROTO_ROOT],
+};
+
+/** Metadata that binds an Exchange stream to the agent's registration. */
+export const TUNNEL_ID_METADATA = "x-modelgate-tunnel";
+
+let agentProto: AgentProto | undefined;
+let configProto: ConfigProto | undefined;
+
+export function loadAgentProto(): AgentProto {
+  agentProto ??= grpc.loadPackageDefinition(
+    protoLoader.loadSync("modelgate/agent/v1/agent.proto", LOADER_OPTIONS),
+  ) as unknown as AgentProto;
+  return agentProto;
+}
+
+export function loadConfigProto(): ConfigProto {
+  configProto ??= grpc.loadPackageDefinition(
+    protoLoader.loadSync("modelgate/config/v1/config.proto", LOADER_OPTIONS),
+  ) as unknown as ConfigProto;
+  return configProto;
+}
+
+/**
+ * HTTP/2 keepalive for long-lived tunnels: dead peers behind NATs and load
+ * balancers are noticed within ~20 s even when no request is running.
+ */
+export const KEEPALIVE_OPTIONS: grpc.ChannelOptions = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+};
+
+/** Server side of KEEPALIVE_OPTIONS: accept the clients' pings, ping back. */
+export const SERVER_KEEPALIVE_OPTIONS: grpc.ServerOptions = {
+  "grpc.keepalive_time_ms": 10_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  "grpc.http2.max_ping_strikes": 0,
+};
