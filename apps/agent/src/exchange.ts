@@ -17,6 +17,9 @@ export interface ExchangeContext {
   logger: Logger;
 }
 
+/** Largest response body piece per gRPC message. */
+export const MAX_BODY_FRAME_BYTES = 64 * 1024;
+
 /** Why the runtime request was aborted, so the error frame can say so. */
 type AbortReason = "cancelled" | "timeout" | "gateway_gone";
 
@@ -58,8 +61,13 @@ export async function runExchange({ call, head, runtime, limiter, draining, logg
     call.write({
       head: { status: response.statusCode, headers: headersForCaller(response.headers) },
     });
-    for await (const chunk of response.body) {
-      if (!call.write({ body: chunk as Buffer })) await waitForDrain(call, controller.signal);
+    for await (const chunk of response.body as AsyncIterable<Buffer>) {
+      // Frames stay small whatever the runtime's write sizes: flow control
+      // works in frames, and the gateway refuses oversized messages.
+      for (let offset = 0; offset < chunk.length; offset += MAX_BODY_FRAME_BYTES) {
+        const frame = chunk.subarray(offset, offset + MAX_BODY_FRAME_BYTES);
+        if (!call.write({ body: frame })) await waitForDrain(call, controller.signal);
+      }
     }
     call.write({ end: {} });
     call.end();

@@ -4,12 +4,12 @@ import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { createBackoff, type Logger } from "@modelgate/core";
 import {
+  AGENT_CHANNEL_OPTIONS,
   type AgentFrameInput,
   type AgentMessageInput,
   type AgentTunnelClient,
   type GatewayFrame,
   type GatewayMessage,
-  KEEPALIVE_OPTIONS,
   loadAgentProto,
   type RuntimeHealth,
   TUNNEL_ID_METADATA,
@@ -85,7 +85,7 @@ export class TunnelClient extends EventEmitter {
     this.#backoff = createBackoff(options.backoff ?? { initialMs: 200, maxMs: 15_000 });
     const { AgentTunnel } = loadAgentProto().modelgate.agent.v1;
     this.#client = new AgentTunnel(options.address, options.credentials, {
-      ...KEEPALIVE_OPTIONS,
+      ...AGENT_CHANNEL_OPTIONS,
       // Reconnects are ours (with jitter), not the channel's.
       "grpc.initial_reconnect_backoff_ms": 200,
       "grpc.max_reconnect_backoff_ms": 5_000,
@@ -102,6 +102,11 @@ export class TunnelClient extends EventEmitter {
 
   start(): void {
     this.#connect();
+  }
+
+  /** Sends a heartbeat now, e.g. because the runtime's health changed. */
+  heartbeat(): void {
+    if (this.#state === "connected") this.#sendHeartbeat();
   }
 
   /** Stops taking requests from this gateway; in-flight ones continue. */

@@ -3,7 +3,7 @@
 
 import type { RuntimeFixture } from "@modelgate/runtime-fixture";
 import OpenAI from "openai";
-import { RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
+import { inferences, RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
 
 let stack: Stack;
 let runtime: RuntimeFixture;
@@ -21,7 +21,7 @@ afterAll(async () => {
 });
 
 function lastRuntimeRequest() {
-  const request = runtime.requests.at(-1);
+  const request = inferences(runtime).at(-1);
   if (!request) throw new Error("the runtime received nothing");
   return request;
 }

@@ -132,12 +132,13 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
     admin,
     issueAgentToken,
     async addConnection(name, options = {}) {
-      const fixture = await startRuntimeFixture({ requiredBearer: RUNTIME_API_KEY, ...options.fixture });
+      const models = options.models ?? ["demo-chat", "demo-embed"];
+      const fixture = await startRuntimeFixture({ requiredBearer: RUNTIME_API_KEY, models, ...options.fixture });
       fixtures.push(fixture);
       const created = await admin("POST", "/connections", {
         name,
         protocol: options.protocol ?? "openai",
-        models: options.models ?? ["demo-chat", "demo-embed"],
+        models,
       });
       if (created.status !== 201) throw new Error(`could not create connection: ${JSON.stringify(created.body)}`);
       await waitFor(() => gateway.store.connectionByName(name) !== undefined, { what: "the connection" });
@@ -166,4 +167,9 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
       await database.drop();
     },
   };
+}
+
+/** What a runtime received apart from the agents' health probes. */
+export function inferences(runtime: RuntimeFixture) {
+  return runtime.requests.filter((request) => request.path !== "/health");
 }

@@ -86,6 +86,16 @@ export const KEEPALIVE_OPTIONS: grpc.ChannelOptions = {
   "grpc.http2.min_ping_interval_without_data_ms": 5_000,
 };
 
+/**
+ * A request travels to the agent as one message with its whole body (the
+ * gateway caps bodies at 512 MiB), so the agent accepts large messages.
+ * Responses come back in small frames, so gateways keep gRPC's 4 MiB default.
+ */
+export const AGENT_CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  ...KEEPALIVE_OPTIONS,
+  "grpc.max_receive_message_length": 513 * 1024 * 1024,
+};
+
 /** Server side of KEEPALIVE_OPTIONS: accept the clients' pings, ping back. */
 export const SERVER_KEEPALIVE_OPTIONS: grpc.ServerOptions = {
   "grpc.keepalive_time_ms": 10_000,
