@@ -1,24 +1,28 @@
 import { loadConfig, redactConfig } from "./config.js";
 
 const TOKEN = "t".repeat(32);
+const GATEWAY_TOKEN = "g".repeat(32);
+const REQUIRED = { MODELGATE_ADMIN_TOKEN: TOKEN, MODELGATE_GATEWAY_TOKEN: GATEWAY_TOKEN };
 
 describe("control-plane config", () => {
-  it("requires a database URL and an admin token outside dev mode", () => {
-    expect(() => loadConfig({})).toThrow(/DATABASE_URL: is required[\s\S]*MODELGATE_ADMIN_TOKEN: is required/);
+  it("requires a database URL, a gateway token and an admin token outside dev mode", () => {
+    expect(() => loadConfig({})).toThrow(
+      /DATABASE_URL: is required[\s\S]*MODELGATE_GATEWAY_TOKEN: is required[\s\S]*MODELGATE_ADMIN_TOKEN: is required/,
+    );
     expect(() => loadConfig({ DATABASE_URL: "postgresql://db/modelgate", MODELGATE_ADMIN_TOKEN: "" })).toThrow(
       /MODELGATE_ADMIN_TOKEN/,
     );
   });
 
   it("refuses short admin tokens and non-Postgres URLs", () => {
-    expect(() => loadConfig({ DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: "short" })).toThrow(
-      /MODELGATE_ADMIN_TOKEN: must be at least 32 characters/,
-    );
-    expect(() => loadConfig({ DATABASE_URL: "mysql://db/x", MODELGATE_ADMIN_TOKEN: TOKEN })).toThrow(/DATABASE_URL/);
+    expect(() =>
+      loadConfig({ ...REQUIRED, DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: "short" }),
+    ).toThrow(/MODELGATE_ADMIN_TOKEN: must be at least 32 characters/);
+    expect(() => loadConfig({ ...REQUIRED, DATABASE_URL: "mysql://db/x" })).toThrow(/DATABASE_URL/);
     for (const unusable of [`${TOKEN} x`, `${TOKEN}\n`, `${TOKEN}é`]) {
-      expect(() => loadConfig({ DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: unusable })).toThrow(
-        /MODELGATE_ADMIN_TOKEN: must be printable ASCII without spaces/,
-      );
+      expect(() =>
+        loadConfig({ ...REQUIRED, DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: unusable }),
+      ).toThrow(/MODELGATE_ADMIN_TOKEN: must be printable ASCII without spaces/);
     }
   });
 
@@ -37,8 +41,9 @@ describe("control-plane config", () => {
   it("reads every setting", () => {
     const config = loadConfig({
       DATABASE_URL: "postgresql://user:pw@db:5432/modelgate",
-      MODELGATE_ADMIN_TOKEN: TOKEN,
+      ...REQUIRED,
       MODELGATE_CONTROL_PLANE_HOST: "0.0.0.0",
+      MODELGATE_CONTROL_PLANE_GRPC_PORT: "9002",
       MODELGATE_CONTROL_PLANE_PORT: "9001",
       MODELGATE_MIGRATE_ON_START: "false",
       MODELGATE_DB_POOL_SIZE: "3",
@@ -49,6 +54,8 @@ describe("control-plane config", () => {
       port: 9001,
       databaseUrl: "postgresql://user:pw@db:5432/modelgate",
       adminToken: TOKEN,
+      gatewayToken: GATEWAY_TOKEN,
+      grpc: { host: "127.0.0.1", port: 9002, tls: undefined },
       dev: false,
       migrateOnStart: false,
       dbPoolSize: 3,
@@ -58,19 +65,42 @@ describe("control-plane config", () => {
 
   it("redacts the admin token and the database password for logging", () => {
     const redacted = JSON.stringify(
-      redactConfig(loadConfig({ DATABASE_URL: "postgresql://user:s3cret@db/modelgate", MODELGATE_ADMIN_TOKEN: TOKEN })),
+      redactConfig(loadConfig({ DATABASE_URL: "postgresql://user:s3cret@db/modelgate", ...REQUIRED })),
     );
     expect(redacted).not.toContain(TOKEN);
+    expect(redacted).not.toContain(GATEWAY_TOKEN);
     expect(redacted).not.toContain("s3cret");
     expect(redacted).toContain("[set]");
     const inQuery = JSON.stringify(
       redactConfig(
         loadConfig({
           DATABASE_URL: "postgresql://db/modelgate?password=qsecret&sslpassword=ksecret",
-          MODELGATE_ADMIN_TOKEN: TOKEN,
+          ...REQUIRED,
         }),
       ),
     );
     expect(inQuery).not.toMatch(/qsecret|ksecret/);
+  });
+
+  it("serves gRPC in plaintext only on loopback unless TLS is configured or insecure is allowed", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(() => loadConfig({ ...base, MODELGATE_CONTROL_PLANE_GRPC_HOST: "0.0.0.0" })).toThrow(
+      /MODELGATE_CONTROL_PLANE_GRPC_HOST: plaintext gRPC/,
+    );
+    expect(
+      loadConfig({ ...base, MODELGATE_CONTROL_PLANE_GRPC_HOST: "0.0.0.0", MODELGATE_GRPC_ALLOW_INSECURE: "true" }).grpc,
+    ).toMatchObject({ host: "0.0.0.0", tls: undefined });
+    expect(
+      loadConfig({
+        ...base,
+        MODELGATE_CONTROL_PLANE_GRPC_HOST: "0.0.0.0",
+        MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE: "/tls/cert.pem",
+        MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE: "/tls/key.pem",
+      }).grpc.tls,
+    ).toEqual({ certFile: "/tls/cert.pem", keyFile: "/tls/key.pem" });
+    expect(() => loadConfig({ ...base, MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE: "/tls/cert.pem" })).toThrow(
+      /go together/,
+    );
+    expect(() => loadConfig({ ...base, MODELGATE_GATEWAY_TOKEN: "short" })).toThrow(/MODELGATE_GATEWAY_TOKEN/);
   });
 });

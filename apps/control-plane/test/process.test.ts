@@ -31,7 +31,7 @@ function start(env: Record<string, string>): Promise<Started> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line within 15 s:\n${output}`)), 15_000);
     const check = () => {
-      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"control plane listening"/.exec(output);
+      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^}]*"msg":"control plane listening"/.exec(output);
       if (match?.[1]) {
         clearTimeout(timer);
         resolve({ child, url: match[1], output: () => output });
@@ -68,6 +68,8 @@ describe("control-plane process", () => {
       DATABASE_URL: database.url,
       MODELGATE_ADMIN_TOKEN: adminToken,
       MODELGATE_CONTROL_PLANE_PORT: "0",
+      MODELGATE_CONTROL_PLANE_GRPC_PORT: "0",
+      MODELGATE_GATEWAY_TOKEN: generateSecret("mggateway_"),
     });
     try {
       expect(started.output()).toContain("20261125220000_init");

@@ -106,7 +106,7 @@ export class AgentPool {
   /** A stream the agent parked; it may satisfy a waiting request at once. */
   park(tunnelId: string, call: ExchangeCall): boolean {
     const tunnel = this.#tunnels.get(tunnelId);
-    if (!tunnel || tunnel.state !== "connected") return false;
+    if (tunnel?.state !== "connected") return false;
     tunnel.parked.push(call);
     const unpark = () => {
       const index = tunnel.parked.indexOf(call);

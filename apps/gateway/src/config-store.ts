@@ -63,9 +63,12 @@ export class ConfigStore extends EventEmitter {
     return this.#receivedAt !== undefined;
   }
 
-  /** Replaces the configuration; a snapshot older than the current one is ignored. */
-  apply(snapshot: ConfigSnapshot, now = Date.now()): boolean {
-    if (snapshot.revision < this.#revision) return false;
+  /**
+   * Replaces the configuration. Snapshots are applied in arrival order: one
+   * stream delivers them in order, and after a reconnect (possibly to another
+   * control-plane replica with another clock) the newest is the first one.
+   */
+  apply(snapshot: ConfigSnapshot, now = Date.now()): void {
     const connectionsByName = new Map<string, ConnectionConfig>();
     const connectionsById = new Map<string, ConnectionConfig>();
     const connectionsByModel = new Map<string, ConnectionConfig[]>();
@@ -116,7 +119,6 @@ export class ConfigStore extends EventEmitter {
     this.#agentsById = agentsById;
     this.#apiKeysByHash = apiKeysByHash;
     this.emit("change", { removedAgents });
-    return true;
   }
 
   connectionByName(name: string): ConnectionConfig | undefined {

@@ -25,12 +25,15 @@ afterAll(async () => {
   await stack?.close();
 });
 
+// biome-ignore lint/suspicious/noExplicitAny: tests read parsed JSON of many shapes and assert on it
+type Json = any;
+
 /** Raw HTTP, so paths reach the gateway exactly as written (fetch would normalise `..`). */
 function raw(
   method: string,
   path: string,
   { headers = {}, body }: { headers?: Record<string, string>; body?: string | Buffer } = {},
-): Promise<{ status: number; headers: Record<string, unknown>; text: string; json: () => any }> {
+): Promise<{ status: number; headers: Record<string, unknown>; text: string; json: () => Json }> {
   return new Promise((resolve, reject) => {
     const url = new URL(stack.gateway.url);
     const req = httpRequest({ host: url.hostname, port: url.port, method, path, headers }, (res) => {

@@ -35,7 +35,11 @@ export async function waitFor(
 }
 
 export interface Stack {
+  /** The current control plane (replaced by restartControlPlane). */
   controlPlane: RunningControlPlane;
+  stopControlPlane(): Promise<void>;
+  /** Starts the control plane again on the same ports and database. */
+  startControlPlane(): Promise<void>;
   gateway: RunningGateway;
   gatewayToken: string;
   adminToken: string;
@@ -43,6 +47,7 @@ export interface Stack {
   apiKey: string;
   logs: { controlPlane: string[]; gateway: string[] };
   /** Calls the control-plane API as admin. */
+  // biome-ignore lint/suspicious/noExplicitAny: tests read parsed JSON of many shapes and assert on it
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
   /** Creates a connection served by a fresh runtime fixture. */
   addConnection(
@@ -63,17 +68,24 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
   const adminToken = generateSecret("mgadmin_");
   const gatewayToken = generateSecret("mggateway_");
   const cpLog = captureLogger("control-plane");
-  const controlPlane = await startControlPlane({
-    host: "127.0.0.1",
-    port: 0,
-    grpc: { host: "127.0.0.1", port: 0 },
-    databaseUrl: database.url,
-    dbPoolSize: 4,
-    adminToken,
-    gatewayToken,
-    version: "test",
-    logger: cpLog.logger,
-  });
+  const launchControlPlane = (port: number, grpcPort: number) =>
+    startControlPlane({
+      host: "127.0.0.1",
+      port,
+      grpc: { host: "127.0.0.1", port: grpcPort },
+      databaseUrl: database.url,
+      dbPoolSize: 4,
+      adminToken,
+      gatewayToken,
+      version: "test",
+      logger: cpLog.logger,
+    });
+  let controlPlane = await launchControlPlane(0, 0);
+  let controlPlaneRunning = true;
+  const controlPlanePorts = {
+    http: Number(new URL(controlPlane.url).port),
+    grpc: Number(controlPlane.grpcAddress.split(":").at(-1)),
+  };
 
   const admin: Stack["admin"] = async (method, path, body) => {
     const response = await fetch(`${controlPlane.url}/api/v1${path}`, {
@@ -123,7 +135,17 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
   };
 
   return {
-    controlPlane,
+    get controlPlane() {
+      return controlPlane;
+    },
+    async stopControlPlane() {
+      await controlPlane.close();
+      controlPlaneRunning = false;
+    },
+    async startControlPlane() {
+      controlPlane = await launchControlPlane(controlPlanePorts.http, controlPlanePorts.grpc);
+      controlPlaneRunning = true;
+    },
     gateway,
     gatewayToken,
     adminToken,
@@ -162,7 +184,7 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
     async close() {
       for (const agent of agents) await agent.stop();
       await gateway.close(1_000);
-      await controlPlane.close();
+      if (controlPlaneRunning) await controlPlane.close();
       for (const fixture of fixtures) await fixture.close();
       await database.drop();
     },

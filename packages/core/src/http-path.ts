@@ -18,6 +18,10 @@ const MAX_PATH_LENGTH = 8192;
 // differently; `%` is checked separately as part of an escape.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
 const FORBIDDEN_CHARACTERS = /[\u0000-\u0020\u007f\\"<>^`{|}]/;
+// Encoded, most characters are legitimate (`%20` in a model name); control
+// characters never are, and some routers act on a decoded CR/LF or NUL.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+const FORBIDDEN_DECODED = /[\u0000-\u001f\u007f]/;
 const HAS_ESCAPE = /%[0-9a-fA-F]{2}/;
 
 /**
@@ -44,7 +48,7 @@ export function resolveRuntimePath(basePath: string, requestPath: string): strin
     const decoded = decodeFully(segment);
     if (decoded === "." || decoded === "..") throw new UnsafePathError("dot segments are not allowed");
     if (/[/\\]/.test(decoded)) throw new UnsafePathError("encoded slashes are not allowed");
-    if (FORBIDDEN_CHARACTERS.test(decoded)) throw new UnsafePathError("path contains a forbidden encoded character");
+    if (FORBIDDEN_DECODED.test(decoded)) throw new UnsafePathError("path contains an encoded control character");
   }
   const base = basePath.endsWith("/") ? basePath.slice(0, -1) : basePath;
   return `${base}${path}${query}`;

@@ -30,6 +30,12 @@ function toAgentView(row: Agent & { connection: { name: string } }, tunnel: Agen
   };
 }
 
+/** What the admin audit log records: the agent's configuration, not its live tunnel. */
+function toAuditView(row: Agent & { connection: { name: string } }): Omit<AgentView, "tunnel"> {
+  const { tunnel: _liveState, ...view } = toAgentView(row);
+  return view;
+}
+
 export function createAgentService({ db, presence }: { db: Database; presence?: PresenceRegistry }) {
   return {
     /** Issues an agent token for a connection. Only its hash is stored. */
@@ -61,7 +67,7 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
           action: "agent.create",
           targetType: "agent",
           targetId: row.id,
-          after: toAgentView(row),
+          after: toAuditView(row),
         });
         return { id: row.id, name: row.name, connection: connectionName, token };
       });
@@ -112,8 +118,8 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
           action: "agent.revoke",
           targetType: "agent",
           targetId: id,
-          before: toAgentView(before),
-          after: toAgentView(after),
+          before: toAuditView(before),
+          after: toAuditView(after),
         });
       });
     },

@@ -1,0 +1,54 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { generateSecret } from "@modelgate/core";
+import { loadConfig } from "./config.js";
+
+const TOKEN = generateSecret("mgagent_");
+const BASE = {
+  MODELGATE_GATEWAY_URLS: "grpc://127.0.0.1:8443",
+  MODELGATE_AGENT_TOKEN: TOKEN,
+  MODELGATE_RUNTIME_URL: "http://127.0.0.1:8000",
+};
+
+describe("agent config", () => {
+  it("reads one tunnel per gateway URL", () => {
+    const config = loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://127.0.0.1:8443, grpcs://gw2.example:443" });
+    expect(config.gateways.map((gateway) => gateway.address)).toEqual(["127.0.0.1:8443", "gw2.example:443"]);
+    expect(config).toMatchObject({ capacity: 32, runtimeHealthPath: "/health", runtimeCredential: undefined });
+  });
+
+  it("refuses plaintext to a remote gateway, duplicates and non-agent tokens", () => {
+    expect(() => loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://gw.example:8443" })).toThrow(/plaintext gRPC/);
+    expect(
+      loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://gw.example:8443", MODELGATE_TUNNEL_ALLOW_INSECURE: "true" })
+        .gateways,
+    ).toHaveLength(1);
+    expect(() => loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://127.0.0.1:1,grpc://127.0.0.1:1" })).toThrow(
+      /twice/,
+    );
+    expect(() => loadConfig({ ...BASE, MODELGATE_AGENT_TOKEN: "mg_notanagenttoken" })).toThrow(/not an agent token/);
+    expect(() => loadConfig({ ...BASE, MODELGATE_AGENT_TOKEN: undefined })).toThrow(/MODELGATE_AGENT_TOKEN/);
+  });
+
+  it("reads the runtime credential from the environment or a file, never both", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "mg-agent-"));
+    const keyFile = path.join(dir, "key");
+    writeFileSync(keyFile, "sk-from-file\n");
+    expect(loadConfig({ ...BASE, MODELGATE_RUNTIME_API_KEY_FILE: keyFile }).runtimeCredential).toEqual({
+      kind: "bearer",
+      token: "sk-from-file",
+    });
+    expect(
+      loadConfig({ ...BASE, MODELGATE_RUNTIME_HEADER_NAME: "X-Api-Key", MODELGATE_RUNTIME_HEADER_VALUE: "v" })
+        .runtimeCredential,
+    ).toEqual({ kind: "header", name: "X-Api-Key", value: "v" });
+    expect(() =>
+      loadConfig({ ...BASE, MODELGATE_RUNTIME_API_KEY: "a", MODELGATE_RUNTIME_API_KEY_FILE: keyFile }),
+    ).toThrow(/not both/);
+    expect(() => loadConfig({ ...BASE, MODELGATE_RUNTIME_HEADER_NAME: "X-Api-Key" })).toThrow(/VALUE is required/);
+    expect(() => loadConfig({ ...BASE, MODELGATE_RUNTIME_API_KEY_FILE: path.join(dir, "missing") })).toThrow(
+      /cannot read/,
+    );
+  });
+});

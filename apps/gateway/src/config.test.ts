@@ -1,0 +1,50 @@
+import { loadConfig } from "./config.js";
+
+const TOKEN = { MODELGATE_GATEWAY_TOKEN: "g".repeat(32) };
+
+describe("gateway config", () => {
+  it("has safe defaults: loopback listeners, 10 MiB bodies, no wait for absent agents", () => {
+    expect(loadConfig(TOKEN)).toMatchObject({
+      host: "127.0.0.1",
+      port: 8080,
+      tunnelHost: "127.0.0.1",
+      tunnelPort: 8443,
+      tunnelTls: undefined,
+      controlPlane: { target: { address: "127.0.0.1:8082", tls: false } },
+      maxBodyBytes: 10 * 1024 * 1024,
+      agentWaitMs: 0,
+    });
+  });
+
+  it("requires the gateway token", () => {
+    expect(() => loadConfig({})).toThrow(/MODELGATE_GATEWAY_TOKEN/);
+  });
+
+  it("refuses a plaintext tunnel listener off loopback unless allowed", () => {
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_TUNNEL_HOST: "0.0.0.0" })).toThrow(/plaintext gRPC/);
+    expect(
+      loadConfig({ ...TOKEN, MODELGATE_TUNNEL_HOST: "0.0.0.0", MODELGATE_TUNNEL_ALLOW_INSECURE: "true" }),
+    ).toMatchObject({ tunnelHost: "0.0.0.0" });
+    expect(
+      loadConfig({
+        ...TOKEN,
+        MODELGATE_TUNNEL_HOST: "0.0.0.0",
+        MODELGATE_TUNNEL_TLS_CERT_FILE: "/c.pem",
+        MODELGATE_TUNNEL_TLS_KEY_FILE: "/k.pem",
+        MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE: "/ca.pem",
+      }).tunnelTls,
+    ).toEqual({ certFile: "/c.pem", keyFile: "/k.pem", clientCaFile: "/ca.pem" });
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_TUNNEL_TLS_CLIENT_CA_FILE: "/ca.pem" })).toThrow(/needs/);
+  });
+
+  it("refuses a plaintext control-plane URL off loopback and bad limits", () => {
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_CONTROL_PLANE_GRPC_URL: "grpc://cp.internal:8082" })).toThrow(
+      /plaintext gRPC/,
+    );
+    expect(
+      loadConfig({ ...TOKEN, MODELGATE_CONTROL_PLANE_GRPC_URL: "grpcs://cp.internal:8082" }).controlPlane.target,
+    ).toEqual({ address: "cp.internal:8082", host: "cp.internal", tls: true });
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_MAX_BODY_BYTES: "12" })).toThrow(/MODELGATE_MAX_BODY_BYTES/);
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_GATEWAY_PORT: "70000" })).toThrow(/MODELGATE_GATEWAY_PORT/);
+  });
+});
