@@ -32,8 +32,6 @@ export interface IngressOptions {
 
 interface RoutedRequest {
   connection: ConnectionConfig;
-  /** Label for metrics: the route template, never the raw path. */
-  route: string;
   path: string;
   body: Buffer;
   model: string | undefined;
@@ -44,7 +42,7 @@ export function createIngress(options: IngressOptions) {
 
   async function handleInference(req: IncomingMessage, res: ServerResponse, sessionId: string, receivedAt: number) {
     const responseHeaders = { [SESSION_HEADER]: sessionId };
-    let route = "unmatched";
+    const route = routeLabel(req.url ?? "/");
     let connectionName = "";
     let identity: Identity | undefined;
     let outcome: { status: number; error?: string; agentId?: string | undefined } | undefined;
@@ -55,9 +53,7 @@ export function createIngress(options: IngressOptions) {
     try {
       identity = authenticate(req, store);
       const routed = await routeRequest(req, identity);
-      route = routed.route;
       connectionName = routed.connection.name;
-      if (!routed.connection) return;
       const decision: Decision = { sessionId, policyIds: [] };
       metrics.inFlight.inc({ connection: connectionName });
       try {
@@ -139,7 +135,7 @@ export function createIngress(options: IngressOptions) {
         throw error;
       }
       const body = await readBody(req, options.maxBodyBytes);
-      return { connection, route: "/c/{connection}", path: runtimePath, body, model: undefined };
+      return { connection, path: runtimePath, body, model: undefined };
     }
 
     if (MODEL_ROUTES.has(pathname)) {
@@ -164,7 +160,7 @@ export function createIngress(options: IngressOptions) {
       const { connection, model } = routed.target;
       // The runtime knows the model by its own name, without our prefix.
       const forwarded = model === requested ? body : Buffer.from(JSON.stringify({ ...json, model }));
-      return { connection, route: pathname, path: rawUrl, body: forwarded, model };
+      return { connection, path: rawUrl, body: forwarded, model };
     }
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
   }
@@ -207,6 +203,14 @@ export function createIngress(options: IngressOptions) {
       sendError(res, gatewayError);
     }
   };
+}
+
+/** The route template as a metrics label: bounded, never the raw path. */
+function routeLabel(url: string): string {
+  const pathname = url.split("?", 1)[0] ?? "/";
+  if (MODEL_ROUTES.has(pathname)) return pathname;
+  if (pathname.startsWith("/c/")) return "/c/{connection}";
+  return "unmatched";
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown, _sessionId: string): void {

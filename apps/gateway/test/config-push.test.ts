@@ -19,6 +19,10 @@ function listModels(key: string) {
   return fetch(`${stack.gateway.url}/v1/models`, { headers: { authorization: `Bearer ${key}` } });
 }
 
+async function readiness(): Promise<{ config?: { source?: string } }> {
+  return (await fetch(`${stack.gateway.url}/readyz`)).json() as Promise<{ config?: { source?: string } }>;
+}
+
 /** Polls until the gateway answers with `status`; returns how long that took. */
 async function msUntilStatus(key: string, status: number): Promise<number> {
   const started = performance.now();
@@ -52,8 +56,7 @@ describe("configuration push", () => {
     await stack.stopControlPlane();
     await waitFor(
       async () => {
-        const ready = await (await fetch(`${stack.gateway.url}/readyz`)).json();
-        return ready.config?.source === "last-known";
+        return (await readiness()).config?.source === "last-known";
       },
       { what: "readyz to report the last-known configuration" },
     );
@@ -68,7 +71,7 @@ describe("configuration push", () => {
     expect(completion.status).toBe(200);
 
     await stack.startControlPlane();
-    await waitFor(async () => (await (await fetch(`${stack.gateway.url}/readyz`)).json()).config?.source === "live", {
+    await waitFor(async () => (await readiness()).config?.source === "live", {
       timeoutMs: 15_000,
       what: "the gateway to reconnect to the control plane",
     });

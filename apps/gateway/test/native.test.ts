@@ -73,7 +73,7 @@ describe("native pass-through with the ollama client", () => {
   it("answers /api/generate without streaming and lists /api/tags", async () => {
     const generated = await ollama.generate({ model: "llama3.2", prompt: "hi", stream: false });
     expect(generated.done).toBe(true);
-    expect(generated.response.length).toBeGreaterThan(0);
+    expect(generated.response?.length).toBeGreaterThan(0);
     const tags = await ollama.list();
     expect(tags.models.map((model) => model.name)).toContain("llama3.2:latest");
   });
@@ -88,14 +88,15 @@ describe("native pass-through with the ollama client", () => {
 
 describe("refusals", () => {
   it("401 without a key, with a malformed key and with an unknown key", async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       {},
       { authorization: "Basic abc" },
       { authorization: "Bearer mg_short" },
       {
         authorization: `Bearer mg_${"A".repeat(32)}`,
       },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const response = await raw("POST", "/v1/chat/completions", { headers, body: "{}" });
       expect(response.status).toBe(401);
       expect(response.json().error).toMatchObject({ code: "unauthenticated", type: "authentication_error" });

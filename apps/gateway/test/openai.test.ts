@@ -135,4 +135,21 @@ describe("OpenAI-compatible routes", () => {
       .catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(OpenAI.RateLimitError);
   });
+
+  it("exposes Prometheus metrics for requests, latency, time to first byte and agents", async () => {
+    await client.chat.completions.create({ model: "llama/demo-chat", messages: [{ role: "user", content: "m" }] });
+    const metrics = await (await fetch(`${stack.gateway.url}/metrics`)).text();
+    expect(metrics).toMatch(
+      /modelgate_requests_total\{code="200",connection="llama",route="\/v1\/chat\/completions"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /modelgate_requests_total\{code="404",connection="",route="\/v1\/chat\/completions"\} [1-9]/,
+    );
+    expect(metrics).toMatch(
+      /modelgate_request_duration_seconds_count\{connection="llama",route="\/v1\/chat\/completions"\} [1-9]/,
+    );
+    expect(metrics).toMatch(/modelgate_time_to_first_byte_seconds_count\{connection="llama",[^}]*\} [1-9]/);
+    expect(metrics).toContain('modelgate_agents_connected{connection="llama"} 1');
+    expect(metrics).toContain('modelgate_requests_in_flight{connection="llama"} 0');
+  });
 });
