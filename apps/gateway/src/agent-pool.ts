@@ -114,6 +114,7 @@ export class AgentPool {
     };
     call.once("cancelled", unpark);
     call.once("error", unpark);
+    call.once("close", unpark);
     this.#serveWaiters(tunnel.connectionId);
     return true;
   }

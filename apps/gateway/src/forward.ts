@@ -99,6 +99,11 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
   const { call, tunnel } = lease;
   const agentId = tunnel.agentId;
   return new Promise<AttemptResult>((resolve) => {
+    // The agent may have gone between parking the stream and now.
+    if (call.cancelled || call.destroyed) {
+      lease.release();
+      return resolve({ kind: "retry", reason: "parked stream already closed" });
+    }
     let started = false;
     let settled = false;
     let status = 0;

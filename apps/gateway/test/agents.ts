@@ -43,6 +43,7 @@ export async function startTestAgent(options: StartAgentOptions) {
     agent,
     logs: lines,
     child: undefined as ChildProcess | undefined,
+    exited: undefined as Promise<unknown[]> | undefined,
     stop: () => agent.close(),
   };
 }
@@ -64,7 +65,7 @@ async function startAgentProcess(options: StartAgentOptions) {
   const lines: string[] = [];
   child.stdout?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
   child.stderr?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
-  const exited = once(child, "exit");
+  const exited: Promise<unknown[]> = once(child, "exit");
   return {
     id: options.id,
     kind: "process" as const,

@@ -221,3 +221,17 @@ describe("deadlines and flow control", () => {
     expect(content).toBe("word ".repeat(400_000));
   });
 });
+
+describe("agent process", () => {
+  it("on SIGTERM finishes its in-flight request, then exits 0", async () => {
+    const runtime = await stack.addConnection("llama");
+    const agent = await stack.addAgent("llama", runtime, { process: true });
+    const inFlight = streamOutcome(openai(), { "x-fixture-chunks": "20", "x-fixture-interval-ms": "25" });
+    await waitFor(() => inferences(runtime).length === 1, { what: "the request to reach the runtime" });
+    agent.child?.kill("SIGTERM");
+    expect(await inFlight).toBe("complete");
+    const [code] = (await agent.exited) ?? [];
+    expect(code).toBe(0);
+    expect(agent.logs.join("\n")).toContain("drained, exiting");
+  });
+});
