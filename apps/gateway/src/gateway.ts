@@ -83,7 +83,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     );
   });
 
-  const http: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0, noDelay: true });
+  // requestTimeout bounds receiving a request (slow uploads), not streaming the answer.
+  const http: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000, noDelay: true });
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}`;
 
   // Configuration from the control plane; agent reports go back on it.
