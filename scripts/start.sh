@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# `npm start`: builds, then runs the control plane in dev mode on the local
-# Postgres (creating the `modelgate` database and printing an admin token).
-# Set MODELGATE_DEV=false and the variables in the README for production.
+# `npm start`: builds, then runs all of modelgate in one process tree
+# (apps/quickstart): control plane, gateway and one agent on an embedded
+# Postgres kept in .data/, serving the demo runtime, or the runtime at
+# MODELGATE_RUNTIME_URL. It prints the gateway URL, an API key and examples;
+# Ctrl-C stops everything. See apps/quickstart/README.md for the settings, and
+# the README for running the apps separately in production.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export TURBO_TELEMETRY_DISABLED=1
 npx turbo run build --output-logs=errors-only
-MODELGATE_DEV=${MODELGATE_DEV:-true} exec node apps/control-plane/dist/main.js
+exec node apps/quickstart/dist/main.js

@@ -140,8 +140,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     }),
   });
   http.on("request", (req, res) => void handle(req, res));
-  http.listen(options.port, options.host);
-  await once(http, "listening");
+  try {
+    http.listen(options.port, options.host);
+    await once(http, "listening");
+  } catch (error) {
+    // A taken port: undo what already runs, so the caller sees one clear error.
+    clearInterval(reportTimer);
+    configClient.close();
+    tunnelService.close();
+    grpcServer.forceShutdown();
+    throw error;
+  }
   const { port } = http.address() as AddressInfo;
 
   return {
