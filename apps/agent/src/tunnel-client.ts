@@ -5,16 +5,14 @@ import * as grpc from "@grpc/grpc-js";
 import { createBackoff, type Logger } from "@modelgate/core";
 import {
   AGENT_CHANNEL_OPTIONS,
-  type AgentFrameInput,
   type AgentMessageInput,
   type AgentTunnelClient,
-  type GatewayFrame,
   type GatewayMessage,
   loadAgentProto,
   type RuntimeHealth,
   TUNNEL_ID_METADATA,
 } from "@modelgate/protocol";
-import { runExchange } from "./exchange.js";
+import { runSlot, type Slot, type SlotCall } from "./exchange.js";
 import type { RuntimeClient } from "./runtime-client.js";
 
 export type TunnelState = "connecting" | "connected" | "draining" | "closed";
@@ -70,8 +68,10 @@ export class TunnelClient extends EventEmitter {
   #options: TunnelClientOptions;
   #control: grpc.ClientDuplexStream<AgentMessageInput, GatewayMessage> | undefined;
   #tunnelId: string | undefined;
-  #parked = new Set<grpc.ClientDuplexStream<AgentFrameInput, GatewayFrame>>();
+  /** Open Exchange streams, each running at most one request at a time. */
+  #slots = new Set<Slot>();
   #inFlight = 0;
+  #refillTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #reconnect: NodeJS.Timeout | undefined;
   #backoff;
@@ -114,7 +114,7 @@ export class TunnelClient extends EventEmitter {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#setState("draining");
     this.#control?.write({ drain: {} });
-    this.#cancelParked();
+    this.#closeSlots({ idleOnly: true });
     if (this.#inFlight === 0) this.emit("idle");
   }
 
@@ -124,7 +124,8 @@ export class TunnelClient extends EventEmitter {
     this.#setState("closed");
     clearInterval(this.#heartbeat);
     clearTimeout(this.#reconnect);
-    this.#cancelParked();
+    clearTimeout(this.#refillTimer);
+    this.#closeSlots({ idleOnly: false });
     this.#control?.cancel();
     this.#client.close();
   }
@@ -187,7 +188,7 @@ export class TunnelClient extends EventEmitter {
     clearInterval(this.#heartbeat);
     this.#control = undefined;
     this.#tunnelId = undefined;
-    this.#cancelParked();
+    this.#closeSlots({ idleOnly: false });
     if (this.#state === "closed") return;
     if (this.#state === "draining") {
       if (this.#inFlight === 0) this.emit("idle");
@@ -210,52 +211,54 @@ export class TunnelClient extends EventEmitter {
     });
   }
 
-  /** Parks streams until parked + running requests reach the free capacity. */
+  /**
+   * Opens slots until there is one per unit of capacity. Streams that died are
+   * replaced, after a short pause so a gateway that keeps refusing them
+   * cannot make this spin.
+   */
   #refill(): void {
-    const { limiter } = this.#options;
-    while (this.#state === "connected" && this.#tunnelId && this.#parked.size < limiter.capacity - limiter.inFlight) {
-      this.#park();
+    while (this.#state === "connected" && this.#tunnelId && this.#slots.size < this.#options.limiter.capacity) {
+      this.#openSlot();
     }
   }
 
-  #park(): void {
-    const call = this.#client.exchange(this.#metadata());
-    this.#parked.add(call);
-    const unpark = () => {
-      if (!this.#parked.delete(call)) return false;
-      return true;
-    };
-    call.once("data", (frame: GatewayFrame) => {
-      if (!unpark()) return;
-      if (frame.request) {
-        this.#inFlight++;
-        runExchange({
-          call,
-          head: frame.request,
-          runtime: this.#options.runtime,
-          limiter: this.#options.limiter,
-          draining: () => this.#state === "draining" || this.#state === "closed",
-          logger: this.#logger,
-        }).finally(() => {
-          this.#inFlight--;
-          if (this.#inFlight === 0 && this.#state === "draining") this.emit("idle");
-          this.#refill();
-        });
-      } else {
-        call.cancel();
-        this.#refill();
-      }
-    });
-    // A parked stream that fails (gateway restarted, tunnel closed) is simply
-    // dropped; the control stream's own reconnect decides what happens next.
-    call.on("error", () => {
-      unpark();
-    });
+  #scheduleRefill(): void {
+    if (this.#refillTimer || this.#state !== "connected") return;
+    this.#refillTimer = setTimeout(() => {
+      this.#refillTimer = undefined;
+      this.#refill();
+    }, 50);
+    this.#refillTimer.unref();
   }
 
-  #cancelParked(): void {
-    const parked = [...this.#parked];
-    this.#parked.clear();
-    for (const call of parked) call.cancel();
+  #openSlot(): void {
+    const call: SlotCall = this.#client.exchange(this.#metadata());
+    const slot = runSlot(call, {
+      runtime: this.#options.runtime,
+      limiter: this.#options.limiter,
+      draining: () => this.#state === "draining" || this.#state === "closed",
+      logger: this.#logger,
+      onBusy: (busy) => {
+        this.#inFlight += busy ? 1 : -1;
+        if (busy) return;
+        if (this.#state === "draining") {
+          // Finished its last request: a draining agent closes the stream.
+          slot.close();
+          if (this.#inFlight === 0) this.emit("idle");
+        }
+      },
+      onClosed: () => {
+        this.#slots.delete(slot);
+        this.#scheduleRefill();
+      },
+    });
+    this.#slots.add(slot);
+  }
+
+  #closeSlots({ idleOnly }: { idleOnly: boolean }): void {
+    for (const slot of [...this.#slots]) {
+      if (idleOnly && slot.busy) continue;
+      slot.close();
+    }
   }
 }

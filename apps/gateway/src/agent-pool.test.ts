@@ -1,13 +1,13 @@
 import { EventEmitter } from "node:events";
-import { AgentPool, type AgentTunnel, type ExchangeCall } from "./agent-pool.js";
+import { AgentPool, type AgentTunnel } from "./agent-pool.js";
+import { type ExchangeCall, Slot } from "./slot.js";
 
-/** Just enough of a parked gRPC stream for the pool: events and end(). */
-function parkedStream(): ExchangeCall {
-  const stream = new EventEmitter() as EventEmitter & { end(): void; ended: boolean };
-  stream.ended = false;
-  stream.end = () => {
-    stream.ended = true;
-  };
+/** Just enough of a gRPC server stream for a slot: events and the flags it reads. */
+function fakeStream(): ExchangeCall {
+  const stream = new EventEmitter() as EventEmitter & { cancelled: boolean; destroyed: boolean; writableEnded: boolean };
+  stream.cancelled = false;
+  stream.destroyed = false;
+  stream.writableEnded = false;
   return stream as unknown as ExchangeCall;
 }
 
@@ -24,61 +24,83 @@ function tunnel(id: string, overrides: Partial<AgentTunnel> = {}): AgentTunnel {
     runtimeHealthy: true,
     lastHeartbeatAt: 0,
     lastLeaseSeq: 0,
-    parked: [],
+    slots: new Set(),
+    idle: [],
     close: () => undefined,
     ...overrides,
   };
 }
 
-function withParked(pool: AgentPool, entry: AgentTunnel, count: number): AgentTunnel {
+function openSlot(pool: AgentPool, entry: AgentTunnel): Slot {
+  const slot = new Slot(fakeStream(), (closed) => pool.removeSlot(entry.tunnelId, closed));
+  pool.addSlot(entry.tunnelId, slot);
+  return slot;
+}
+
+function withSlots(pool: AgentPool, entry: AgentTunnel, count: number): AgentTunnel {
   pool.add(entry);
-  for (let i = 0; i < count; i++) pool.park(entry.tunnelId, parkedStream());
+  for (let i = 0; i < count; i++) openSlot(pool, entry);
   return entry;
 }
 
 describe("AgentPool", () => {
   it("picks the agent with the lowest in-flight/capacity ratio", async () => {
     const pool = new AgentPool();
-    withParked(pool, tunnel("a", { capacity: 2, inFlight: 1 }), 1);
-    withParked(pool, tunnel("b", { capacity: 8, inFlight: 2 }), 4);
+    withSlots(pool, tunnel("a", { capacity: 2, inFlight: 1 }), 1);
+    withSlots(pool, tunnel("b", { capacity: 8, inFlight: 2 }), 4);
     const lease = await pool.acquire("c1", { waitMs: 0 });
     expect(lease?.tunnel.tunnelId).toBe("b");
     expect(lease?.tunnel.inFlight).toBe(3);
-    lease?.release();
-    lease?.release();
+    lease?.release(true);
+    lease?.release(true);
     expect(pool.get("b")?.inFlight).toBe(2);
+    expect(pool.get("b")?.idle).toHaveLength(4);
   });
 
   it("rotates between equally loaded agents and prefers healthy runtimes", async () => {
     const pool = new AgentPool();
-    withParked(pool, tunnel("a"), 4);
-    withParked(pool, tunnel("b"), 4);
-    withParked(pool, tunnel("sick", { runtimeHealthy: false }), 4);
+    withSlots(pool, tunnel("a"), 4);
+    withSlots(pool, tunnel("b"), 4);
+    withSlots(pool, tunnel("sick", { runtimeHealthy: false }), 4);
     const picked: string[] = [];
     for (let i = 0; i < 4; i++) {
       const lease = await pool.acquire("c1", { waitMs: 0 });
       picked.push(lease?.tunnel.tunnelId ?? "none");
-      lease?.release();
+      lease?.release(true);
     }
     expect(picked).toEqual(["a", "b", "a", "b"]);
   });
 
   it("uses an unhealthy runtime when it is the only one, skips draining and excluded agents", async () => {
     const pool = new AgentPool();
-    withParked(pool, tunnel("sick", { runtimeHealthy: false }), 1);
-    withParked(pool, tunnel("draining"), 1);
+    withSlots(pool, tunnel("sick", { runtimeHealthy: false }), 1);
+    withSlots(pool, tunnel("draining"), 1);
     pool.setDraining("draining");
-    withParked(pool, tunnel("tried"), 1);
+    withSlots(pool, tunnel("tried"), 1);
     const lease = await pool.acquire("c1", { waitMs: 0, exclude: new Set(["tried"]) });
     expect(lease?.tunnel.tunnelId).toBe("sick");
   });
 
-  it("makes a waiting request take the next stream an agent parks", async () => {
+  it("makes a waiting request take the next slot that opens or is released", async () => {
     const pool = new AgentPool();
-    const entry = withParked(pool, tunnel("a", { capacity: 1 }), 0);
-    const waiting = pool.acquire("c1", { waitMs: 1_000 });
-    pool.park(entry.tunnelId, parkedStream());
-    expect((await waiting)?.tunnel.tunnelId).toBe("a");
+    const entry = withSlots(pool, tunnel("a", { capacity: 1 }), 0);
+    const first = pool.acquire("c1", { waitMs: 1_000 });
+    openSlot(pool, entry);
+    const lease = await first;
+    expect(lease?.tunnel.tunnelId).toBe("a");
+    const second = pool.acquire("c1", { waitMs: 1_000 });
+    lease?.release(true);
+    expect((await second)?.slot).toBe(lease?.slot);
+  });
+
+  it("closes a slot released as not reusable", async () => {
+    const pool = new AgentPool();
+    const entry = withSlots(pool, tunnel("a"), 1);
+    const lease = await pool.acquire("c1", { waitMs: 0 });
+    lease?.release(false);
+    expect(lease?.slot.closed).toBe(true);
+    expect(entry.slots.size).toBe(0);
+    expect(entry.idle).toHaveLength(0);
   });
 
   it("gives up after the wait, or at once when the caller leaves", async () => {
@@ -90,11 +112,11 @@ describe("AgentPool", () => {
     expect(await waiting).toBeUndefined();
   });
 
-  it("forgets a parked stream that the agent cancels", async () => {
+  it("forgets a slot that the agent cancels", async () => {
     const pool = new AgentPool();
-    const entry = withParked(pool, tunnel("a"), 1);
-    (entry.parked[0] as unknown as EventEmitter).emit("cancelled");
-    expect(entry.parked).toHaveLength(0);
+    const entry = withSlots(pool, tunnel("a"), 1);
+    (entry.idle[0]?.call as unknown as EventEmitter).emit("cancelled");
+    expect(entry.idle).toHaveLength(0);
     expect(await pool.acquire("c1", { waitMs: 0 })).toBeUndefined();
   });
 });

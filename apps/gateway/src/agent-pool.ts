@@ -2,9 +2,7 @@
 // request. This state is local to the gateway process by design: every
 // gateway replica holds its own tunnels, so nothing here is shared.
 import type * as grpc from "@grpc/grpc-js";
-import type { AgentFrame, GatewayFrameInput } from "@modelgate/protocol";
-
-export type ExchangeCall = grpc.ServerDuplexStream<AgentFrame, GatewayFrameInput>;
+import type { Slot } from "./slot.js";
 
 export type AgentTunnelState = "connected" | "draining";
 
@@ -23,17 +21,23 @@ export interface AgentTunnel {
   lastHeartbeatAt: number;
   /** Sequence number of the last lease, to rotate between equally loaded agents. */
   lastLeaseSeq: number;
-  /** Streams the agent opened ahead of time, waiting for a request. */
-  readonly parked: ExchangeCall[];
+  /** Every open slot (Exchange stream) of the agent. */
+  readonly slots: Set<Slot>;
+  /** Open slots with no request on them. */
+  readonly idle: Slot[];
   /** Ends the agent's control stream (and with it, the registration). */
   close(code: grpc.status, details: string): void;
 }
 
 export interface Lease {
   readonly tunnel: AgentTunnel;
-  readonly call: ExchangeCall;
-  /** Call exactly once when the exchange ends, however it ends. */
-  release(): void;
+  readonly slot: Slot;
+  /**
+   * Call once when the exchange ends. `reusable`: the agent ended the
+   * request cleanly (end or error frame), so the slot can take the next one;
+   * otherwise the slot is closed.
+   */
+  release(reusable: boolean): void;
 }
 
 interface Waiter {
@@ -74,7 +78,8 @@ export class AgentPool {
     const tunnel = this.#tunnels.get(tunnelId);
     if (!tunnel) return;
     this.#tunnels.delete(tunnelId);
-    for (const call of tunnel.parked.splice(0)) call.end();
+    tunnel.idle.length = 0;
+    for (const slot of tunnel.slots) slot.cancel("agent disconnected");
     this.#changed();
   }
 
@@ -90,7 +95,8 @@ export class AgentPool {
     const tunnel = this.#tunnels.get(tunnelId);
     if (!tunnel || tunnel.state === "draining") return;
     tunnel.state = "draining";
-    for (const call of tunnel.parked.splice(0)) call.end();
+    // The agent closes its slots as their requests finish; idle ones now.
+    for (const slot of tunnel.idle.splice(0)) slot.cancel("agent draining");
     this.#changed();
   }
 
@@ -103,24 +109,27 @@ export class AgentPool {
     if (healthChanged) this.#changed();
   }
 
-  /** A stream the agent parked; it may satisfy a waiting request at once. */
-  park(tunnelId: string, call: ExchangeCall): boolean {
+  /** A slot the agent opened; it may satisfy a waiting request at once. */
+  addSlot(tunnelId: string, slot: Slot): boolean {
     const tunnel = this.#tunnels.get(tunnelId);
-    if (tunnel?.state !== "connected") return false;
-    tunnel.parked.push(call);
-    const unpark = () => {
-      const index = tunnel.parked.indexOf(call);
-      if (index !== -1) tunnel.parked.splice(index, 1);
-    };
-    call.once("cancelled", unpark);
-    call.once("error", unpark);
-    call.once("close", unpark);
+    if (tunnel?.state !== "connected" || slot.closed) return false;
+    tunnel.slots.add(slot);
+    tunnel.idle.push(slot);
     this.#serveWaiters(tunnel.connectionId);
     return true;
   }
 
+  /** Forgets a slot whose stream closed. */
+  removeSlot(tunnelId: string, slot: Slot): void {
+    const tunnel = this.#tunnels.get(tunnelId);
+    if (!tunnel) return;
+    tunnel.slots.delete(slot);
+    const index = tunnel.idle.indexOf(slot);
+    if (index !== -1) tunnel.idle.splice(index, 1);
+  }
+
   /**
-   * A parked stream on the best agent for the connection: connected, with a
+   * An idle slot on the best agent for the connection: connected, with a
    * free slot, healthy runtime preferred, then the lowest in-flight/capacity
    * ratio. Waits up to `waitMs` when every agent is busy or none is
    * connected; resolves undefined when none became available.
@@ -169,7 +178,7 @@ export class AgentPool {
     let bestScore = Number.POSITIVE_INFINITY;
     for (const tunnel of this.#tunnels.values()) {
       if (tunnel.connectionId !== connectionId || tunnel.state !== "connected") continue;
-      if (tunnel.parked.length === 0 || tunnel.inFlight >= tunnel.capacity || exclude.has(tunnel.tunnelId)) continue;
+      if (tunnel.idle.length === 0 || tunnel.inFlight >= tunnel.capacity || exclude.has(tunnel.tunnelId)) continue;
       // Unhealthy runtimes sort after every healthy one but stay usable:
       // a health probe can be wrong, and a request beats a certain 503.
       const score = tunnel.inFlight / tunnel.capacity + (tunnel.runtimeHealthy === false ? 2 : 0);
@@ -180,17 +189,21 @@ export class AgentPool {
     }
     if (!best) return undefined;
     const tunnel = best;
-    const call = tunnel.parked.pop() as ExchangeCall;
+    const slot = tunnel.idle.pop() as Slot;
     tunnel.inFlight++;
     tunnel.lastLeaseSeq = ++this.#leaseSeq;
     let released = false;
     return {
       tunnel,
-      call,
-      release: () => {
+      slot,
+      release: (reusable) => {
         if (released) return;
         released = true;
         tunnel.inFlight--;
+        if (!reusable) slot.cancel("exchange abandoned");
+        else if (!slot.closed && tunnel.state === "connected" && this.#tunnels.get(tunnel.tunnelId) === tunnel) {
+          tunnel.idle.push(slot);
+        }
         this.#serveWaiters(tunnel.connectionId);
       },
     };

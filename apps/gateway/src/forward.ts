@@ -1,8 +1,8 @@
 // One request, gateway side: pick an agent, send the request with its
-// decision on a parked Exchange stream, stream the answer to the client with
-// backpressure, and make sure a failure is never delivered as a success.
+// decision on one of the agent's idle slots (Exchange streams), stream the
+// answer to the client with backpressure, and make sure a failure is never
+// delivered as a success.
 import type { ServerResponse } from "node:http";
-import * as grpc from "@grpc/grpc-js";
 import { type HeaderPair, headersForCaller, type Logger } from "@modelgate/core";
 import type { AgentFrame, Decision, ErrorCode } from "@modelgate/protocol";
 import type { AgentPool, Lease } from "./agent-pool.js";
@@ -65,8 +65,7 @@ export async function forward(
     );
     const lease = await pool.acquire(request.connection.id, { exclude: tried, waitMs, signal: clientGone });
     if (clientGone.aborted) {
-      lease?.call.end();
-      lease?.release();
+      lease?.release(true);
       return { status: 499, agentId: undefined, error: "client_gone" };
     }
     if (!lease) {
@@ -96,115 +95,111 @@ const AGENT_ERRORS: Partial<Record<ErrorCode, { code: GatewayErrorCode; message:
 };
 
 function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, context: ForwardContext) {
-  const { call, tunnel } = lease;
+  const { slot, tunnel } = lease;
+  const { call } = slot;
   const agentId = tunnel.agentId;
   return new Promise<AttemptResult>((resolve) => {
-    // The agent may have gone between parking the stream and now.
-    if (call.cancelled || call.destroyed) {
-      lease.release();
-      return resolve({ kind: "retry", reason: "parked stream already closed" });
+    // The agent may have gone between opening the slot and now.
+    if (slot.closed) {
+      lease.release(false);
+      return resolve({ kind: "retry", reason: "slot already closed" });
     }
     let started = false;
     let settled = false;
     let status = 0;
 
-    const finish = (result: AttemptResult) => {
+    /** `reusable`: the agent ended the request itself, so the slot can take the next one. */
+    const finish = (result: AttemptResult, reusable: boolean) => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       context.clientGone.removeEventListener("abort", onClientGone);
       res.off("drain", onDrain);
-      lease.release();
+      slot.handler = undefined;
+      if (call.isPaused()) call.resume();
+      lease.release(reusable);
       resolve(result);
     };
-    const done = (outcome: Omit<ForwardOutcome, "agentId">) =>
-      finish({ kind: "done", outcome: { ...outcome, agentId } });
+    const done = (outcome: Omit<ForwardOutcome, "agentId">, reusable: boolean) =>
+      finish({ kind: "done", outcome: { ...outcome, agentId } }, reusable);
 
-    /** Stops the runtime request: the agent aborts it when it sees this. */
-    const cancel = (reason: string) => {
-      if (!call.writableEnded) call.write({ cancel: { reason } });
-      call.emit("error", { code: grpc.status.CANCELLED, details: reason });
-    };
-
-    const fail = (code: GatewayErrorCode, message: string) => {
+    const fail = (code: GatewayErrorCode, message: string, reusable: boolean) => {
       if (res.headersSent) {
         failStartedResponse(res, code, message);
-        done({ status, error: code });
+        done({ status, error: code }, reusable);
       } else {
         const error = new GatewayError(code, message);
         sendError(res, error, context.responseHeaders);
-        done({ status: error.status, error: code });
+        done({ status: error.status, error: code }, reusable);
       }
     };
 
-    // Settle first: cancelling ends the stream, which must not read as the
-    // agent vanishing.
+    /** Stops the runtime request: the agent aborts it on the cancel frame, or when the slot closes. */
+    const cancel = (reason: string) => {
+      if (!call.writableEnded && !slot.closed) call.write({ cancel: { reason } });
+    };
+
     const onClientGone = () => {
-      done({ status: status || 499, error: "client_gone" });
       cancel("client disconnected");
+      done({ status: status || 499, error: "client_gone" }, false);
     };
     context.clientGone.addEventListener("abort", onClientGone, { once: true });
 
     const deadline = setTimeout(
       () => {
-        fail("upstream_timeout", "the model runtime did not answer in time");
         cancel("gateway deadline passed");
+        fail("upstream_timeout", "the model runtime did not answer in time", false);
       },
       Math.max(0, request.deadlineAt - Date.now()),
     );
 
     const onDrain = () => call.resume();
 
-    call.on("data", (frame: AgentFrame) => {
-      if (settled) return;
-      if (frame.started) {
-        started = true;
-      } else if (frame.head) {
-        status = frame.head.status;
-        const headers: Record<string, string | string[]> = {};
-        for (const { name, value } of headersForCaller(frame.head.headers)) {
-          const existing = headers[name];
-          headers[name] =
-            existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+    slot.handler = {
+      onFrame(frame) {
+        if (settled) return;
+        if (frame.started) {
+          started = true;
+        } else if (frame.head) {
+          status = frame.head.status;
+          const headers: Record<string, string | string[]> = {};
+          for (const { name, value } of headersForCaller(frame.head.headers)) {
+            const existing = headers[name];
+            headers[name] =
+              existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+          }
+          Object.assign(headers, context.responseHeaders);
+          if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) headers["x-accel-buffering"] = "no";
+          res.writeHead(status, headers);
+          // Send the head now: a streaming client sees the status as soon as
+          // the runtime does, before the first token.
+          res.flushHeaders();
+          context.onFirstByte?.();
+        } else if (frame.body) {
+          // Backpressure per request: a slow client pauses only its own
+          // stream, and HTTP/2 flow control carries that back to the agent.
+          if (!res.write(frame.body)) {
+            call.pause();
+            res.once("drain", onDrain);
+          }
+        } else if (frame.end) {
+          res.end();
+          done({ status }, true);
+        } else if (frame.error) {
+          const { code, message } = frame.error;
+          if (!started && RETRYABLE_BEFORE_START.has(code)) return finish({ kind: "retry", reason: message }, true);
+          const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
+          fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message, true);
         }
-        Object.assign(headers, context.responseHeaders);
-        if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) headers["x-accel-buffering"] = "no";
-        res.writeHead(status, headers);
-        // Send the head now: a streaming client sees the status as soon as
-        // the runtime does, before the first token.
-        res.flushHeaders();
-        context.onFirstByte?.();
-      } else if (frame.body) {
-        // Backpressure per request: a slow client pauses only its own
-        // stream, and HTTP/2 flow control carries that back to the agent.
-        if (!res.write(frame.body)) {
-          call.pause();
-          res.once("drain", onDrain);
-        }
-      } else if (frame.end) {
-        res.end();
-        call.end();
-        done({ status });
-      } else if (frame.error) {
-        const { code, message } = frame.error;
-        call.end();
-        if (!started && RETRYABLE_BEFORE_START.has(code)) return finish({ kind: "retry", reason: message });
-        const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
-        fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message);
-      }
-    });
-
-    // The stream ended without an end or error frame: the agent or its
-    // tunnel went away.
-    const onVanished = () => {
-      if (settled) return;
-      if (!started) return finish({ kind: "retry", reason: "agent disconnected before starting the request" });
-      fail("upstream_error", "the agent disconnected during the request");
+      },
+      // The slot closed without an end or error frame: the agent or its
+      // tunnel went away.
+      onClosed() {
+        if (settled) return;
+        if (!started) return finish({ kind: "retry", reason: "agent disconnected before starting the request" }, false);
+        fail("upstream_error", "the agent disconnected during the request", false);
+      },
     };
-    call.on("error", onVanished);
-    call.on("cancelled", onVanished);
-    call.on("end", onVanished);
-    call.on("close", onVanished);
 
     call.write({
       request: {

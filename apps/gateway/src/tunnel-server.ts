@@ -1,5 +1,5 @@
 // The gateway's side of the agent tunnel: registers agents that present a
-// valid token, keeps their parked Exchange streams in the pool, and drops
+// valid token, keeps their Exchange streams (slots) in the pool, and drops
 // them when their token is revoked or they stop sending heartbeats.
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
@@ -11,8 +11,9 @@ import {
   loadAgentProto,
   TUNNEL_ID_METADATA,
 } from "@modelgate/protocol";
-import type { AgentPool, AgentTunnel, ExchangeCall } from "./agent-pool.js";
+import type { AgentPool, AgentTunnel } from "./agent-pool.js";
 import type { ConfigStore } from "./config-store.js";
+import { type ExchangeCall, Slot } from "./slot.js";
 
 const MAX_CAPACITY = 4096;
 const HELLO_TIMEOUT_MS = 10_000;
@@ -52,8 +53,6 @@ export function createTunnelService({
   logger,
   heartbeatIntervalMs,
 }: TunnelServiceOptions): TunnelService {
-  const activeExchanges = new Map<string, Set<ExchangeCall>>();
-
   // Revocation and deletion take effect on live tunnels, not only on the
   // next connection attempt.
   const onConfigChange = () => {
@@ -105,8 +104,7 @@ export function createTunnelService({
           return endWithStatus(call, grpc.status.INVALID_ARGUMENT, `expected Hello with capacity 1..${MAX_CAPACITY}`);
         }
         const tunnelId = randomBytes(24).toString("base64url");
-        const exchanges = new Set<ExchangeCall>();
-        activeExchanges.set(tunnelId, exchanges);
+        const slots = new Set<Slot>();
         tunnel = {
           tunnelId,
           agentId: credential.id,
@@ -119,10 +117,11 @@ export function createTunnelService({
           runtimeHealthy: healthOf(hello.runtimeHealth),
           lastHeartbeatAt: Date.now(),
           lastLeaseSeq: 0,
-          parked: [],
+          slots,
+          idle: [],
           close: (code, details) => {
             log.warn({ code: grpc.status[code], details }, "closing agent tunnel");
-            for (const exchange of exchanges) endWithStatus(exchange, code, details);
+            for (const slot of [...slots]) slot.destroy(code, details);
             endWithStatus(call, code, details);
           },
         };
@@ -153,7 +152,6 @@ export function createTunnelService({
       clearTimeout(helloTimer);
       if (!tunnel) return;
       pool.remove(tunnel.tunnelId);
-      activeExchanges.delete(tunnel.tunnelId);
       log.info("agent disconnected");
     };
     call.on("end", () => {
@@ -173,15 +171,8 @@ export function createTunnelService({
     if (!tunnel || !token || !credential || !secretsEqual(hashSecret(token), credential.tokenHash)) {
       return endWithStatus(call, grpc.status.UNAUTHENTICATED, "unknown tunnel or token");
     }
-    if (!pool.park(tunnel.tunnelId, call)) {
-      return endWithStatus(call, grpc.status.UNAVAILABLE, "agent is draining");
-    }
-    const exchanges = activeExchanges.get(tunnel.tunnelId);
-    exchanges?.add(call);
-    const forget = () => exchanges?.delete(call);
-    call.once("close", forget);
-    call.once("cancelled", forget);
-    call.once("finish", forget);
+    const slot = new Slot(call, (closed) => pool.removeSlot(tunnel.tunnelId, closed));
+    if (!pool.addSlot(tunnel.tunnelId, slot)) slot.destroy(grpc.status.UNAVAILABLE, "agent is draining");
   };
 
   return {
