@@ -6,12 +6,36 @@
 import { once } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { headersForCaller, type Logger, UnsafePathError } from "@modelgate/core";
-import type { AgentFrameInput, ErrorCode, GatewayFrame, RequestHead } from "@modelgate/protocol";
+import type {
+  AgentFrameInput,
+  ErrorCode,
+  GatewayFrame,
+  RequestHead,
+  ResponseHeadInput,
+  ResponsePartInput,
+} from "@modelgate/protocol";
 import type { RuntimeClient } from "./runtime-client.js";
 import type { CapacityLimiter } from "./tunnel-client.js";
 
 /** Largest response body piece per gRPC message. */
 export const MAX_BODY_FRAME_BYTES = 64 * 1024;
+const EMPTY = Buffer.alloc(0);
+
+/** Bodies whose chunks are meaningful one by one (SSE, NDJSON). */
+function isStreamed(contentType: string | string[] | undefined): boolean {
+  const type = String(contentType ?? "").toLowerCase();
+  return type.startsWith("text/event-stream") || type.includes("ndjson") || type.includes("jsonl");
+}
+
+/**
+ * Splits a chunk into pieces of at most MAX_BODY_FRAME_BYTES: flow control
+ * works in messages, and the gateway refuses oversized ones.
+ */
+function* frames(chunk: Buffer): Generator<Buffer> {
+  for (let offset = 0; offset < chunk.length; offset += MAX_BODY_FRAME_BYTES) {
+    yield chunk.subarray(offset, offset + MAX_BODY_FRAME_BYTES);
+  }
+}
 
 export type SlotCall = grpc.ClientDuplexStream<AgentFrameInput, GatewayFrame>;
 
@@ -108,16 +132,38 @@ async function runExchange(
       body: head.body,
       signal: combined,
     });
-    call.write({ head: { status: response.statusCode, headers: headersForCaller(response.headers) } });
-    for await (const chunk of response.body as AsyncIterable<Buffer>) {
-      // Frames stay small whatever the runtime's write sizes: flow control
-      // works in frames, and the gateway refuses oversized messages.
-      for (let offset = 0; offset < chunk.length; offset += MAX_BODY_FRAME_BYTES) {
-        const frame = chunk.subarray(offset, offset + MAX_BODY_FRAME_BYTES);
-        if (!call.write({ body: frame })) await once(call, "drain", { signal: combined });
+    // Sent with the first part, whichever that is.
+    let responseHead: ResponseHeadInput | undefined = {
+      status: response.statusCode,
+      headers: headersForCaller(response.headers),
+    };
+    const takeHead = () => {
+      const first = responseHead;
+      responseHead = undefined;
+      return first;
+    };
+    const send = async (part: ResponsePartInput) => {
+      if (!call.write({ part })) await once(call, "drain", { signal: combined });
+    };
+    if (isStreamed(response.headers["content-type"])) {
+      // Every event leaves as soon as the runtime writes it.
+      await send({ head: takeHead() });
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        for (const piece of frames(chunk)) await send({ body: piece });
       }
+      await send({ end: true });
+    } else {
+      // One piece of lookahead: the last piece travels with the end (and,
+      // for a small body, with the head), in one message.
+      let pending: Buffer | undefined;
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        for (const piece of frames(chunk)) {
+          if (pending) await send({ head: takeHead(), body: pending });
+          pending = piece;
+        }
+      }
+      await send({ head: takeHead(), body: pending ?? EMPTY, end: true });
     }
-    call.write({ end: {} });
   } catch (error) {
     const reason = abortReason();
     if (reason === "cancelled" || reason === "gateway_gone") {

@@ -160,31 +160,38 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
         if (settled) return;
         if (frame.started) {
           started = true;
-        } else if (frame.head) {
-          status = frame.head.status;
-          const headers: Record<string, string | string[]> = {};
-          for (const { name, value } of headersForCaller(frame.head.headers)) {
-            const existing = headers[name];
-            headers[name] =
-              existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+        } else if (frame.part) {
+          const { head, body, end } = frame.part;
+          if (head) {
+            status = head.status;
+            const headers: Record<string, string | string[]> = {};
+            for (const { name, value } of headersForCaller(head.headers)) {
+              const existing = headers[name];
+              headers[name] =
+                existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+            }
+            Object.assign(headers, context.responseHeaders);
+            // The whole body is here: say how long it is instead of chunking.
+            if (end) headers["content-length"] = String(body.length);
+            if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) {
+              headers["x-accel-buffering"] = "no";
+            }
+            res.writeHead(status, headers);
+            // Send the head now: a streaming client sees the status as soon
+            // as the runtime does, before the first token.
+            if (!end && body.length === 0) res.flushHeaders();
+            context.onFirstByte?.();
           }
-          Object.assign(headers, context.responseHeaders);
-          if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) headers["x-accel-buffering"] = "no";
-          res.writeHead(status, headers);
-          // Send the head now: a streaming client sees the status as soon as
-          // the runtime does, before the first token.
-          res.flushHeaders();
-          context.onFirstByte?.();
-        } else if (frame.body) {
+          if (end) {
+            res.end(body.length > 0 ? body : undefined);
+            return done({ status }, true);
+          }
           // Backpressure per request: a slow client pauses only its own
           // stream, and HTTP/2 flow control carries that back to the agent.
-          if (!res.write(frame.body)) {
+          if (body.length > 0 && !res.write(body)) {
             call.pause();
             res.once("drain", onDrain);
           }
-        } else if (frame.end) {
-          res.end();
-          done({ status }, true);
         } else if (frame.error) {
           const { code, message } = frame.error;
           if (!started && RETRYABLE_BEFORE_START.has(code)) return finish({ kind: "retry", reason: message }, true);
