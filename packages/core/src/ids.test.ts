@@ -11,4 +11,10 @@ describe("uuidv7", () => {
     expect(earlier < later).toBe(true);
     expect(earlier.slice(0, 13)).toBe("018bcfe5-6800");
   });
+
+  it("never repeats its random part, across pool refills", () => {
+    const now = 1_700_000_000_000;
+    const ids = new Set(Array.from({ length: 2_000 }, () => uuidv7(now).slice(14)));
+    expect(ids.size).toBe(2_000);
+  });
 });
