@@ -87,7 +87,14 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
       };
       current = { abort };
       context.onBusy(true);
-      void runExchange(call, frame.request, context, controller.signal, () => abortReason).finally(() => {
+      void runExchange(
+        call,
+        frame.request,
+        context,
+        controller.signal,
+        () => abortReason,
+        () => abort("timeout"),
+      ).finally(() => {
         current = undefined;
         context.onBusy(false);
       });
@@ -115,14 +122,22 @@ async function runExchange(
   { runtime, limiter, draining, logger }: SlotContext,
   signal: AbortSignal,
   abortReason: () => AbortReason | undefined,
+  abortSelf: () => void,
 ): Promise<void> {
   const fail = (code: ErrorCode, message: string) => call.write({ error: { code, message } });
   if (draining()) return void fail("ERROR_CODE_DRAINING", "agent is draining");
   // Another gateway may have filled this agent meanwhile.
   if (!limiter.tryAcquire()) return void fail("ERROR_CODE_AT_CAPACITY", "agent is at capacity");
 
-  const timeout = head.timeoutMs > 0 ? AbortSignal.timeout(head.timeoutMs) : undefined;
-  const combined = timeout ? AbortSignal.any([signal, timeout]) : signal;
+  // The gateway's deadline, enforced here too; one timer, no composite signal.
+  let timedOut = false;
+  const timer =
+    head.timeoutMs > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          abortSelf();
+        }, head.timeoutMs)
+      : undefined;
   try {
     call.write({ started: {} });
     const response = await runtime.send({
@@ -130,7 +145,7 @@ async function runExchange(
       path: head.path,
       headers: head.headers,
       body: head.body,
-      signal: combined,
+      signal,
     });
     // Sent with the first part, whichever that is.
     let responseHead: ResponseHeadInput | undefined = {
@@ -143,7 +158,7 @@ async function runExchange(
       return first;
     };
     const send = async (part: ResponsePartInput) => {
-      if (!call.write({ part })) await once(call, "drain", { signal: combined });
+      if (!call.write({ part })) await once(call, "drain", { signal });
     };
     if (isStreamed(response.headers["content-type"])) {
       // Every event leaves as soon as the runtime writes it.
@@ -168,7 +183,7 @@ async function runExchange(
     const reason = abortReason();
     if (reason === "cancelled" || reason === "gateway_gone") {
       logger.debug({ requestId: head.requestId, reason }, "runtime request aborted");
-    } else if (timeout?.aborted) {
+    } else if (timedOut) {
       fail("ERROR_CODE_RUNTIME_TIMEOUT", "the runtime did not answer in time");
     } else if (error instanceof UnsafePathError) {
       fail("ERROR_CODE_INVALID_REQUEST", `refused path: ${error.message}`);
@@ -178,6 +193,7 @@ async function runExchange(
       fail("ERROR_CODE_RUNTIME_UNAVAILABLE", "the runtime could not be reached or broke the connection");
     }
   } finally {
+    clearTimeout(timer);
     limiter.release();
   }
 }

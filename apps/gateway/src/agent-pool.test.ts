@@ -4,7 +4,11 @@ import { type ExchangeCall, Slot } from "./slot.js";
 
 /** Just enough of a gRPC server stream for a slot: events and the flags it reads. */
 function fakeStream(): ExchangeCall {
-  const stream = new EventEmitter() as EventEmitter & { cancelled: boolean; destroyed: boolean; writableEnded: boolean };
+  const stream = new EventEmitter() as EventEmitter & {
+    cancelled: boolean;
+    destroyed: boolean;
+    writableEnded: boolean;
+  };
   stream.cancelled = false;
   stream.destroyed = false;
   stream.writableEnded = false;
