@@ -119,7 +119,9 @@ describe("AgentPool", () => {
   it("forgets a slot that the agent cancels", async () => {
     const pool = new AgentPool();
     const entry = withSlots(pool, tunnel("a"), 1);
-    (entry.idle[0]?.call as unknown as EventEmitter).emit("cancelled");
+    const [slot] = entry.idle;
+    (slot?.call as unknown as EventEmitter | undefined)?.emit("cancelled");
+    expect(slot).toBeDefined();
     expect(entry.idle).toHaveLength(0);
     expect(await pool.acquire("c1", { waitMs: 0 })).toBeUndefined();
   });

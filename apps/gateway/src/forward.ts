@@ -4,7 +4,7 @@
 // delivered as a success.
 import type { ServerResponse } from "node:http";
 import { type HeaderPair, headersForCaller, type Logger } from "@modelgate/core";
-import type { AgentFrame, Decision, ErrorCode } from "@modelgate/protocol";
+import type { Decision, ErrorCode } from "@modelgate/protocol";
 import type { AgentPool, Lease } from "./agent-pool.js";
 import type { ConnectionConfig } from "./config-store.js";
 import { failStartedResponse, GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
