@@ -1,0 +1,94 @@
+// The benchmark's settings, read once at start: command-line flags and
+// BENCH_* environment variables (empty ones count as unset).
+
+export class UsageError extends Error {
+  name = "UsageError";
+}
+
+export const USAGE = `usage: npm run bench [-- --quick]
+
+  --quick   a smoke run: 1 round of 1 s, fewer sequential requests
+
+Environment (empty counts as unset):
+  BENCH_ROUNDS                rounds over all targets (default 3; --quick 1)
+  BENCH_DURATION_S            seconds of each load run (default 5; --quick 1)
+  BENCH_CONNECTIONS           concurrent connections of the load runs (default 50)
+  BENCH_SEQUENTIAL            non-streaming requests per sequential run (default 500; --quick 100)
+  BENCH_SEQUENTIAL_STREAMING  streaming requests per sequential run (default 50; --quick 10)
+  BENCH_WARMUP_S              seconds of load per target and workload before round 1 (default 2; --quick 1)
+  BENCH_LOG_LEVEL             LOG_LEVEL of gateway and agent (default info, their production default)
+  BENCH_CPU_PROF              true: run gateway and agent with --cpu-prof (profiles in the run's folder)
+  BENCH_DATABASE_URL          the scratch database, dropped and recreated; its name must contain "bench"
+                              (default postgresql://postgres@127.0.0.1:5432/modelgate_bench)
+`;
+
+const DEFAULTS = {
+  rounds: 3,
+  durationS: 5,
+  connections: 50,
+  sequential: 500,
+  sequentialStreaming: 50,
+  warmupS: 2,
+};
+
+const QUICK = { rounds: 1, durationS: 1, sequential: 100, sequentialStreaming: 10, warmupS: 1 };
+
+const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+export function loadOptions(argv, env) {
+  const flags = new Set(argv);
+  for (const flag of flags) {
+    if (flag !== "--quick" && flag !== "--help") throw new UsageError(`unknown argument "${flag}"`);
+  }
+  const quick = flags.has("--quick");
+  const base = quick ? { ...DEFAULTS, ...QUICK } : DEFAULTS;
+
+  const text = (name) => {
+    const value = env[name]?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+  const integer = (name, fallback, min, max) => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
+    if (!(value >= min && value <= max)) throw new UsageError(`${name} must be an integer from ${min} to ${max}`);
+    return value;
+  };
+
+  const logLevel = text("BENCH_LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.has(logLevel)) throw new UsageError(`BENCH_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(", ")}`);
+
+  const cpuProfileText = text("BENCH_CPU_PROF") ?? "false";
+  if (!["true", "false", "1", "0"].includes(cpuProfileText))
+    throw new UsageError("BENCH_CPU_PROF must be true or false");
+
+  const databaseUrl = text("BENCH_DATABASE_URL") ?? "postgresql://postgres@127.0.0.1:5432/modelgate_bench";
+  let databaseName;
+  try {
+    databaseName = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
+  } catch {
+    throw new UsageError("BENCH_DATABASE_URL must be a postgresql:// URL");
+  }
+  // The database is dropped at start and at the end: refuse any name that
+  // could be someone's real database.
+  if (!/^[A-Za-z0-9_]*bench[A-Za-z0-9_]*$/.test(databaseName)) {
+    throw new UsageError('BENCH_DATABASE_URL must name a scratch database whose name contains "bench"');
+  }
+
+  return {
+    help: flags.has("--help"),
+    quick,
+    rounds: integer("BENCH_ROUNDS", base.rounds, 1, 50),
+    durationS: integer("BENCH_DURATION_S", base.durationS, 1, 600),
+    connections: integer("BENCH_CONNECTIONS", base.connections, 1, 1000),
+    sequential: integer("BENCH_SEQUENTIAL", base.sequential, 10, 1_000_000),
+    sequentialStreaming: integer("BENCH_SEQUENTIAL_STREAMING", base.sequentialStreaming, 0, 100_000),
+    warmupS: integer("BENCH_WARMUP_S", base.warmupS, 0, 600),
+    logLevel,
+    cpuProfile: cpuProfileText === "true" || cpuProfileText === "1",
+    databaseUrl,
+    // The issue's streaming workload: 20 SSE chunks, 5 ms apart.
+    streamChunks: 20,
+    chunkIntervalMs: 5,
+  };
+}

@@ -1,0 +1,152 @@
+// Turns the rounds' raw results into the printed report: one table per
+// workload (medians across rounds) and the issue's targets, pass or fail.
+import { median } from "./stats.mjs";
+
+const TARGET_NAMES = ["direct", "proxy", "modelgate"];
+
+/** Median across rounds of every reported metric, per workload and target. */
+export function medians(results, workloads) {
+  const table = {};
+  for (const workload of workloads) {
+    table[workload.id] = {};
+    for (const target of TARGET_NAMES) {
+      const runs = results.filter((result) => result.workload === workload.id && result.target === target);
+      if (runs.length === 0) continue;
+      const of = (pick) => median(runs.map(pick));
+      table[workload.id][target] = {
+        rounds: runs.length,
+        requestsPerSecond: of((run) => run.requestsPerSecond),
+        p50: of((run) => run.latency.p50),
+        p99: of((run) => run.latency.p99),
+        ttfbP50: of((run) => run.ttfb?.p50),
+        ttfbP99: of((run) => run.ttfb?.p99),
+        hopCpuMsPerRequest: of((run) => run.cpu.hopMsPerRequest),
+        fixtureCpuMsPerRequest: of((run) => run.cpu.fixtureMsPerRequest),
+        clientCpuMsPerRequest: of((run) => run.cpu.clientMsPerRequest),
+        otherCpuPercent: of((run) => run.cpu.otherShare * 100),
+        errors: runs.reduce((sum, run) => sum + run.errors + (run.timeouts ?? 0), 0),
+      };
+    }
+  }
+  return table;
+}
+
+const ms = (value, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : "—");
+const signedMs = (value) => (Number.isFinite(value) ? `${value >= 0 ? "+" : ""}${value.toFixed(2)} ms` : "—");
+
+export function formatTable(header, rows) {
+  const widths = header.map((cell, column) => Math.max(cell.length, ...rows.map((row) => String(row[column]).length)));
+  const line = (cells) =>
+    cells
+      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column])))
+      .join("  ");
+  return [
+    line(header),
+    line(widths.map((width) => "-".repeat(width))),
+    ...rows.map((row) => line(row.map(String))),
+  ].join("\n");
+}
+
+export function workloadTables(table, workloads) {
+  const sections = [];
+  for (const workload of workloads) {
+    const byTarget = table[workload.id];
+    const rows = TARGET_NAMES.filter((target) => byTarget[target]).map((target) => {
+      const m = byTarget[target];
+      const hop = target === "direct" ? "—" : ms(m.hopCpuMsPerRequest, 3);
+      const other = ms(m.otherCpuPercent, 0);
+      return workload.kind === "sequential"
+        ? [
+            target,
+            ms(m.p50),
+            ms(m.p99),
+            ms(m.ttfbP50),
+            ms(m.ttfbP99),
+            hop,
+            ms(m.fixtureCpuMsPerRequest, 3),
+            other,
+            m.errors,
+          ]
+        : [
+            target,
+            m.requestsPerSecond.toFixed(0),
+            ms(m.p50),
+            ms(m.p99),
+            hop,
+            ms(m.fixtureCpuMsPerRequest, 3),
+            ms(m.clientCpuMsPerRequest, 3),
+            other,
+            m.errors,
+          ];
+    });
+    const header =
+      workload.kind === "sequential"
+        ? ["target", "p50 ms", "p99 ms", "TTFB p50", "TTFB p99", "hop CPU ms/req", "fixture CPU ms/req"]
+        : ["target", "req/s", "p50 ms", "p99 ms", "hop CPU ms/req", "fixture CPU ms/req", "client CPU ms/req"];
+    header.push("other CPU %", "errors");
+    sections.push(`${workload.title}\n${formatTable(header, rows)}`);
+  }
+  return sections.join("\n\n");
+}
+
+/** The issue's targets, computed from the medians; the bare proxy's figures are shown for scale. */
+export function checkTargets(table, workloads) {
+  const byKind = (kind, streaming) => workloads.find((w) => w.kind === kind && w.streaming === streaming)?.id;
+  const sequential = table[byKind("sequential", false)];
+  const sequentialStreaming = table[byKind("sequential", true)];
+  const load = table[byKind("load", false)];
+  const loadStreaming = table[byKind("load", true)];
+  const checks = [];
+  const add = (name, value, target, pass) => checks.push({ name, ...value, target, pass });
+  const over = (rows, metric) => ({
+    modelgate: rows.modelgate[metric] - rows.direct[metric],
+    proxy: rows.proxy[metric] - rows.direct[metric],
+  });
+
+  if (sequential) {
+    const added = over(sequential, "p50");
+    add("idle added latency p50 (non-streaming)", show(added, signedMs), "≤ +1 ms", added.modelgate <= 1);
+    const ttfb = over(sequential, "ttfbP50");
+    add("idle TTFB overhead p50 (non-streaming)", show(ttfb, signedMs), "≤ +1 ms", ttfb.modelgate <= 1);
+  }
+  if (sequentialStreaming) {
+    const ttfb = over(sequentialStreaming, "ttfbP50");
+    add("idle TTFB overhead p50 (streaming)", show(ttfb, signedMs), "≤ +1 ms", ttfb.modelgate <= 1);
+  }
+  if (loadStreaming) {
+    const share = (target) => loadStreaming[target].requestsPerSecond / loadStreaming.direct.requestsPerSecond;
+    const shares = { modelgate: share("modelgate"), proxy: share("proxy") };
+    const percent = (value) => `${(value * 100).toFixed(1)} %`;
+    add("streaming throughput vs direct", show(shares, percent), "≥ 95 %", shares.modelgate >= 0.95);
+    const p99 = over(loadStreaming, "p99");
+    add("streaming p99 vs direct", show(p99, signedMs), "≤ +10 ms", p99.modelgate <= 10);
+  }
+  for (const [rows, label] of [
+    [load, "non-streaming"],
+    [loadStreaming, "streaming"],
+  ]) {
+    if (!rows) continue;
+    const ratio = rows.modelgate.hopCpuMsPerRequest / rows.proxy.hopCpuMsPerRequest;
+    add(
+      `CPU per request vs bare proxy (${label} load)`,
+      {
+        modelgate: `${ratio.toFixed(2)}× (${ms(rows.modelgate.hopCpuMsPerRequest, 3)} ms)`,
+        proxy: `1.00× (${ms(rows.proxy.hopCpuMsPerRequest, 3)} ms)`,
+      },
+      "≤ 3×",
+      ratio <= 3,
+    );
+  }
+  return checks;
+}
+
+function show(values, format) {
+  return { modelgate: format(values.modelgate), proxy: format(values.proxy) };
+}
+
+export function formatChecks(checks) {
+  return formatTable(
+    ["target from the issue", "modelgate", "bare proxy", "target", "modelgate"],
+    checks.map((check) => [check.name, check.modelgate, check.proxy, check.target, check.pass ? "PASS" : "FAIL"]),
+  );
+}

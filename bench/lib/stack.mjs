@@ -1,0 +1,160 @@
+// Starts everything the benchmark measures, each as its own process: the
+// runtime fixture, the control plane (on a scratch database), the gateway,
+// the agent and the bare reference proxy; provisions a connection, an agent
+// and an API key through the admin API; waits until every path answers.
+import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort, waitFor } from "./processes.mjs";
+
+const root = fileURLToPath(new URL("../../", import.meta.url));
+const script = (relative) => path.join(root, relative);
+
+// pg is a dependency of @modelgate/db; resolve it from there rather than
+// relying on where npm happened to hoist it.
+const pg = createRequire(script("packages/db/package.json"))("pg");
+
+export const CONNECTION = "bench";
+export const MODEL = "demo-chat";
+
+/** Drops and recreates the scratch database (its name was checked to contain "bench"). */
+async function resetDatabase(databaseUrl, { create }) {
+  const url = new URL(databaseUrl);
+  const name = decodeURIComponent(url.pathname.slice(1));
+  url.pathname = "/postgres";
+  const client = new pg.Client({ connectionString: url.toString() });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    if (create) await client.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+export function dropDatabase(databaseUrl) {
+  return resetDatabase(databaseUrl, { create: false });
+}
+
+async function getStatus(url, headers = {}) {
+  const response = await fetch(url, { headers, signal: AbortSignal.timeout(2_000) });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+export async function startStack(services, options, { profileDir } = {}) {
+  await resetDatabase(options.databaseUrl, { create: true });
+  const adminToken = `mgadmin_${randomBytes(24).toString("base64url")}`;
+  const gatewayToken = `mggateway_${randomBytes(24).toString("base64url")}`;
+  const ports = {
+    fixture: await freePort(),
+    controlPlane: await freePort(),
+    controlPlaneGrpc: await freePort(),
+    gateway: await freePort(),
+    tunnel: await freePort(),
+    proxy: await freePort(),
+  };
+  const fixtureUrl = `http://127.0.0.1:${ports.fixture}`;
+  const controlPlaneUrl = `http://127.0.0.1:${ports.controlPlane}`;
+  const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+  const proxyUrl = `http://127.0.0.1:${ports.proxy}`;
+  const profile = (name) =>
+    options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+
+  const fixture = services.start("runtime-fixture", script("packages/runtime-fixture/dist/cli.js"), {
+    HOST: "127.0.0.1",
+    PORT: String(ports.fixture),
+    MODELS: MODEL,
+    STREAM_CHUNKS: String(options.streamChunks),
+    CHUNK_INTERVAL_MS: String(options.chunkIntervalMs),
+  });
+  const controlPlane = services.start("control-plane", script("apps/control-plane/dist/main.js"), {
+    DATABASE_URL: options.databaseUrl,
+    MODELGATE_ADMIN_TOKEN: adminToken,
+    MODELGATE_GATEWAY_TOKEN: gatewayToken,
+    MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
+    MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+    LOG_LEVEL: "warn",
+  });
+  await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {
+    what: "the control plane",
+    services,
+  });
+  await waitFor(async () => (await getStatus(`${fixtureUrl}/health`)) === 200, { what: "the fixture", services });
+
+  const admin = async (method, path, body) => {
+    const response = await fetch(`${controlPlaneUrl}/api/v1${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await response.text();
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+    return text ? JSON.parse(text) : undefined;
+  };
+  await admin("POST", "/connections", { name: CONNECTION, protocol: "openai", models: [MODEL] });
+  const agentCredential = await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-agent" });
+  const { key: apiKey } = await admin("POST", "/api-keys", { name: "bench", groups: [] });
+
+  const gateway = services.start(
+    "gateway",
+    script("apps/gateway/dist/main.js"),
+    {
+      MODELGATE_GATEWAY_PORT: String(ports.gateway),
+      MODELGATE_TUNNEL_PORT: String(ports.tunnel),
+      MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
+      MODELGATE_GATEWAY_TOKEN: gatewayToken,
+      LOG_LEVEL: options.logLevel,
+    },
+    profile("gateway"),
+  );
+  await waitFor(async () => (await getStatus(`${gatewayUrl}/readyz`)) === 200, { what: "the gateway", services });
+
+  const agent = services.start(
+    "agent",
+    script("apps/agent/dist/main.js"),
+    {
+      MODELGATE_GATEWAY_URLS: `grpc://127.0.0.1:${ports.tunnel}`,
+      MODELGATE_AGENT_TOKEN: agentCredential.token,
+      MODELGATE_RUNTIME_URL: fixtureUrl,
+      // Room for every benchmark connection, so the agent's limit never queues requests.
+      MODELGATE_AGENT_CAPACITY: String(Math.max(64, options.connections + 16)),
+      MODELGATE_DRAIN_TIMEOUT_MS: "2000",
+      LOG_LEVEL: options.logLevel,
+    },
+    profile("agent"),
+  );
+  const proxy = services.start("bare-proxy", script("bench/bare-proxy.mjs"), {
+    UPSTREAM_URL: fixtureUrl,
+    PORT: String(ports.proxy),
+  });
+
+  await waitFor(
+    async () => {
+      const { items } = await admin("GET", `/agents?connection=${CONNECTION}`);
+      return items.some((item) => item.id === agentCredential.id && item.tunnel.state === "connected");
+    },
+    { what: "the agent to connect", services },
+  );
+  await waitFor(
+    async () => (await getStatus(`${gatewayUrl}/v1/models`, { authorization: `Bearer ${apiKey}` })) === 200,
+    { what: "the API key to reach the gateway", services },
+  );
+  await waitFor(async () => (await getStatus(`${proxyUrl}/health`)) === 200, { what: "the bare proxy", services });
+
+  return {
+    fixture,
+    controlPlane,
+    gateway,
+    agent,
+    proxy,
+    all: [fixture, controlPlane, gateway, agent, proxy],
+    // `processes`: the hop's own processes, whose CPU is charged to each request.
+    targets: [
+      { name: "direct", url: fixtureUrl, model: MODEL, apiKey, processes: [] },
+      { name: "proxy", url: proxyUrl, model: MODEL, apiKey, processes: [proxy] },
+      { name: "modelgate", url: gatewayUrl, model: `${CONNECTION}/${MODEL}`, apiKey, processes: [gateway, agent] },
+    ],
+  };
+}
