@@ -48,7 +48,8 @@ export interface ForwardOutcome {
   error?: GatewayErrorCode | "client_gone";
 }
 
-type AttemptResult = { kind: "retry"; reason: string } | { kind: "done"; outcome: ForwardOutcome };
+/** `avoidAgent`: the agent itself failed (gone, draining, full), so the retry goes elsewhere. */
+type AttemptResult = { kind: "retry"; reason: string; avoidAgent: boolean } | { kind: "done"; outcome: ForwardOutcome };
 
 export async function forward(
   request: ForwardRequest,
@@ -76,9 +77,9 @@ export async function forward(
       sendError(res, error, context.responseHeaders);
       return { status: error.status, agentId: undefined, error: error.code };
     }
-    tried.add(lease.tunnel.tunnelId);
     const result = await attempt_(request, res, lease, context);
     if (result.kind === "done") return result.outcome;
+    if (result.avoidAgent) tried.add(lease.tunnel.tunnelId);
     context.onRetry?.();
     context.logger.info({ agentId: lease.tunnel.agentId, reason: result.reason, attempt }, "retrying on another agent");
   }
@@ -102,7 +103,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
     // The agent may have gone between opening the slot and now.
     if (slot.closed) {
       lease.release(false);
-      return resolve({ kind: "retry", reason: "slot already closed" });
+      return resolve({ kind: "retry", reason: "slot already closed", avoidAgent: false });
     }
     let started = false;
     let settled = false;
@@ -194,7 +195,8 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
           }
         } else if (frame.error) {
           const { code, message } = frame.error;
-          if (!started && RETRYABLE_BEFORE_START.has(code)) return finish({ kind: "retry", reason: message }, true);
+          if (!started && RETRYABLE_BEFORE_START.has(code))
+            return finish({ kind: "retry", reason: message, avoidAgent: true }, true);
           const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
           fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message, true);
         }
@@ -203,7 +205,11 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       // tunnel went away.
       onClosed() {
         if (settled) return;
-        if (!started) return finish({ kind: "retry", reason: "agent disconnected before starting the request" }, false);
+        if (!started)
+          return finish(
+            { kind: "retry", reason: "agent disconnected before starting the request", avoidAgent: true },
+            false,
+          );
         fail("upstream_error", "the agent disconnected during the request", false);
       },
     };
