@@ -43,6 +43,26 @@ describe("configuration push", () => {
     expect(await msUntilStatus(created.body.key, 401)).toBeLessThan(1_000);
   });
 
+  it("recovers when the control plane's change listener loses its database connection", async () => {
+    const terminated = await stack.controlPlane.db.$queryRaw<{ terminated: boolean }[]>`
+      SELECT pg_terminate_backend(pid) AS terminated FROM pg_stat_activity
+      WHERE datname = current_database() AND query = 'LISTEN modelgate_config'`;
+    expect(terminated).toEqual([{ terminated: true }]);
+    // The listener reconnects (and rebuilds once, catching up); later
+    // changes arrive well before the 30 s periodic resync would bring them.
+    await waitFor(
+      async () =>
+        (
+          await stack.controlPlane.db.$queryRaw<{ n: bigint }[]>`
+            SELECT count(*) AS n FROM pg_stat_activity
+            WHERE datname = current_database() AND query = 'LISTEN modelgate_config'`
+        )[0]?.n === 1n,
+      { what: "the listener to reconnect" },
+    );
+    const created = await stack.admin("POST", "/api-keys", { name: "after-listener-loss", groups: [] });
+    expect(await msUntilStatus(created.body.key, 200)).toBeLessThan(1_000);
+  });
+
   it("refuses a key once its expiry passes, without waiting for a push", async () => {
     const expiresAt = new Date(Date.now() + 1_500).toISOString();
     const created = await stack.admin("POST", "/api-keys", { name: "expiring", groups: [], expiresAt });

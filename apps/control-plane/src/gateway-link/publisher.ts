@@ -3,7 +3,7 @@
 // LISTEN/NOTIFY, so a change made through any control-plane replica reaches
 // the gateways connected to every replica.
 import { EventEmitter } from "node:events";
-import type { Logger } from "@modelgate/core";
+import { createBackoff, type Logger } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
 import type { ConfigSnapshotInput } from "@modelgate/protocol";
 import pg from "pg";
@@ -74,20 +74,42 @@ export async function startConfigPublisher({
 
   let listener: pg.Client | undefined;
   let reconnectTimer: NodeJS.Timeout | undefined;
+  const reconnectBackoff = createBackoff({ initialMs: 500, maxMs: 10_000 });
+  const scheduleListen = () => {
+    if (closed || reconnectTimer) return;
+    const delay = reconnectBackoff.next();
+    reconnectTimer = setTimeout(() => {
+      reconnectTimer = undefined;
+      listen().catch((error: unknown) => {
+        logger.warn({ err: error, retryInMs: delay }, "configuration change listener cannot connect; retrying");
+        scheduleListen();
+      });
+    }, delay);
+    reconnectTimer.unref();
+  };
   const listen = async () => {
     const client = new pg.Client({ connectionString: databaseUrl });
+    const lost = (error?: Error) => {
+      if (listener !== client) return;
+      listener = undefined;
+      logger.warn({ err: error }, "configuration change listener lost its connection; reconnecting");
+      void client.end().catch(() => undefined);
+      scheduleListen();
+    };
     client.on("notification", () => {
       rebuild().catch((error: unknown) => logger.error({ err: error }, "could not build configuration snapshot"));
     });
-    client.on("error", (error) => {
-      logger.warn({ err: error }, "configuration change listener lost its connection; reconnecting");
-      listener = undefined;
+    client.on("error", lost);
+    client.on("end", () => lost());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CONFIG_CHANNEL}`);
+    } catch (error) {
       void client.end().catch(() => undefined);
-      if (!closed) reconnectTimer = setTimeout(() => void listen().catch(() => undefined), 1_000);
-    });
-    await client.connect();
-    await client.query(`LISTEN ${CONFIG_CHANNEL}`);
+      throw error;
+    }
     listener = client;
+    reconnectBackoff.reset();
     // Changes made while not listening are caught up at once.
     if (snapshot) await rebuild();
   };
@@ -113,7 +135,9 @@ export async function startConfigPublisher({
       clearInterval(resync);
       clearTimeout(reconnectTimer);
       await building?.catch(() => undefined);
-      await listener?.end().catch(() => undefined);
+      const last = listener;
+      listener = undefined;
+      await last?.end().catch(() => undefined);
     },
   };
 }
