@@ -126,3 +126,15 @@ describe("AgentPool", () => {
     expect(await pool.acquire("c1", { waitMs: 0 })).toBeUndefined();
   });
 });
+
+describe("AgentPool waiters", () => {
+  it("does not let a waiter that excludes the free agent block the ones behind it", async () => {
+    const pool = new AgentPool();
+    const entry = withSlots(pool, tunnel("a", { capacity: 1 }), 0);
+    const picky = pool.acquire("c1", { waitMs: 200, exclude: new Set(["a"]) });
+    const anyAgent = pool.acquire("c1", { waitMs: 1_000 });
+    openSlot(pool, entry);
+    expect((await anyAgent)?.tunnel.tunnelId).toBe("a");
+    expect(await picky).toBeUndefined();
+  });
+});

@@ -161,16 +161,25 @@ export class AgentPool {
     });
   }
 
+  /**
+   * Hands free slots to waiting requests in arrival order. A waiter that
+   * cannot use what is free (it excludes that agent) is skipped, not allowed
+   * to block the ones behind it.
+   */
   #serveWaiters(connectionId: string): void {
     const queue = this.#waiters.get(connectionId);
-    while (queue && queue.length > 0) {
-      const waiter = queue[0] as Waiter;
+    if (!queue) return;
+    for (let index = 0; index < queue.length; ) {
+      const waiter = queue[index] as Waiter;
       const lease = this.#tryAcquire(connectionId, waiter.exclude);
-      if (!lease) return;
-      queue.shift();
-      if (queue.length === 0) this.#waiters.delete(connectionId);
+      if (!lease) {
+        index++;
+        continue;
+      }
+      queue.splice(index, 1);
       waiter.resolve(lease);
     }
+    if (queue.length === 0) this.#waiters.delete(connectionId);
   }
 
   #tryAcquire(connectionId: string, exclude: ReadonlySet<string>): Lease | undefined {

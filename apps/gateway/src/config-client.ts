@@ -28,6 +28,9 @@ export interface ConfigClientOptions {
   agents: () => AgentPresenceInput[];
 }
 
+/** Largest configuration snapshot a gateway accepts (about 1.5 million keys). */
+export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+
 /** Emits "connected" and "disconnected". */
 export class ConfigClient extends EventEmitter {
   #options: ConfigClientOptions;
@@ -43,7 +46,13 @@ export class ConfigClient extends EventEmitter {
     super();
     this.#options = options;
     const { GatewayConfig } = loadConfigProto().modelgate.config.v1;
-    this.#client = new GatewayConfig(options.address, options.credentials, KEEPALIVE_OPTIONS);
+    this.#client = new GatewayConfig(options.address, options.credentials, {
+      ...KEEPALIVE_OPTIONS,
+      // A snapshot holds every key and agent: about 150 bytes per key, so
+      // gRPC's default 4 MiB would stop config (revocations included) at
+      // roughly 30,000 keys.
+      "grpc.max_receive_message_length": MAX_SNAPSHOT_BYTES,
+    });
   }
 
   /** Whether a stream to the control plane is open and has delivered a snapshot. */

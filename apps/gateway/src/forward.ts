@@ -2,12 +2,16 @@
 // decision on one of the agent's idle slots (Exchange streams), stream the
 // answer to the client with backpressure, and make sure a failure is never
 // delivered as a success.
-import type { ServerResponse } from "node:http";
+import { type ServerResponse, validateHeaderName, validateHeaderValue } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { type HeaderPair, headersForCaller, type Logger } from "@modelgate/core";
-import type { Decision, ErrorCode } from "@modelgate/protocol";
+import type { AgentFrame, Decision, ErrorCode, ResponseHead } from "@modelgate/protocol";
 import type { AgentPool, Lease } from "./agent-pool.js";
 import type { ConnectionConfig } from "./config-store.js";
 import { failStartedResponse, GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
+
+/** Pause before asking an agent that was full again. */
+const CAPACITY_RETRY_DELAY_MS = 25;
 
 /** Attempts per request; each one on a different agent. */
 const MAX_ATTEMPTS = 3;
@@ -48,8 +52,13 @@ export interface ForwardOutcome {
   error?: GatewayErrorCode | "client_gone";
 }
 
-/** `avoidAgent`: the agent itself failed (gone, draining, full), so the retry goes elsewhere. */
-type AttemptResult = { kind: "retry"; reason: string; avoidAgent: boolean } | { kind: "done"; outcome: ForwardOutcome };
+/**
+ * `avoidAgent`: the agent itself failed (gone, draining), so the retry goes
+ * elsewhere. `delayMs`: wait before retrying (the agent was momentarily full).
+ */
+type AttemptResult =
+  | { kind: "retry"; reason: string; avoidAgent: boolean; delayMs?: number }
+  | { kind: "done"; outcome: ForwardOutcome };
 
 export async function forward(
   request: ForwardRequest,
@@ -58,7 +67,11 @@ export async function forward(
 ): Promise<ForwardOutcome> {
   const { pool, clientGone } = context;
   const tried = new Set<string>();
-  for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+  let failures = 0;
+  // Agents full because of other gateways' requests are retried until the
+  // queue wait runs out, like requests waiting for a slot here.
+  const queueDeadline = Math.min(Date.now() + context.queueWaitMs, request.deadlineAt);
+  while (failures < MAX_ATTEMPTS) {
     const remaining = request.deadlineAt - Date.now();
     const waitMs = Math.min(
       remaining,
@@ -69,26 +82,27 @@ export async function forward(
       lease?.release(true);
       return { status: 499, agentId: undefined, error: "client_gone" };
     }
-    if (!lease) {
-      const error = new GatewayError(
-        "no_agent_available",
-        `no agent for connection "${request.connection.name}" is available right now`,
-      );
-      sendError(res, error, context.responseHeaders);
-      return { status: error.status, agentId: undefined, error: error.code };
-    }
+    if (!lease) break;
     const result = await attempt_(request, res, lease, context);
     if (result.kind === "done") return result.outcome;
-    if (result.avoidAgent) tried.add(lease.tunnel.tunnelId);
     context.onRetry?.();
-    context.logger.info({ agentId: lease.tunnel.agentId, reason: result.reason, attempt }, "retrying on another agent");
+    context.logger.debug({ agentId: lease.tunnel.agentId, reason: result.reason }, "retrying the request");
+    if (result.delayMs !== undefined) {
+      if (Date.now() + result.delayMs > queueDeadline) break;
+      await sleep(result.delayMs, undefined, { signal: clientGone }).catch(() => undefined);
+      continue;
+    }
+    failures++;
+    if (result.avoidAgent) tried.add(lease.tunnel.tunnelId);
   }
-  const error = new GatewayError("no_agent_available", "no agent could take the request");
+  if (clientGone.aborted) return { status: 499, agentId: undefined, error: "client_gone" };
+  const error = new GatewayError(
+    "no_agent_available",
+    `no agent for connection "${request.connection.name}" is available right now`,
+  );
   sendError(res, error, context.responseHeaders);
   return { status: error.status, agentId: undefined, error: error.code };
 }
-
-const RETRYABLE_BEFORE_START = new Set<ErrorCode>(["ERROR_CODE_DRAINING", "ERROR_CODE_AT_CAPACITY"]);
 
 const AGENT_ERRORS: Partial<Record<ErrorCode, { code: GatewayErrorCode; message: string }>> = {
   ERROR_CODE_RUNTIME_TIMEOUT: { code: "upstream_timeout", message: "the model runtime did not answer in time" },
@@ -156,49 +170,76 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
 
     const onDrain = () => call.resume();
 
+    const handleFrame = (frame: AgentFrame) => {
+      if (frame.started) {
+        started = true;
+      } else if (frame.part) {
+        const { head, body, end } = frame.part;
+        if (head) {
+          if (res.headersSent) throw new Error("a second response head");
+          res.writeHead(head.status, responseHeaders(head, body, end));
+          status = head.status;
+          // Send the head now: a streaming client sees the status as soon
+          // as the runtime does, before the first token.
+          if (!end && body.length === 0) res.flushHeaders();
+          context.onFirstByte?.();
+        } else if (!res.headersSent) {
+          throw new Error("a response part before the head");
+        }
+        if (end) {
+          res.end(body.length > 0 && request.method !== "HEAD" ? body : undefined);
+          return done({ status }, true);
+        }
+        // Backpressure per request: a slow client pauses only its own
+        // stream, and HTTP/2 flow control carries that back to the agent.
+        if (body.length > 0 && !res.write(body)) {
+          call.pause();
+          res.once("drain", onDrain);
+        }
+      } else if (frame.error) {
+        const { code, message } = frame.error;
+        if (!started && code === "ERROR_CODE_AT_CAPACITY") {
+          // Full because of another gateway's requests: try again shortly, here or elsewhere.
+          return finish({ kind: "retry", reason: message, avoidAgent: false, delayMs: CAPACITY_RETRY_DELAY_MS }, true);
+        }
+        if (!started && code === "ERROR_CODE_DRAINING") {
+          return finish({ kind: "retry", reason: message, avoidAgent: true }, true);
+        }
+        const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
+        fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message, true);
+      }
+    };
+
+    const responseHeaders = (head: ResponseHead, body: Buffer, end: boolean) => {
+      if (!Number.isInteger(head.status) || head.status < 100 || head.status > 599 || head.status === 101) {
+        throw new Error(`status ${head.status}`);
+      }
+      const headers: Record<string, string | string[]> = {};
+      for (const { name, value } of headersForCaller(head.headers)) {
+        validateHeaderName(name);
+        validateHeaderValue(name, value);
+        const existing = headers[name];
+        headers[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+      }
+      Object.assign(headers, context.responseHeaders);
+      // The whole body is here: say how long it is instead of chunking (a
+      // HEAD answer keeps the runtime's own length).
+      if (end && request.method !== "HEAD") headers["content-length"] = String(body.length);
+      if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) headers["x-accel-buffering"] = "no";
+      return headers;
+    };
+
     slot.handler = {
       onFrame(frame) {
         if (settled) return;
-        if (frame.started) {
-          started = true;
-        } else if (frame.part) {
-          const { head, body, end } = frame.part;
-          if (head) {
-            status = head.status;
-            const headers: Record<string, string | string[]> = {};
-            for (const { name, value } of headersForCaller(head.headers)) {
-              const existing = headers[name];
-              headers[name] =
-                existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
-            }
-            Object.assign(headers, context.responseHeaders);
-            // The whole body is here: say how long it is instead of chunking.
-            if (end) headers["content-length"] = String(body.length);
-            if (String(headers["content-type"] ?? "").startsWith("text/event-stream")) {
-              headers["x-accel-buffering"] = "no";
-            }
-            res.writeHead(status, headers);
-            // Send the head now: a streaming client sees the status as soon
-            // as the runtime does, before the first token.
-            if (!end && body.length === 0) res.flushHeaders();
-            context.onFirstByte?.();
-          }
-          if (end) {
-            res.end(body.length > 0 ? body : undefined);
-            return done({ status }, true);
-          }
-          // Backpressure per request: a slow client pauses only its own
-          // stream, and HTTP/2 flow control carries that back to the agent.
-          if (body.length > 0 && !res.write(body)) {
-            call.pause();
-            res.once("drain", onDrain);
-          }
-        } else if (frame.error) {
-          const { code, message } = frame.error;
-          if (!started && RETRYABLE_BEFORE_START.has(code))
-            return finish({ kind: "retry", reason: message, avoidAgent: true }, true);
-          const mapped = AGENT_ERRORS[code] ?? { code: "upstream_error", message: "the model runtime failed" };
-          fail(mapped.code, code === "ERROR_CODE_INVALID_REQUEST" ? message : mapped.message, true);
+        // Agents are trusted with their runtime, not with the gateway: a
+        // frame Node cannot send (bad status, header with CR/LF) fails this
+        // request, never the process.
+        try {
+          handleFrame(frame);
+        } catch (error) {
+          context.logger.warn({ err: error, agentId }, "agent sent an unusable response; failing the request");
+          fail("upstream_error", "the agent sent an invalid response", false);
         }
       },
       // The slot closed without an end or error frame: the agent or its

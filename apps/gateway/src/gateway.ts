@@ -110,6 +110,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     updateAgentMetrics();
   });
   store.on("change", updateAgentMetrics);
+  store.on("change", () => metrics.configReceived.set((store.receivedAt ?? 0) / 1000));
+  configClient.on("connected", () => metrics.configLive.set(1));
+  configClient.on("disconnected", () => metrics.configLive.set(0));
   // Heartbeats change "last seen" without changing the pool's shape; report
   // them at the heartbeat rate so the control plane's view stays fresh.
   const reportTimer = setInterval(() => configClient.reportAgents(), heartbeatIntervalMs);

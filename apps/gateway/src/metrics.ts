@@ -10,6 +10,8 @@ export interface GatewayMetrics {
   inFlight: Gauge<"connection">;
   agentsConnected: Gauge<"connection">;
   retries: Counter<"connection">;
+  configLive: Gauge;
+  configReceived: Gauge;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -49,6 +51,16 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
       name: "modelgate_agents_connected",
       help: "Agents with a live tunnel to this gateway (not draining)",
       labelNames: ["connection"],
+      registers: [registry],
+    }),
+    configLive: new Gauge({
+      name: "modelgate_config_live",
+      help: "1 while the configuration stream from the control plane is up; 0 while serving the last-known configuration",
+      registers: [registry],
+    }),
+    configReceived: new Gauge({
+      name: "modelgate_config_received_timestamp_seconds",
+      help: "When the configuration in use arrived (Unix seconds); 0 before the first",
       registers: [registry],
     }),
     retries: new Counter({

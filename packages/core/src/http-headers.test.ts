@@ -31,6 +31,24 @@ describe("headersForRuntime", () => {
     ]);
   });
 
+  it("drops identity headers that proxies in front of the gateway add", () => {
+    expect(
+      headersForRuntime({
+        "x-forwarded-access-token": "eyJ...",
+        "x-forwarded-user": "alice",
+        "x-forwarded-email": "alice@example.com",
+        "x-forwarded-prefix": "/llm",
+        "x-auth-request-access-token": "eyJ...",
+        "x-amzn-oidc-accesstoken": "eyJ...",
+        "cf-access-jwt-assertion": "eyJ...",
+        "x-goog-iap-jwt-assertion": "eyJ...",
+        "x-ms-client-principal": "e30=",
+        "x-ms-token-aad-access-token": "eyJ...",
+        "x-trace-id": "kept",
+      }),
+    ).toEqual([{ name: "x-trace-id", value: "kept" }]);
+  });
+
   it("accepts header pairs as well as Node's header objects", () => {
     expect(
       headersForRuntime([

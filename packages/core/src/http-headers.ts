@@ -30,11 +30,26 @@ const NEVER_TO_RUNTIME = new Set([
   // Where the caller is, and which proxies it went through, is the audit
   // record's business, not the runtime's.
   "forwarded",
-  "x-forwarded-for",
-  "x-forwarded-host",
-  "x-forwarded-proto",
   "x-real-ip",
+  "x-ms-client-principal",
+  "x-ms-client-principal-id",
+  "x-ms-client-principal-name",
 ]);
+
+/**
+ * Prefixes of headers that proxies in front of the gateway add, several of
+ * which carry the caller's identity or access token (oauth2-proxy's
+ * `x-forwarded-access-token`, `x-auth-request-*`, AWS ALB's `x-amzn-oidc-*`,
+ * Cloudflare Access, Google IAP, Azure App Service).
+ */
+const NEVER_TO_RUNTIME_PREFIXES = [
+  "x-forwarded-",
+  "x-auth-request-",
+  "x-amzn-oidc-",
+  "cf-access-",
+  "x-goog-iap-",
+  "x-ms-token-",
+];
 
 const NEVER_TO_CALLER = new Set([
   ...HOP_BY_HOP,
@@ -65,19 +80,25 @@ function pairs(headers: HeaderInput): HeaderPair[] {
   return result;
 }
 
-function filter(headers: HeaderInput, refused: Set<string>): HeaderPair[] {
+function filter(headers: HeaderInput, refused: Set<string>, refusedPrefixes: readonly string[] = []): HeaderPair[] {
   const all = pairs(headers).map(({ name, value }) => ({ name: name.toLowerCase(), value }));
   // Headers named in `Connection` are hop-by-hop for this message too.
   const named = new Set<string>();
   for (const { name, value } of all) {
     if (name === "connection") for (const token of value.split(",")) named.add(token.trim().toLowerCase());
   }
-  return all.filter(({ name }) => !refused.has(name) && !named.has(name) && !name.startsWith(MODELGATE_PREFIX));
+  return all.filter(
+    ({ name }) =>
+      !refused.has(name) &&
+      !named.has(name) &&
+      !name.startsWith(MODELGATE_PREFIX) &&
+      !refusedPrefixes.some((prefix) => name.startsWith(prefix)),
+  );
 }
 
 /** End-to-end request headers a runtime may see. */
 export function headersForRuntime(headers: HeaderInput): HeaderPair[] {
-  return filter(headers, NEVER_TO_RUNTIME);
+  return filter(headers, NEVER_TO_RUNTIME, NEVER_TO_RUNTIME_PREFIXES);
 }
 
 /** Response headers from a runtime that may reach the caller. */

@@ -25,7 +25,10 @@ export type {
 } from "./generated/modelgate/agent/v1/GatewayMessage.js";
 export type { Header } from "./generated/modelgate/agent/v1/Header.js";
 export type { RequestHead__Output as RequestHead } from "./generated/modelgate/agent/v1/RequestHead.js";
-export type { ResponseHead as ResponseHeadInput } from "./generated/modelgate/agent/v1/ResponseHead.js";
+export type {
+  ResponseHead as ResponseHeadInput,
+  ResponseHead__Output as ResponseHead,
+} from "./generated/modelgate/agent/v1/ResponseHead.js";
 export type { ResponsePart as ResponsePartInput } from "./generated/modelgate/agent/v1/ResponsePart.js";
 export type { RuntimeHealth } from "./generated/modelgate/agent/v1/RuntimeHealth.js";
 export type {
