@@ -105,7 +105,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
           new Promise<void>((resolve) => {
             tunnel.once("idle", resolve);
             tunnel.drain();
-            if (tunnel.inFlight === 0) resolve();
+            if (tunnel.quiet) resolve();
           }),
       );
       let timer: NodeJS.Timeout | undefined;

@@ -57,6 +57,11 @@ export interface Slot {
   readonly busy: boolean;
   /** Closes the stream; a running request is aborted with it. */
   close(): void;
+  /**
+   * Half-closes the stream after what was written (a finished request's end
+   * part must still arrive); the gateway then ends it. Used when draining.
+   */
+  finish(): void;
 }
 
 export function runSlot(call: SlotCall, context: SlotContext): Slot {
@@ -70,8 +75,12 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
     context.onClosed();
   };
 
+  let finishing = false;
   call.on("data", (frame: GatewayFrame) => {
     if (frame.request) {
+      // A request racing with our half-close: the gateway retries it
+      // elsewhere when the stream ends without a Started.
+      if (finishing) return;
       if (current) {
         // The gateway never sends a second request before the first ended.
         context.logger.error("gateway sent a request on a busy stream; closing it");
@@ -113,6 +122,11 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
       call.cancel();
       close();
     },
+    finish() {
+      if (finishing || closed) return;
+      finishing = true;
+      call.end();
+    },
   };
 }
 
@@ -131,6 +145,7 @@ async function runExchange(
 
   // The gateway's deadline, enforced here too; one timer, no composite signal.
   let timedOut = false;
+  let ended = false;
   const timer =
     head.timeoutMs > 0
       ? setTimeout(() => {
@@ -166,6 +181,8 @@ async function runExchange(
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
         for (const piece of frames(chunk)) await send({ body: piece });
       }
+      ended = true;
+      clearTimeout(timer);
       await send({ end: true });
     } else {
       // One piece of lookahead: the last piece travels with the end (and,
@@ -177,11 +194,17 @@ async function runExchange(
           pending = piece;
         }
       }
+      ended = true;
+      clearTimeout(timer);
       await send({ head: takeHead(), body: pending ?? EMPTY, end: true });
     }
   } catch (error) {
     const reason = abortReason();
-    if (reason === "cancelled" || reason === "gateway_gone") {
+    // After the end part nothing more may be written: the gateway has handed
+    // this stream to the next request already.
+    if (ended) {
+      logger.debug({ requestId: head.requestId, reason }, "stream closed after the end of a request");
+    } else if (reason === "cancelled" || reason === "gateway_gone") {
       logger.debug({ requestId: head.requestId, reason }, "runtime request aborted");
     } else if (timedOut) {
       fail("ERROR_CODE_RUNTIME_TIMEOUT", "the runtime did not answer in time");

@@ -100,6 +100,11 @@ export class TunnelClient extends EventEmitter {
     return this.#inFlight;
   }
 
+  /** No request running and no stream open: a draining tunnel may close now. */
+  get quiet(): boolean {
+    return this.#inFlight === 0 && this.#slots.size === 0;
+  }
+
   start(): void {
     this.#connect();
   }
@@ -114,8 +119,9 @@ export class TunnelClient extends EventEmitter {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#setState("draining");
     this.#control?.write({ drain: {} });
+    // Idle slots go now; busy ones finish their request first.
     this.#closeSlots({ idleOnly: true });
-    if (this.#inFlight === 0) this.emit("idle");
+    this.#emitIdleWhenDone();
   }
 
   /** Closes the tunnel now; in-flight exchanges are cancelled with it. */
@@ -191,7 +197,7 @@ export class TunnelClient extends EventEmitter {
     this.#closeSlots({ idleOnly: false });
     if (this.#state === "closed") return;
     if (this.#state === "draining") {
-      if (this.#inFlight === 0) this.emit("idle");
+      this.#emitIdleWhenDone();
       return;
     }
     this.#setState("connecting");
@@ -240,19 +246,22 @@ export class TunnelClient extends EventEmitter {
       logger: this.#logger,
       onBusy: (busy) => {
         this.#inFlight += busy ? 1 : -1;
-        if (busy) return;
-        if (this.#state === "draining") {
-          // Finished its last request: a draining agent closes the stream.
-          slot.close();
-          if (this.#inFlight === 0) this.emit("idle");
-        }
+        // Finished its last request: a draining agent half-closes the
+        // stream, so the end part already written still reaches the gateway.
+        if (!busy && this.#state === "draining") slot.finish();
       },
       onClosed: () => {
         this.#slots.delete(slot);
-        this.#scheduleRefill();
+        if (this.#state === "draining") this.#emitIdleWhenDone();
+        else this.#scheduleRefill();
       },
     });
     this.#slots.add(slot);
+  }
+
+  /** "idle": draining, and every request finished and its stream closed. */
+  #emitIdleWhenDone(): void {
+    if (this.quiet) this.emit("idle");
   }
 
   #closeSlots({ idleOnly }: { idleOnly: boolean }): void {
