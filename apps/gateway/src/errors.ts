@@ -45,6 +45,9 @@ export function sendError(res: ServerResponse, error: GatewayError, headers: Rec
     ...headers,
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),
+    // A refused request whose body was not read (401, 413, …): close the
+    // connection rather than read and discard an unbounded upload.
+    ...(res.req.complete ? {} : { connection: "close" }),
   });
   res.end(body);
 }

@@ -35,7 +35,7 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       cleanup();
       reject(error);
     };
-    const onAborted = () => onError(new Error("client closed the connection while sending the body"));
+    const onAborted = () => onError(new ClientGoneError());
     const cleanup = () => {
       req.off("data", onData);
       req.off("end", onEnd);
@@ -47,6 +47,29 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     req.on("error", onError);
     req.on("aborted", onAborted);
   });
+}
+
+/** The caller left while sending the body: nobody is waiting for an answer. */
+export class ClientGoneError extends Error {
+  constructor() {
+    super("client closed the connection while sending the body");
+    this.name = "ClientGoneError";
+  }
+}
+
+const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+
+/**
+ * The same JSON object with another `model`. Numbers keep their exact source
+ * text (`12345678901234567891`, `1.0`): a runtime must receive the caller's
+ * parameters, not their float64 approximation.
+ */
+export function replaceModel(body: Buffer, model: string): Buffer {
+  const json = JSON.parse(body.toString("utf8"), (_key, value, context?: { source?: string }) =>
+    typeof value === "number" && rawJSON && context?.source !== undefined ? rawJSON(context.source) : value,
+  ) as Record<string, unknown>;
+  json.model = model;
+  return Buffer.from(JSON.stringify(json));
 }
 
 /** A JSON object body, or a 400 that says what is wrong with it. */

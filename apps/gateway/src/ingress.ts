@@ -9,7 +9,7 @@ import { authenticate, type Identity } from "./authenticate.js";
 import type { ConfigStore, ConnectionConfig } from "./config-store.js";
 import { GatewayError, sendError } from "./errors.js";
 import { forward } from "./forward.js";
-import { parseJsonObject, readBody } from "./http-body.js";
+import { ClientGoneError, parseJsonObject, readBody, replaceModel } from "./http-body.js";
 import type { GatewayMetrics } from "./metrics.js";
 
 export const SESSION_HEADER = "x-modelgate-session";
@@ -88,6 +88,10 @@ export function createIngress(options: IngressOptions) {
         metrics.inFlight.dec({ connection: connectionName });
       }
     } catch (error) {
+      if (error instanceof ClientGoneError || clientGone.signal.aborted) {
+        outcome = { status: 499, error: "client_gone" };
+        return;
+      }
       const gatewayError = error instanceof GatewayError ? error : undefined;
       if (!gatewayError) logger.error({ err: error, sessionId }, "request failed unexpectedly");
       const sent = gatewayError ?? new GatewayError("internal", "internal error");
@@ -159,7 +163,7 @@ export function createIngress(options: IngressOptions) {
       }
       const { connection, model } = routed.target;
       // The runtime knows the model by its own name, without our prefix.
-      const forwarded = model === requested ? body : Buffer.from(JSON.stringify({ ...json, model }));
+      const forwarded = model === requested ? body : replaceModel(body, model);
       return { connection, path: rawUrl, body: forwarded, model };
     }
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
@@ -192,8 +196,9 @@ export function createIngress(options: IngressOptions) {
         res.end(body);
         return;
       }
-      if (req.method === "GET" && pathname === "/v1/models") {
+      if (pathname === "/v1/models") {
         authenticate(req, store);
+        if (req.method !== "GET") throw new GatewayError("method_not_allowed", "/v1/models accepts GET only");
         return listModels(res, sessionId);
       }
       await handleInference(req, res, sessionId, receivedAt);

@@ -113,6 +113,23 @@ describe("refusals", () => {
     }
   });
 
+  it("405 for a wrong method on a known route", async () => {
+    const response = await raw("POST", "/v1/models", { headers: auth(), body: "{}" });
+    expect(response.status).toBe(405);
+    expect(response.json().error.code).toBe("method_not_allowed");
+  });
+
+  it("forwards the caller's parameters exactly when it rewrites the model name", async () => {
+    const body =
+      '{"model":"local/llama3.2","seed":12345678901234567891,"temperature":1.0,"messages":[{"role":"user","content":"x"}]}';
+    const response = await raw("POST", "/v1/chat/completions", {
+      headers: { ...auth(), "content-type": "application/json" },
+      body,
+    });
+    expect(response.status).toBe(200);
+    expect(inferences(runtime).at(-1)?.body).toBe(body.replace('"local/llama3.2"', '"llama3.2"'));
+  });
+
   it("404 model_not_found for a model nobody serves", async () => {
     const response = await raw("POST", "/v1/chat/completions", {
       headers: auth(),
@@ -127,6 +144,8 @@ describe("refusals", () => {
     const declared = await raw("POST", "/c/local/api/chat", { headers: auth(), body: big });
     expect(declared.status).toBe(413);
     expect(declared.json().error.code).toBe("payload_too_large");
+    // The unread upload is not drained: the connection closes.
+    expect(declared.headers.connection).toBe("close");
     const chunked = await raw("POST", "/c/local/api/chat", {
       headers: { ...auth(), "transfer-encoding": "chunked" },
       body: big,
