@@ -16,6 +16,12 @@ import type { ConfigStore } from "./config-store.js";
 import { type ExchangeCall, Slot } from "./slot.js";
 
 const MAX_CAPACITY = 4096;
+/**
+ * Registrations one agent token may hold on this gateway at once: a restarted
+ * agent overlaps briefly with its old, not yet timed-out tunnel, but a token
+ * cannot open tunnels without bound.
+ */
+const MAX_TUNNELS_PER_AGENT = 4;
 const HELLO_TIMEOUT_MS = 10_000;
 
 export interface TunnelServiceOptions {
@@ -53,6 +59,8 @@ export function createTunnelService({
   logger,
   heartbeatIntervalMs,
 }: TunnelServiceOptions): TunnelService {
+  /** Open Connect calls per agent id. */
+  const registrations = new Map<string, number>();
   // Revocation and deletion take effect on live tunnels, not only on the
   // next connection attempt.
   const onConfigChange = () => {
@@ -88,6 +96,12 @@ export function createTunnelService({
     const connection = store.connectionById(credential.connectionId);
     if (!connection)
       return endWithStatus(call, grpc.status.PERMISSION_DENIED, "the agent's connection no longer exists");
+    // Counted from the call, not from Hello, so simultaneous attempts cannot slip through.
+    const held = registrations.get(credential.id) ?? 0;
+    if (held >= MAX_TUNNELS_PER_AGENT) {
+      return endWithStatus(call, grpc.status.RESOURCE_EXHAUSTED, "this agent already has the most tunnels allowed");
+    }
+    registrations.set(credential.id, held + 1);
 
     let tunnel: AgentTunnel | undefined;
     const helloTimer = setTimeout(
@@ -150,6 +164,9 @@ export function createTunnelService({
       if (closed) return;
       closed = true;
       clearTimeout(helloTimer);
+      const remaining = (registrations.get(credential.id) ?? 1) - 1;
+      if (remaining > 0) registrations.set(credential.id, remaining);
+      else registrations.delete(credential.id);
       if (!tunnel) return;
       pool.remove(tunnel.tunnelId);
       log.info("agent disconnected");
@@ -170,6 +187,10 @@ export function createTunnelService({
     const credential = tunnel ? store.agentById(tunnel.agentId) : undefined;
     if (!tunnel || !token || !credential || !secretsEqual(hashSecret(token), credential.tokenHash)) {
       return endWithStatus(call, grpc.status.UNAUTHENTICATED, "unknown tunnel or token");
+    }
+    // One stream per unit of announced capacity, no more.
+    if (tunnel.slots.size >= tunnel.capacity) {
+      return endWithStatus(call, grpc.status.RESOURCE_EXHAUSTED, "more streams than the announced capacity");
     }
     const slot = new Slot(call, (closed) => pool.removeSlot(tunnel.tunnelId, closed));
     if (!pool.addSlot(tunnel.tunnelId, slot)) slot.destroy(grpc.status.UNAVAILABLE, "agent is draining");

@@ -146,6 +146,33 @@ describe("agent lifecycle", () => {
     });
   });
 
+  it("lets one agent token hold at most 4 tunnels on a gateway", async () => {
+    const runtime = await stack.addConnection("llama");
+    const { id, token } = await stack.issueAgentToken("llama", "cloned");
+    const { startTestAgent } = await import("./agents.js");
+    const clones = await Promise.all(
+      Array.from({ length: 5 }, () =>
+        startTestAgent({
+          id,
+          token,
+          gatewayAddress: stack.gateway.tunnelAddress,
+          runtimeUrl: runtime.url,
+          capacity: 2,
+        }),
+      ),
+    );
+    try {
+      const tunnelsOf = () => [...stack.gateway.pool.tunnels()].filter((tunnel) => tunnel.agentId === id).length;
+      await waitFor(() => tunnelsOf() === 4, { what: "four tunnels" });
+      await waitFor(() => clones.some((clone) => clone.logs.some((line) => line.includes("RESOURCE_EXHAUSTED"))), {
+        what: "the fifth to be refused",
+      });
+      expect(tunnelsOf()).toBe(4);
+    } finally {
+      for (const clone of clones) await clone.stop();
+    }
+  });
+
   it("drains: in-flight requests finish, new ones go elsewhere", async () => {
     const runtime = await stack.addConnection("llama");
     const draining = await stack.addAgent("llama", runtime);

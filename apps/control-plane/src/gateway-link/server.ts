@@ -65,8 +65,9 @@ export async function startGatewayLinkServer({
 
   const watch: GatewayConfigHandlers["Watch"] = (call) => {
     const [authorization] = call.metadata.get("authorization");
-    const presented = typeof authorization === "string" ? authorization.replace(/^Bearer /, "") : "";
-    if (!secretsEqual(presented, gatewayToken)) {
+    const presented =
+      typeof authorization === "string" && authorization.startsWith("Bearer ") ? authorization.slice(7) : "";
+    if (!presented || !secretsEqual(presented, gatewayToken)) {
       logger.warn({ peer: call.getPeer() }, "gateway refused: wrong gateway token");
       call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid gateway token" });
       return;
