@@ -58,8 +58,9 @@ export interface TunnelClientOptions {
 
 /**
  * Keeps a registration with the gateway alive, reconnecting with backoff, and
- * parks Exchange streams for the gateway to send requests on. Emits
- * "state" (TunnelState) and "idle" (no request in flight while draining).
+ * keeps one Exchange stream (slot) per unit of capacity open for the gateway
+ * to send requests on. Emits "state" (TunnelState) and "idle" (draining, and
+ * every request finished and its stream closed).
  */
 export class TunnelClient extends EventEmitter {
   readonly address: string;
