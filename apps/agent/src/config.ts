@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { ConfigError, envBoolean, logLevel, parseEnv, SECRET_PREFIX } from "@modelgate/core";
+import { ConfigError, envBoolean, logLevel, parseEnv, SECRET_PREFIX, secretSetting } from "@modelgate/core";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 import type { RuntimeCredential } from "./runtime-client.js";
@@ -39,17 +38,6 @@ export interface AgentConfig {
   logLevel: z.output<typeof logLevel>;
 }
 
-/** A secret from `NAME` or from the file `NAME_FILE` names (trailing newline dropped), never both. */
-function secret(name: string, value: string | undefined, file: string | undefined): string | undefined {
-  if (value !== undefined && file !== undefined) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
-  if (file === undefined) return value;
-  try {
-    return readFileSync(file, "utf8").replace(/\r?\n$/, "");
-  } catch (error) {
-    throw new ConfigError(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? error})`);
-  }
-}
-
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): AgentConfig {
   const parsed = parseEnv(environment, env);
 
@@ -72,18 +60,18 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     throw new ConfigError("MODELGATE_GATEWAY_URLS: names a gateway twice");
   }
 
-  const token = secret("MODELGATE_AGENT_TOKEN", parsed.MODELGATE_AGENT_TOKEN, parsed.MODELGATE_AGENT_TOKEN_FILE);
+  const token = secretSetting("MODELGATE_AGENT_TOKEN", parsed.MODELGATE_AGENT_TOKEN, parsed.MODELGATE_AGENT_TOKEN_FILE);
   if (!token) throw new ConfigError("MODELGATE_AGENT_TOKEN (or MODELGATE_AGENT_TOKEN_FILE) is required");
   if (!token.startsWith(SECRET_PREFIX.agentToken)) {
     throw new ConfigError(`MODELGATE_AGENT_TOKEN: is not an agent token (they start with ${SECRET_PREFIX.agentToken})`);
   }
 
-  const apiKey = secret(
+  const apiKey = secretSetting(
     "MODELGATE_RUNTIME_API_KEY",
     parsed.MODELGATE_RUNTIME_API_KEY,
     parsed.MODELGATE_RUNTIME_API_KEY_FILE,
   );
-  const headerValue = secret(
+  const headerValue = secretSetting(
     "MODELGATE_RUNTIME_HEADER_VALUE",
     parsed.MODELGATE_RUNTIME_HEADER_VALUE,
     parsed.MODELGATE_RUNTIME_HEADER_VALUE_FILE,

@@ -1,4 +1,4 @@
-import { type HeaderPair, headersForRuntime, resolveRuntimePath } from "@modelgate/core";
+import { type HeaderPair, headerRecord, headersForRuntime, resolveRuntimePath } from "@modelgate/core";
 import { type Dispatcher, Pool } from "undici";
 
 /** How the agent proves itself to the runtime; never seen by callers. */
@@ -47,11 +47,7 @@ export function createRuntimeClient({
   const basePath = runtimeUrl.pathname;
 
   function runtimeHeaders(headers: Iterable<HeaderPair>, hasBody: boolean): Record<string, string | string[]> {
-    const result: Record<string, string | string[]> = {};
-    for (const { name, value } of headersForRuntime(headers)) {
-      const existing = result[name];
-      result[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
-    }
+    const result = headerRecord(headersForRuntime(headers));
     result["accept-encoding"] = "identity";
     if (!hasBody) delete result["content-type"];
     if (credential?.kind === "bearer") result.authorization = `Bearer ${credential.token}`;

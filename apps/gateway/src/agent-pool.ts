@@ -226,11 +226,4 @@ export class AgentPool {
     }
     return count;
   }
-
-  hasAgentFor(connectionId: string): boolean {
-    for (const tunnel of this.#tunnels.values()) {
-      if (tunnel.connectionId === connectionId && tunnel.state === "connected") return true;
-    }
-    return false;
-  }
 }

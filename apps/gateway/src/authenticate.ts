@@ -1,7 +1,7 @@
 // Who is calling. This issue knows modelgate API keys; OIDC access tokens
 // join them with the identity work, behind the same `Identity`.
 import type { IncomingMessage } from "node:http";
-import { hashSecret, SECRET_PREFIX } from "@modelgate/core";
+import { bearerToken, hashSecret, SECRET_PREFIX } from "@modelgate/core";
 import type { ConfigStore } from "./config-store.js";
 import { GatewayError } from "./errors.js";
 
@@ -21,9 +21,8 @@ const API_KEY_SHAPE = new RegExp(`^${SECRET_PREFIX.apiKey}[0-9A-Za-z]{32}$`);
 export function authenticate(req: IncomingMessage, store: ConfigStore, now = Date.now()): Identity {
   const header = req.headers.authorization;
   if (!header) throw new GatewayError("unauthenticated", "missing Authorization: Bearer <API key>");
-  const match = /^Bearer +(\S+) *$/i.exec(header);
-  if (!match?.[1]) throw new GatewayError("unauthenticated", "Authorization header must be Bearer <API key>");
-  const token = match[1];
+  const token = bearerToken(header);
+  if (!token) throw new GatewayError("unauthenticated", "Authorization header must be Bearer <API key>");
   if (!API_KEY_SHAPE.test(token)) throw new GatewayError("unauthenticated", "invalid API key");
   // Looked up by hash: the map holds no secrets, and the hash of a wrong
   // key reveals nothing about a right one.

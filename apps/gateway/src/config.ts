@@ -1,5 +1,4 @@
-import { readFileSync } from "node:fs";
-import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } from "@modelgate/core";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 
@@ -75,17 +74,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   const cpRefusal = target.tls ? undefined : plaintextRefusal(target.host, parsed.MODELGATE_TUNNEL_ALLOW_INSECURE);
   if (cpRefusal) throw new ConfigError(`MODELGATE_CONTROL_PLANE_GRPC_URL: ${cpRefusal}`);
 
-  if (parsed.MODELGATE_GATEWAY_TOKEN && parsed.MODELGATE_GATEWAY_TOKEN_FILE) {
-    throw new ConfigError("set MODELGATE_GATEWAY_TOKEN or MODELGATE_GATEWAY_TOKEN_FILE, not both");
-  }
-  let token = parsed.MODELGATE_GATEWAY_TOKEN;
-  if (parsed.MODELGATE_GATEWAY_TOKEN_FILE) {
-    try {
-      token = readFileSync(parsed.MODELGATE_GATEWAY_TOKEN_FILE, "utf8").replace(/\r?\n$/, "");
-    } catch (error) {
-      throw new ConfigError(`MODELGATE_GATEWAY_TOKEN_FILE: cannot read it (${(error as NodeJS.ErrnoException).code})`);
-    }
-  }
+  const token = secretSetting(
+    "MODELGATE_GATEWAY_TOKEN",
+    parsed.MODELGATE_GATEWAY_TOKEN,
+    parsed.MODELGATE_GATEWAY_TOKEN_FILE,
+  );
   if (!token)
     throw new ConfigError("MODELGATE_GATEWAY_TOKEN (or _FILE) is required: the control plane's gateway token");
 

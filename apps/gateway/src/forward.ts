@@ -4,7 +4,7 @@
 // delivered as a success.
 import { type ServerResponse, validateHeaderName, validateHeaderValue } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type HeaderPair, headersForCaller, type Logger } from "@modelgate/core";
+import { type HeaderPair, headerRecord, headersForCaller, type Logger } from "@modelgate/core";
 import type { AgentFrame, Decision, ErrorCode, ResponseHead } from "@modelgate/protocol";
 import type { AgentPool, Lease } from "./agent-pool.js";
 import type { ConnectionConfig } from "./config-store.js";
@@ -75,7 +75,7 @@ export async function forward(
     const remaining = request.deadlineAt - Date.now();
     const waitMs = Math.min(
       remaining,
-      pool.hasAgentFor(request.connection.id) ? context.queueWaitMs : context.agentWaitMs,
+      pool.connectedCount(request.connection.id) > 0 ? context.queueWaitMs : context.agentWaitMs,
     );
     const lease = await pool.acquire(request.connection.id, { exclude: tried, waitMs, signal: clientGone });
     if (clientGone.aborted) {
@@ -214,13 +214,12 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       if (!Number.isInteger(head.status) || head.status < 100 || head.status > 599 || head.status === 101) {
         throw new Error(`status ${head.status}`);
       }
-      const headers: Record<string, string | string[]> = {};
-      for (const { name, value } of headersForCaller(head.headers)) {
+      const forwarded = headersForCaller(head.headers);
+      for (const { name, value } of forwarded) {
         validateHeaderName(name);
         validateHeaderValue(name, value);
-        const existing = headers[name];
-        headers[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
       }
+      const headers = headerRecord(forwarded);
       Object.assign(headers, context.responseHeaders);
       // The whole body is here: say how long it is instead of chunking (a
       // HEAD answer keeps the runtime's own length).

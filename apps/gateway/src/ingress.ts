@@ -52,7 +52,7 @@ export function createIngress(options: IngressOptions) {
     });
     try {
       identity = authenticate(req, store);
-      const routed = await routeRequest(req, identity);
+      const routed = await routeRequest(req);
       connectionName = routed.connection.name;
       const decision: Decision = { sessionId, policyIds: [] };
       metrics.inFlight.inc({ connection: connectionName });
@@ -118,7 +118,7 @@ export function createIngress(options: IngressOptions) {
     }
   }
 
-  async function routeRequest(req: IncomingMessage, _identity: Identity): Promise<RoutedRequest> {
+  async function routeRequest(req: IncomingMessage): Promise<RoutedRequest> {
     const rawUrl = req.url ?? "/";
     const pathEnd = rawUrl.indexOf("?");
     const pathname = pathEnd === -1 ? rawUrl : rawUrl.slice(0, pathEnd);
@@ -169,14 +169,14 @@ export function createIngress(options: IngressOptions) {
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
   }
 
-  function listModels(res: ServerResponse, sessionId: string) {
+  function listModels(res: ServerResponse) {
     const data = [];
     for (const connection of store.connections()) {
       for (const model of connection.models) {
         data.push({ id: `${connection.name}/${model}`, object: "model", created: 0, owned_by: connection.name });
       }
     }
-    sendJson(res, 200, { object: "list", data }, sessionId);
+    sendJson(res, 200, { object: "list", data });
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -185,10 +185,10 @@ export function createIngress(options: IngressOptions) {
     res.setHeader(SESSION_HEADER, sessionId);
     const pathname = (req.url ?? "/").split("?", 1)[0];
     try {
-      if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" }, sessionId);
+      if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
       if (req.method === "GET" && pathname === "/readyz") {
         const { ready, details } = options.readiness();
-        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details }, sessionId);
+        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
       }
       if (req.method === "GET" && pathname === "/metrics") {
         const body = await metrics.registry.metrics();
@@ -199,7 +199,7 @@ export function createIngress(options: IngressOptions) {
       if (pathname === "/v1/models") {
         authenticate(req, store);
         if (req.method !== "GET") throw new GatewayError("method_not_allowed", "/v1/models accepts GET only");
-        return listModels(res, sessionId);
+        return listModels(res);
       }
       await handleInference(req, res, sessionId, receivedAt);
     } catch (error) {
@@ -218,7 +218,7 @@ function routeLabel(url: string): string {
   return "unmatched";
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown, _sessionId: string): void {
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);

@@ -3,7 +3,7 @@
 // them when their token is revoked or they stop sending heartbeats.
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
-import { hashSecret, type Logger, secretsEqual } from "@modelgate/core";
+import { bearerToken, hashSecret, type Logger, secretsEqual } from "@modelgate/core";
 import {
   type AgentMessage,
   type AgentTunnelHandlers,
@@ -38,10 +38,8 @@ export interface TunnelService {
   close(): void;
 }
 
-function bearerToken(metadata: grpc.Metadata): string | undefined {
-  const [value] = metadata.get("authorization");
-  if (typeof value !== "string" || !value.startsWith("Bearer ")) return undefined;
-  return value.slice("Bearer ".length);
+function bearerOf(metadata: grpc.Metadata): string | undefined {
+  return bearerToken(metadata.get("authorization")[0]);
 }
 
 function endWithStatus(
@@ -84,7 +82,7 @@ export function createTunnelService({
   sweep.unref();
 
   const connect: AgentTunnelHandlers["Connect"] = (call: grpc.ServerDuplexStream<AgentMessage, GatewayMessage>) => {
-    const token = bearerToken(call.metadata);
+    const token = bearerOf(call.metadata);
     if (!store.loaded) {
       return endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
     }
@@ -183,7 +181,7 @@ export function createTunnelService({
   const exchange: AgentTunnelHandlers["Exchange"] = (call: ExchangeCall) => {
     const [tunnelId] = call.metadata.get(TUNNEL_ID_METADATA);
     const tunnel = typeof tunnelId === "string" ? pool.get(tunnelId) : undefined;
-    const token = bearerToken(call.metadata);
+    const token = bearerOf(call.metadata);
     const credential = tunnel ? store.agentById(tunnel.agentId) : undefined;
     if (!tunnel || !token || !credential || !secretsEqual(hashSecret(token), credential.tokenHash)) {
       return endWithStatus(call, grpc.status.UNAUTHENTICATED, "unknown tunnel or token");

@@ -146,6 +146,40 @@ describe("agent lifecycle", () => {
     });
   });
 
+  it("refuses a token nobody issued with UNAUTHENTICATED", async () => {
+    const runtime = await stack.addConnection("llama");
+    const { startTestAgent } = await import("./agents.js");
+    const { generateSecret } = await import("@modelgate/core");
+    const impostor = await startTestAgent({
+      id: "impostor",
+      token: generateSecret("mgagent_"),
+      gatewayAddress: stack.gateway.tunnelAddress,
+      runtimeUrl: runtime.url,
+    });
+    try {
+      await waitFor(() => impostor.logs.some((line) => line.includes('"code":"UNAUTHENTICATED"')), {
+        what: "the refusal",
+      });
+      expect([...stack.gateway.pool.tunnels()]).toHaveLength(0);
+    } finally {
+      await impostor.stop();
+    }
+  });
+
+  it("holds a request for MODELGATE_AGENT_WAIT_MS while the connection's agent (re)connects", async () => {
+    const waiting = await startStack({ agentWaitMs: 5_000 });
+    try {
+      const runtime = await waiting.addConnection("llama");
+      const client = new OpenAI({ baseURL: `${waiting.gateway.url}/v1`, apiKey: waiting.apiKey, maxRetries: 0 });
+      const answer = chat(client);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waiting.addAgent("llama", runtime);
+      expect((await answer).choices[0]?.finish_reason).toBe("stop");
+    } finally {
+      await waiting.close();
+    }
+  });
+
   it("lets one agent token hold at most 4 tunnels on a gateway", async () => {
     const runtime = await stack.addConnection("llama");
     const { id, token } = await stack.issueAgentToken("llama", "cloned");

@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { z } from "zod";
 
 /**
@@ -42,3 +43,17 @@ export const envBoolean = z.string().transform((value, ctx) => {
 export const envPort = z.coerce.number().int().min(0).max(65_535);
 
 export const logLevel = z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+
+/**
+ * A secret given as `NAME` or in the file `NAME_FILE` names (as container
+ * secrets are mounted; a trailing newline is dropped), never both.
+ */
+export function secretSetting(name: string, value: string | undefined, file: string | undefined): string | undefined {
+  if (value !== undefined && file !== undefined) throw new ConfigError(`set ${name} or ${name}_FILE, not both`);
+  if (file === undefined) return value;
+  try {
+    return readFileSync(file, "utf8").replace(/\r?\n$/, "");
+  } catch (error) {
+    throw new ConfigError(`${name}_FILE: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? error})`);
+  }
+}

@@ -1,4 +1,4 @@
-import { headersForCaller, headersForRuntime } from "./http-headers.js";
+import { bearerToken, headerRecord, headersForCaller, headersForRuntime } from "./http-headers.js";
 
 describe("headersForRuntime", () => {
   it("drops the caller's credentials, modelgate headers, hop-by-hop and connection-named headers", () => {
@@ -74,5 +74,36 @@ describe("headersForCaller", () => {
       { name: "content-type", value: "text/event-stream" },
       { name: "x-request-id", value: "runtime-1" },
     ]);
+  });
+});
+
+describe("bearerToken", () => {
+  it("reads the token of a Bearer header and nothing else", () => {
+    expect(bearerToken("Bearer mg_abc")).toBe("mg_abc");
+    expect(bearerToken("bearer  mg_abc ")).toBe("mg_abc");
+    for (const value of [
+      undefined,
+      42,
+      "",
+      "Basic abc",
+      "Bearer",
+      "Bearer a b",
+      "Bearer é",
+      `Bearer ${"a".repeat(9000)}`,
+    ]) {
+      expect(bearerToken(value)).toBeUndefined();
+    }
+  });
+});
+
+describe("headerRecord", () => {
+  it("turns repeated names into arrays", () => {
+    expect(
+      headerRecord([
+        { name: "accept", value: "a" },
+        { name: "x", value: "1" },
+        { name: "accept", value: "b" },
+      ]),
+    ).toEqual({ accept: ["a", "b"], x: "1" });
   });
 });

@@ -105,3 +105,21 @@ export function headersForRuntime(headers: HeaderInput): HeaderPair[] {
 export function headersForCaller(headers: HeaderInput): HeaderPair[] {
   return filter(headers, NEVER_TO_CALLER);
 }
+
+/** Header pairs as Node and undici take them: repeated names become arrays. */
+export function headerRecord(headers: Iterable<HeaderPair>): Record<string, string | string[]> {
+  const record: Record<string, string | string[]> = {};
+  for (const { name, value } of headers) {
+    const existing = record[name];
+    record[name] = existing === undefined ? value : [...(Array.isArray(existing) ? existing : [existing]), value];
+  }
+  return record;
+}
+
+const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+
+/** The token of an `Authorization: Bearer <token>` value; undefined for anything else. */
+export function bearerToken(authorization: unknown): string | undefined {
+  if (typeof authorization !== "string" || authorization.length > 8192) return undefined;
+  return BEARER.exec(authorization)?.[1];
+}

@@ -1,6 +1,6 @@
 export { type Backoff, createBackoff } from "./backoff.js";
-export { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "./env.js";
-export { type HeaderPair, headersForCaller, headersForRuntime } from "./http-headers.js";
+export { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } from "./env.js";
+export { bearerToken, type HeaderPair, headerRecord, headersForCaller, headersForRuntime } from "./http-headers.js";
 export { resolveRuntimePath, UnsafePathError } from "./http-path.js";
 export { uuidv7 } from "./ids.js";
 export { type CreateLoggerOptions, createLogger, type Logger, REDACTED_PATHS } from "./logger.js";

@@ -1,7 +1,7 @@
 // The control plane's gRPC endpoint for gateways: streams configuration
 // snapshots to each connected gateway and collects their agent reports.
 import * as grpc from "@grpc/grpc-js";
-import { type Logger, secretsEqual } from "@modelgate/core";
+import { bearerToken, type Logger, secretsEqual } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
 import {
   type ConfigSnapshotInput,
@@ -64,9 +64,7 @@ export async function startGatewayLinkServer({
   };
 
   const watch: GatewayConfigHandlers["Watch"] = (call) => {
-    const [authorization] = call.metadata.get("authorization");
-    const presented =
-      typeof authorization === "string" && authorization.startsWith("Bearer ") ? authorization.slice(7) : "";
+    const presented = bearerToken(call.metadata.get("authorization")[0]);
     if (!presented || !secretsEqual(presented, gatewayToken)) {
       logger.warn({ peer: call.getPeer() }, "gateway refused: wrong gateway token");
       call.emit("error", { code: grpc.status.UNAUTHENTICATED, details: "invalid gateway token" });
