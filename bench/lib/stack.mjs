@@ -95,7 +95,16 @@ export async function startStack(services, options, { profileDir } = {}) {
   };
   await admin("POST", "/connections", { name: CONNECTION, protocol: "openai", models: [MODEL] });
   const agentCredential = await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-agent" });
-  const { key: apiKey } = await admin("POST", "/api-keys", { name: "bench", groups: [] });
+  const { key: apiKey } = await admin("POST", "/api-keys", { name: "bench", groups: ["bench"] });
+  // Default deny: the benchmark's key needs a grant, with a realistic
+  // limit for the policy engine to check on every request.
+  await admin("POST", "/policies", {
+    name: "bench",
+    subjects: { groups: ["bench"] },
+    resources: [{ connection: CONNECTION, models: ["*"] }],
+    operations: ["inference", "embeddings", "models.list"],
+    limits: { maxTokens: 100_000 },
+  });
 
   const gateway = services.start(
     "gateway",

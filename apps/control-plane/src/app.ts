@@ -10,6 +10,8 @@ import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
+import { policyRoutes } from "./features/policies/routes.js";
+import { createPolicyService } from "./features/policies/service.js";
 import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
 import { ApiError } from "./http/errors.js";
@@ -38,6 +40,7 @@ export function createApp({ db, logger, authenticator, version, presence }: Cont
     ...connectionRoutes(createConnectionService({ db })),
     ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
     ...apiKeyRoutes(createApiKeyService({ db })),
+    ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
   ];
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });

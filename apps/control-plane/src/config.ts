@@ -1,8 +1,19 @@
 import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 
 const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/modelgate";
+
+const groupList = z
+  .string()
+  .default("")
+  .transform((value) =>
+    value
+      .split(",")
+      .map((group) => group.trim())
+      .filter(Boolean),
+  );
 
 const environment = z
   .object({
@@ -27,6 +38,10 @@ const environment = z
       .min(32, "must be at least 32 characters")
       .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
       .optional(),
+    // Comma-separated identity-provider groups whose members hold each role.
+    MODELGATE_ADMIN_GROUPS: groupList,
+    MODELGATE_AUDITOR_GROUPS: groupList,
+    MODELGATE_APPROVER_GROUPS: groupList,
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
@@ -46,11 +61,13 @@ const environment = z
         message: "is required unless MODELGATE_DEV=true (then one is generated and printed)",
       });
     }
-    if (!env.MODELGATE_ADMIN_TOKEN) {
+    // With OIDC admins configured, the bootstrap token may be left out.
+    if (!env.MODELGATE_ADMIN_TOKEN && env.MODELGATE_ADMIN_GROUPS.length === 0) {
       ctx.addIssue({
         code: "custom",
         path: ["MODELGATE_ADMIN_TOKEN"],
-        message: "is required unless MODELGATE_DEV=true (then one is generated and printed)",
+        message:
+          "is required unless MODELGATE_ADMIN_GROUPS (with OIDC_ISSUER) is set or MODELGATE_DEV=true (then one is generated and printed)",
       });
     }
   });
@@ -59,8 +76,12 @@ export interface ControlPlaneConfig {
   host: string;
   port: number;
   databaseUrl: string;
-  /** Undefined only in dev mode, where main.ts generates one. */
+  /** Undefined in dev mode, where main.ts generates one, or when OIDC admins exist. */
   adminToken: string | undefined;
+  /** OIDC sign-in for the API; undefined when OIDC_ISSUER is not set. */
+  oidc:
+    | { verifier: OidcVerifierOptions; roleGroups: { admin: string[]; auditor: string[]; approver: string[] } }
+    | undefined;
   grpc: {
     host: string;
     port: number;
@@ -92,11 +113,21 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       `MODELGATE_CONTROL_PLANE_GRPC_HOST: ${refusal} (MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE/_KEY_FILE, or MODELGATE_GRPC_ALLOW_INSECURE=true)`,
     );
   }
+  const oidc = oidcOptionsFromEnv(env);
+  const roleGroups = {
+    admin: parsed.MODELGATE_ADMIN_GROUPS,
+    auditor: parsed.MODELGATE_AUDITOR_GROUPS,
+    approver: parsed.MODELGATE_APPROVER_GROUPS,
+  };
+  if (!oidc && Object.values(roleGroups).some((groups) => groups.length > 0)) {
+    throw new ConfigError("MODELGATE_ADMIN_GROUPS, _AUDITOR_GROUPS and _APPROVER_GROUPS need OIDC_ISSUER");
+  }
   return {
     host: parsed.MODELGATE_CONTROL_PLANE_HOST,
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
     databaseUrl: parsed.DATABASE_URL ?? DEV_DATABASE_URL,
     adminToken: parsed.MODELGATE_ADMIN_TOKEN,
+    oidc: oidc ? { verifier: oidc, roleGroups } : undefined,
     grpc: {
       host: parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST,
       port: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,

@@ -14,7 +14,7 @@ async function main(): Promise<void> {
   // Dev mode only (config refuses this otherwise). Printed on stderr once,
   // outside the JSON log, so log shippers never receive them.
   let { adminToken, gatewayToken } = config;
-  if (!adminToken) {
+  if (!adminToken && config.dev) {
     adminToken = generateSecret("mgadmin_");
     process.stderr.write(`\n  dev mode: generated admin token for this run\n  MODELGATE_ADMIN_TOKEN=${adminToken}\n`);
   }

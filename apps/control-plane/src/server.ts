@@ -6,12 +6,13 @@ import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Logger } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
+import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
-import { adminTokenAuthenticator } from "./http/auth.js";
+import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -19,7 +20,10 @@ export interface ControlPlaneOptions {
   grpc: { host: string; port: number; tls?: ServerTlsFiles | undefined };
   databaseUrl: string;
   dbPoolSize: number;
-  adminToken: string;
+  /** The bootstrap admin token; optional when OIDC admins exist. */
+  adminToken?: string | undefined;
+  /** People sign in with OIDC access tokens; their groups give their roles. */
+  oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   gatewayToken: string;
   version: string;
   logger: Logger;
@@ -49,10 +53,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger,
   });
 
+  const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
+  await verifier?.start();
   const app = createApp({
     db,
     logger,
-    authenticator: adminTokenAuthenticator(options.adminToken),
+    authenticator: createAuthenticator({
+      adminToken: options.adminToken,
+      oidc: verifier && options.oidc ? { verifier, roleGroups: options.oidc.roleGroups } : undefined,
+    }),
     version: options.version,
     presence,
   });
@@ -72,6 +81,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       const force = setTimeout(() => server.closeAllConnections(), 5_000);
       await closed;
       clearTimeout(force);
+      verifier?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();

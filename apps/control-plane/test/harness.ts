@@ -6,7 +6,7 @@ import { createLogger, generateSecret } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
 import { createApp } from "../src/app.js";
-import { adminTokenAuthenticator } from "../src/http/auth.js";
+import { type AuthenticatorOptions, createAuthenticator } from "../src/http/auth.js";
 
 /** A control plane on its own fresh database, listening on a loopback port. */
 export interface RunningControlPlane {
@@ -19,7 +19,9 @@ export interface RunningControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(options: { databaseUrl?: string } = {}): Promise<RunningControlPlane> {
+export async function startControlPlane(
+  options: { databaseUrl?: string; oidc?: AuthenticatorOptions["oidc"] } = {},
+): Promise<RunningControlPlane> {
   const database = await createTestDatabase();
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl ?? database.url, maxConnections: 4 });
   const lines: string[] = [];
@@ -33,7 +35,7 @@ export async function startControlPlane(options: { databaseUrl?: string } = {}):
   const app = createApp({
     db,
     logger: createLogger({ name: "control-plane", level: "info", destination }),
-    authenticator: adminTokenAuthenticator(adminToken),
+    authenticator: createAuthenticator({ adminToken, oidc: options.oidc }),
     version: "test",
   });
   const server: Server = app.listen(0, "127.0.0.1");

@@ -14,6 +14,7 @@ function snapshot(overrides: Partial<ConfigSnapshot> = {}): ConfigSnapshot {
       { id: "k1", name: "ci", keyHash: "kh1", groups: ["ops"], expiresAt: 0 },
       { id: "k2", name: "temp", keyHash: "kh2", groups: [], expiresAt: 2_000 },
     ],
+    policies: [],
     ...overrides,
   };
 }
@@ -58,7 +59,10 @@ describe("ConfigStore", () => {
     local.on("change", (change) => changes.push(change));
     local.apply(snapshot());
     local.apply(snapshot({ revision: 2, agents: [] }));
-    expect(changes).toEqual([{ removedAgents: [] }, { removedAgents: ["a1"] }]);
+    expect(changes).toEqual([
+      { removedAgents: [], policyProblems: [] },
+      { removedAgents: ["a1"], policyProblems: [] },
+    ]);
     expect(local.agentByTokenHash("h1")).toBeUndefined();
   });
 });

@@ -1,6 +1,7 @@
 // What the gateway enforces, held in memory and replaced as a whole by each
 // snapshot the control plane pushes: the request path never queries Postgres.
 import { EventEmitter } from "node:events";
+import { PolicySet, policyDefinitionSchema, type StoredPolicy } from "@modelgate/policy";
 import type { ConfigSnapshot, Protocol } from "@modelgate/protocol";
 
 export interface ConnectionConfig {
@@ -36,10 +37,19 @@ export type RouteResult =
   | { ok: true; target: RouteTarget }
   | { ok: false; reason: "unknown" | "ambiguous"; candidates?: string[] };
 
-/**
- * Emits "change" after each accepted snapshot, with the ids of agents that are
- * no longer valid (revoked or deleted) so their tunnels can be closed.
- */
+/** A policy this gateway could not use; it grants nothing (fail closed). */
+export interface PolicyProblem {
+  policyId: string;
+  message: string;
+}
+
+export interface ConfigChange {
+  /** Agents no longer valid (revoked or deleted): their tunnels must close. */
+  removedAgents: string[];
+  policyProblems: PolicyProblem[];
+}
+
+/** Emits "change" (a ConfigChange) after each accepted snapshot. */
 export class ConfigStore extends EventEmitter {
   #revision = -1;
   #receivedAt: number | undefined;
@@ -49,6 +59,7 @@ export class ConfigStore extends EventEmitter {
   #agentsByTokenHash = new Map<string, AgentCredential>();
   #agentsById = new Map<string, AgentCredential>();
   #apiKeysByHash = new Map<string, ApiKeyIdentity>();
+  #policies = new PolicySet([]);
 
   get revision(): number {
     return this.#revision;
@@ -108,6 +119,7 @@ export class ConfigStore extends EventEmitter {
         expiresAt: key.expiresAt > 0 ? key.expiresAt : undefined,
       });
     }
+    const { policies, problems } = compilePolicies(snapshot);
     const removedAgents = [...this.#agentsById.keys()].filter((id) => !agentsById.has(id));
 
     this.#revision = snapshot.revision;
@@ -118,7 +130,14 @@ export class ConfigStore extends EventEmitter {
     this.#agentsByTokenHash = agentsByTokenHash;
     this.#agentsById = agentsById;
     this.#apiKeysByHash = apiKeysByHash;
-    this.emit("change", { removedAgents });
+    this.#policies = policies;
+    const change: ConfigChange = { removedAgents, policyProblems: problems };
+    this.emit("change", change);
+  }
+
+  /** The enabled policies, compiled; replaced as a whole with each snapshot. */
+  get policies(): PolicySet {
+    return this.#policies;
   }
 
   connectionByName(name: string): ConnectionConfig | undefined {
@@ -151,9 +170,12 @@ export class ConfigStore extends EventEmitter {
   /**
    * Resolves an OpenAI `model` field: `<connection>/<model>` addresses a
    * connection explicitly; a bare name routes only if exactly one connection
-   * lists it (never a guess between two runtimes).
+   * lists it (never a guess between two runtimes). `visible` narrows the
+   * candidates to the connections the caller may use, so a bare name is
+   * never ambiguous because of a runtime the caller cannot see, and an error
+   * never names one.
    */
-  route(model: string): RouteResult {
+  route(model: string, visible: (connection: ConnectionConfig, model: string) => boolean = () => true): RouteResult {
     const slash = model.indexOf("/");
     if (slash > 0) {
       const connection = this.#connectionsByName.get(model.slice(0, slash));
@@ -162,11 +184,45 @@ export class ConfigStore extends EventEmitter {
         return { ok: true, target: { connection, model: name } };
       }
     }
-    const serving = this.#connectionsByModel.get(model) ?? [];
+    const serving = (this.#connectionsByModel.get(model) ?? []).filter((connection) => visible(connection, model));
     if (serving.length === 1 && serving[0]) return { ok: true, target: { connection: serving[0], model } };
     if (serving.length > 1) {
       return { ok: false, reason: "ambiguous", candidates: serving.map((connection) => `${connection.name}/${model}`) };
     }
     return { ok: false, reason: "unknown" };
   }
+}
+
+/**
+ * Parses each policy with the schema the control plane validated it with. A
+ * policy this gateway cannot read (say, written by a newer control plane)
+ * is left out, so it grants nothing: never a wider grant than intended.
+ */
+function compilePolicies(snapshot: ConfigSnapshot): { policies: PolicySet; problems: PolicyProblem[] } {
+  const problems: PolicyProblem[] = [];
+  const stored: StoredPolicy[] = [];
+  for (const policy of snapshot.policies) {
+    let document: unknown;
+    try {
+      document = JSON.parse(policy.definitionJson);
+    } catch {
+      problems.push({ policyId: policy.id, message: "definition is not valid JSON" });
+      continue;
+    }
+    const parsed = policyDefinitionSchema.safeParse(document);
+    if (!parsed.success) {
+      problems.push({ policyId: policy.id, message: parsed.error.issues[0]?.message ?? "invalid definition" });
+      continue;
+    }
+    stored.push({
+      id: policy.id,
+      name: policy.name,
+      revision: policy.revision,
+      enabled: true,
+      definition: parsed.data,
+    });
+  }
+  const policies = new PolicySet(stored);
+  problems.push(...policies.errors);
+  return { policies, problems };
 }

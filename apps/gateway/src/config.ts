@@ -1,4 +1,5 @@
 import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } from "@modelgate/core";
+import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 
@@ -26,6 +27,8 @@ const environment = z.object({
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  // Rate limits shared by all gateway replicas; unset = kept per process.
+  MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
   LOG_LEVEL: logLevel.default("info"),
 });
 
@@ -40,6 +43,8 @@ export interface GatewayConfig {
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
+  redisUrl: string | undefined;
+  oidc: OidcVerifierOptions | undefined;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -93,6 +98,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,
+    redisUrl: parsed.MODELGATE_REDIS_URL,
+    oidc: oidcOptionsFromEnv(env),
     logLevel: parsed.LOG_LEVEL,
   };
 }

@@ -5,14 +5,29 @@ import type { ServerResponse } from "node:http";
 export const GATEWAY_ERRORS = {
   invalid_request: { status: 400, type: "invalid_request_error" },
   unauthenticated: { status: 401, type: "authentication_error" },
+  // An OIDC access token that failed verification, with the precise reason.
+  token_malformed: { status: 401, type: "authentication_error" },
+  token_expired: { status: 401, type: "authentication_error" },
+  token_not_yet_valid: { status: 401, type: "authentication_error" },
+  token_audience_invalid: { status: 401, type: "authentication_error" },
+  token_issuer_untrusted: { status: 401, type: "authentication_error" },
+  token_signature_invalid: { status: 401, type: "authentication_error" },
+  token_algorithm_refused: { status: 401, type: "authentication_error" },
+  token_key_unknown: { status: 401, type: "authentication_error" },
+  token_claims_invalid: { status: 401, type: "authentication_error" },
+  model_not_allowed: { status: 403, type: "permission_error" },
+  operation_not_allowed: { status: 403, type: "permission_error" },
+  parameter_limit_exceeded: { status: 403, type: "permission_error" },
+  prompt_blocked: { status: 403, type: "permission_error" },
   not_found: { status: 404, type: "invalid_request_error" },
-  model_not_found: { status: 404, type: "invalid_request_error" },
-  connection_not_found: { status: 404, type: "invalid_request_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
+  rate_limited: { status: 429, type: "rate_limit_error" },
   internal: { status: 500, type: "server_error" },
   upstream_error: { status: 502, type: "server_error" },
   no_agent_available: { status: 503, type: "server_error" },
+  identity_provider_unavailable: { status: 503, type: "server_error" },
+  rate_limiter_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "server_error" },
 } as const;
 
@@ -21,11 +36,19 @@ export type GatewayErrorCode = keyof typeof GATEWAY_ERRORS;
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode;
   readonly param: string | null;
-  constructor(code: GatewayErrorCode, message: string, param: string | null = null) {
+  /** Extra response headers (retry-after, www-authenticate). */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    code: GatewayErrorCode,
+    message: string,
+    param: string | null = null,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
     super(message);
     this.name = "GatewayError";
     this.code = code;
     this.param = param;
+    this.headers = headers;
   }
 
   get status(): number {
@@ -42,6 +65,7 @@ export function sendError(res: ServerResponse, error: GatewayError, headers: Rec
   if (res.headersSent || res.destroyed) return;
   const body = JSON.stringify(errorBody(error.code, error.message, error.param));
   res.writeHead(error.status, {
+    ...error.headers,
     ...headers,
     "content-type": "application/json",
     "content-length": Buffer.byteLength(body),

@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "@modelgate/core";
+import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import {
   type AgentPresenceInput,
   type ClientTlsFiles,
@@ -16,9 +17,11 @@ import {
 } from "@modelgate/protocol";
 import { AgentPool } from "./agent-pool.js";
 import { ConfigClient } from "./config-client.js";
-import { ConfigStore } from "./config-store.js";
+import { type ConfigChange, ConfigStore } from "./config-store.js";
+import { Authenticator } from "./identity.js";
 import { createIngress } from "./ingress.js";
 import { createMetrics } from "./metrics.js";
+import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from "./rate-limit.js";
 import { createTunnelService, tunnelServiceDefinition } from "./tunnel-server.js";
 
 export interface GatewayOptions {
@@ -33,6 +36,14 @@ export interface GatewayOptions {
   queueWaitMs: number;
   agentWaitMs: number;
   heartbeatIntervalMs?: number;
+  /** Trust OIDC access tokens from these issuers (besides modelgate API keys). */
+  oidc?: OidcVerifierOptions | undefined;
+  /**
+   * Redis for rate limits shared by every gateway replica. Without it the
+   * limits are kept in this process: right for one gateway (zero-config),
+   * per replica with several.
+   */
+  redisUrl?: string | undefined;
   version: string;
   logger: Logger;
   /** Collect Node process metrics (off when several gateways share a process). */
@@ -59,6 +70,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const pool = new AgentPool();
   const metrics = createMetrics({ defaultMetrics: options.processMetrics ?? true });
   const heartbeatIntervalMs = options.heartbeatIntervalMs ?? 5_000;
+  const oidc = options.oidc ? new OidcVerifier({ ...options.oidc, logger }) : undefined;
+  const rateLimiter: RateLimiter = options.redisUrl
+    ? new RedisRateLimiter({ url: options.redisUrl, logger })
+    : new MemoryRateLimiter();
+  // Discovery failures are retried in the background: API keys work meanwhile.
+  await oidc?.start();
 
   const presence = (): AgentPresenceInput[] =>
     [...pool.tunnels()].map((tunnel) => ({
@@ -110,6 +127,11 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     updateAgentMetrics();
   });
   store.on("change", updateAgentMetrics);
+  store.on("change", ({ policyProblems }: ConfigChange) => {
+    for (const problem of policyProblems) {
+      logger.error(problem, "policy cannot be enforced by this gateway; it grants nothing here");
+    }
+  });
   store.on("change", () => metrics.configReceived.set((store.receivedAt ?? 0) / 1000));
   configClient.on("connected", () => metrics.configLive.set(1));
   configClient.on("disconnected", () => metrics.configLive.set(0));
@@ -123,6 +145,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const handle = createIngress({
     store,
     pool,
+    authenticator: new Authenticator(store, oidc),
+    rateLimiter,
     metrics,
     logger,
     maxBodyBytes: options.maxBodyBytes,
@@ -139,6 +163,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
           receivedAt: store.receivedAt ? new Date(store.receivedAt).toISOString() : null,
         },
         agents: pool.connectedCount(),
+        policies: store.policies.size,
+        rateLimits: options.redisUrl ? "redis" : "in-process",
+        ...(oidc ? { oidc: oidc.status() } : {}),
       },
     }),
   });
@@ -149,6 +176,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   } catch (error) {
     // A taken port: undo what already runs, so the caller sees one clear error.
     clearInterval(reportTimer);
+    oidc?.close();
+    await rateLimiter.close();
     configClient.close();
     tunnelService.close();
     grpcServer.forceShutdown();
@@ -176,6 +205,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       configClient.close();
       tunnelService.close();
       grpcServer.forceShutdown();
+      oidc?.close();
+      await rateLimiter.close();
     },
   };
 }

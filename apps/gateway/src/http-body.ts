@@ -57,18 +57,41 @@ export class ClientGoneError extends Error {
   }
 }
 
-const rawJSON = (JSON as unknown as { rawJSON?: (text: string) => unknown }).rawJSON;
+const { rawJSON, isRawJSON } = JSON as unknown as {
+  rawJSON?: (text: string) => unknown;
+  isRawJSON?: (value: unknown) => boolean;
+};
+const isRawJson = (value: unknown) => isRawJSON?.(value) === true;
+
+/** One value to set in a JSON document, at a path of object keys. */
+export interface JsonEdit {
+  path: readonly (string | number)[];
+  value: string | number;
+}
 
 /**
- * The same JSON object with another `model`. Numbers keep their exact source
- * text (`12345678901234567891`, `1.0`): a runtime must receive the caller's
- * parameters, not their float64 approximation.
+ * The same JSON object with some values set (the model the runtime knows, a
+ * token cap a policy imposes). Numbers keep their exact source text
+ * (`12345678901234567891`, `1.0`): a runtime must receive the caller's
+ * parameters, not their float64 approximation. Missing objects on a path
+ * are created; a path through a non-object is refused rather than guessed.
  */
-export function replaceModel(body: Buffer, model: string): Buffer {
+export function rewriteJson(body: Buffer, edits: readonly JsonEdit[]): Buffer {
   const json = JSON.parse(body.toString("utf8"), (_key, value, context?: { source?: string }) =>
     typeof value === "number" && rawJSON && context?.source !== undefined ? rawJSON(context.source) : value,
   ) as Record<string, unknown>;
-  json.model = model;
+  for (const { path, value } of edits) {
+    let parent: Record<string | number, unknown> = json;
+    for (const key of path.slice(0, -1)) {
+      const child = parent[key] ?? {};
+      if (typeof child !== "object" || child === null || Array.isArray(child) || isRawJson(child)) {
+        throw new GatewayError("invalid_request", `${path.join(".")} cannot be set: ${String(key)} is not an object`);
+      }
+      parent[key] = child;
+      parent = child as Record<string | number, unknown>;
+    }
+    parent[path.at(-1) as string | number] = value;
+  }
   return Buffer.from(JSON.stringify(json));
 }
 

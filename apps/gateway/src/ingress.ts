@@ -3,23 +3,53 @@
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { headersForRuntime, type Logger, resolveRuntimePath, UnsafePathError, uuidv7 } from "@modelgate/core";
-import type { Decision } from "@modelgate/protocol";
+import {
+  type BodyFormat,
+  type ConnectionProtocol,
+  classifyNativeRequest,
+  classifyOpenAiRoute,
+  type RequestKind,
+} from "@modelgate/policy";
+import type { Protocol } from "@modelgate/protocol";
 import type { AgentPool } from "./agent-pool.js";
-import { authenticate, type Identity } from "./authenticate.js";
 import type { ConfigStore, ConnectionConfig } from "./config-store.js";
+import { chargeRateLimits, evaluate, PolicyDenial, type Verdict } from "./decide.js";
 import { GatewayError, sendError } from "./errors.js";
 import { forward } from "./forward.js";
-import { ClientGoneError, parseJsonObject, readBody, replaceModel } from "./http-body.js";
+import { ClientGoneError, type JsonEdit, parseJsonObject, readBody, rewriteJson } from "./http-body.js";
+import { type Authenticator, type Identity, subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
+import type { RateLimiter } from "./rate-limit.js";
 
 export const SESSION_HEADER = "x-modelgate-session";
 
 /** OpenAI routes whose body names the model. */
 const MODEL_ROUTES = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
 
+const PROTOCOL_NAMES: Record<Extract<Protocol, string>, ConnectionProtocol> = {
+  PROTOCOL_OPENAI: "openai",
+  PROTOCOL_OLLAMA: "ollama",
+  PROTOCOL_TGI: "tgi",
+  PROTOCOL_HTTP: "http",
+  // An unknown protocol gets no parsing: everything on it is `raw`.
+  PROTOCOL_UNSPECIFIED: "http",
+};
+
+/** Formats whose body names the model in a top-level `model` field. */
+const FORMATS_WITH_MODEL = new Set<BodyFormat>([
+  "openai.chat",
+  "openai.completions",
+  "openai.embeddings",
+  "ollama.generate",
+  "ollama.chat",
+  "ollama.embed",
+]);
+
 export interface IngressOptions {
   store: ConfigStore;
   pool: AgentPool;
+  authenticator: Authenticator;
+  rateLimiter: RateLimiter;
   metrics: GatewayMetrics;
   logger: Logger;
   maxBodyBytes: number;
@@ -30,31 +60,61 @@ export interface IngressOptions {
   readiness: () => { ready: boolean; details: Record<string, unknown> };
 }
 
+/** A request resolved to a connection, before the policy decision. */
 interface RoutedRequest {
   connection: ConnectionConfig;
+  /** Path and query on the runtime. */
   path: string;
+  kind: RequestKind;
   body: Buffer;
+  /** The parsed body, for formats the policy engine reads. */
+  json: Record<string, unknown> | undefined;
+  /** The model as the runtime knows it, when the request names one. */
   model: string | undefined;
+  /** Edits routing needs (the model without our connection prefix). */
+  edits: JsonEdit[];
+  /** How refusals name the target: never more than the caller sent. */
+  displayTarget: string;
 }
 
 export function createIngress(options: IngressOptions) {
-  const { store, pool, metrics, logger } = options;
+  const { store, pool, metrics, logger, authenticator } = options;
 
   async function handleInference(req: IncomingMessage, res: ServerResponse, sessionId: string, receivedAt: number) {
     const responseHeaders = { [SESSION_HEADER]: sessionId };
     const route = routeLabel(req.url ?? "/");
     let connectionName = "";
     let identity: Identity | undefined;
+    let verdict: Verdict | undefined;
+    let denial: PolicyDenial | undefined;
+    let operation: string | undefined;
     let outcome: { status: number; error?: string; agentId?: string | undefined } | undefined;
     const clientGone = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) clientGone.abort();
     });
     try {
-      identity = authenticate(req, store);
-      const routed = await routeRequest(req);
+      identity = await authenticator.authenticate(req);
+      const routed = await routeRequest(req, identity);
       connectionName = routed.connection.name;
-      const decision: Decision = { sessionId, policyIds: [] };
+      operation = routed.kind.operation;
+      verdict = evaluate(
+        store.policies,
+        identity,
+        {
+          connection: routed.connection.name,
+          model: routed.model,
+          operation: routed.kind.operation,
+          format: routed.kind.format,
+          body: routed.json,
+        },
+        sessionId,
+        routed.displayTarget,
+      );
+      await chargeRateLimits(options.rateLimiter, identity, verdict);
+      metrics.decisions.inc({ decision: "allowed", code: "" });
+      const edits = [...routed.edits, ...verdict.edits];
+      const body = edits.length > 0 ? rewriteJson(routed.body, edits) : routed.body;
       metrics.inFlight.inc({ connection: connectionName });
       try {
         outcome = await forward(
@@ -64,8 +124,8 @@ export function createIngress(options: IngressOptions) {
             method: req.method ?? "GET",
             path: routed.path,
             headers: headersForRuntime(req.headers),
-            body: routed.body,
-            decision,
+            body,
+            decision: verdict.decision,
             deadlineAt: Date.now() + options.upstreamTimeoutMs,
           },
           res,
@@ -92,6 +152,13 @@ export function createIngress(options: IngressOptions) {
         outcome = { status: 499, error: "client_gone" };
         return;
       }
+      if (error instanceof PolicyDenial) {
+        denial = error;
+        metrics.decisions.inc({
+          decision: error.code === "rate_limited" ? "rate_limited" : "denied",
+          code: error.code,
+        });
+      }
       const gatewayError = error instanceof GatewayError ? error : undefined;
       if (!gatewayError) logger.error({ err: error, sessionId }, "request failed unexpectedly");
       const sent = gatewayError ?? new GatewayError("internal", "internal error");
@@ -106,8 +173,14 @@ export function createIngress(options: IngressOptions) {
         {
           sessionId,
           subject: identity?.subjectId,
+          authMethod: identity?.authMethod,
           connection: connectionName || undefined,
           route,
+          operation,
+          decision: denial ? denial.code : verdict ? "allowed" : undefined,
+          policyIds: denial?.policyIds ?? verdict?.evaluation.policyIds,
+          reasons: denial?.reasons ?? verdict?.evaluation.reasons,
+          capped: verdict?.decision.capped?.length ? verdict.decision.capped : undefined,
           agentId: outcome?.agentId,
           status,
           error: outcome?.error,
@@ -118,61 +191,133 @@ export function createIngress(options: IngressOptions) {
     }
   }
 
-  async function routeRequest(req: IncomingMessage): Promise<RoutedRequest> {
+  async function routeRequest(req: IncomingMessage, identity: Identity): Promise<RoutedRequest> {
     const rawUrl = req.url ?? "/";
     const pathEnd = rawUrl.indexOf("?");
     const pathname = pathEnd === -1 ? rawUrl : rawUrl.slice(0, pathEnd);
-
-    if (pathname.startsWith("/c/")) {
-      const rest = pathname.slice(3);
-      const slash = rest.indexOf("/");
-      const name = slash === -1 ? rest : rest.slice(0, slash);
-      const connection = store.connectionByName(name);
-      if (!connection) throw new GatewayError("connection_not_found", `no connection named "${name}"`);
-      const runtimePath = (slash === -1 ? "/" : rest.slice(slash)) + (pathEnd === -1 ? "" : rawUrl.slice(pathEnd));
-      try {
-        // The agent checks again; refusing here spares the tunnel a round trip.
-        resolveRuntimePath("", runtimePath);
-      } catch (error) {
-        if (error instanceof UnsafePathError)
-          throw new GatewayError("invalid_request", `refused path: ${error.message}`);
-        throw error;
-      }
-      const body = await readBody(req, options.maxBodyBytes);
-      return { connection, path: runtimePath, body, model: undefined };
-    }
-
-    if (MODEL_ROUTES.has(pathname)) {
-      if (req.method !== "POST") throw new GatewayError("method_not_allowed", `${pathname} accepts POST only`);
-      const body = await readBody(req, options.maxBodyBytes);
-      const json = parseJsonObject(body);
-      const requested = json.model;
-      if (typeof requested !== "string" || requested === "") {
-        throw new GatewayError("invalid_request", "you must provide a model parameter", "model");
-      }
-      const routed = store.route(requested);
-      if (!routed.ok) {
-        if (routed.reason === "ambiguous") {
-          throw new GatewayError(
-            "invalid_request",
-            `model "${requested}" is served by several connections; name one of: ${routed.candidates?.join(", ")}`,
-            "model",
-          );
-        }
-        throw new GatewayError("model_not_found", `the model "${requested}" does not exist`, "model");
-      }
-      const { connection, model } = routed.target;
-      // The runtime knows the model by its own name, without our prefix.
-      const forwarded = model === requested ? body : replaceModel(body, model);
-      return { connection, path: rawUrl, body: forwarded, model };
-    }
+    if (pathname.startsWith("/c/")) return routeNative(req, rawUrl, pathname, pathEnd);
+    if (MODEL_ROUTES.has(pathname)) return routeOpenAi(req, rawUrl, pathname, identity);
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
   }
 
-  function listModels(res: ServerResponse) {
+  async function routeNative(
+    req: IncomingMessage,
+    rawUrl: string,
+    pathname: string,
+    pathEnd: number,
+  ): Promise<RoutedRequest> {
+    const rest = pathname.slice(3);
+    const slash = rest.indexOf("/");
+    const name = slash === -1 ? rest : rest.slice(0, slash);
+    const connection = store.connectionByName(name);
+    // Same answer as a connection the caller may not use: no existence oracle.
+    if (!connection) {
+      throw new GatewayError("model_not_allowed", `connection "${name}" does not exist or is not available to you`);
+    }
+    const runtimePathOnly = slash === -1 ? "/" : rest.slice(slash);
+    const runtimePath = runtimePathOnly + (pathEnd === -1 ? "" : rawUrl.slice(pathEnd));
+    try {
+      // The agent checks again; refusing here spares the tunnel a round trip.
+      resolveRuntimePath("", runtimePath);
+    } catch (error) {
+      if (error instanceof UnsafePathError) throw new GatewayError("invalid_request", `refused path: ${error.message}`);
+      throw error;
+    }
+    const kind = classifyNativeRequest(
+      PROTOCOL_NAMES[connection.protocol as Extract<Protocol, string>],
+      req.method ?? "GET",
+      runtimePathOnly,
+    );
+    const body = await readBody(req, options.maxBodyBytes);
+    // The policy reads what it limits (tokens, temperature, prompt) from the
+    // body; a body it cannot read is refused, never waved through.
+    const json = kind.format === "none" ? undefined : parseJsonObject(body);
+    let model: string | undefined;
+    if (json && FORMATS_WITH_MODEL.has(kind.format)) {
+      model = typeof json.model === "string" && json.model !== "" ? json.model : undefined;
+      if (model === undefined) {
+        if (connection.models.length !== 1) {
+          throw new GatewayError("invalid_request", "you must provide a model parameter", "model");
+        }
+        model = connection.models[0];
+      }
+    } else if (kind.format === "tgi.generate" && connection.models.length === 1) {
+      // A TGI server runs exactly one model and its native API does not name it.
+      model = connection.models[0];
+    }
+    if (model !== undefined && connection.models.length > 0 && !connection.models.includes(model)) {
+      throw new GatewayError(
+        "model_not_allowed",
+        `the model "${connection.name}/${model}" does not exist or is not available to you`,
+        "model",
+      );
+    }
+    return {
+      connection,
+      path: runtimePath,
+      kind,
+      body,
+      json,
+      model,
+      edits: [],
+      displayTarget: model === undefined ? `connection "${name}"` : `the model "${connection.name}/${model}"`,
+    };
+  }
+
+  async function routeOpenAi(
+    req: IncomingMessage,
+    rawUrl: string,
+    pathname: string,
+    identity: Identity,
+  ): Promise<RoutedRequest> {
+    if (req.method !== "POST") throw new GatewayError("method_not_allowed", `${pathname} accepts POST only`);
+    const kind = classifyOpenAiRoute(pathname);
+    if (!kind) throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
+    const body = await readBody(req, options.maxBodyBytes);
+    const json = parseJsonObject(body);
+    const requested = json.model;
+    if (typeof requested !== "string" || requested === "") {
+      throw new GatewayError("invalid_request", "you must provide a model parameter", "model");
+    }
+    const subject = subjectOf(identity);
+    const routed = store.route(requested, (connection, model) =>
+      store.policies.mayUse(subject, connection.name, model),
+    );
+    if (!routed.ok) {
+      if (routed.reason === "ambiguous") {
+        throw new GatewayError(
+          "invalid_request",
+          `model "${requested}" is served by several connections; name one of: ${routed.candidates?.join(", ")}`,
+          "model",
+        );
+      }
+      throw new GatewayError(
+        "model_not_allowed",
+        `the model "${requested}" does not exist or is not available to you`,
+        "model",
+      );
+    }
+    const { connection, model } = routed.target;
+    return {
+      connection,
+      path: rawUrl,
+      kind,
+      body,
+      json,
+      model,
+      // The runtime knows the model by its own name, without our prefix.
+      edits: model === requested ? [] : [{ path: ["model"], value: model }],
+      displayTarget: `the model "${requested}"`,
+    };
+  }
+
+  /** Only the models the caller may list: least privilege also hides what exists. */
+  async function listModels(req: IncomingMessage, res: ServerResponse) {
+    const subject = subjectOf(await authenticator.authenticate(req));
+    if (req.method !== "GET") throw new GatewayError("method_not_allowed", "/v1/models accepts GET only");
     const data = [];
     for (const connection of store.connections()) {
-      for (const model of connection.models) {
+      for (const model of store.policies.allowedModels(subject, connection.name, connection.models, "models.list")) {
         data.push({ id: `${connection.name}/${model}`, object: "model", created: 0, owned_by: connection.name });
       }
     }
@@ -196,11 +341,7 @@ export function createIngress(options: IngressOptions) {
         res.end(body);
         return;
       }
-      if (pathname === "/v1/models") {
-        authenticate(req, store);
-        if (req.method !== "GET") throw new GatewayError("method_not_allowed", "/v1/models accepts GET only");
-        return listModels(res);
-      }
+      if (pathname === "/v1/models") return await listModels(req, res);
       await handleInference(req, res, sessionId, receivedAt);
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : new GatewayError("internal", "internal error");

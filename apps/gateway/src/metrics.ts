@@ -10,6 +10,7 @@ export interface GatewayMetrics {
   inFlight: Gauge<"connection">;
   agentsConnected: Gauge<"connection">;
   retries: Counter<"connection">;
+  decisions: Counter<"decision" | "code">;
   configLive: Gauge;
   configReceived: Gauge;
 }
@@ -61,6 +62,12 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     configReceived: new Gauge({
       name: "modelgate_config_received_timestamp_seconds",
       help: "When the configuration in use arrived (Unix seconds); 0 before the first",
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: "modelgate_policy_decisions_total",
+      help: "Policy decisions, by outcome (allowed, denied, rate_limited) and error code",
+      labelNames: ["decision", "code"],
       registers: [registry],
     }),
     retries: new Counter({

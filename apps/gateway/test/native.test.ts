@@ -130,13 +130,13 @@ describe("refusals", () => {
     expect(inferences(runtime).at(-1)?.body).toBe(body.replace('"local/llama3.2"', '"llama3.2"'));
   });
 
-  it("404 model_not_found for a model nobody serves", async () => {
+  it("403 model_not_allowed for a model nobody serves, as for one the caller may not use", async () => {
     const response = await raw("POST", "/v1/chat/completions", {
       headers: auth(),
       body: JSON.stringify({ model: "gpt-4", messages: [] }),
     });
-    expect(response.status).toBe(404);
-    expect(response.json().error).toMatchObject({ code: "model_not_found", param: "model" });
+    expect(response.status).toBe(403);
+    expect(response.json().error).toMatchObject({ code: "model_not_allowed", param: "model" });
   });
 
   it("413 for a body over the limit, by declared length and by streamed size", async () => {

@@ -117,8 +117,9 @@ describe("OpenAI-compatible routes", () => {
     const unknown = await client.chat.completions
       .create({ model: "llama/no-such-model", messages: [{ role: "user", content: "x" }] })
       .catch((error: unknown) => error);
-    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
-    expect((unknown as InstanceType<typeof OpenAI.NotFoundError>).code).toBe("model_not_found");
+    // Reads exactly like a model the caller may not use: no existence oracle.
+    expect(unknown).toBeInstanceOf(OpenAI.PermissionDeniedError);
+    expect((unknown as InstanceType<typeof OpenAI.PermissionDeniedError>).code).toBe("model_not_allowed");
 
     const wrongKey = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: "mg_wrong", maxRetries: 0 });
     const unauthenticated = await wrongKey.models.list().catch((error: unknown) => error);
@@ -143,7 +144,7 @@ describe("OpenAI-compatible routes", () => {
       /modelgate_requests_total\{code="200",connection="llama",route="\/v1\/chat\/completions"\} [1-9]/,
     );
     expect(metrics).toMatch(
-      /modelgate_requests_total\{code="404",connection="",route="\/v1\/chat\/completions"\} [1-9]/,
+      /modelgate_requests_total\{code="403",connection="",route="\/v1\/chat\/completions"\} [1-9]/,
     );
     expect(metrics).toMatch(
       /modelgate_request_duration_seconds_count\{connection="llama",route="\/v1\/chat\/completions"\} [1-9]/,

@@ -63,7 +63,13 @@ export interface Stack {
 
 export type TestAgent = Awaited<ReturnType<typeof startTestAgent>>;
 
-export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {}): Promise<Stack> {
+/** Connection names the default grant covers; tests name their connections from these. */
+const TEST_CONNECTIONS = ["llama", "idle", "local", "other", "json", "sse"];
+
+export async function startStack(
+  gatewayOverrides: Partial<GatewayOptions> = {},
+  options: { grantEveryone?: boolean } = {},
+): Promise<Stack> {
   const database: TestDatabase = await createTestDatabase();
   const adminToken = generateSecret("mgadmin_");
   const gatewayToken = generateSecret("mggateway_");
@@ -99,6 +105,17 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
 
   const createdKey = await admin("POST", "/api-keys", { name: "e2e", groups: ["everyone"] });
   if (createdKey.status !== 201) throw new Error(`could not create API key: ${JSON.stringify(createdKey.body)}`);
+  if (options.grantEveryone !== false) {
+    // Default deny: the data-path tests' key may use every operation on
+    // every connection they create (policy tests opt out and write their own).
+    const granted = await admin("POST", "/policies", {
+      name: "e2e-everyone",
+      subjects: { groups: ["everyone"] },
+      resources: Array.from(TEST_CONNECTIONS, (connection) => ({ connection, models: ["*"] })),
+      operations: ["inference", "embeddings", "models.list", "read", "raw"],
+    });
+    if (granted.status !== 201) throw new Error(`could not create policy: ${JSON.stringify(granted.body)}`);
+  }
 
   const gwLog = captureLogger("gateway");
   const gateway = await startGateway({
@@ -119,9 +136,12 @@ export async function startStack(gatewayOverrides: Partial<GatewayOptions> = {})
   });
   await gateway.configured();
   const apiKey = createdKey.body.key as string;
-  await waitFor(() => gateway.store.apiKeyByHash(hashSecret(apiKey)) !== undefined, {
-    what: "the API key to reach the gateway",
-  });
+  await waitFor(
+    () =>
+      gateway.store.apiKeyByHash(hashSecret(apiKey)) !== undefined &&
+      (options.grantEveryone === false || gateway.store.policies.size > 0),
+    { what: "the API key and policies to reach the gateway" },
+  );
 
   const fixtures: RuntimeFixture[] = [];
   const agents: TestAgent[] = [];

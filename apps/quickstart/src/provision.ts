@@ -70,6 +70,7 @@ export async function provision(admin: AdminClient, request: ProvisionRequest): 
     201,
     "issue an API key",
   );
+  await ensurePolicy(admin, request.connection);
   return {
     agent: { id: agent.id, token: agent.token },
     apiKey: { id: apiKey.id, key: apiKey.key },
@@ -109,6 +110,29 @@ async function ensureConnection(admin: AdminClient, request: ProvisionRequest): 
 }
 
 /**
+ * Policies deny by default: the launcher's key (group "quickstart") gets
+ * inference, embeddings, model listing and health reads on this run's
+ * connection, nothing else. A policy of that name someone edited by hand is
+ * left as it is.
+ */
+async function ensurePolicy(admin: AdminClient, connection: QuickstartConnection): Promise<void> {
+  const policy = {
+    name: QUICKSTART_NAME,
+    description: CREATED_BY,
+    subjects: { groups: [QUICKSTART_NAME] },
+    resources: [{ connection, models: ["*"] }],
+    operations: ["inference", "embeddings", "models.list", "read"],
+  };
+  const existing = (await listAll(admin, "/policies", "list policies")).find((item) => item.name === QUICKSTART_NAME);
+  if (!existing) {
+    bodyOf(await admin.call("POST", "/policies", policy), 201, "create the quickstart policy");
+    return;
+  }
+  if (existing.description !== CREATED_BY) return;
+  bodyOf(await admin.call("PUT", `/policies/${existing.id}`, policy), 200, "update the quickstart policy");
+}
+
+/**
  * Removes the connection of the other runtime kind (`demo` when a real
  * runtime is configured, and the reverse): no agent serves it any more, yet
  * its models would still be listed to callers. Only when this launcher made
@@ -145,7 +169,8 @@ async function revokeApiKeys(admin: AdminClient): Promise<number> {
 interface ListedItem {
   id: string;
   name: string;
-  status: string;
+  status?: string;
+  description?: string | null;
 }
 
 async function listAll(admin: AdminClient, path: string, what: string): Promise<ListedItem[]> {

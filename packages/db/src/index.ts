@@ -4,6 +4,7 @@ export {
   type Agent,
   type ApiKey,
   type Connection,
+  type Policy,
   Prisma,
   Protocol,
 } from "./generated/prisma/client.js";

@@ -13,7 +13,7 @@ export type {
   AgentMessage__Output as AgentMessage,
 } from "./generated/modelgate/agent/v1/AgentMessage.js";
 export type { AgentTunnelClient, AgentTunnelHandlers } from "./generated/modelgate/agent/v1/AgentTunnel.js";
-export type { Decision } from "./generated/modelgate/agent/v1/Decision.js";
+export type { Decision, Decision__Output as ReceivedDecision } from "./generated/modelgate/agent/v1/Decision.js";
 export type { ErrorCode } from "./generated/modelgate/agent/v1/ErrorCode.js";
 export type {
   GatewayFrame as GatewayFrameInput,
@@ -45,6 +45,7 @@ export type {
   GatewayReport as GatewayReportInput,
   GatewayReport__Output as GatewayReport,
 } from "./generated/modelgate/config/v1/GatewayReport.js";
+export type { Policy as PolicyInput, Policy__Output as Policy } from "./generated/modelgate/config/v1/Policy.js";
 export type { Protocol } from "./generated/modelgate/config/v1/Protocol.js";
 
 /** `proto/` at the repository root; the same relative path from `src/` and `dist/`. */

@@ -10,11 +10,11 @@ const PROTOCOLS: Record<string, Protocol> = {
 
 /**
  * Everything a gateway enforces, read in one repeatable-read transaction so
- * the parts are consistent with each other. Revoked agents and revoked or
- * expired keys are left out: a gateway cannot accept what it never received.
+ * the parts are consistent with each other. Revoked agents, revoked or
+ * expired keys and disabled policies are left out: a gateway cannot accept what it never received.
  */
 export async function buildSnapshot(db: Database, revision: number, now = new Date()): Promise<ConfigSnapshotInput> {
-  const [connections, agents, apiKeys] = await db.$transaction(
+  const [connections, agents, apiKeys, policies] = await db.$transaction(
     [
       db.connection.findMany({ orderBy: { name: "asc" } }),
       db.agent.findMany({ where: { revokedAt: null }, orderBy: { id: "asc" } }),
@@ -22,6 +22,7 @@ export async function buildSnapshot(db: Database, revision: number, now = new Da
         where: { revokedAt: null, OR: [{ expiresAt: null }, { expiresAt: { gt: now } }] },
         orderBy: { id: "asc" },
       }),
+      db.policy.findMany({ where: { enabled: true }, orderBy: { id: "asc" } }),
     ],
     { isolationLevel: "RepeatableRead" },
   );
@@ -45,6 +46,14 @@ export async function buildSnapshot(db: Database, revision: number, now = new Da
       keyHash: key.keyHash,
       groups: key.groups,
       expiresAt: key.expiresAt?.getTime() ?? 0,
+    })),
+    // The definition as the API validated and stored it; gateways parse it
+    // with the same schema.
+    policies: policies.map((policy) => ({
+      id: policy.id,
+      name: policy.name,
+      revision: policy.revision,
+      definitionJson: JSON.stringify(policy.definition),
     })),
   };
 }

@@ -1,7 +1,8 @@
 import { secretsEqual } from "@modelgate/core";
-import { unauthenticated } from "./errors.js";
+import { looksLikeJwt, type OidcVerifier, TokenError } from "@modelgate/identity";
+import { ApiError, unauthenticated } from "./errors.js";
 
-/** What a caller may do. Later identity providers map their groups onto these. */
+/** What a caller may do. Identity-provider groups map onto these. */
 export type Role = "admin" | "auditor" | "approver";
 
 export interface Principal {
@@ -16,6 +17,13 @@ export interface Authenticator {
   authenticate(authorization: string | undefined): Promise<Principal>;
 }
 
+/** Which identity-provider groups hold which role (MODELGATE_ADMIN_GROUPS, …). */
+export interface RoleGroups {
+  admin: readonly string[];
+  auditor: readonly string[];
+  approver: readonly string[];
+}
+
 /** Longest credential we bother to compare; anything longer is garbage. */
 const MAX_CREDENTIAL_LENGTH = 8192;
 
@@ -27,17 +35,44 @@ export function parseBearer(authorization: string | undefined): string {
   return match[1];
 }
 
+export function rolesOf(groups: readonly string[], roleGroups: RoleGroups): Set<Role> {
+  const member = new Set(groups);
+  const roles = new Set<Role>();
+  for (const role of ["admin", "auditor", "approver"] as const) {
+    if (roleGroups[role].some((group) => member.has(group))) roles.add(role);
+  }
+  return roles;
+}
+
+export interface AuthenticatorOptions {
+  /** The bootstrap admin token (MODELGATE_ADMIN_TOKEN), for first setup and automation. */
+  adminToken?: string | undefined;
+  /** People with OIDC access tokens, their roles taken from their groups. */
+  oidc?: { verifier: OidcVerifier; roleGroups: RoleGroups } | undefined;
+}
+
 /**
- * The bootstrap admin token from MODELGATE_ADMIN_TOKEN: for first setup and
- * automation. Compared in constant time.
+ * Accepts the bootstrap admin token (compared in constant time) and, when
+ * configured, OIDC access tokens. A person whose groups hold no role is
+ * authenticated but may call nothing: every route answers 403.
  */
-export function adminTokenAuthenticator(adminToken: string): Authenticator {
-  const principal: Principal = { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]) };
+export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions): Authenticator {
+  const bootstrap: Principal = { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]) };
   return {
     async authenticate(authorization) {
       const presented = parseBearer(authorization);
-      if (!secretsEqual(presented, adminToken)) throw unauthenticated("the bearer token is not valid");
-      return principal;
+      if (oidc && looksLikeJwt(presented)) {
+        try {
+          const token = await oidc.verifier.verify(presented);
+          return { id: token.subject, kind: "oidc", roles: rolesOf(token.groups, oidc.roleGroups) };
+        } catch (error) {
+          if (!(error instanceof TokenError)) throw error;
+          if (error.status === 503) throw new ApiError("unavailable", "the identity provider cannot be reached");
+          throw unauthenticated(`the access token is not valid (${error.code})`);
+        }
+      }
+      if (adminToken !== undefined && secretsEqual(presented, adminToken)) return bootstrap;
+      throw unauthenticated("the bearer token is not valid");
     },
   };
 }

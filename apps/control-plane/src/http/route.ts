@@ -31,8 +31,8 @@ export interface RouteSpec<P, Q, B, R> {
   operationId: string;
   summary: string;
   tag: string;
-  /** The role a caller needs. */
-  role: Role;
+  /** The role a caller needs, or the roles of which any one will do. */
+  role: Role | readonly Role[];
   params?: P;
   query?: Q;
   body?: B;
@@ -49,7 +49,8 @@ export interface Route {
   operationId: string;
   summary: string;
   tag: string;
-  role: Role;
+  /** Any one of these roles may call the route. */
+  roles: readonly Role[];
   schemas: { params?: Schema; query?: Schema; body?: Schema; response?: Schema };
   responseStatus: number;
   responseDescription: string;
@@ -70,7 +71,7 @@ export function defineRoute<
     operationId: spec.operationId,
     summary: spec.summary,
     tag: spec.tag,
-    role: spec.role,
+    roles: typeof spec.role === "string" ? [spec.role] : spec.role,
     schemas: Object.fromEntries(Object.entries(schemas).filter(([, schema]) => schema !== undefined)),
     responseStatus: spec.response.status,
     responseDescription: spec.response.description,
@@ -134,8 +135,8 @@ export function mountRoutes(router: Router, routes: readonly Route[]): void {
   for (const route of routes) {
     router[route.method](toExpressPath(route.path), async (req: Request, res: Response) => {
       const principal = principalOf(res);
-      if (!principal.roles.has(route.role)) {
-        throw forbidden(`this operation needs the ${route.role} role`);
+      if (!route.roles.some((role) => principal.roles.has(role))) {
+        throw forbidden(`this operation needs the ${route.roles.join(" or ")} role`);
       }
       const result = await route.run(req, principal, requestIdOf(res));
       res.status(route.responseStatus);

@@ -27,7 +27,7 @@ export function adminAuditRoutes(service: Pick<AdminAuditService, "list">) {
       operationId: "listAdminAuditLog",
       summary: "Every change made through the admin API, newest first",
       tag: "audit",
-      role: "admin",
+      role: ["admin", "auditor"],
       query: pageQuery(
         z
           .string()

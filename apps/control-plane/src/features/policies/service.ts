@@ -1,0 +1,211 @@
+import { uuidv7 } from "@modelgate/core";
+import type { Database, Policy } from "@modelgate/db";
+import {
+  type BodyFormat,
+  checkPromptPatterns,
+  type PolicyDefinition,
+  PolicySet,
+  policyDefinitionSchema,
+  type StoredPolicy,
+} from "@modelgate/policy";
+import { conflict, invalidRequest, notFound } from "../../http/errors.js";
+import { type Page, toPage } from "../../http/schemas.js";
+import { isUniqueViolation } from "../../prisma-errors.js";
+import { type Actor, recordAdminChange } from "../admin-audit/service.js";
+import type { EvaluateBody, EvaluationView, PolicyBody, PolicyView } from "./schemas.js";
+
+/** The stored definition: validated when written, so a failure here is a bug, not bad input. */
+function definitionOf(row: Policy): PolicyDefinition {
+  return policyDefinitionSchema.parse(row.definition);
+}
+
+export function toPolicyView(row: Policy): PolicyView {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    enabled: row.enabled,
+    revision: row.revision,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+    ...definitionOf(row),
+  };
+}
+
+export function toStoredPolicy(row: Policy): StoredPolicy {
+  return { id: row.id, name: row.name, revision: row.revision, enabled: row.enabled, definition: definitionOf(row) };
+}
+
+function split(input: PolicyBody) {
+  const { name, description, enabled, ...definition } = input;
+  return { name, description: description ?? null, enabled, definition: definition as PolicyDefinition };
+}
+
+/**
+ * Prompt-rule patterns run on every request at every gateway: each one is
+ * checked for catastrophic backtracking here, before it can be stored.
+ */
+async function assertSafePatterns(definition: PolicyDefinition): Promise<void> {
+  const issues = await checkPromptPatterns(definition);
+  if (issues.length > 0) {
+    throw invalidRequest(
+      "a prompt rule pattern is not allowed",
+      issues.map((issue) => ({ path: `body.${issue.path}`, message: issue.message })),
+    );
+  }
+}
+
+/** The body format a dry run reads when the caller does not name one. */
+function defaultFormat(operation: EvaluateBody["request"]["operation"], body: Record<string, unknown> | undefined) {
+  if (operation === "embeddings") return "openai.embeddings";
+  if (operation !== "inference") return "none";
+  return body && "prompt" in body && !("messages" in body) ? "openai.completions" : "openai.chat";
+}
+
+export function createPolicyService({ db }: { db: Database }) {
+  return {
+    async create(input: PolicyBody, actor: Actor): Promise<PolicyView> {
+      const { name, description, enabled, definition } = split(input);
+      await assertSafePatterns(definition);
+      try {
+        return await db.$transaction(async (tx) => {
+          const row = await tx.policy.create({
+            data: { id: uuidv7(), name, description, enabled, definition: definition as object },
+          });
+          const view = toPolicyView(row);
+          await recordAdminChange(tx, actor, {
+            action: "policy.create",
+            targetType: "policy",
+            targetId: row.id,
+            after: view,
+          });
+          return view;
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw conflict(`a policy named ${name} already exists`);
+        throw error;
+      }
+    },
+
+    async list({ limit, cursor }: { limit: number; cursor?: string | undefined }): Promise<Page<PolicyView>> {
+      const rows = await db.policy.findMany({
+        where: cursor ? { id: { gt: cursor } } : {},
+        orderBy: { id: "asc" },
+        take: limit + 1,
+      });
+      return toPage(rows, limit, (row) => row.id, toPolicyView);
+    },
+
+    async get(id: string): Promise<PolicyView> {
+      const row = await db.policy.findUnique({ where: { id } });
+      if (!row) throw notFound(`no policy with id ${id}`);
+      return toPolicyView(row);
+    },
+
+    /** Replaces the whole policy (PUT semantics) and bumps its revision. */
+    async replace(id: string, input: PolicyBody, actor: Actor): Promise<PolicyView> {
+      const { name, description, enabled, definition } = split(input);
+      await assertSafePatterns(definition);
+      try {
+        return await db.$transaction(async (tx) => {
+          // FOR UPDATE: two concurrent edits must not both record the same "before".
+          const [locked] = await tx.$queryRaw<
+            { id: string }[]
+          >`SELECT id FROM policies WHERE id = ${id}::uuid FOR UPDATE`;
+          if (!locked) throw notFound(`no policy with id ${id}`);
+          const before = await tx.policy.findUniqueOrThrow({ where: { id } });
+          const row = await tx.policy.update({
+            where: { id },
+            data: {
+              name,
+              description,
+              enabled,
+              definition: definition as object,
+              revision: { increment: 1 },
+              updatedAt: new Date(),
+            },
+          });
+          const view = toPolicyView(row);
+          await recordAdminChange(tx, actor, {
+            action: "policy.update",
+            targetType: "policy",
+            targetId: id,
+            before: toPolicyView(before),
+            after: view,
+          });
+          return view;
+        });
+      } catch (error) {
+        if (isUniqueViolation(error)) throw conflict(`a policy named ${name} already exists`);
+        throw error;
+      }
+    },
+
+    async remove(id: string, actor: Actor): Promise<void> {
+      await db.$transaction(async (tx) => {
+        const row = await tx.policy.findUnique({ where: { id } });
+        if (!row) throw notFound(`no policy with id ${id}`);
+        // deleteMany: of concurrent deletions exactly one removes the row and is recorded.
+        const { count } = await tx.policy.deleteMany({ where: { id } });
+        if (count === 0) throw notFound(`no policy with id ${id}`);
+        await recordAdminChange(tx, actor, {
+          action: "policy.delete",
+          targetType: "policy",
+          targetId: id,
+          before: toPolicyView(row),
+        });
+      });
+    },
+
+    /**
+     * Dry run: what the gateway would decide for this subject and request,
+     * with the policies as they are stored now. Nothing is charged against
+     * rate limits.
+     */
+    async evaluate({ subject, request }: EvaluateBody): Promise<EvaluationView> {
+      const rows = await db.policy.findMany({ where: { enabled: true } });
+      const policies = new PolicySet(rows.map(toStoredPolicy));
+      const format: BodyFormat = request.format ?? defaultFormat(request.operation, request.body);
+      const evaluation = policies.evaluate(
+        {
+          userId: subject.user ?? subject.apiKeyId ?? "",
+          email: subject.email,
+          groups: subject.groups,
+          apiKeyId: subject.apiKeyId,
+        },
+        {
+          connection: request.connection,
+          model: request.model,
+          operation: request.operation,
+          format,
+          body: request.body,
+        },
+      );
+      if (evaluation.decision === "allowed") {
+        return {
+          decision: "allowed",
+          policyIds: evaluation.policyIds,
+          reasons: evaluation.reasons,
+          effectiveLimits: evaluation.effectiveLimits as Record<string, unknown>,
+          capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
+          rateLimit: evaluation.rateLimit ?? null,
+          estimatedTokens: evaluation.estimatedTokens,
+        };
+      }
+      return {
+        decision: "denied",
+        code: evaluation.code,
+        ...(evaluation.param === undefined ? {} : { param: evaluation.param }),
+        ...(evaluation.requiresApproval ? { requiresApproval: true } : {}),
+        policyIds: evaluation.policyIds,
+        reasons: evaluation.reasons,
+        effectiveLimits: null,
+        capped: [],
+        rateLimit: null,
+        estimatedTokens: null,
+      };
+    },
+  };
+}
+
+export type PolicyService = ReturnType<typeof createPolicyService>;

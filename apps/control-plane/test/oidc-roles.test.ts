@@ -1,0 +1,77 @@
+// People sign in to the control-plane API with OIDC access tokens from a real
+// identity provider (oidc-provider on loopback); their groups give roles.
+import { OidcVerifier } from "@modelgate/identity";
+import { startTestIdentityProvider, type TestIdentityProvider } from "@modelgate/identity/testing";
+import { apiClient, expectProblem, type RunningControlPlane, startControlPlane } from "./harness.js";
+
+const AUDIENCE = "https://modelgate.test/api";
+
+describe("OIDC sign-in and roles on the control-plane API", () => {
+  let idp: TestIdentityProvider;
+  let verifier: OidcVerifier;
+  let cp: RunningControlPlane;
+  let api: ReturnType<typeof apiClient>;
+  const tokenFor = (groups: string[], subject = "alice") =>
+    idp.mintAccessToken({ subject, email: `${subject}@example.com`, groups });
+
+  beforeAll(async () => {
+    idp = await startTestIdentityProvider({ audience: AUDIENCE });
+    verifier = new OidcVerifier({
+      issuers: [{ issuer: idp.issuer, audience: AUDIENCE, groupsClaim: "groups", userClaim: "sub" }],
+      allowInsecureRequests: true,
+    });
+    await verifier.start();
+    cp = await startControlPlane({
+      oidc: { verifier, roleGroups: { admin: ["mg-admins"], auditor: ["mg-auditors"], approver: ["mg-approvers"] } },
+    });
+    api = apiClient(cp);
+  });
+  afterAll(async () => {
+    await cp.close();
+    verifier.close();
+    await idp.close();
+  });
+
+  it("an admin-group member changes configuration, recorded under their own name", async () => {
+    const token = await tokenFor(["mg-admins"], "carol");
+    const created = await api("POST", "/api/v1/connections", {
+      token,
+      body: { name: "by-oidc", protocol: "openai", models: ["m"] },
+    });
+    expect(created.status).toBe(201);
+    const entry = await cp.db.adminAuditLog.findFirstOrThrow({ where: { targetId: "by-oidc" } });
+    expect({ actor: entry.actor, actorType: entry.actorType }).toEqual({ actor: "carol", actorType: "oidc" });
+  });
+
+  it("an auditor reads the admin audit log but may not change anything", async () => {
+    const token = await tokenFor(["mg-auditors"]);
+    expect((await api("GET", "/api/v1/admin-audit-log", { token })).status).toBe(200);
+    expectProblem(
+      await api("POST", "/api/v1/connections", { token, body: { name: "nope", protocol: "openai", models: ["m"] } }),
+      403,
+      "forbidden",
+    );
+    expectProblem(await api("GET", "/api/v1/policies", { token }), 403, "forbidden");
+  });
+
+  it("a person in no role group is authenticated but may call nothing", async () => {
+    const token = await tokenFor(["data-science"]);
+    expectProblem(await api("GET", "/api/v1/connections", { token }), 403, "forbidden");
+    expectProblem(await api("GET", "/api/v1/admin-audit-log", { token }), 403, "forbidden");
+  });
+
+  it("refuses a forged or tampered token, and the bootstrap token still works", async () => {
+    const token = await tokenFor(["mg-admins"]);
+    const [header, payload, signature] = token.split(".");
+    const forgedPayload = Buffer.from(
+      JSON.stringify({
+        ...JSON.parse(Buffer.from(payload as string, "base64url").toString()),
+        groups: ["mg-admins", "x"],
+      }),
+    ).toString("base64url");
+    const answer = await api("GET", "/api/v1/connections", { token: `${header}.${forgedPayload}.${signature}` });
+    expectProblem(answer, 401, "unauthenticated");
+    expect(answer.body.detail).toContain("token_signature_invalid");
+    expect((await api("GET", "/api/v1/connections")).status).toBe(200);
+  });
+});

@@ -1,0 +1,124 @@
+// The decision stage: the policy set the control plane pushed decides
+// whether this identity may make this request, with which parameters, and
+// charges the winning grant's rate limits. Nothing here touches Postgres.
+import type { Evaluation, EvaluationRequest, PolicySet } from "@modelgate/policy";
+import type { Decision } from "@modelgate/protocol";
+import { GatewayError } from "./errors.js";
+import type { JsonEdit } from "./http-body.js";
+import { type Identity, subjectKey, subjectOf } from "./identity.js";
+import { type RateLimitCharge, type RateLimiter, RateLimiterUnavailableError } from "./rate-limit.js";
+
+type Allowed = Extract<Evaluation, { decision: "allowed" }>;
+
+export interface Verdict {
+  evaluation: Allowed;
+  /** Body edits the policy requires (a capped max_tokens). */
+  edits: JsonEdit[];
+  /** What travels with the request to the agent. */
+  decision: Decision;
+}
+
+/** Thrown for a refused request; carries what the access log and audit need. */
+export class PolicyDenial extends GatewayError {
+  readonly policyIds: readonly string[];
+  readonly reasons: readonly string[];
+  constructor(error: GatewayError, policyIds: readonly string[], reasons: readonly string[]) {
+    super(error.code, error.message, error.param, error.headers);
+    this.policyIds = policyIds;
+    this.reasons = reasons;
+  }
+}
+
+/**
+ * Evaluates the request. A refusal is thrown as a PolicyDenial whose message
+ * is safe for the caller: a model they may not use reads exactly like one
+ * that does not exist, so refusals reveal nothing about what else is there.
+ */
+export function evaluate(
+  policies: PolicySet,
+  identity: Identity,
+  request: EvaluationRequest,
+  sessionId: string,
+  displayTarget: string,
+): Verdict {
+  const evaluation = policies.evaluate(subjectOf(identity), request);
+  if (evaluation.decision === "denied") {
+    const message =
+      evaluation.code === "model_not_allowed"
+        ? `${displayTarget} does not exist or is not available to you`
+        : evaluation.reasons.join("; ") || "refused by policy";
+    throw new PolicyDenial(
+      new GatewayError(evaluation.code, message, evaluation.param ?? paramOf(evaluation.code)),
+      evaluation.policyIds,
+      evaluation.reasons,
+    );
+  }
+  return {
+    evaluation,
+    edits: evaluation.capped.map(({ path, value }) => ({ path, value })),
+    decision: {
+      sessionId,
+      policyIds: evaluation.policyIds,
+      subject: {
+        id: identity.subjectId,
+        email: identity.email ?? "",
+        groups: [...identity.groups],
+        authMethod: identity.authMethod,
+        tokenId: identity.tokenId ?? "",
+        issuer: identity.issuer ?? "",
+      },
+      operation: request.operation,
+      reasons: evaluation.reasons,
+      capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
+    },
+  };
+}
+
+function paramOf(code: string): string | null {
+  return code === "model_not_allowed" ? "model" : code === "prompt_blocked" ? "messages" : null;
+}
+
+/**
+ * Charges the winning grant's budgets for this subject: one request against
+ * requestsPerMinute and the estimated tokens against tokensPerMinute, both
+ * or neither. Fails closed when the shared limiter cannot be reached.
+ */
+export async function chargeRateLimits(limiter: RateLimiter, identity: Identity, verdict: Verdict): Promise<void> {
+  const grant = verdict.evaluation.rateLimit;
+  if (!grant) return;
+  const who = subjectKey(identity);
+  const charges: RateLimitCharge[] = [];
+  if (grant.requestsPerMinute !== undefined) {
+    charges.push({ key: `${grant.policyId}:${who}:requests`, limitPerMinute: grant.requestsPerMinute, cost: 1 });
+  }
+  if (grant.tokensPerMinute !== undefined) {
+    charges.push({
+      key: `${grant.policyId}:${who}:tokens`,
+      limitPerMinute: grant.tokensPerMinute,
+      cost: verdict.evaluation.estimatedTokens,
+    });
+  }
+  if (charges.length === 0) return;
+  let result: Awaited<ReturnType<RateLimiter["consume"]>>;
+  try {
+    result = await limiter.consume(charges);
+  } catch (error) {
+    if (error instanceof RateLimiterUnavailableError) {
+      throw new GatewayError("rate_limiter_unavailable", "rate limits cannot be checked right now; retry later");
+    }
+    throw error;
+  }
+  if (result.allowed) return;
+  const retryAfterSeconds = Math.max(1, Math.ceil(result.retryAfterMs / 1000));
+  const budget = result.key.endsWith(":tokens")
+    ? `${grant.tokensPerMinute} tokens per minute`
+    : `${grant.requestsPerMinute} requests per minute`;
+  const message = result.exceedsCapacity
+    ? `this request's estimated ${verdict.evaluation.estimatedTokens} tokens exceed the budget of ${budget}`
+    : `rate limit of ${budget} reached; retry in ${retryAfterSeconds} s`;
+  throw new PolicyDenial(
+    new GatewayError("rate_limited", message, null, { "retry-after": String(retryAfterSeconds) }),
+    [grant.policyId],
+    [message],
+  );
+}

@@ -1,0 +1,118 @@
+// Who is calling: a service account with a modelgate API key, or a person
+// (or workload) with an OIDC access token. Both end up as one `Identity`
+// that the policy decision, the agent and the audit record see; the
+// credential itself goes no further than this module.
+import { createHash } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { bearerToken, hashSecret, SECRET_PREFIX } from "@modelgate/core";
+import { looksLikeJwt, type OidcVerifier, TokenError } from "@modelgate/identity";
+import type { Subject } from "@modelgate/policy";
+import type { ConfigStore } from "./config-store.js";
+import { GatewayError } from "./errors.js";
+
+export interface Identity {
+  /** The OIDC user claim, or the API key's id for a service account. */
+  subjectId: string;
+  /** Human-readable: the email when the token has one, else the key's name or the subject. */
+  displayName: string;
+  email: string | undefined;
+  groups: readonly string[];
+  authMethod: "api_key" | "oidc";
+  /** The token's `jti`, or the API key's id. */
+  tokenId: string | undefined;
+  /** The token's issuer; undefined for API keys. */
+  issuer: string | undefined;
+}
+
+// mg_ + 32 base62 characters, exactly what generateSecret issues. Anything
+// else is refused before hashing, so garbage costs nothing.
+const API_KEY_SHAPE = new RegExp(`^${SECRET_PREFIX.apiKey}[0-9A-Za-z]{32}$`);
+
+const WWW_AUTHENTICATE = "www-authenticate";
+
+export class Authenticator {
+  readonly #store: ConfigStore;
+  readonly #oidc: OidcVerifier | undefined;
+
+  constructor(store: ConfigStore, oidc: OidcVerifier | undefined) {
+    this.#store = store;
+    this.#oidc = oidc;
+  }
+
+  async authenticate(req: IncomingMessage, now = Date.now()): Promise<Identity> {
+    const header = req.headers.authorization;
+    if (!header) throw unauthenticated("unauthenticated", "missing Authorization: Bearer <API key or access token>");
+    const token = bearerToken(header);
+    if (!token) throw unauthenticated("unauthenticated", "the Authorization header must be Bearer <credential>");
+    if (token.startsWith(SECRET_PREFIX.apiKey)) return this.#apiKey(token, now);
+    if (this.#oidc && looksLikeJwt(token)) return this.#accessToken(this.#oidc, token);
+    throw unauthenticated("unauthenticated", "the credential is neither a modelgate API key nor an access token");
+  }
+
+  #apiKey(token: string, now: number): Identity {
+    if (!API_KEY_SHAPE.test(token)) throw unauthenticated("unauthenticated", "invalid API key");
+    // Looked up by hash: the map holds no secrets, and the hash of a wrong
+    // key reveals nothing about a right one.
+    const key = this.#store.apiKeyByHash(hashSecret(token), now);
+    if (!key) throw unauthenticated("unauthenticated", "invalid, revoked or expired API key");
+    return {
+      subjectId: key.id,
+      displayName: key.name,
+      email: undefined,
+      groups: key.groups,
+      authMethod: "api_key",
+      tokenId: key.id,
+      issuer: undefined,
+    };
+  }
+
+  async #accessToken(oidc: OidcVerifier, token: string): Promise<Identity> {
+    try {
+      const verified = await oidc.verify(token);
+      return {
+        subjectId: verified.subject,
+        displayName: verified.email ?? verified.subject,
+        email: verified.email,
+        groups: verified.groups,
+        authMethod: "oidc",
+        tokenId: verified.tokenId,
+        issuer: verified.issuer,
+      };
+    } catch (error) {
+      if (!(error instanceof TokenError)) throw error;
+      if (error.status === 503) {
+        throw new GatewayError("identity_provider_unavailable", "the identity provider cannot be reached; retry later");
+      }
+      throw unauthenticated(error.code, error.message);
+    }
+  }
+}
+
+function unauthenticated(code: GatewayError["code"], message: string): GatewayError {
+  // RFC 6750: tell the client it was the token, not the request.
+  const description = message.replace(/["\\]/g, "");
+  return new GatewayError(code, message, null, {
+    [WWW_AUTHENTICATE]: `Bearer error="invalid_token", error_description="${description}"`,
+  });
+}
+
+/** What the policy engine matches: groups, the user (or key) and the email. */
+export function subjectOf(identity: Identity): Subject {
+  return {
+    userId: identity.subjectId,
+    email: identity.email,
+    groups: identity.groups,
+    apiKeyId: identity.authMethod === "api_key" ? identity.subjectId : undefined,
+  };
+}
+
+/**
+ * A fixed-length, non-reversible key for per-subject state shared through
+ * Redis (rate-limit buckets): no emails or user ids in another system.
+ */
+export function subjectKey(identity: Identity): string {
+  return createHash("sha256")
+    .update(`${identity.authMethod}\n${identity.issuer ?? ""}\n${identity.subjectId}`)
+    .digest("base64url")
+    .slice(0, 22);
+}

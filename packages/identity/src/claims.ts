@@ -1,0 +1,70 @@
+import type { JWTPayload } from "jose";
+import { TokenError } from "./errors.js";
+
+// Bounds on what a token may make us carry into policy decisions, audit rows
+// and logs. IdPs that emit more groups than this usually switch to an
+// overage claim (Entra) anyway, which we do not follow.
+export const MAX_GROUPS = 256;
+export const MAX_GROUP_LENGTH = 256;
+export const MAX_SUBJECT_LENGTH = 256;
+// RFC 5321 allows 64 + 1 + 255 characters.
+export const MAX_EMAIL_LENGTH = 320;
+const MAX_TOKEN_ID_LENGTH = 256;
+
+type JsonObject = Record<string, unknown>;
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Reads a claim by name or dotted path. A name that exists literally at the
+ * top level wins, because namespaced claims are URLs full of dots
+ * ("https://example.com/groups"); otherwise the path is walked through nested
+ * objects ("realm_access.roles"). Only own properties are followed, so a path
+ * like "constructor.name" finds nothing.
+ */
+export function readClaim(payload: JWTPayload, path: string): unknown {
+  if (Object.hasOwn(payload, path)) return payload[path];
+  let current: unknown = payload;
+  for (const segment of path.split(".")) {
+    if (!isObject(current) || !Object.hasOwn(current, segment)) return undefined;
+    current = current[segment];
+  }
+  return current;
+}
+
+/**
+ * Groups from an array of strings or a single string; other members are
+ * ignored and a claim of another type counts as no groups (policies are
+ * default-deny, so fewer groups never grant more). Too many or too long
+ * groups refuse the token rather than silently dropping some.
+ */
+export function groupsFrom(value: unknown): string[] {
+  const candidates = typeof value === "string" ? [value] : Array.isArray(value) ? value : [];
+  const groups = new Set<string>();
+  for (const candidate of candidates) {
+    if (typeof candidate !== "string" || candidate === "") continue;
+    if (candidate.length > MAX_GROUP_LENGTH) throw new TokenError("token_claims_invalid");
+    groups.add(candidate);
+  }
+  if (groups.size > MAX_GROUPS) throw new TokenError("token_claims_invalid");
+  return [...groups];
+}
+
+/** A required identifier claim: a non-empty string of bounded length. */
+export function requiredIdentifier(value: unknown): string {
+  if (typeof value !== "string" || value === "" || value.length > MAX_SUBJECT_LENGTH) {
+    throw new TokenError("token_claims_invalid");
+  }
+  return value;
+}
+
+/** The email when it is a plausible one; anything else is left out, not refused. */
+export function optionalEmail(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" && value.length <= MAX_EMAIL_LENGTH ? value : undefined;
+}
+
+export function optionalTokenId(value: unknown): string | undefined {
+  return typeof value === "string" && value !== "" && value.length <= MAX_TOKEN_ID_LENGTH ? value : undefined;
+}

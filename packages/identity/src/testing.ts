@@ -1,0 +1,299 @@
+/// <reference path="./oidc-provider.d.ts" />
+// An in-process OpenID Provider for tests: a real oidc-provider instance on
+// loopback, so the verifier is exercised over HTTP exactly as against a
+// production IdP (discovery, JWKS, RFC 9068 access tokens), without a browser.
+import { randomBytes, randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import {
+  type CryptoKey,
+  exportJWK,
+  generateKeyPair,
+  type JWK,
+  type JWSHeaderParameters,
+  type JWTPayload,
+  SignJWT,
+} from "jose";
+import Provider from "oidc-provider";
+
+export interface TestIdentityProviderOptions {
+  /** The `aud` of minted tokens; default "modelgate". */
+  audience?: string;
+  /** Where minted tokens carry the groups: a name, a dotted path or a URL; default "groups". */
+  groupsClaim?: string;
+  /** Listen on this port instead of an ephemeral one (to bring an IdP "back up"). */
+  port?: number;
+}
+
+export interface MintOptions {
+  subject: string;
+  email?: string;
+  groups?: string[];
+  /** Default 300. */
+  expiresInSeconds?: number;
+  /** More claims to put in the token. */
+  claims?: Record<string, unknown>;
+}
+
+export interface TestIdentityProvider {
+  /** The issuer identifier, `http://127.0.0.1:<port>`. */
+  readonly issuer: string;
+  readonly audience: string;
+  readonly port: number;
+  /** How often the JWKS endpoint was requested so far (answered or not). */
+  readonly jwksRequests: number;
+  /** While false, the JWKS endpoint answers 503 (an IdP outage after discovery). */
+  setJwksAvailable(available: boolean): void;
+  /** An access token for a user, issued by the provider's token endpoint. */
+  mintAccessToken(options: MintOptions): Promise<string>;
+  /** Replaces the signing key with a new one (new `kid`); the old key is no longer published. */
+  rotateKeys(): Promise<void>;
+  /** Signs exactly these claims with the current key (RS256, `typ: at+jwt`, current `kid` unless overridden). */
+  signRaw(claims: JWTPayload, header?: Partial<JWSHeaderParameters>): Promise<string>;
+  /** The current public signing key. */
+  publicJwk(): JWK;
+  close(): Promise<void>;
+}
+
+interface SigningKey {
+  kid: string;
+  privateKey: CryptoKey;
+  privateJwk: JWK;
+  publicJwk: JWK;
+}
+
+interface PendingMint {
+  subject: string;
+  claims: Record<string, unknown>;
+  expiresInSeconds: number;
+}
+
+// oidc-provider's default routes.
+const JWKS_PATH = "/jwks";
+const TOKEN_PATH = "/token";
+
+/**
+ * Starts a provider on 127.0.0.1. Tokens come from the client-credentials
+ * grant with a resource indicator, so they are JWT access tokens for the
+ * configured audience. To make a client-credentials token stand for a user,
+ * each mint registers a one-off client (in the provider's storage adapter)
+ * whose pending claims the provider's hooks pick up: `extraTokenClaims` adds
+ * email and groups, the JWT customizer replaces `sub` (RFC 9068 sets it to
+ * the client id for this grant) and the TTL hook applies the lifetime.
+ */
+export async function startTestIdentityProvider(
+  options: TestIdentityProviderOptions = {},
+): Promise<TestIdentityProvider> {
+  const audience = options.audience ?? "modelgate";
+  const groupsClaim = options.groupsClaim ?? "groups";
+  // Resource indicators must be absolute URIs; an audience that is not one
+  // is wrapped, and the resource server still puts the plain audience in `aud`.
+  const resource = URL.canParse(audience) ? audience : `urn:modelgate:audience:${encodeURIComponent(audience)}`;
+  const storage = new Map<string, unknown>();
+  const pending = new Map<string, PendingMint>();
+  let jwksRequests = 0;
+  let jwksAvailable = true;
+  let key = await newSigningKey();
+  let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
+
+  const server = createServer((req, res) => {
+    const isJwks = req.url?.split("?")[0] === JWKS_PATH;
+    if (isJwks) jwksRequests += 1;
+    if (!handler || (isJwks && !jwksAvailable)) {
+      res.writeHead(503).end();
+      return;
+    }
+    handler(req, res);
+  });
+  await listen(server, options.port ?? 0);
+  const port = (server.address() as AddressInfo).port;
+  const issuer = `http://127.0.0.1:${port}`;
+
+  const mintFor = (clientId: unknown): PendingMint => {
+    const mint = typeof clientId === "string" ? pending.get(clientId) : undefined;
+    if (!mint) throw new Error("no pending mint for this client");
+    return mint;
+  };
+
+  // A provider's keystore is fixed at construction, so rotating keys means a
+  // new provider behind the same server (same issuer, same port, same storage).
+  const buildProvider = (signingKey: SigningKey): Provider =>
+    new Provider(issuer, {
+      adapter: (model: string) => storageAdapter(storage, model),
+      jwks: { keys: [signingKey.privateJwk] },
+      features: {
+        devInteractions: { enabled: false },
+        clientCredentials: { enabled: true },
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => resource,
+          useGrantedResource: () => true,
+          getResourceServerInfo: (_ctx: unknown, indicator: string) => {
+            if (indicator !== resource) throw new Error(`unknown resource indicator ${indicator}`);
+            return { audience, scope: "", accessTokenFormat: "jwt", jwt: { sign: { alg: "RS256" } } };
+          },
+        },
+      },
+      extraTokenClaims: (_ctx: unknown, token: { clientId?: unknown }) => mintFor(token.clientId).claims,
+      formats: {
+        customizers: {
+          jwt: (_ctx: unknown, token: { clientId?: unknown }, jwt: { payload: Record<string, unknown> }) => {
+            jwt.payload.sub = mintFor(token.clientId).subject;
+          },
+        },
+      },
+      ttl: {
+        ClientCredentials: (_ctx: unknown, _token: unknown, client: { clientId: string }) =>
+          mintFor(client.clientId).expiresInSeconds,
+      },
+    });
+
+  handler = buildProvider(key).callback();
+
+  return {
+    issuer,
+    audience,
+    port,
+    get jwksRequests() {
+      return jwksRequests;
+    },
+
+    setJwksAvailable(available) {
+      jwksAvailable = available;
+    },
+
+    async mintAccessToken({ subject, email, groups, expiresInSeconds = 300, claims = {} }) {
+      const clientId = `mint-${randomUUID()}`;
+      const clientSecret = randomBytes(32).toString("base64url");
+      const tokenClaims: Record<string, unknown> = { ...claims };
+      if (email !== undefined) tokenClaims.email = email;
+      if (groups !== undefined) setClaim(tokenClaims, groupsClaim, groups);
+      pending.set(clientId, { subject, claims: tokenClaims, expiresInSeconds });
+      storage.set(storageKey("Client", clientId), {
+        client_id: clientId,
+        client_secret: clientSecret,
+        grant_types: ["client_credentials"],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: "client_secret_basic",
+      });
+      try {
+        const response = await fetch(new URL(TOKEN_PATH, issuer), {
+          method: "POST",
+          headers: {
+            authorization: `Basic ${Buffer.from(`${clientId}:${clientSecret}`).toString("base64")}`,
+            "content-type": "application/x-www-form-urlencoded",
+          },
+          body: new URLSearchParams({ grant_type: "client_credentials", resource }),
+        });
+        const body = (await response.json()) as {
+          access_token?: unknown;
+          error?: unknown;
+          error_description?: unknown;
+        };
+        if (!response.ok || typeof body.access_token !== "string") {
+          throw new Error(`token endpoint answered ${response.status}: ${body.error} ${body.error_description}`);
+        }
+        return body.access_token;
+      } finally {
+        pending.delete(clientId);
+        storage.delete(storageKey("Client", clientId));
+      }
+    },
+
+    async rotateKeys() {
+      key = await newSigningKey();
+      handler = buildProvider(key).callback();
+    },
+
+    signRaw(claims, header = {}) {
+      return new SignJWT(claims)
+        .setProtectedHeader({ alg: "RS256", typ: "at+jwt", kid: key.kid, ...header })
+        .sign(key.privateKey);
+    },
+
+    publicJwk() {
+      return { ...key.publicJwk };
+    },
+
+    async close() {
+      handler = undefined;
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections from fetch would otherwise hold close() open.
+        server.closeAllConnections();
+      });
+    },
+  };
+}
+
+async function newSigningKey(): Promise<SigningKey> {
+  const kid = randomUUID();
+  const { privateKey, publicKey } = await generateKeyPair("RS256", { extractable: true });
+  const meta = { kid, alg: "RS256", use: "sig" };
+  return {
+    kid,
+    privateKey,
+    privateJwk: { ...(await exportJWK(privateKey)), ...meta },
+    publicJwk: { ...(await exportJWK(publicKey)), ...meta },
+  };
+}
+
+/** Puts a value at a claim path the way IdPs nest them; URL-named claims stay flat. */
+function setClaim(target: Record<string, unknown>, path: string, value: unknown): void {
+  const segments = path.includes("://") ? [path] : path.split(".");
+  let current = target;
+  for (const segment of segments.slice(0, -1)) {
+    const next = current[segment];
+    const child: Record<string, unknown> =
+      typeof next === "object" && next !== null && !Array.isArray(next) ? (next as Record<string, unknown>) : {};
+    current[segment] = child;
+    current = child;
+  }
+  current[segments[segments.length - 1] as string] = value;
+}
+
+function storageKey(model: string, id: string): string {
+  return `${model}:${id}`;
+}
+
+/**
+ * oidc-provider's storage interface over one Map per test provider. Only
+ * clients are ever looked up (JWT access tokens are not stored), but every
+ * model gets the full interface.
+ */
+function storageAdapter(storage: Map<string, unknown>, model: string) {
+  const keyFor = (id: string) => storageKey(model, id);
+  return {
+    async upsert(id: string, payload: unknown) {
+      storage.set(keyFor(id), payload);
+    },
+    async find(id: string) {
+      return storage.get(keyFor(id));
+    },
+    async findByUid() {
+      return undefined;
+    },
+    async findByUserCode() {
+      return undefined;
+    },
+    async consume(id: string) {
+      const payload = storage.get(keyFor(id));
+      if (payload && typeof payload === "object") storage.set(keyFor(id), { ...payload, consumed: Date.now() / 1000 });
+    },
+    async destroy(id: string) {
+      storage.delete(keyFor(id));
+    },
+    async revokeByGrantId() {},
+  };
+}
+
+function listen(server: Server, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,98 @@
+import type { BodyFormat, ConnectionProtocol, Operation, RequestKind } from "./request-kind.js";
+
+/**
+ * Request classification. Anything not listed here is `raw`: a runtime's
+ * admin endpoints (`/api/pull`, `/api/delete`, llama.cpp's `/slots`) and
+ * whatever a new runtime version adds must be granted explicitly, never
+ * inherit a more common operation. Paths are matched literally (runtimes
+ * route case-sensitively), so an encoded or oddly spelled path is `raw` too.
+ */
+type Routes = ReadonlyMap<string, RequestKind>;
+
+// Shared between calls, so frozen: a caller cannot change another's answer.
+const kind = (operation: Operation, format: BodyFormat): RequestKind => Object.freeze({ operation, format });
+
+const CHAT = kind("inference", "openai.chat");
+const COMPLETIONS = kind("inference", "openai.completions");
+const EMBEDDINGS = kind("embeddings", "openai.embeddings");
+const MODELS = kind("models.list", "none");
+const READ = kind("read", "none");
+const RAW = kind("raw", "none");
+
+function routes(entries: Record<string, RequestKind>): Routes {
+  return new Map(Object.entries(entries));
+}
+
+/** GET and HEAD read the same thing; HEAD is listed wherever GET is. */
+function reads(kind: RequestKind, ...paths: string[]): Record<string, RequestKind> {
+  return Object.fromEntries(paths.flatMap((path) => [`GET ${path}`, `HEAD ${path}`]).map((key) => [key, kind]));
+}
+
+const GATEWAY_OPENAI_ROUTES: ReadonlyMap<string, RequestKind> = new Map([
+  ["/v1/chat/completions", CHAT],
+  ["/v1/completions", COMPLETIONS],
+  ["/v1/embeddings", EMBEDDINGS],
+  ["/v1/models", MODELS],
+]);
+
+const OPENAI_COMPATIBLE = {
+  "POST /v1/chat/completions": CHAT,
+  "POST /v1/completions": COMPLETIONS,
+};
+
+const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
+  ollama: routes({
+    "POST /api/generate": kind("inference", "ollama.generate"),
+    "POST /api/chat": kind("inference", "ollama.chat"),
+    "POST /api/embed": kind("embeddings", "ollama.embed"),
+    "POST /api/embeddings": kind("embeddings", "ollama.embed"),
+    ...OPENAI_COMPATIBLE,
+    "POST /v1/embeddings": EMBEDDINGS,
+    ...reads(MODELS, "/v1/models"),
+    ...reads(READ, "/api/tags", "/api/ps", "/api/version", "/"),
+    "POST /api/show": READ,
+  }),
+  // vLLM and llama.cpp serve the OpenAI routes with and without the /v1 prefix.
+  openai: routes({
+    ...OPENAI_COMPATIBLE,
+    "POST /chat/completions": CHAT,
+    "POST /completions": COMPLETIONS,
+    "POST /v1/embeddings": EMBEDDINGS,
+    "POST /embeddings": EMBEDDINGS,
+    ...reads(MODELS, "/v1/models", "/models"),
+    ...reads(READ, "/health", "/healthz", "/metrics", "/version", "/ping", "/props"),
+  }),
+  tgi: routes({
+    "POST /generate": kind("inference", "tgi.generate"),
+    "POST /generate_stream": kind("inference", "tgi.generate"),
+    ...OPENAI_COMPATIBLE,
+    // TGI's /embed body is not read: prompt rules cannot be enforced on it
+    // (see the engine's handling of format "none").
+    "POST /embed": kind("embeddings", "none"),
+    ...reads(READ, "/health", "/info", "/metrics"),
+  }),
+  http: routes(reads(READ, "/health", "/healthz")),
+};
+
+/** A trailing slash names the same route to the runtimes modelgate fronts. */
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+}
+
+/**
+ * The gateway's own OpenAI-compatible routes. Undefined for any other path;
+ * the method is the caller's to check (POST, or GET for /v1/models).
+ */
+export function classifyOpenAiRoute(pathname: string): RequestKind | undefined {
+  return GATEWAY_OPENAI_ROUTES.get(withoutTrailingSlash(pathname));
+}
+
+/**
+ * A native pass-through request under `/c/{connection}/<path>`. `path` is
+ * the runtime's path without the query string.
+ */
+export function classifyNativeRequest(protocol: ConnectionProtocol, method: string, path: string): RequestKind {
+  const table = NATIVE_ROUTES[protocol];
+  if (!table) return RAW;
+  return table.get(`${method.toUpperCase()} ${withoutTrailingSlash(path)}`) ?? RAW;
+}

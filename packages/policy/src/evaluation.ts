@@ -1,0 +1,81 @@
+import type { BodyFormat, Operation } from "./request-kind.js";
+import type { PolicyDefinition } from "./schema.js";
+
+/** A policy as the control plane stores it and pushes it to gateways. */
+export interface StoredPolicy {
+  id: string;
+  name: string;
+  revision: number;
+  enabled: boolean;
+  definition: PolicyDefinition;
+}
+
+/** Who is asking: a person (user id, email, groups) or a service account (API key). */
+export interface Subject {
+  userId: string;
+  email?: string | undefined;
+  groups: readonly string[];
+  apiKeyId?: string | undefined;
+}
+
+export interface EvaluationRequest {
+  connection: string;
+  /** The model as the runtime knows it; undefined when the request names none. */
+  model?: string | undefined;
+  operation: Operation;
+  format: BodyFormat;
+  /** The parsed JSON body; required for any format but "none" when a grant has prompt rules or limits. */
+  body?: Record<string, unknown> | undefined;
+}
+
+export interface EffectiveLimits {
+  maxTokens?: number;
+  temperature?: { min?: number; max?: number };
+  maxPromptChars?: number;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+}
+
+/**
+ * A value the gateway sets in the body before forwarding it, such as
+ * `{ parameter: "max_tokens", path: ["max_tokens"], value: 1024 }`. Missing
+ * objects on the path (Ollama's `options`) are to be created.
+ */
+export interface ParameterEdit {
+  parameter: string;
+  path: (string | number)[];
+  value: number;
+}
+
+export type DenialCode =
+  | "model_not_allowed"
+  | "operation_not_allowed"
+  | "parameter_limit_exceeded"
+  | "prompt_blocked"
+  | "invalid_request";
+
+export type Evaluation =
+  | {
+      decision: "allowed";
+      /** The one grant whose limits apply: [winner]. */
+      policyIds: string[];
+      reasons: string[];
+      effectiveLimits: EffectiveLimits;
+      capped: ParameterEdit[];
+      /** The only grant the gateway charges; undefined when it sets no rate. */
+      rateLimit: { policyId: string; requestsPerMinute?: number; tokensPerMinute?: number } | undefined;
+      /** The upfront charge against tokensPerMinute. */
+      estimatedTokens: number;
+    }
+  | {
+      decision: "denied";
+      code: DenialCode;
+      /** The parameter at fault, for parameter_limit_exceeded and invalid_request. */
+      param?: string;
+      /** The caller's own policies behind the denial; never set for model_not_allowed. */
+      policyIds: string[];
+      reasons: string[];
+      requiresApproval?: boolean;
+    };
+
+export type Denial = Extract<Evaluation, { decision: "denied" }>;

@@ -1,0 +1,28 @@
+export { classifyNativeRequest, classifyOpenAiRoute } from "./classify.js";
+export type {
+  DenialCode,
+  EffectiveLimits,
+  Evaluation,
+  EvaluationRequest,
+  ParameterEdit,
+  StoredPolicy,
+  Subject,
+} from "./evaluation.js";
+export { checkPromptPatterns, type PatternCheckOptions, type PatternIssue } from "./pattern-safety.js";
+export { PolicySet } from "./policy-set.js";
+export { type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
+export {
+  type BodyFormat,
+  type ConnectionProtocol,
+  OPERATIONS,
+  type Operation,
+  type RequestKind,
+} from "./request-kind.js";
+export {
+  type PolicyDefinition,
+  type PolicyInput,
+  type PolicyLimits,
+  type PromptRule,
+  policyDefinitionSchema,
+  policyInputSchema,
+} from "./schema.js";

@@ -1,0 +1,131 @@
+import type { BodyFormat } from "./request-kind.js";
+
+/** Where a format keeps a generation parameter, and how it is named in reasons. */
+export interface ParameterLocation {
+  name: string;
+  path: readonly string[];
+}
+
+interface FormatParameters {
+  /** Every parameter that bounds the number of generated tokens; each is checked against maxTokens. */
+  tokens: readonly ParameterLocation[];
+  temperature: ParameterLocation;
+  /** Where a cap is written when the request bounds nothing. */
+  cap: ParameterLocation;
+  /** Ollama: a negative num_predict means "no limit" (-1) or "fill the context" (-2). */
+  negativeIsUnlimited: boolean;
+}
+
+const at = (...path: string[]): ParameterLocation => ({ name: path.join("."), path });
+
+const OPENAI: FormatParameters = {
+  // A runtime honours either; checking one would let the other through.
+  tokens: [at("max_tokens"), at("max_completion_tokens")],
+  temperature: at("temperature"),
+  cap: at("max_tokens"),
+  negativeIsUnlimited: false,
+};
+
+const OLLAMA: FormatParameters = {
+  tokens: [at("options", "num_predict")],
+  temperature: at("options", "temperature"),
+  cap: at("options", "num_predict"),
+  negativeIsUnlimited: true,
+};
+
+const TGI: FormatParameters = {
+  tokens: [at("parameters", "max_new_tokens")],
+  temperature: at("parameters", "temperature"),
+  cap: at("parameters", "max_new_tokens"),
+  negativeIsUnlimited: false,
+};
+
+const BY_FORMAT: Partial<Record<BodyFormat, FormatParameters>> = {
+  "openai.chat": OPENAI,
+  "openai.completions": OPENAI,
+  "ollama.generate": OLLAMA,
+  "ollama.chat": OLLAMA,
+  "tgi.generate": TGI,
+};
+
+export interface NumericParameter {
+  name: string;
+  value: number;
+  /** The value compared with a cap: Infinity for Ollama's negative "unlimited". */
+  compared: number;
+}
+
+/** The generation parameters of one request, as the limits see them. */
+export interface GenerationParameters {
+  /** Token parameters the request sets to a finite number. */
+  tokens: NumericParameter[];
+  temperature: NumericParameter | undefined;
+  /** The first token parameter present but not a finite number, or the non-object it should sit in. */
+  invalidTokens: InvalidParameter | undefined;
+  invalidTemperature: InvalidParameter | undefined;
+  /** Where a token cap goes; undefined for formats without token parameters (embeddings). */
+  cap: ParameterLocation | undefined;
+}
+
+export interface InvalidParameter {
+  name: string;
+  expected: "a number" | "an object";
+}
+
+type Read = { kind: "absent" } | { kind: "number"; value: number } | ({ kind: "invalid" } & InvalidParameter);
+
+/**
+ * `null` counts as absent, as runtimes treat it (`"max_tokens": null` is
+ * what some client libraries send for "not set"). That is safe: an absent
+ * token parameter is capped, and the gateway's edit replaces the null.
+ */
+function read(body: Record<string, unknown>, location: ParameterLocation): Read {
+  let current: unknown = body;
+  for (const [index, key] of location.path.entries()) {
+    if (current === undefined || current === null) return { kind: "absent" };
+    if (typeof current !== "object" || Array.isArray(current)) {
+      return { kind: "invalid", name: location.path.slice(0, index).join("."), expected: "an object" };
+    }
+    current = (current as Record<string, unknown>)[key];
+  }
+  if (current === undefined || current === null) return { kind: "absent" };
+  if (typeof current === "number" && Number.isFinite(current)) return { kind: "number", value: current };
+  return { kind: "invalid", name: location.name, expected: "a number" };
+}
+
+const NONE: GenerationParameters = {
+  tokens: [],
+  temperature: undefined,
+  invalidTokens: undefined,
+  invalidTemperature: undefined,
+  cap: undefined,
+};
+
+export function readGenerationParameters(
+  format: BodyFormat,
+  body: Record<string, unknown> | undefined,
+): GenerationParameters {
+  const spec = BY_FORMAT[format];
+  if (!spec) return NONE;
+  const result: GenerationParameters = { ...NONE, tokens: [], cap: spec.cap };
+  if (!body) return result;
+  for (const location of spec.tokens) {
+    const found = read(body, location);
+    if (found.kind === "invalid") result.invalidTokens ??= { name: found.name, expected: found.expected };
+    else if (found.kind === "number") {
+      const unlimited = spec.negativeIsUnlimited && found.value < 0;
+      result.tokens.push({
+        name: location.name,
+        value: found.value,
+        compared: unlimited ? Number.POSITIVE_INFINITY : found.value,
+      });
+    }
+  }
+  const temperature = read(body, spec.temperature);
+  if (temperature.kind === "invalid") {
+    result.invalidTemperature = { name: temperature.name, expected: temperature.expected };
+  } else if (temperature.kind === "number") {
+    result.temperature = { name: spec.temperature.name, value: temperature.value, compared: temperature.value };
+  }
+  return result;
+}

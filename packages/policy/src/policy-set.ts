@@ -1,0 +1,316 @@
+import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
+import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
+import type { ModelMatcher } from "./glob.js";
+import { explainLimitFailures, type LimitFailure, limitFailures } from "./limits.js";
+import { readGenerationParameters } from "./parameters.js";
+import { codePointLength, type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
+import type { Operation } from "./request-kind.js";
+import { listing, quote } from "./text.js";
+
+/** Operations whose requests carry a prompt, so prompt rules concern them. */
+const CARRIES_PROMPT: ReadonlySet<Operation> = new Set(["inference", "embeddings", "raw"]);
+
+const EMPTY_PROMPT: ExtractedPrompt = { text: "", nonText: false };
+
+/** A policy's grant of one connection, with the matcher for that resource's model patterns. */
+interface Grant {
+  policy: CompiledPolicy;
+  matches: ModelMatcher;
+}
+
+/** Subject key → connection → grants: evaluation touches only the subject's grants of one connection. */
+type SubjectIndex = Map<string, Map<string, Grant[]>>;
+
+function add(index: SubjectIndex, key: string, policy: CompiledPolicy): void {
+  let byConnection = index.get(key);
+  if (byConnection === undefined) {
+    byConnection = new Map();
+    index.set(key, byConnection);
+  }
+  for (const [connection, matches] of policy.resources) {
+    const grants = byConnection.get(connection);
+    if (grants === undefined) byConnection.set(connection, [{ policy, matches }]);
+    else if (grants.at(-1)?.policy !== policy) grants.push({ policy, matches });
+  }
+}
+
+function denied(code: Denial["code"], policies: readonly CompiledPolicy[], reasons: string[], param?: string): Denial {
+  const denial: Denial = { decision: "denied", code, policyIds: policies.map((policy) => policy.id), reasons };
+  if (param !== undefined) denial.param = param;
+  return denial;
+}
+
+const policyNames = (policies: readonly CompiledPolicy[]) =>
+  listing(policies.map((policy) => `policy ${quote(policy.name)}`));
+
+/**
+ * The enabled policies in force, indexed for evaluation. Built once per
+ * configuration (the gateway rebuilds it when the control plane pushes a
+ * change) and then only read, so one instance serves every request.
+ *
+ * Default deny: a request is allowed only by a grant, a policy that names
+ * the subject, the connection (and model) and the operation.
+ */
+export class PolicySet {
+  /** Policies that take part in evaluation (enabled and compiled). */
+  readonly size: number;
+  /** Policies that could not be compiled; they grant nothing. */
+  readonly errors: { policyId: string; message: string }[] = [];
+
+  readonly #byGroup: SubjectIndex = new Map();
+  readonly #byUserId: SubjectIndex = new Map();
+  readonly #byEmail: SubjectIndex = new Map();
+  readonly #byApiKey: SubjectIndex = new Map();
+
+  constructor(policies: readonly StoredPolicy[]) {
+    const compiled: CompiledPolicy[] = [];
+    const seen = new Set<string>();
+    for (const stored of policies) {
+      if (!stored.enabled) continue;
+      if (seen.has(stored.id)) {
+        this.errors.push({ policyId: stored.id, message: "duplicate policy id; only the first is used" });
+        continue;
+      }
+      seen.add(stored.id);
+      try {
+        compiled.push(compilePolicy(stored));
+      } catch (error) {
+        this.errors.push({ policyId: stored.id, message: error instanceof Error ? error.message : String(error) });
+      }
+    }
+    compiled.sort(morePermissiveFirst);
+    for (const [rank, policy] of compiled.entries()) {
+      policy.rank = rank;
+      const { groups, users, apiKeys } = policy.definition.subjects;
+      for (const group of groups) add(this.#byGroup, group, policy);
+      // A users entry may be an id or an email; it is indexed as both.
+      for (const user of users) {
+        add(this.#byUserId, user, policy);
+        add(this.#byEmail, user.toLowerCase(), policy);
+      }
+      for (const key of apiKeys) add(this.#byApiKey, key.toLowerCase(), policy);
+    }
+    this.size = compiled.length;
+  }
+
+  /**
+   * The subject's grants of one connection, most permissive first. A
+   * subject matched several ways (two groups, group and email) gets each
+   * policy once.
+   */
+  #grants(subject: Subject, connection: string): Grant[] {
+    const found: Grant[] = [];
+    const collect = (index: SubjectIndex, key: string) => {
+      const grants = index.get(key)?.get(connection);
+      if (grants === undefined) return;
+      for (const grant of grants) if (!found.some((other) => other.policy === grant.policy)) found.push(grant);
+    };
+    for (const group of subject.groups) collect(this.#byGroup, group);
+    if (subject.userId !== "") collect(this.#byUserId, subject.userId);
+    if (subject.email) collect(this.#byEmail, subject.email.toLowerCase());
+    if (subject.apiKeyId) collect(this.#byApiKey, subject.apiKeyId.toLowerCase());
+    if (found.length > 1) found.sort((a, b) => a.policy.rank - b.policy.rank);
+    return found;
+  }
+
+  /** The decision for one request; never changes the request (the gateway applies `capped`). */
+  evaluate(subject: Subject, request: EvaluationRequest): Evaluation {
+    const grants: CompiledPolicy[] = [];
+    const otherOperations: CompiledPolicy[] = [];
+    for (const { policy, matches } of this.#grants(subject, request.connection)) {
+      if (request.model !== undefined && !matches(request.model)) continue;
+      (policy.operations.has(request.operation) ? grants : otherOperations).push(policy);
+    }
+    if (grants.length === 0) return noGrant(request, otherOperations);
+    return decide(grants, request);
+  }
+
+  /**
+   * Any enabled grant of any operation for this subject on this connection
+   * (and model, when given): for routing a bare model name among
+   * connections. The request itself is still evaluated.
+   */
+  mayUse(subject: Subject, connection: string, model?: string): boolean {
+    return this.#grants(subject, connection).some(({ matches }) => model === undefined || matches(model));
+  }
+
+  /** Of the given model names on a connection, those the subject may use with `operation`, in their order. */
+  allowedModels(
+    subject: Subject,
+    connection: string,
+    models: readonly string[],
+    operation: Operation = "models.list",
+  ): string[] {
+    const grants = this.#grants(subject, connection).filter(({ policy }) => policy.operations.has(operation));
+    if (grants.length === 0) return [];
+    return models.filter((model) => grants.some(({ matches }) => matches(model)));
+  }
+}
+
+/**
+ * No grant. Policies the subject is not covered by are never named: a
+ * caller must not learn which policies exist for others. Those that cover
+ * the subject and resource but not the operation are the caller's own.
+ */
+function noGrant(request: EvaluationRequest, otherOperations: readonly CompiledPolicy[]): Denial {
+  const target =
+    request.model === undefined
+      ? `connection ${quote(request.connection)}`
+      : `model ${quote(request.model)} on connection ${quote(request.connection)}`;
+  if (otherOperations.length === 0) {
+    return denied("model_not_allowed", [], [`no policy grants access to ${target}`]);
+  }
+  return denied("operation_not_allowed", otherOperations, [
+    `operation ${quote(request.operation)} is not allowed on ${target}`,
+    ...otherOperations.map(
+      (policy) => `policy ${quote(policy.name)} allows only ${listing([...policy.operations].map(quote))} there`,
+    ),
+  ]);
+}
+
+function firstMatch(
+  grants: readonly CompiledPolicy[],
+  rulesOf: (policy: CompiledPolicy) => readonly CompiledRule[],
+  text: string,
+) {
+  for (const policy of grants) {
+    for (const rule of rulesOf(policy)) {
+      if (rule.regex.test(text)) return { policy, rule };
+    }
+  }
+  return undefined;
+}
+
+const ruleName = (rule: CompiledRule) =>
+  rule.description === undefined ? "a prompt rule" : `rule ${quote(rule.description)}`;
+
+/** Content checks shared by every grant: deny overrides. */
+function checkPrompt(
+  grants: readonly CompiledPolicy[],
+  request: EvaluationRequest,
+  prompt: ExtractedPrompt,
+): Denial | undefined {
+  const checking = grants.filter((policy) => policy.checksPrompt);
+  if (checking.length === 0) return undefined;
+  const names = policyNames(checking);
+  if (request.format === "none") {
+    // The engine does not read this body (a raw pass-through, TGI's /embed):
+    // a prompt could pass rules it cannot see.
+    if (CARRIES_PROMPT.has(request.operation)) {
+      return denied("invalid_request", checking, [
+        `the prompt of this request cannot be checked, and ${names} ${checking.length > 1 ? "have" : "has"} prompt rules or a prompt size limit`,
+      ]);
+    }
+    return undefined;
+  }
+  if (request.body === undefined) {
+    return denied("invalid_request", checking, [`a request body is needed to check the prompt rules of ${names}`]);
+  }
+  if (prompt.nonText) {
+    // Token ids, images or audio would slip past text rules.
+    return denied("invalid_request", checking, [`prompt must be text when prompt rules apply (${names})`], "prompt");
+  }
+  if (!grants.some((policy) => policy.blockRules.length > 0 || policy.approvalRules.length > 0)) return undefined;
+  const text = normalizePromptText(prompt.text);
+  const blocked = firstMatch(grants, (policy) => policy.blockRules, text);
+  if (blocked) {
+    return denied(
+      "prompt_blocked",
+      [blocked.policy],
+      [`the prompt is blocked by ${ruleName(blocked.rule)} of policy ${quote(blocked.policy.name)}`],
+    );
+  }
+  const held = firstMatch(grants, (policy) => policy.approvalRules, text);
+  if (held) {
+    const denial = denied(
+      "prompt_blocked",
+      [held.policy],
+      [
+        `the prompt needs approval under ${ruleName(held.rule)} of policy ${quote(held.policy.name)}, and approvals are not available yet`,
+      ],
+    );
+    denial.requiresApproval = true;
+    return denial;
+  }
+  return undefined;
+}
+
+/** The request has at least one grant: content rules of all, then limits of each. */
+function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): Evaluation {
+  const { body, format } = request;
+  const prompt = body !== undefined && format !== "none" ? extractPrompt(format, body) : EMPTY_PROMPT;
+  const promptDenial = checkPrompt(grants, request, prompt);
+  if (promptDenial) return promptDenial;
+
+  const parameters = readGenerationParameters(format, body);
+  // A malformed parameter a grant limits cannot be compared, and the
+  // runtime might read it differently: refuse it rather than guess.
+  const { invalidTokens, invalidTemperature } = parameters;
+  const capping = grants.filter((policy) => policy.limits.maxTokens !== undefined);
+  if (invalidTokens !== undefined && capping.length > 0) {
+    return denied(
+      "invalid_request",
+      capping,
+      [`${invalidTokens.name} must be ${invalidTokens.expected}`],
+      invalidTokens.name,
+    );
+  }
+  const bounding = grants.filter((policy) => policy.limits.temperature !== undefined);
+  if (invalidTemperature !== undefined && bounding.length > 0) {
+    return denied(
+      "invalid_request",
+      bounding,
+      [`${invalidTemperature.name} must be ${invalidTemperature.expected}`],
+      invalidTemperature.name,
+    );
+  }
+
+  // Grants come most permissive first, so the first one the request
+  // satisfies is the winner.
+  const promptChars = codePointLength(prompt.text);
+  const failures: LimitFailure[] = [];
+  let winner: CompiledPolicy | undefined;
+  for (const policy of grants) {
+    const broken = limitFailures(policy, parameters, promptChars);
+    if (broken.length === 0) {
+      winner = policy;
+      break;
+    }
+    failures.push(...broken);
+  }
+  if (winner === undefined) {
+    const { param, reasons } = explainLimitFailures(failures);
+    return denied("parameter_limit_exceeded", grants, reasons, param);
+  }
+
+  const reasons = [`allowed by policy ${quote(winner.name)}`];
+  const capped: ParameterEdit[] = [];
+  const cap = winner.limits.maxTokens;
+  let generated = 0;
+  for (const token of parameters.tokens) {
+    if (Number.isFinite(token.compared) && token.value > generated) generated = token.value;
+  }
+  if (cap !== undefined && parameters.cap !== undefined && parameters.tokens.length === 0) {
+    capped.push({ parameter: parameters.cap.name, path: [...parameters.cap.path], value: cap });
+    reasons.push(
+      `${parameters.cap.name} set to ${cap}, the limit of policy ${quote(winner.name)}, as the request set none`,
+    );
+    generated = cap;
+  }
+  const { requestsPerMinute, tokensPerMinute } = winner.limits;
+  let rateLimit: Extract<Evaluation, { decision: "allowed" }>["rateLimit"];
+  if (requestsPerMinute !== undefined || tokensPerMinute !== undefined) {
+    rateLimit = { policyId: winner.id };
+    if (requestsPerMinute !== undefined) rateLimit.requestsPerMinute = requestsPerMinute;
+    if (tokensPerMinute !== undefined) rateLimit.tokensPerMinute = tokensPerMinute;
+  }
+  return {
+    decision: "allowed",
+    policyIds: [winner.id],
+    reasons,
+    effectiveLimits: winner.limits,
+    capped,
+    rateLimit,
+    estimatedTokens: Math.ceil(promptChars / 4) + generated,
+  };
+}

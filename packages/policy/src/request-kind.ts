@@ -1,0 +1,24 @@
+/**
+ * What a request does, independent of which runtime serves it. Policies grant
+ * operations; the body format tells the engine where a request keeps its
+ * prompt and its generation parameters.
+ */
+export const OPERATIONS = ["inference", "embeddings", "models.list", "read", "raw"] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+export type ConnectionProtocol = "openai" | "ollama" | "tgi" | "http";
+
+export type BodyFormat =
+  | "openai.chat"
+  | "openai.completions"
+  | "openai.embeddings"
+  | "ollama.generate"
+  | "ollama.chat"
+  | "ollama.embed"
+  | "tgi.generate"
+  | "none";
+
+export interface RequestKind {
+  operation: Operation;
+  format: BodyFormat;
+}

@@ -1,0 +1,184 @@
+import { z } from "zod";
+import { OPERATIONS } from "./request-kind.js";
+
+/**
+ * The policy document. Every object is strict: an unknown key is an error,
+ * so a typo (`limit` for `limits`) is refused instead of silently granting
+ * without the limits its author meant. The gateway parses stored policies
+ * with the same schema, so a document written by a newer control plane
+ * (with a field this version does not know) is skipped there: it grants
+ * nothing rather than granting without its new restrictions.
+ */
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+// Descriptions may span lines (and hold tabs); no other control characters.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+const CONTROL_EXCEPT_NEWLINE = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/;
+
+const plainText = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((value) => !CONTROL_CHARACTERS.test(value), "must not contain control characters");
+
+/** A list of at most `max` distinct entries (compared with `key`). */
+function uniqueList<T extends z.ZodType>(item: T, max: number, key: (value: z.output<T>) => string = String) {
+  return z
+    .array(item)
+    .max(max)
+    .superRefine((values, context) => {
+      const seen = new Set<string>();
+      for (const [index, value] of values.entries()) {
+        const k = key(value);
+        if (seen.has(k)) context.addIssue({ code: "custom", message: "duplicate entry", path: [index] });
+        seen.add(k);
+      }
+    });
+}
+
+const subjectsSchema = z
+  .strictObject({
+    groups: uniqueList(plainText(256), 1000).default([]),
+    users: uniqueList(plainText(320), 1000).default([]).describe("user ids, or emails (compared case-insensitively)"),
+    // Key ids are compared case-insensitively: a UUID's case carries no meaning.
+    apiKeys: uniqueList(z.uuid(), 1000, (id) => id.toLowerCase()).default([]),
+  })
+  .refine(
+    (subjects) => subjects.groups.length + subjects.users.length + subjects.apiKeys.length > 0,
+    "name at least one group, user or API key",
+  );
+
+const modelPattern = plainText(256).describe("a model name; `*` matches any run of characters");
+
+const resourceSchema = z.strictObject({
+  connection: z
+    .string()
+    .regex(
+      /^[a-z0-9][a-z0-9-]{0,62}$/,
+      "must be 1-63 lowercase letters, digits and hyphens, not starting with a hyphen",
+    ),
+  models: uniqueList(modelPattern, 100).min(1).default(["*"]),
+});
+
+const resourcesSchema = z
+  .array(resourceSchema)
+  .min(1)
+  .max(100)
+  .superRefine((resources, context) => {
+    // One entry per connection: two entries for the same one read as if each
+    // restricted the other, which they would not.
+    const seen = new Set<string>();
+    for (const [index, resource] of resources.entries()) {
+      if (seen.has(resource.connection)) {
+        context.addIssue({
+          code: "custom",
+          message: "connection listed twice; merge its model patterns into one entry",
+          path: [index, "connection"],
+        });
+      }
+      seen.add(resource.connection);
+    }
+  });
+
+const count = (max: number) => z.number().int().min(1).max(max);
+const temperatureValue = z.number().min(0).max(100);
+
+const temperatureSchema = z
+  .strictObject({ min: temperatureValue.optional(), max: temperatureValue.optional() })
+  .refine((range) => range.min !== undefined || range.max !== undefined, "give min, max or both")
+  .refine((range) => range.min === undefined || range.max === undefined || range.min <= range.max, {
+    message: "min must not exceed max",
+    path: ["min"],
+  });
+
+const limitsSchema = z.strictObject({
+  maxTokens: count(10_000_000).optional(),
+  temperature: temperatureSchema.optional(),
+  maxPromptChars: count(100_000_000).optional(),
+  requestsPerMinute: count(10_000_000).optional(),
+  tokensPerMinute: count(10_000_000).optional(),
+});
+
+const validFlags = (flags: string) => /^[ims]*$/.test(flags) && new Set(flags).size === flags.length;
+
+/** Flags a rule may set; the engine always adds `u` (and nothing else). */
+const flagsSchema = z.string().refine(validFlags, "only the flags i, m and s are allowed, each at most once");
+
+/** How the engine compiles a rule, here and at every gateway. */
+export function compileRulePattern(pattern: string, flags: string): RegExp {
+  return new RegExp(pattern, `${flags}u`);
+}
+
+/** The compiler's complaint about a pattern, or undefined when it compiles. */
+export function patternError(pattern: string, flags: string): string | undefined {
+  try {
+    compileRulePattern(pattern, flags);
+    return undefined;
+  } catch (error) {
+    return error instanceof Error ? error.message : String(error);
+  }
+}
+
+const promptRuleSchema = z
+  .strictObject({
+    pattern: z.string().min(1).max(512),
+    flags: flagsSchema.default(""),
+    action: z.enum(["block", "require_approval"]),
+    description: plainText(256).optional(),
+  })
+  .superRefine((rule, context) => {
+    // Refinements run even when a field failed; bad flags are reported once, above.
+    if (typeof rule.flags !== "string" || !validFlags(rule.flags) || typeof rule.pattern !== "string") return;
+    const error = patternError(rule.pattern, rule.flags);
+    if (error !== undefined) {
+      context.addIssue({ code: "custom", message: `does not compile: ${error}`, path: ["pattern"] });
+    }
+  });
+
+const operationsSchema = z
+  .array(z.enum(OPERATIONS))
+  .min(1)
+  .superRefine((operations, context) => {
+    if (new Set(operations).size !== operations.length) {
+      context.addIssue({ code: "custom", message: "an operation is listed twice" });
+    }
+  });
+
+/**
+ * The fields of a definition. New fields (masking) are added here, once, and
+ * reach both schemas below.
+ */
+const definitionShape = {
+  subjects: subjectsSchema,
+  resources: resourcesSchema,
+  operations: operationsSchema,
+  limits: limitsSchema.default({}),
+  promptRules: z.array(promptRuleSchema).max(100).default([]),
+};
+
+/** What is stored in the policy's JSON column and pushed to gateways. */
+export const policyDefinitionSchema = z.strictObject(definitionShape);
+
+/** The document an API caller writes: the definition plus name, description and on/off. */
+export const policyInputSchema = z.strictObject({
+  name: plainText(128).refine((name) => name.trim() === name, "must not start or end with white space"),
+  description: z
+    .string()
+    .max(1024)
+    .refine(
+      (value) => !CONTROL_EXCEPT_NEWLINE.test(value),
+      "must not contain control characters other than line breaks and tabs",
+    )
+    .optional(),
+  enabled: z.boolean().default(true),
+  ...definitionShape,
+});
+
+/** A parsed policy document (defaults applied). */
+export type PolicyInput = z.output<typeof policyInputSchema>;
+/** A parsed definition (defaults applied): what PolicySet compiles. */
+export type PolicyDefinition = z.output<typeof policyDefinitionSchema>;
+export type PromptRule = PolicyDefinition["promptRules"][number];
+export type PolicyLimits = PolicyDefinition["limits"];
