@@ -37,6 +37,11 @@ export function dropDatabase(databaseUrl) {
   return resetDatabase(databaseUrl, { create: false });
 }
 
+/** Drops (when it exists) and creates the scratch database, for benchmarks that start their own services. */
+export function recreateDatabase(databaseUrl) {
+  return resetDatabase(databaseUrl, { create: true });
+}
+
 async function getStatus(url, headers = {}) {
   const response = await fetch(url, { headers, signal: AbortSignal.timeout(2_000) });
   await response.arrayBuffer();

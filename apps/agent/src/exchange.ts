@@ -3,9 +3,11 @@
 // same stream with its own HTTP/2 flow control. Reusing streams instead of
 // opening one per request saves about 1 ms of CPU per request (gRPC call
 // setup on both ends, measured), which is most of what a hop may cost.
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { headersForCaller, type Logger, UnsafePathError } from "@modelgate/core";
+import { createResponseMasker, Masker, type MaskingProfile, type ResponseMasker } from "@modelgate/masking";
 import type {
   AgentFrameInput,
   ErrorCode,
@@ -48,6 +50,77 @@ export interface SlotContext {
   onBusy: (busy: boolean) => void;
   /** The stream is gone (closed by the gateway, broken, or cancelled by us). */
   onClosed: () => void;
+}
+
+/** Masking failed under `onError: "block"`: the rest of the response is withheld. */
+class MaskingFailure extends Error {}
+
+/** The request's masking profile, or undefined when its decision asks for none. Throws when it is unreadable. */
+function maskingProfileOf(head: RequestHead): MaskingProfile | undefined {
+  const json = head.decision?.maskingJson;
+  if (!json) return undefined;
+  return JSON.parse(json) as MaskingProfile;
+}
+
+/**
+ * Masks a response at the source, chunk by chunk. A failure ends the
+ * response (fail closed) unless the policy explicitly opted into `pass`, in
+ * which case the rest goes out unmasked and the log says so.
+ */
+class ResponseFilter {
+  #masker: ResponseMasker | undefined;
+  readonly #profile: MaskingProfile;
+  readonly #logger: Logger;
+  readonly #requestId: string;
+  #counts: Record<string, number> = {};
+
+  constructor(profile: MaskingProfile, contentType: string, logger: Logger, requestId: string) {
+    this.#profile = profile;
+    this.#logger = logger;
+    this.#requestId = requestId;
+    // A fresh key per request: hash-style pseudonyms are stable within one
+    // session and unlinkable across sessions.
+    const masker = new Masker(profile, { hashKey: randomBytes(32) });
+    this.#masker = createResponseMasker(masker, { contentType, fields: profile.fields });
+  }
+
+  push(chunk: Buffer): Buffer {
+    return this.#run(chunk, (masker) => masker.push(chunk));
+  }
+
+  end(): Buffer {
+    return this.#run(EMPTY, (masker) => masker.end());
+  }
+
+  get counts(): Record<string, number> {
+    return this.#masker ? { ...this.#counts, ...this.#masker.counts } : this.#counts;
+  }
+
+  #run(raw: Buffer, step: (masker: ResponseMasker) => Uint8Array): Buffer {
+    const masker = this.#masker;
+    if (!masker) return raw;
+    try {
+      const out = step(masker);
+      return Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+    } catch (error) {
+      if (this.#profile.onError !== "pass") {
+        this.#logger.warn(
+          { err: error, requestId: this.#requestId },
+          "masking failed; withholding the rest of the response",
+        );
+        throw new MaskingFailure(error instanceof Error ? error.message : String(error));
+      }
+      // Explicit opt-in: from here on the response is not masked. Text the
+      // masker was holding back at this moment is not recovered.
+      this.#logger.error(
+        { err: error, requestId: this.#requestId },
+        "masking failed; sending the rest of the response UNMASKED (policy onError: pass)",
+      );
+      this.#counts = { ...masker.counts };
+      this.#masker = undefined;
+      return raw;
+    }
+  }
 }
 
 /** Why a runtime request was aborted. */
@@ -140,6 +213,13 @@ async function runExchange(
 ): Promise<void> {
   const fail = (code: ErrorCode, message: string) => call.write({ error: { code, message } });
   if (draining()) return void fail("ERROR_CODE_DRAINING", "agent is draining");
+  let profile: MaskingProfile | undefined;
+  try {
+    profile = maskingProfileOf(head);
+  } catch {
+    // Never send a response whose masking could not even be read.
+    return void fail("ERROR_CODE_MASKING_FAILED", "the request's masking profile is unreadable");
+  }
   // Another gateway may have filled this agent meanwhile.
   if (!limiter.tryAcquire()) return void fail("ERROR_CODE_AT_CAPACITY", "agent is at capacity");
 
@@ -158,7 +238,11 @@ async function runExchange(
     const response = await runtime.send({
       method: head.method,
       path: head.path,
-      headers: head.headers,
+      // A compressed answer cannot be masked (it would fail closed): ask the
+      // runtime for plain text when masking applies.
+      headers: profile
+        ? head.headers.filter((header) => header.name.toLowerCase() !== "accept-encoding")
+        : head.headers,
       body: head.body,
       signal,
     });
@@ -175,28 +259,38 @@ async function runExchange(
     const send = async (part: ResponsePartInput) => {
       if (!call.write({ part })) await once(call, "drain", { signal });
     };
-    if (isStreamed(response.headers["content-type"])) {
-      // Every event leaves as soon as the runtime writes it.
+    const contentType = String(response.headers["content-type"] ?? "");
+    const filter = profile ? new ResponseFilter(profile, contentType, logger, head.requestId) : undefined;
+    const counts = () => (filter ? { maskedCounts: filter.counts } : {});
+    if (isStreamed(contentType)) {
+      // Every event leaves as soon as the runtime writes it (and masking
+      // releases it).
       await send({ head: takeHead() });
       for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        for (const piece of frames(chunk)) await send({ body: piece });
+        for (const piece of frames(filter ? filter.push(chunk) : chunk)) await send({ body: piece });
       }
+      const tail = filter?.end() ?? EMPTY;
+      for (const piece of frames(tail)) await send({ body: piece });
       ended = true;
       clearTimeout(timer);
-      await send({ end: true });
+      await send({ end: true, ...counts() });
     } else {
       // One piece of lookahead: the last piece travels with the end (and,
       // for a small body, with the head), in one message.
       let pending: Buffer | undefined;
-      for await (const chunk of response.body as AsyncIterable<Buffer>) {
-        for (const piece of frames(chunk)) {
+      const forward = async (bytes: Buffer) => {
+        for (const piece of frames(bytes)) {
           if (pending) await send({ head: takeHead(), body: pending });
           pending = piece;
         }
+      };
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        await forward(filter ? filter.push(chunk) : chunk);
       }
+      if (filter) await forward(filter.end());
       ended = true;
       clearTimeout(timer);
-      await send({ head: takeHead(), body: pending ?? EMPTY, end: true });
+      await send({ head: takeHead(), body: pending ?? EMPTY, end: true, ...counts() });
     }
   } catch (error) {
     const reason = abortReason();
@@ -208,6 +302,9 @@ async function runExchange(
       logger.debug({ requestId: head.requestId, reason }, "runtime request aborted");
     } else if (timedOut) {
       fail("ERROR_CODE_RUNTIME_TIMEOUT", "the runtime did not answer in time");
+    } else if (error instanceof MaskingFailure) {
+      // Leaving the body's loop closed it, which aborts the runtime request.
+      fail("ERROR_CODE_MASKING_FAILED", "the response could not be masked");
     } else if (error instanceof UnsafePathError) {
       fail("ERROR_CODE_INVALID_REQUEST", `refused path: ${error.message}`);
     } else {

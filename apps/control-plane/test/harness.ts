@@ -20,7 +20,7 @@ export interface RunningControlPlane {
 }
 
 export async function startControlPlane(
-  options: { databaseUrl?: string; oidc?: AuthenticatorOptions["oidc"] } = {},
+  options: { databaseUrl?: string; oidc?: AuthenticatorOptions["oidc"]; adminToken?: string } = {},
 ): Promise<RunningControlPlane> {
   const database = await createTestDatabase();
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl ?? database.url, maxConnections: 4 });
@@ -31,7 +31,7 @@ export async function startControlPlane(
       callback();
     },
   });
-  const adminToken = generateSecret("mgadmin_");
+  const adminToken = options.adminToken ?? generateSecret("mgadmin_");
   const app = createApp({
     db,
     logger: createLogger({ name: "control-plane", level: "info", destination }),

@@ -23,6 +23,8 @@ describe("OIDC sign-in and roles on the control-plane API", () => {
     await verifier.start();
     cp = await startControlPlane({
       oidc: { verifier, roleGroups: { admin: ["mg-admins"], auditor: ["mg-auditors"], approver: ["mg-approvers"] } },
+      // Shaped like a JWT on purpose: it must still be taken as the bootstrap token.
+      adminToken: "mgadmin.bootstrap-token-with-two.dots-and-enough-length",
     });
     api = apiClient(cp);
   });

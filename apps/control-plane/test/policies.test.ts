@@ -111,6 +111,33 @@ describe("policies API", () => {
     });
   });
 
+  it.each([
+    ["a NUL character in a pattern", { promptRules: [{ pattern: "a\u0000b", action: "block" }] }],
+    ["an unpaired surrogate in a description", { description: "broken \ud800 text" }],
+  ])("refuses %s (Postgres could not store it) and stores nothing", async (_label, change) => {
+    const before = await cp.db.policy.count();
+    const answer = await api("POST", "/api/v1/policies", { body: { ...DS_POLICY, name: "unstorable", ...change } });
+    expectProblem(answer, 400, "invalid_request");
+    expect(await cp.db.policy.count()).toBe(before);
+  });
+
+  it("a stored policy this version cannot read is still deletable, and the dry run skips it", async () => {
+    const { id } = (await api("POST", "/api/v1/policies", { body: { ...DS_POLICY, name: "from-the-future" } })).body;
+    // As a newer control plane would leave it after a rollback.
+    await cp.db
+      .$executeRaw`UPDATE policies SET definition = definition || '{"futureField": true}'::jsonb WHERE id = ${id}::uuid`;
+    const dryRun = await api("POST", "/api/v1/policies/evaluate", {
+      body: {
+        subject: { groups: ["data-science"] },
+        request: { connection: "llama", model: "llama-3.1-8b-instruct", operation: "inference" },
+      },
+    });
+    expect(dryRun.status).toBe(200);
+    expect(dryRun.body.policyIds).not.toContain(id);
+    expect((await api("DELETE", `/api/v1/policies/${id}`)).status).toBe(204);
+    expect(await cp.db.policy.count({ where: { id } })).toBe(0);
+  });
+
   describe("dry run", () => {
     beforeAll(async () => {
       await api("POST", "/api/v1/policies", { body: { ...DS_POLICY, name: "dry-run-ds" } });

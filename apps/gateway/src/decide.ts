@@ -1,7 +1,8 @@
 // The decision stage: the policy set the control plane pushed decides
 // whether this identity may make this request, with which parameters, and
 // charges the winning grant's rate limits. Nothing here touches Postgres.
-import type { Evaluation, EvaluationRequest, PolicySet } from "@modelgate/policy";
+import { DEFAULT_FIELDS, type MaskingProfile } from "@modelgate/masking";
+import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet } from "@modelgate/policy";
 import type { Decision } from "@modelgate/protocol";
 import { GatewayError } from "./errors.js";
 import type { JsonEdit } from "./http-body.js";
@@ -37,7 +38,7 @@ export class PolicyDenial extends GatewayError {
 export function evaluate(
   policies: PolicySet,
   identity: Identity,
-  request: EvaluationRequest,
+  request: EvaluationRequest & { protocol: ConnectionProtocol },
   sessionId: string,
   displayTarget: string,
 ): Verdict {
@@ -70,8 +71,18 @@ export function evaluate(
       operation: request.operation,
       reasons: evaluation.reasons,
       capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
+      maskingJson: evaluation.masking ? JSON.stringify(resolveFields(evaluation.masking, request.protocol)) : "",
     },
   };
+}
+
+/**
+ * The agent does not know its connection's protocol: a profile that names
+ * no fields gets the protocol's defaults here (`choices[*].delta.content`,
+ * Ollama's `message.content`, …).
+ */
+function resolveFields(profile: MaskingProfile, protocol: ConnectionProtocol): MaskingProfile {
+  return profile.fields.length > 0 ? profile : { ...profile, fields: [...DEFAULT_FIELDS[protocol]] };
 }
 
 function paramOf(code: string): string | null {

@@ -25,6 +25,8 @@ export const GATEWAY_ERRORS = {
   rate_limited: { status: 429, type: "rate_limit_error" },
   internal: { status: 500, type: "server_error" },
   upstream_error: { status: 502, type: "server_error" },
+  // The agent could not mask the response; nothing unmasked was sent.
+  masking_failed: { status: 502, type: "server_error" },
   no_agent_available: { status: 503, type: "server_error" },
   identity_provider_unavailable: { status: 503, type: "server_error" },
   rate_limiter_unavailable: { status: 503, type: "server_error" },

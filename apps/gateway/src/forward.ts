@@ -48,6 +48,8 @@ export interface ForwardContext {
 export interface ForwardOutcome {
   status: number;
   agentId: string | undefined;
+  /** What the agent masked in the response, per entity (from its end part). */
+  maskedCounts?: Record<string, number>;
   /** Set when the request did not complete normally. */
   error?: GatewayErrorCode | "client_gone";
 }
@@ -107,6 +109,10 @@ export async function forward(
 const AGENT_ERRORS: Partial<Record<ErrorCode, { code: GatewayErrorCode; message: string }>> = {
   ERROR_CODE_RUNTIME_TIMEOUT: { code: "upstream_timeout", message: "the model runtime did not answer in time" },
   ERROR_CODE_INVALID_REQUEST: { code: "invalid_request", message: "the agent refused the request" },
+  ERROR_CODE_MASKING_FAILED: {
+    code: "masking_failed",
+    message: "the response could not be masked, so the rest of it was withheld",
+  },
 };
 
 function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, context: ForwardContext) {
@@ -174,7 +180,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       if (frame.started) {
         started = true;
       } else if (frame.part) {
-        const { head, body, end } = frame.part;
+        const { head, body, end, maskedCounts } = frame.part;
         if (head) {
           if (res.headersSent) throw new Error("a second response head");
           res.writeHead(head.status, responseHeaders(head, body, end));
@@ -188,7 +194,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
         }
         if (end) {
           res.end(body.length > 0 && request.method !== "HEAD" ? body : undefined);
-          return done({ status }, true);
+          return done(Object.keys(maskedCounts).length > 0 ? { status, maskedCounts } : { status }, true);
         }
         // Backpressure per request: a slow client pauses only its own
         // stream, and HTTP/2 flow control carries that back to the agent.

@@ -127,7 +127,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     updateAgentMetrics();
   });
   store.on("change", updateAgentMetrics);
-  store.on("change", ({ policyProblems }: ConfigChange) => {
+  let policyProblems: ConfigChange["policyProblems"] = [];
+  store.on("change", (change: ConfigChange) => {
+    policyProblems = change.policyProblems;
     for (const problem of policyProblems) {
       logger.error(problem, "policy cannot be enforced by this gateway; it grants nothing here");
     }
@@ -164,6 +166,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         },
         agents: pool.connectedCount(),
         policies: store.policies.size,
+        // Policies this gateway could not read grant nothing here; operators
+        // should know before their users do.
+        policyProblems: policyProblems.map((problem) => problem.policyId),
         rateLimits: options.redisUrl ? "redis" : "in-process",
         ...(oidc ? { oidc: oidc.status() } : {}),
       },

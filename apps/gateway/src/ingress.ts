@@ -3,6 +3,7 @@
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { headersForRuntime, type Logger, resolveRuntimePath, UnsafePathError, uuidv7 } from "@modelgate/core";
+import { MASK_NAME } from "@modelgate/masking";
 import {
   type BodyFormat,
   type ConnectionProtocol,
@@ -88,7 +89,9 @@ export function createIngress(options: IngressOptions) {
     let verdict: Verdict | undefined;
     let denial: PolicyDenial | undefined;
     let operation: string | undefined;
-    let outcome: { status: number; error?: string; agentId?: string | undefined } | undefined;
+    let outcome:
+      | { status: number; error?: string; agentId?: string | undefined; maskedCounts?: Record<string, number> }
+      | undefined;
     const clientGone = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) clientGone.abort();
@@ -107,14 +110,17 @@ export function createIngress(options: IngressOptions) {
           operation: routed.kind.operation,
           format: routed.kind.format,
           body: routed.json,
+          protocol: protocolOf(routed.connection),
         },
         sessionId,
         routed.displayTarget,
       );
       await chargeRateLimits(options.rateLimiter, identity, verdict);
       metrics.decisions.inc({ decision: "allowed", code: "" });
-      const edits = [...routed.edits, ...verdict.edits];
-      const body = edits.length > 0 ? rewriteJson(routed.body, edits) : routed.body;
+      // A body the policy read is forwarded as the policy read it: parsed
+      // and written again, so a runtime cannot see a duplicate key the
+      // engine did not (numbers keep their exact text).
+      const body = routed.json ? rewriteJson(routed.body, [...routed.edits, ...verdict.edits]) : routed.body;
       metrics.inFlight.inc({ connection: connectionName });
       try {
         outcome = await forward(
@@ -146,6 +152,11 @@ export function createIngress(options: IngressOptions) {
         );
       } finally {
         metrics.inFlight.dec({ connection: connectionName });
+      }
+      for (const [entity, count] of Object.entries(outcome?.maskedCounts ?? {})) {
+        // Names come from policies (entity types, custom detector names); the
+        // shape check keeps an agent from inflating label cardinality.
+        if (MASK_NAME.test(entity)) metrics.masked.inc({ entity }, count);
       }
     } catch (error) {
       if (error instanceof ClientGoneError || clientGone.signal.aborted) {
@@ -181,6 +192,7 @@ export function createIngress(options: IngressOptions) {
           policyIds: denial?.policyIds ?? verdict?.evaluation.policyIds,
           reasons: denial?.reasons ?? verdict?.evaluation.reasons,
           capped: verdict?.decision.capped?.length ? verdict.decision.capped : undefined,
+          masked: outcome?.maskedCounts,
           agentId: outcome?.agentId,
           status,
           error: outcome?.error,
@@ -195,7 +207,7 @@ export function createIngress(options: IngressOptions) {
     const rawUrl = req.url ?? "/";
     const pathEnd = rawUrl.indexOf("?");
     const pathname = pathEnd === -1 ? rawUrl : rawUrl.slice(0, pathEnd);
-    if (pathname.startsWith("/c/")) return routeNative(req, rawUrl, pathname, pathEnd);
+    if (pathname.startsWith("/c/")) return routeNative(req, rawUrl, pathname, pathEnd, identity);
     if (MODEL_ROUTES.has(pathname)) return routeOpenAi(req, rawUrl, pathname, identity);
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
   }
@@ -205,13 +217,16 @@ export function createIngress(options: IngressOptions) {
     rawUrl: string,
     pathname: string,
     pathEnd: number,
+    identity: Identity,
   ): Promise<RoutedRequest> {
     const rest = pathname.slice(3);
     const slash = rest.indexOf("/");
     const name = slash === -1 ? rest : rest.slice(0, slash);
     const connection = store.connectionByName(name);
-    // Same answer as a connection the caller may not use: no existence oracle.
-    if (!connection) {
+    // A connection that does not exist and one the caller has no grant on
+    // get the same answer, before anything else about the request (its
+    // path, its body) is looked at: no existence oracle.
+    if (!connection || !store.policies.mayUse(subjectOf(identity), connection.name)) {
       throw new GatewayError("model_not_allowed", `connection "${name}" does not exist or is not available to you`);
     }
     const runtimePathOnly = slash === -1 ? "/" : rest.slice(slash);
@@ -223,11 +238,7 @@ export function createIngress(options: IngressOptions) {
       if (error instanceof UnsafePathError) throw new GatewayError("invalid_request", `refused path: ${error.message}`);
       throw error;
     }
-    const kind = classifyNativeRequest(
-      PROTOCOL_NAMES[connection.protocol as Extract<Protocol, string>],
-      req.method ?? "GET",
-      runtimePathOnly,
-    );
+    const kind = classifyNativeRequest(protocolOf(connection), req.method ?? "GET", runtimePathOnly);
     const body = await readBody(req, options.maxBodyBytes);
     // The policy reads what it limits (tokens, temperature, prompt) from the
     // body; a body it cannot read is refused, never waved through.
@@ -349,6 +360,10 @@ export function createIngress(options: IngressOptions) {
       sendError(res, gatewayError);
     }
   };
+}
+
+function protocolOf(connection: ConnectionConfig): ConnectionProtocol {
+  return PROTOCOL_NAMES[connection.protocol as Extract<Protocol, string>];
 }
 
 /** The route template as a metrics label: bounded, never the raw path. */

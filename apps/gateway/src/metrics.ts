@@ -11,6 +11,7 @@ export interface GatewayMetrics {
   agentsConnected: Gauge<"connection">;
   retries: Counter<"connection">;
   decisions: Counter<"decision" | "code">;
+  masked: Counter<"entity">;
   configLive: Gauge;
   configReceived: Gauge;
 }
@@ -68,6 +69,12 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
       name: "modelgate_policy_decisions_total",
       help: "Policy decisions, by outcome (allowed, denied, rate_limited) and error code",
       labelNames: ["decision", "code"],
+      registers: [registry],
+    }),
+    masked: new Counter({
+      name: "modelgate_masked_total",
+      help: "Values the agents masked in responses, by entity (EMAIL, CREDIT_CARD, custom names, …)",
+      labelNames: ["entity"],
       registers: [registry],
     }),
     retries: new Counter({

@@ -123,6 +123,49 @@ describe("OIDC users under group policies", () => {
   });
 });
 
+describe("bodies are read as the runtime reads them", () => {
+  it("refuses upper-case field names a Go runtime would read as the lower-case ones", async () => {
+    const token = await idp.mintAccessToken({ subject: "alice", groups: ["data-science"] });
+    const response = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ ...chat("hi"), MODEL: PROPRIETARY, MAX_TOKENS: 100000 }),
+    });
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as ErrorBody).error.code).toBe("invalid_request");
+  });
+
+  it("forwards a duplicate key once, as the policy read it", async () => {
+    const token = await idp.mintAccessToken({ subject: "alice", groups: ["data-science"] });
+    const response = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: `{"max_tokens":100000,"model":"llama/${ALLOWED}","messages":[{"role":"user","content":"hi"}],"max_tokens":16}`,
+    });
+    expect(response.status).toBe(200);
+    const seen = inferences(runtime).at(-1)?.body ?? "";
+    expect(seen.match(/max_tokens/g)).toHaveLength(1);
+    expect(JSON.parse(seen).max_tokens).toBe(16);
+  });
+
+  it("answers a caller without a grant the same for an existing and an invented connection, body unread", async () => {
+    const token = await idp.mintAccessToken({ subject: "mallory", groups: ["marketing"] });
+    const answers = [];
+    for (const name of ["llama", "no-such-connection"]) {
+      const response = await fetch(`${stack.gateway.url}/c/${name}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: "{",
+      });
+      answers.push({ status: response.status, code: ((await response.json()) as ErrorBody).error.code });
+    }
+    expect(answers).toEqual([
+      { status: 403, code: "model_not_allowed" },
+      { status: 403, code: "model_not_allowed" },
+    ]);
+  });
+});
+
 describe("parameter limits", () => {
   it("refuses max_tokens above the cap, naming the parameter and the limit", async () => {
     const client = await userClient(["data-science"]);

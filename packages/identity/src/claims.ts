@@ -60,9 +60,12 @@ export function requiredIdentifier(value: unknown): string {
   return value;
 }
 
+/** Enough of an address to tell it from a user id: something@domain. */
+const EMAIL_SHAPE = /^[^\s@]+@[^\s@]+$/;
+
 /** The email when it is a plausible one; anything else is left out, not refused. */
 export function optionalEmail(value: unknown): string | undefined {
-  return typeof value === "string" && value !== "" && value.length <= MAX_EMAIL_LENGTH ? value : undefined;
+  return typeof value === "string" && value.length <= MAX_EMAIL_LENGTH && EMAIL_SHAPE.test(value) ? value : undefined;
 }
 
 export function optionalTokenId(value: unknown): string | undefined {

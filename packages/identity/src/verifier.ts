@@ -122,16 +122,32 @@ export class OidcVerifier {
   }
 }
 
+/**
+ * An address the IdP itself marks unverified (`false`, or the string some
+ * IdPs send) may have been typed in by the user, so it must not match
+ * email-based policies. Tokens that say nothing are taken as the IdP's word:
+ * many access tokens (Entra ID, Okta) carry no `email_verified`.
+ */
+function emailUnverified(payload: JWTPayload): boolean {
+  const verified = payload.email_verified;
+  return verified !== undefined && verified !== true && verified !== "true";
+}
+
+/** Claims only ID tokens carry: an ID token is proof of a login to a client, not a grant to call an API. */
+const ID_TOKEN_CLAIMS = ["nonce", "at_hash", "c_hash", "s_hash"];
+
 function verifiedToken(config: OidcIssuerConfig, payload: JWTPayload): VerifiedToken {
   if (typeof payload.exp !== "number") throw new TokenError("token_claims_invalid");
+  if (ID_TOKEN_CLAIMS.some((claim) => claim in payload)) throw new TokenError("token_claims_invalid");
+  const unverified = emailUnverified(payload);
+  // With the email as the user claim, an unverified one names nobody.
+  if (unverified && config.userClaim === "email") throw new TokenError("token_claims_invalid");
   return {
     authMethod: "oidc",
     issuer: config.issuer,
     subject: requiredIdentifier(readClaim(payload, config.userClaim)),
     sub: requiredIdentifier(payload.sub),
-    // An address the IdP itself marks unverified may have been typed in by
-    // the user, so it must not match email-based policies.
-    email: payload.email_verified === false ? undefined : optionalEmail(payload.email),
+    email: unverified ? undefined : optionalEmail(payload.email),
     groups: groupsFrom(readClaim(payload, config.groupsClaim)),
     tokenId: optionalTokenId(payload.jti),
     expiresAt: payload.exp * 1000,

@@ -2,7 +2,15 @@ import { createPublicKey } from "node:crypto";
 import { SignJWT } from "jose";
 import { type OidcVerifier, TokenError } from "../src/index.js";
 import { startTestIdentityProvider, type TestIdentityProvider } from "../src/testing.js";
-import { base64url, captureLogger, claimsFor, nowSeconds, refusal, startVerifier } from "./fixtures.js";
+import {
+  base64url,
+  captureLogger,
+  claimsFor,
+  issuerConfig as issuerOf,
+  nowSeconds,
+  refusal,
+  startVerifier,
+} from "./fixtures.js";
 
 let idp: TestIdentityProvider;
 let verifier: OidcVerifier;
@@ -112,6 +120,31 @@ describe("claims that fail validation", () => {
     expect((await verify(tooLong)).email).toBeUndefined();
     const notString = await idp.signRaw(claimsFor(idp, { email: ["eve@example.com"] }));
     expect((await verify(notString)).email).toBeUndefined();
+    // Some IdPs send the flag as a string.
+    const unverifiedText = await idp.signRaw(claimsFor(idp, { email: "eve@example.com", email_verified: "false" }));
+    expect((await verify(unverifiedText)).email).toBeUndefined();
+    // Not an address at all: it must never match an email-based policy.
+    const notAnAddress = await idp.signRaw(claimsFor(idp, { email: "00U1ABCDEF" }));
+    expect((await verify(notAnAddress)).email).toBeUndefined();
+  });
+
+  it("refuses an unverified email as the user claim", async () => {
+    const byEmail = await startVerifier([idp], { issuers: [{ ...issuerOf(idp), userClaim: "email" }] });
+    try {
+      const unverified = await idp.signRaw(claimsFor(idp, { email: "victim@example.com", email_verified: false }));
+      expect(await refusal(byEmail.verify(unverified))).toBe("token_claims_invalid");
+      const verified = await idp.signRaw(claimsFor(idp, { email: "victim@example.com", email_verified: true }));
+      expect((await byEmail.verify(verified)).subject).toBe("victim@example.com");
+    } finally {
+      byEmail.close();
+    }
+  });
+
+  it("refuses an ID token presented as an access token", async () => {
+    for (const claim of ["nonce", "at_hash", "c_hash"]) {
+      const idToken = await idp.signRaw(claimsFor(idp, { [claim]: "x" }), { typ: "JWT" });
+      expect(await refusal(verify(idToken))).toBe("token_claims_invalid");
+    }
   });
 });
 

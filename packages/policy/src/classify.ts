@@ -49,8 +49,9 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     ...OPENAI_COMPATIBLE,
     "POST /v1/embeddings": EMBEDDINGS,
     ...reads(MODELS, "/v1/models"),
+    // Not POST /api/show: it names a model in its body, and `read` is not
+    // checked against model patterns; it stays `raw`.
     ...reads(READ, "/api/tags", "/api/ps", "/api/version", "/"),
-    "POST /api/show": READ,
   }),
   // vLLM and llama.cpp serve the OpenAI routes with and without the /v1 prefix.
   openai: routes({

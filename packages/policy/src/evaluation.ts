@@ -1,3 +1,4 @@
+import type { MaskingProfile } from "@modelgate/masking";
 import type { BodyFormat, Operation } from "./request-kind.js";
 import type { PolicyDefinition } from "./schema.js";
 
@@ -57,7 +58,7 @@ export type DenialCode =
 export type Evaluation =
   | {
       decision: "allowed";
-      /** The one grant whose limits apply: [winner]. */
+      /** The grant whose limits apply first, then any other grant whose masking applies. */
       policyIds: string[];
       reasons: string[];
       effectiveLimits: EffectiveLimits;
@@ -66,6 +67,11 @@ export type Evaluation =
       rateLimit: { policyId: string; requestsPerMinute?: number; tokensPerMinute?: number } | undefined;
       /** The upfront charge against tokensPerMinute. */
       estimatedTokens: number;
+      /**
+       * Masking for the response: the union of every grant's masking (a
+       * second policy never weakens it); undefined when no grant masks.
+       */
+      masking: MaskingProfile | undefined;
     }
   | {
       decision: "denied";

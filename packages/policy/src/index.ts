@@ -19,6 +19,7 @@ export {
   type RequestKind,
 } from "./request-kind.js";
 export {
+  type MaskingDefinition,
   type PolicyDefinition,
   type PolicyInput,
   type PolicyLimits,

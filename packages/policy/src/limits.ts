@@ -12,6 +12,8 @@ export interface LimitFailure {
   policy: CompiledPolicy;
   /** Sort key: where the parameter comes in the checks (tokens, temperature, prompt). */
   order: number;
+  /** Completions asked for (OpenAI `n`), when more than one multiplies the tokens. */
+  choices?: number;
 }
 
 /** Every limit of `policy` the request breaks; empty when the grant allows it. */
@@ -23,10 +25,24 @@ export function limitFailures(
   const failures: LimitFailure[] = [];
   const { maxTokens, temperature, maxPromptChars } = policy.limits;
   if (maxTokens !== undefined) {
+    // maxTokens bounds what the request may generate in all: n completions
+    // of max_tokens each count n times.
+    const choices = parameters.choices;
     for (const [order, token] of parameters.tokens.entries()) {
-      if (token.compared > maxTokens) {
-        failures.push({ param: token.name, direction: "above", value: token.value, limit: maxTokens, policy, order });
+      if (token.compared * choices > maxTokens) {
+        failures.push({
+          param: token.name,
+          direction: "above",
+          value: token.value,
+          limit: maxTokens,
+          policy,
+          order,
+          choices,
+        });
       }
+    }
+    if (parameters.tokens.length === 0 && choices > maxTokens) {
+      failures.push({ param: "n", direction: "above", value: choices, limit: maxTokens, policy, order: 0 });
     }
   }
   const requested = parameters.temperature;
@@ -74,8 +90,11 @@ function describe(failure: LimitFailure): string {
   if (failure.direction === "below") {
     return `${failure.param} ${failure.value} is below the minimum ${failure.limit} of ${policy}`;
   }
-  // Ollama's negative num_predict is "no limit", which no cap allows.
+  // A negative token limit is "no limit", which no cap allows.
   const value = failure.value < 0 ? `${failure.value} (unlimited)` : String(failure.value);
+  if (failure.choices !== undefined && failure.choices > 1 && failure.value >= 0) {
+    return `${failure.param} ${value} for each of ${failure.choices} completions (n) exceeds the limit ${failure.limit} of ${policy}`;
+  }
   const bound = failure.param.endsWith("temperature") ? "maximum" : "limit";
   return `${failure.param} ${value} exceeds the ${bound} ${failure.limit} of ${policy}`;
 }

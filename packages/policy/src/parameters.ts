@@ -19,11 +19,14 @@ interface FormatParameters {
 const at = (...path: string[]): ParameterLocation => ({ name: path.join("."), path });
 
 const OPENAI: FormatParameters = {
-  // A runtime honours either; checking one would let the other through.
-  tokens: [at("max_tokens"), at("max_completion_tokens")],
+  // A runtime honours any of these; checking one would let another through.
+  // llama.cpp's server reads its native `n_predict` on the OpenAI routes too,
+  // ahead of the others.
+  tokens: [at("max_tokens"), at("max_completion_tokens"), at("n_predict")],
   temperature: at("temperature"),
   cap: at("max_tokens"),
-  negativeIsUnlimited: false,
+  // Ollama's OpenAI layer and llama.cpp read -1 as "no limit".
+  negativeIsUnlimited: true,
 };
 
 const OLLAMA: FormatParameters = {
@@ -65,11 +68,16 @@ export interface GenerationParameters {
   invalidTemperature: InvalidParameter | undefined;
   /** Where a token cap goes; undefined for formats without token parameters (embeddings). */
   cap: ParameterLocation | undefined;
+  /**
+   * How many completions the request asks for (OpenAI `n`, `best_of`): the
+   * runtime generates up to this many times the token limit.
+   */
+  choices: number;
 }
 
 export interface InvalidParameter {
   name: string;
-  expected: "a number" | "an object";
+  expected: "a number" | "an object" | "a whole number from 1 to 128";
 }
 
 type Read = { kind: "absent" } | { kind: "number"; value: number } | ({ kind: "invalid" } & InvalidParameter);
@@ -99,7 +107,25 @@ const NONE: GenerationParameters = {
   invalidTokens: undefined,
   invalidTemperature: undefined,
   cap: undefined,
+  choices: 1,
 };
+
+/** Most completions one request may ask for; runtimes cap it lower anyway. */
+const MAX_CHOICES = 128;
+
+/** OpenAI `n` and `best_of`: the larger, or an invalid parameter. */
+function readChoices(body: Record<string, unknown>): number | InvalidParameter {
+  let choices = 1;
+  for (const name of ["n", "best_of"]) {
+    const value = body[name];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > MAX_CHOICES) {
+      return { name, expected: "a whole number from 1 to 128" };
+    }
+    choices = Math.max(choices, value);
+  }
+  return choices;
+}
 
 export function readGenerationParameters(
   format: BodyFormat,
@@ -120,6 +146,11 @@ export function readGenerationParameters(
         compared: unlimited ? Number.POSITIVE_INFINITY : found.value,
       });
     }
+  }
+  if (spec === OPENAI) {
+    const choices = readChoices(body);
+    if (typeof choices === "number") result.choices = choices;
+    else result.invalidTokens ??= choices;
   }
   const temperature = read(body, spec.temperature);
   if (temperature.kind === "invalid") {

@@ -38,6 +38,11 @@ function remember(key: string, verdict: string | null): void {
 function verdictOf(diagnostics: Diagnostics): { message: string | null; definite: boolean } {
   switch (diagnostics.status) {
     case "safe":
+      // Only the automaton checker proves linear time; the fuzz checker
+      // (used for lookaround and backreferences) only failed to find an
+      // attack, and `a(?!.*b)` takes seconds on a long prompt while it
+      // calls that safe.
+      if (diagnostics.checker !== "automaton") return { message: LOOKAROUND_MESSAGE, definite: true };
       return { message: null, definite: true };
     case "vulnerable": {
       const { complexity, attack } = diagnostics;
@@ -66,13 +71,59 @@ function verdictOf(diagnostics: Diagnostics): { message: string | null; definite
 }
 
 /**
- * The write-time safety check of prompt-rule patterns. Gateways run every
- * pattern over every prompt, and prompts can be megabytes, so a pattern with
- * super-linear backtracking (exponential like `(a+)+$`, or polynomial like
- * an unanchored `[a-z]+@[a-z]+\.com`) would let one request stall a gateway.
- * Each pattern is analysed with recheck; only a pattern recheck proves safe
- * is accepted, and anything it cannot decide is refused too. Gateways trust
- * this check and do not repeat it.
+ * Whether a pattern uses lookaround or backreferences, read from its source
+ * (escapes and character classes skipped). recheck can only fuzz such
+ * patterns, not prove them linear, and its fuzzing is time-bound, so they
+ * are refused up front: the same answer on a busy machine as on an idle one.
+ */
+function usesLookaroundOrBackreference(pattern: string): boolean {
+  let inClass = false;
+  for (let index = 0; index < pattern.length; index++) {
+    const char = pattern[index];
+    if (char === "\\") {
+      const next = pattern[index + 1] ?? "";
+      if (!inClass && (/[1-9]/.test(next) || (next === "k" && pattern[index + 2] === "<"))) return true;
+      index++;
+    } else if (inClass) {
+      if (char === "]") inClass = false;
+    } else if (char === "[") {
+      inClass = true;
+    } else if (char === "(" && pattern[index + 1] === "?") {
+      const kind = pattern.slice(index + 2, index + 4);
+      if (kind.startsWith("=") || kind.startsWith("!") || kind === "<=" || kind === "<!") return true;
+    }
+  }
+  return false;
+}
+
+const LOOKAROUND_MESSAGE =
+  "uses lookaround or backreferences, whose running time cannot be proven linear; rewrite it without them";
+
+/** Every pattern of a definition that gateways or agents run over text, with where it sits. */
+function patternsOf(definition: PolicyDefinition) {
+  return [
+    ...definition.promptRules.map((rule, index) => ({
+      path: `promptRules.${index}`,
+      pattern: rule.pattern,
+      flags: rule.flags,
+    })),
+    ...(definition.masking?.custom ?? []).map((detector, index) => ({
+      path: `masking.custom.${index}`,
+      pattern: detector.pattern,
+      flags: detector.flags,
+    })),
+  ];
+}
+
+/**
+ * The write-time safety check of the patterns in a definition: prompt rules,
+ * which gateways run over every prompt, and custom masking detectors, which
+ * agents run over every response. Prompts and responses can be megabytes, so
+ * a pattern with super-linear backtracking (exponential like `(a+)+$`, or
+ * polynomial like an unanchored `[a-z]+@[a-z]+\.com`) would let one request
+ * stall a gateway or an agent. Each pattern is analysed with recheck; only a
+ * pattern recheck proves safe is accepted, and anything it cannot decide is
+ * refused too. Gateways and agents trust this check and do not repeat it.
  */
 export async function checkPromptPatterns(
   definition: PolicyDefinition,
@@ -81,23 +132,27 @@ export async function checkPromptPatterns(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const deadline = performance.now() + (options.budgetMs ?? DEFAULT_BUDGET_MS);
   const issues: PatternIssue[] = [];
-  for (const [index, rule] of definition.promptRules.entries()) {
-    const path = `promptRules.${index}.pattern`;
+  for (const [index, { path: where, pattern, flags: ruleFlags }] of patternsOf(definition).entries()) {
+    const path = `${where}.pattern`;
     if (index >= MAX_PATTERNS) {
-      issues.push({ path, message: `at most ${MAX_PATTERNS} prompt rules are allowed` });
+      issues.push({ path, message: `at most ${MAX_PATTERNS} patterns are allowed in one policy` });
       continue;
     }
-    if (!/^[ims]*$/.test(rule.flags) || new Set(rule.flags).size !== rule.flags.length) {
-      issues.push({ path: `promptRules.${index}.flags`, message: "only the flags i, m and s are allowed, each once" });
+    if (!/^[ims]*$/.test(ruleFlags) || new Set(ruleFlags).size !== ruleFlags.length) {
+      issues.push({ path: `${where}.flags`, message: "only the flags i, m and s are allowed, each once" });
       continue;
     }
-    const flags = `${rule.flags}u`;
-    const compileError = patternError(rule.pattern, rule.flags);
+    const flags = `${ruleFlags}u`;
+    const compileError = patternError(pattern, ruleFlags);
     if (compileError !== undefined) {
       issues.push({ path, message: `does not compile: ${compileError}` });
       continue;
     }
-    const key = `${flags}/${rule.pattern}`;
+    if (usesLookaroundOrBackreference(pattern)) {
+      issues.push({ path, message: LOOKAROUND_MESSAGE });
+      continue;
+    }
+    const key = `${flags}/${pattern}`;
     const known = verdicts.get(key);
     if (known !== undefined) {
       if (known !== null) issues.push({ path, message: known });
@@ -113,7 +168,7 @@ export async function checkPromptPatterns(
     }
     let verdict: { message: string | null; definite: boolean };
     try {
-      verdict = verdictOf(await check(rule.pattern, flags, { timeout: Math.min(timeoutMs, remaining) }));
+      verdict = verdictOf(await check(pattern, flags, { timeout: Math.min(timeoutMs, remaining) }));
     } catch {
       // The checker itself failed (its backend could not start): fail closed.
       verdict = { message: "its safety could not be established (the checker failed)", definite: false };

@@ -1,10 +1,13 @@
+import { mergeProfiles } from "@modelgate/masking";
 import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
 import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
 import type { ModelMatcher } from "./glob.js";
+import { nonCanonicalKey } from "./keys.js";
 import { explainLimitFailures, type LimitFailure, limitFailures } from "./limits.js";
 import { readGenerationParameters } from "./parameters.js";
 import { codePointLength, type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
 import type { Operation } from "./request-kind.js";
+import type { MaskingDefinition } from "./schema.js";
 import { listing, quote } from "./text.js";
 
 /** Operations whose requests carry a prompt, so prompt rules concern them. */
@@ -83,10 +86,11 @@ export class PolicySet {
       policy.rank = rank;
       const { groups, users, apiKeys } = policy.definition.subjects;
       for (const group of groups) add(this.#byGroup, group, policy);
-      // A users entry may be an id or an email; it is indexed as both.
+      // A users entry is a user id, matched exactly; one that is an
+      // address (has an @) also matches a verified email, ignoring case.
       for (const user of users) {
         add(this.#byUserId, user, policy);
-        add(this.#byEmail, user.toLowerCase(), policy);
+        if (user.includes("@")) add(this.#byEmail, user.toLowerCase(), policy);
       }
       for (const key of apiKeys) add(this.#byApiKey, key.toLowerCase(), policy);
     }
@@ -238,7 +242,35 @@ function checkPrompt(
 /** The request has at least one grant: content rules of all, then limits of each. */
 function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): Evaluation {
   const { body, format } = request;
+  const ambiguous = body === undefined ? undefined : nonCanonicalKey(format, body);
+  if (ambiguous !== undefined) {
+    return denied(
+      "invalid_request",
+      [],
+      [`field names must be lower case (${ambiguous}): some runtimes read them without regard to case`],
+      ambiguous,
+    );
+  }
   const prompt = body !== undefined && format !== "none" ? extractPrompt(format, body) : EMPTY_PROMPT;
+  const promptChars = codePointLength(prompt.text);
+  // A prompt longer than every grant allows is refused before any rule runs
+  // over it: patterns are linear, but megabytes times many rules still cost.
+  const roomiest = grants.reduce<CompiledPolicy | undefined>(
+    (best, policy) =>
+      best === undefined || (policy.limits.maxPromptChars ?? Infinity) > (best.limits.maxPromptChars ?? Infinity)
+        ? policy
+        : best,
+    undefined,
+  );
+  const roomiestLimit = roomiest?.limits.maxPromptChars;
+  if (roomiest !== undefined && roomiestLimit !== undefined && promptChars > roomiestLimit) {
+    return denied(
+      "parameter_limit_exceeded",
+      grants,
+      [`prompt of ${promptChars} characters exceeds the limit ${roomiestLimit} of policy ${quote(roomiest.name)}`],
+      "prompt",
+    );
+  }
   const promptDenial = checkPrompt(grants, request, prompt);
   if (promptDenial) return promptDenial;
 
@@ -267,7 +299,6 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
 
   // Grants come most permissive first, so the first one the request
   // satisfies is the winner.
-  const promptChars = codePointLength(prompt.text);
   const failures: LimitFailure[] = [];
   let winner: CompiledPolicy | undefined;
   for (const policy of grants) {
@@ -291,11 +322,15 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     if (Number.isFinite(token.compared) && token.value > generated) generated = token.value;
   }
   if (cap !== undefined && parameters.cap !== undefined && parameters.tokens.length === 0) {
-    capped.push({ parameter: parameters.cap.name, path: [...parameters.cap.path], value: cap });
+    // n completions share the cap (the limits above made sure n <= cap).
+    const each = Math.floor(cap / parameters.choices);
+    capped.push({ parameter: parameters.cap.name, path: [...parameters.cap.path], value: each });
     reasons.push(
-      `${parameters.cap.name} set to ${cap}, the limit of policy ${quote(winner.name)}, as the request set none`,
+      parameters.choices > 1
+        ? `${parameters.cap.name} set to ${each} (the limit ${cap} of policy ${quote(winner.name)} shared by ${parameters.choices} completions), as the request set none`
+        : `${parameters.cap.name} set to ${cap}, the limit of policy ${quote(winner.name)}, as the request set none`,
     );
-    generated = cap;
+    generated = each;
   }
   const { requestsPerMinute, tokensPerMinute } = winner.limits;
   let rateLimit: Extract<Evaluation, { decision: "allowed" }>["rateLimit"];
@@ -304,13 +339,21 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     if (requestsPerMinute !== undefined) rateLimit.requestsPerMinute = requestsPerMinute;
     if (tokensPerMinute !== undefined) rateLimit.tokensPerMinute = tokensPerMinute;
   }
+  // Masking is a union over every grant, not just the winner's: a broader
+  // grant must never switch off the masking a narrower one asks for.
+  const masking = grants.filter((policy) => policy.definition.masking !== undefined);
+  const policyIds = [winner.id, ...masking.map((policy) => policy.id).filter((id) => id !== winner.id)];
+  const profile = mergeProfiles(masking.map((policy) => policy.definition.masking as MaskingDefinition));
+  if (profile)
+    reasons.push(`the response is masked as ${policyNames(masking)} ${masking.length > 1 ? "require" : "requires"}`);
   return {
     decision: "allowed",
-    policyIds: [winner.id],
+    policyIds,
     reasons,
     effectiveLimits: winner.limits,
     capped,
     rateLimit,
-    estimatedTokens: Math.ceil(promptChars / 4) + generated,
+    estimatedTokens: Math.ceil(promptChars / 4) + generated * parameters.choices,
+    masking: profile,
   };
 }

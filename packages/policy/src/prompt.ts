@@ -8,8 +8,11 @@ import type { BodyFormat } from "./request-kind.js";
  * variation selectors, which hide text the same way.
  */
 const INVISIBLE =
+  // Default_Ignorable_Code_Point is Unicode's own list of what renders as
+  // nothing (it covers Hangul fillers and Mongolian selectors too); the
+  // explicit class adds the bidi embeddings and U+180E for older data.
   // biome-ignore lint/suspicious/noMisleadingCharacterClass: each combining mark is removed on its own, which is the point
-  /[\u00AD\u034F\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFE00-\uFE0F\uFEFF\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]/gu;
+  /\p{Default_Ignorable_Code_Point}|[\u00AD\u034F\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFE00-\uFE0F\uFEFF\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]/gu;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range is what this tests
 const ASCII_ONLY = /^[\u0000-\u007f]*$/;
 
@@ -94,6 +97,28 @@ class PromptCollector {
     if (!Array.isArray(value) || value.length > 0) this.nonText = true;
   }
 
+  /**
+   * Tool definitions: the model reads their descriptions and parameter
+   * schemas as part of its prompt, so instructions can hide there.
+   */
+  tools(value: unknown): void {
+    if (value === undefined || value === null) return;
+    if (!Array.isArray(value)) {
+      this.nonText = true;
+      return;
+    }
+    for (const tool of value) {
+      const definition = isObject(tool) && isObject(tool.function) ? tool.function : tool;
+      if (!isObject(definition)) {
+        this.nonText = true;
+        continue;
+      }
+      this.text(definition.name);
+      this.text(definition.description);
+      if (definition.parameters !== undefined) this.pieces.push(JSON.stringify(definition.parameters));
+    }
+  }
+
   messages(value: unknown, content: (message: Record<string, unknown>) => void): void {
     if (value === undefined || value === null) return;
     if (!Array.isArray(value)) {
@@ -149,6 +174,10 @@ export function extractPrompt(format: BodyFormat, body: Record<string, unknown>)
   switch (format) {
     case "openai.chat":
       collector.messages(body.messages, (message) => openAiContent(collector, message.content));
+      collector.tools(body.tools);
+      collector.tools(body.functions);
+      // vLLM lets a request replace the chat template: text the model reads.
+      collector.text(body.chat_template);
       break;
     case "openai.completions":
       collector.textOrTokens(body.prompt);
@@ -161,6 +190,8 @@ export function extractPrompt(format: BodyFormat, body: Record<string, unknown>)
       collector.text(body.system);
       collector.text(body.prompt);
       collector.text(body.suffix);
+      // A request's own template wraps the prompt in text the model reads.
+      collector.text(body.template);
       collector.nonTextList(body.images);
       // The encoded previous conversation: token ids the rules cannot read.
       collector.nonTextList(body.context);
@@ -170,6 +201,8 @@ export function extractPrompt(format: BodyFormat, body: Record<string, unknown>)
         collector.text(message.content);
         collector.nonTextList(message.images);
       });
+      collector.tools(body.tools);
+      collector.text(body.template);
       break;
     case "ollama.embed":
       collector.textOrTokens(body.input);

@@ -1,3 +1,4 @@
+import { checkMaskingPattern, ENTITY_TYPES, MASK_NAME, MAX_PATH_LENGTH, parseFieldPath } from "@modelgate/masking";
 import { z } from "zod";
 import { OPERATIONS } from "./request-kind.js";
 
@@ -137,6 +138,66 @@ const promptRuleSchema = z
     }
   });
 
+/** Names of custom detectors and deny-lists: they appear in masks (`[EMPLOYEE_ID]`) and metrics labels. */
+const maskName = z.string().regex(MASK_NAME, "must be 1-32 upper-case letters, digits and _, starting with a letter");
+
+const customDetectorSchema = z
+  .strictObject({
+    name: maskName,
+    pattern: z.string().min(1).max(512),
+    flags: flagsSchema.default(""),
+  })
+  .superRefine((detector, context) => {
+    if (typeof detector.flags !== "string" || !validFlags(detector.flags) || typeof detector.pattern !== "string") {
+      return;
+    }
+    const error = patternError(detector.pattern, detector.flags);
+    if (error !== undefined) {
+      context.addIssue({ code: "custom", message: `does not compile: ${error}`, path: ["pattern"] });
+      return;
+    }
+    // What the streaming masker cannot run (backreferences, patterns that
+    // match empty text, long lookbehinds) is refused here, not at the agent.
+    const unusable = checkMaskingPattern(detector.pattern, detector.flags);
+    if (unusable !== undefined) context.addIssue({ code: "custom", message: unusable, path: ["pattern"] });
+  });
+
+/** `choices[*].delta.content`, `message.content`, `response`: the syntax the agent's masker reads. */
+const fieldPath = z
+  .string()
+  .max(MAX_PATH_LENGTH)
+  .superRefine((path, context) => {
+    try {
+      parseFieldPath(path);
+    } catch (error) {
+      context.addIssue({ code: "custom", message: error instanceof Error ? error.message : String(error) });
+    }
+  });
+
+const maskingSchema = z
+  .strictObject({
+    entities: uniqueList(z.enum(ENTITY_TYPES), ENTITY_TYPES.length).default([]),
+    custom: uniqueList(customDetectorSchema, 50, (detector) => detector.name).default([]),
+    denyList: uniqueList(
+      z.strictObject({ name: maskName, terms: uniqueList(plainText(256), 1000).min(1) }),
+      50,
+      (list) => list.name,
+    ).default([]),
+    style: z.enum(["label", "partial", "hash"]).default("label"),
+    fields: uniqueList(fieldPath, 64)
+      .default([])
+      .describe("JSON fields to mask; empty = the defaults of the connection's protocol"),
+    onError: z
+      .enum(["block", "pass"])
+      .default("block")
+      .describe("block: a masking failure ends the response; pass: an explicit opt-in to send it unmasked"),
+    maskPromptsInAudit: z.boolean().default(false),
+  })
+  .refine(
+    (masking) => masking.entities.length + masking.custom.length + masking.denyList.length > 0,
+    "name at least one entity, custom detector or deny-list",
+  );
+
 const operationsSchema = z
   .array(z.enum(OPERATIONS))
   .min(1)
@@ -156,6 +217,7 @@ const definitionShape = {
   operations: operationsSchema,
   limits: limitsSchema.default({}),
   promptRules: z.array(promptRuleSchema).max(100).default([]),
+  masking: maskingSchema.optional(),
 };
 
 /** What is stored in the policy's JSON column and pushed to gateways. */
@@ -182,3 +244,4 @@ export type PolicyInput = z.output<typeof policyInputSchema>;
 export type PolicyDefinition = z.output<typeof policyDefinitionSchema>;
 export type PromptRule = PolicyDefinition["promptRules"][number];
 export type PolicyLimits = PolicyDefinition["limits"];
+export type MaskingDefinition = NonNullable<PolicyDefinition["masking"]>;

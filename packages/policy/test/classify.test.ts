@@ -41,7 +41,7 @@ describe("classifyNativeRequest", () => {
     ["ollama", "GET", "/api/version", kind("read")],
     ["ollama", "GET", "/", kind("read")],
     ["ollama", "HEAD", "/", kind("read")],
-    ["ollama", "POST", "/api/show", kind("read")],
+    ["ollama", "POST", "/api/show", kind("raw")],
     ["ollama", "POST", "/api/pull", kind("raw")],
     ["ollama", "DELETE", "/api/delete", kind("raw")],
     ["ollama", "POST", "/api/create", kind("raw")],

@@ -178,10 +178,41 @@ describe("policyDefinitionSchema", () => {
     expect(policyDefinitionSchema.safeParse(valid).success).toBe(false);
     expect(Object.keys(policyDefinitionSchema.shape).sort()).toEqual([
       "limits",
+      "masking",
       "operations",
       "promptRules",
       "resources",
       "subjects",
     ]);
+  });
+});
+
+describe("masking profile in a policy", () => {
+  const base = { subjects: { groups: ["g"] }, resources: [{ connection: "llama" }], operations: ["inference"] };
+
+  it("accepts the issue's profile and fills in defaults", () => {
+    const parsed = policyDefinitionSchema.parse({
+      ...base,
+      masking: {
+        entities: ["EMAIL", "CREDIT_CARD"],
+        custom: [{ name: "EMPLOYEE_ID", pattern: "EMP-[0-9]{6}" }],
+        denyList: [{ name: "PROJECT", terms: ["Project Falcon"] }],
+        fields: ["choices[*].delta.content", "message.content", "response"],
+      },
+    });
+    expect(parsed.masking).toMatchObject({ style: "label", onError: "block", maskPromptsInAudit: false });
+    expect(parsed.masking?.custom[0]?.flags).toBe("");
+  });
+
+  it.each([
+    ["an unknown entity", { entities: ["PASSPORT"] }],
+    ["a lower-case custom name", { custom: [{ name: "employee", pattern: "x" }] }],
+    ["a custom pattern that does not compile", { custom: [{ name: "X", pattern: "(" }] }],
+    ["a field path that is not one", { entities: ["EMAIL"], fields: ["choices[*.content"] }],
+    ["nothing to mask", { style: "hash" }],
+    ["an unknown style", { entities: ["EMAIL"], style: "blur" }],
+    ["an unknown key", { entities: ["EMAIL"], mode: "strict" }],
+  ])("refuses %s", (_label, masking) => {
+    expect(policyDefinitionSchema.safeParse({ ...base, masking }).success).toBe(false);
   });
 });

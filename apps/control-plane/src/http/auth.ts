@@ -61,6 +61,9 @@ export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions):
   return {
     async authenticate(authorization) {
       const presented = parseBearer(authorization);
+      // The bootstrap token first (constant time): an admin token that
+      // happens to look like a JWT must still work with OIDC on.
+      if (adminToken !== undefined && secretsEqual(presented, adminToken)) return bootstrap;
       if (oidc && looksLikeJwt(presented)) {
         try {
           const token = await oidc.verifier.verify(presented);
@@ -71,7 +74,6 @@ export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions):
           throw unauthenticated(`the access token is not valid (${error.code})`);
         }
       }
-      if (adminToken !== undefined && secretsEqual(presented, adminToken)) return bootstrap;
       throw unauthenticated("the bearer token is not valid");
     },
   };

@@ -68,6 +68,10 @@ export const evaluationView = z.object({
     })
     .nullable(),
   estimatedTokens: z.number().nullable(),
+  masking: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe("the masking the agent would apply to the response: the union of every grant's masking"),
 });
 
 export type PolicyBody = z.output<typeof policyBody>;

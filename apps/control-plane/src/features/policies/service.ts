@@ -32,8 +32,46 @@ export function toPolicyView(row: Policy): PolicyView {
   };
 }
 
-export function toStoredPolicy(row: Policy): StoredPolicy {
-  return { id: row.id, name: row.name, revision: row.revision, enabled: row.enabled, definition: definitionOf(row) };
+/**
+ * For evaluation, the definition as stored: PolicySet validates it and
+ * leaves out one it cannot read, exactly as a gateway does, so the dry run
+ * cannot disagree with enforcement even about a broken row.
+ */
+function toStoredPolicy(row: Policy): StoredPolicy {
+  return {
+    id: row.id,
+    name: row.name,
+    revision: row.revision,
+    enabled: row.enabled,
+    definition: row.definition as PolicyDefinition,
+  };
+}
+
+/** The row for the audit log, readable or not (a row written by a newer version must still be deletable). */
+function auditImage(row: Policy): unknown {
+  try {
+    return toPolicyView(row);
+  } catch {
+    return { ...row, createdAt: row.createdAt.toISOString(), updatedAt: row.updatedAt.toISOString() };
+  }
+}
+
+/**
+ * Postgres' jsonb cannot hold U+0000 or a lone surrogate; refuse them as
+ * input errors rather than fail the insert.
+ */
+function assertStorable(value: unknown, path: string): void {
+  if (typeof value === "string") {
+    if (value.includes("\u0000") || !value.isWellFormed()) {
+      throw invalidRequest("the policy contains text that cannot be stored", [
+        { path, message: "must not contain NUL characters or unpaired surrogates" },
+      ]);
+    }
+  } else if (Array.isArray(value)) {
+    for (const [index, item] of value.entries()) assertStorable(item, `${path}.${index}`);
+  } else if (typeof value === "object" && value !== null) {
+    for (const [key, item] of Object.entries(value)) assertStorable(item, `${path}.${key}`);
+  }
 }
 
 function split(input: PolicyBody) {
@@ -65,6 +103,7 @@ function defaultFormat(operation: EvaluateBody["request"]["operation"], body: Re
 export function createPolicyService({ db }: { db: Database }) {
   return {
     async create(input: PolicyBody, actor: Actor): Promise<PolicyView> {
+      assertStorable(input, "body");
       const { name, description, enabled, definition } = split(input);
       await assertSafePatterns(definition);
       try {
@@ -104,6 +143,7 @@ export function createPolicyService({ db }: { db: Database }) {
 
     /** Replaces the whole policy (PUT semantics) and bumps its revision. */
     async replace(id: string, input: PolicyBody, actor: Actor): Promise<PolicyView> {
+      assertStorable(input, "body");
       const { name, description, enabled, definition } = split(input);
       await assertSafePatterns(definition);
       try {
@@ -130,7 +170,7 @@ export function createPolicyService({ db }: { db: Database }) {
             action: "policy.update",
             targetType: "policy",
             targetId: id,
-            before: toPolicyView(before),
+            before: auditImage(before),
             after: view,
           });
           return view;
@@ -152,7 +192,7 @@ export function createPolicyService({ db }: { db: Database }) {
           action: "policy.delete",
           targetType: "policy",
           targetId: id,
-          before: toPolicyView(row),
+          before: auditImage(row),
         });
       });
     },
@@ -190,6 +230,7 @@ export function createPolicyService({ db }: { db: Database }) {
           capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
           rateLimit: evaluation.rateLimit ?? null,
           estimatedTokens: evaluation.estimatedTokens,
+          masking: (evaluation.masking as Record<string, unknown> | undefined) ?? null,
         };
       }
       return {
@@ -203,6 +244,7 @@ export function createPolicyService({ db }: { db: Database }) {
         capped: [],
         rateLimit: null,
         estimatedTokens: null,
+        masking: null,
       };
     },
   };

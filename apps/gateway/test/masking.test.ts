@@ -1,0 +1,135 @@
+// Masking at the source: the agent masks personal data and secrets in the
+// runtime's answer before it leaves the GPU host, event by event, even when
+// a value is split across stream events, and fails closed.
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import OpenAI from "openai";
+import { type Stack, startStack, waitFor } from "./stack.js";
+
+const ANSWER =
+  "Contact john@example.com or pay with 4111 1111 1111 1111, badge EMP-123456. " +
+  "Not a card: 4111 1111 1111 1112. Thanks.";
+const MASKED =
+  "Contact [EMAIL] or pay with [CREDIT_CARD], badge [EMPLOYEE_ID]. " + "Not a card: 4111 1111 1111 1112. Thanks.";
+/** A model whose very name looks like an email: the response's `model` field is outside the masked paths. */
+const ODD_MODEL = "john@example.com";
+
+let stack: Stack;
+let runtime: RuntimeFixture;
+let broken: Server;
+let client: OpenAI;
+
+/** A runtime that starts a stream with part of an email, then sends an event no parser can read. */
+async function startBrokenRuntime(): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url === "/health") return void res.end("ok");
+    req.resume();
+    res.writeHead(200, { "content-type": "text/event-stream" });
+    const event = (content: string) =>
+      `data: ${JSON.stringify({ id: "c1", object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] })}\n\n`;
+    res.write(event("Write to john@exa"));
+    setTimeout(() => {
+      res.write('data: {"choices": [{"delta": {"content": "mple.com\n\n');
+      res.end(event(" now."));
+    }, 20);
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  return server;
+}
+
+beforeAll(async () => {
+  stack = await startStack({}, { grantEveryone: false });
+  runtime = await stack.addConnection("llama", {
+    models: ["demo-chat", ODD_MODEL],
+    fixture: { completionText: ANSWER, chunkIntervalMs: 15 },
+  });
+  await stack.addAgent("llama", runtime);
+  broken = await startBrokenRuntime();
+  const created = await stack.admin("POST", "/connections", { name: "broken", protocol: "openai", models: ["m"] });
+  expect(created.status).toBe(201);
+  await waitFor(() => stack.gateway.store.connectionByName("broken") !== undefined);
+  await stack.addAgent("broken", {
+    url: `http://127.0.0.1:${(broken.address() as AddressInfo).port}`,
+  } as RuntimeFixture);
+  const policy = await stack.admin("POST", "/policies", {
+    name: "masked-llama",
+    subjects: { groups: ["everyone"] },
+    resources: [{ connection: "llama" }, { connection: "broken" }],
+    operations: ["inference"],
+    masking: {
+      entities: ["EMAIL", "CREDIT_CARD"],
+      custom: [{ name: "EMPLOYEE_ID", pattern: "EMP-[0-9]{6}" }],
+      style: "label",
+    },
+  });
+  expect(policy.status).toBe(201);
+  await waitFor(() => stack.gateway.store.policies.size === 1, { what: "the policy at the gateway" });
+  client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
+});
+
+afterAll(async () => {
+  await stack?.close();
+  broken?.close();
+});
+
+describe("masking at the agent", () => {
+  it("masks values split across SSE events while other text streams on", async () => {
+    const chunks = 40;
+    const started = performance.now();
+    const stream = await client.chat.completions.create(
+      { model: "llama/demo-chat", messages: [{ role: "user", content: "contact details?" }], stream: true },
+      { headers: { "x-fixture-chunks": String(chunks), "x-fixture-interval-ms": "15" } },
+    );
+    const deltas: { text: string; at: number }[] = [];
+    for await (const event of stream) {
+      const text = event.choices[0]?.delta?.content;
+      if (text) deltas.push({ text, at: performance.now() - started });
+    }
+    const joined = deltas.map((delta) => delta.text).join("");
+    expect(joined).toBe(MASKED);
+    // No event ever carried any piece of a masked value.
+    for (const { text } of deltas) {
+      expect(text).not.toMatch(/john|@|example|EMP-|4111 1111 1111 1111/);
+    }
+    // Text that cannot be part of a value is not held back to the end.
+    const last = deltas.at(-1)?.at ?? 0;
+    expect(deltas.length).toBeGreaterThan(5);
+    expect(deltas[0]?.at ?? last).toBeLessThan(last / 2);
+  });
+
+  it("masks a JSON answer's content and leaves fields outside the paths as they are", async () => {
+    const completion = await client.chat.completions.create({
+      model: `llama/${ODD_MODEL}`,
+      messages: [{ role: "user", content: "contact details?" }],
+    });
+    expect(completion.choices[0]?.message.content).toBe(MASKED);
+    expect(completion.model).toBe(ODD_MODEL);
+  });
+
+  it("counts what it masked, per entity, in the metrics and the access log", async () => {
+    await client.chat.completions.create({ model: "llama/demo-chat", messages: [{ role: "user", content: "x" }] });
+    const metrics = await fetch(`${stack.gateway.url}/metrics`).then((response) => response.text());
+    for (const entity of ["EMAIL", "CREDIT_CARD", "EMPLOYEE_ID"]) {
+      expect(metrics).toMatch(new RegExp(`modelgate_masked_total\\{entity="${entity}"\\} [1-9]`));
+    }
+    const logged = stack.logs.gateway
+      .map((line) => JSON.parse(line))
+      .filter((entry) => entry.msg === "request" && entry.masked);
+    expect(logged.at(-1)?.masked).toEqual({ EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1 });
+  });
+
+  it("ends the stream with an error when masking fails, never sending the unmasked value", async () => {
+    const response = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "broken/m", messages: [{ role: "user", content: "x" }], stream: true }),
+    });
+    const text = await response.text();
+    expect(text).not.toContain("john");
+    expect(text).not.toContain("mple.com");
+    expect(text).toContain('"code":"masking_failed"');
+  });
+});

@@ -1,0 +1,52 @@
+/** The connection protocols whose responses have known shapes. */
+export type ResponseProtocol = "openai" | "ollama" | "tgi" | "http";
+
+/**
+ * Where each runtime puts generated text. Tool-call arguments count as
+ * content: a model can leak personal data into a function call as easily as
+ * into prose. Reasoning is listed under both names vLLM has used
+ * (`reasoning_content` until 0.9, `reasoning` since).
+ */
+const OPENAI_FIELDS = [
+  "choices[*].message.content",
+  "choices[*].delta.content",
+  "choices[*].text",
+  "choices[*].message.tool_calls[*].function.arguments",
+  "choices[*].delta.tool_calls[*].function.arguments",
+  "choices[*].message.reasoning_content",
+  "choices[*].delta.reasoning_content",
+  "choices[*].message.reasoning",
+  "choices[*].delta.reasoning",
+] as const;
+
+/**
+ * The fields masked when a profile lists none. `http` has no defaults: an
+ * arbitrary API's shape is unknown, so its profile names the paths; a
+ * profile that names none there masks every string value (see
+ * createResponseMasker).
+ */
+export const DEFAULT_FIELDS: Readonly<Record<ResponseProtocol, readonly string[]>> = Object.freeze({
+  openai: Object.freeze([...OPENAI_FIELDS]),
+  ollama: Object.freeze([
+    "message.content",
+    "response",
+    // An object in Ollama's API, not a JSON string: its string leaves are masked.
+    "message.tool_calls[*].function.arguments",
+    // `thinking` on /api/generate, `message.thinking` on /api/chat.
+    "thinking",
+    "message.thinking",
+    // Ollama also serves the OpenAI API (/v1/chat/completions, /v1/completions).
+    ...OPENAI_FIELDS,
+  ]),
+  // TGI also serves the OpenAI API (/v1/chat/completions, /v1/completions).
+  tgi: Object.freeze(["generated_text", "token.text", ...OPENAI_FIELDS]),
+  http: Object.freeze([]),
+});
+
+/**
+ * Top-level fields that repeat, in a stream's last event, the whole text the
+ * events before it delivered piece by piece (TGI's `generated_text`). They
+ * are masked whole rather than streamed, and do not add to the counts when
+ * the pieces were already counted.
+ */
+export const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]);
