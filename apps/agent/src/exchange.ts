@@ -260,7 +260,20 @@ async function runExchange(
       if (!call.write({ part })) await once(call, "drain", { signal });
     };
     const contentType = String(response.headers["content-type"] ?? "");
-    const filter = profile ? new ResponseFilter(profile, contentType, logger, head.requestId) : undefined;
+    let filter: ResponseFilter | undefined;
+    if (profile) {
+      try {
+        // A compressed body cannot be masked; the runtime was asked for none.
+        const encoding = String(response.headers["content-encoding"] ?? "identity").toLowerCase();
+        if (encoding !== "identity") throw new Error(`the runtime answered with content-encoding ${encoding}`);
+        filter = new ResponseFilter(profile, contentType, logger, head.requestId);
+      } catch (error) {
+        // Stop the runtime (and free its connection) before failing closed.
+        (response.body as { destroy?: () => void }).destroy?.();
+        logger.warn({ err: error, requestId: head.requestId }, "cannot mask this response; refusing it");
+        throw new MaskingFailure(error instanceof Error ? error.message : String(error));
+      }
+    }
     const counts = () => (filter ? { maskedCounts: filter.counts } : {});
     if (isStreamed(contentType)) {
       // Every event leaves as soon as the runtime writes it (and masking

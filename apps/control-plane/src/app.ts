@@ -12,6 +12,8 @@ import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
 import { policyRoutes } from "./features/policies/routes.js";
 import { createPolicyService } from "./features/policies/service.js";
+import { sessionRoutes } from "./features/sessions/routes.js";
+import { createSessionService } from "./features/sessions/service.js";
 import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
 import { ApiError } from "./http/errors.js";
@@ -42,6 +44,7 @@ export function createApp({ db, logger, authenticator, version, presence }: Cont
     ...apiKeyRoutes(createApiKeyService({ db })),
     ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
+    ...sessionRoutes(createSessionService({ db })),
   ];
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
 

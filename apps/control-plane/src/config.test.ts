@@ -82,6 +82,18 @@ describe("control-plane config", () => {
     expect(inQuery).not.toMatch(/qsecret|ksecret/);
   });
 
+  it("runs the audit worker only with a Redis URL, whose password is never logged", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(loadConfig(base).redisUrl).toBeUndefined();
+    expect(loadConfig({ ...base, MODELGATE_REDIS_URL: "" }).redisUrl).toBeUndefined();
+    expect(() => loadConfig({ ...base, MODELGATE_REDIS_URL: "http://cache:6379" })).toThrow(
+      /MODELGATE_REDIS_URL: must be a redis:\/\/ or rediss:\/\/ URL/,
+    );
+    const config = loadConfig({ ...base, MODELGATE_REDIS_URL: "rediss://:r3dis-secret@cache:6380/0" });
+    expect(config.redisUrl).toBe("rediss://:r3dis-secret@cache:6380/0");
+    expect(JSON.stringify(redactConfig(config))).not.toContain("r3dis-secret");
+  });
+
   it("serves gRPC in plaintext only on loopback unless TLS is configured or insecure is allowed", () => {
     const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
     expect(() => loadConfig({ ...base, MODELGATE_CONTROL_PLANE_GRPC_HOST: "0.0.0.0" })).toThrow(

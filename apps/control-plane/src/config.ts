@@ -45,6 +45,9 @@ const environment = z
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+    // The audit queue the gateways write to. Without it no audit worker runs
+    // and no gateway record reaches Postgres.
+    MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
@@ -92,6 +95,8 @@ export interface ControlPlaneConfig {
   dev: boolean;
   migrateOnStart: boolean;
   dbPoolSize: number;
+  /** Redis holding the audit queue; the audit worker runs only when it is set. */
+  redisUrl: string | undefined;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -137,21 +142,27 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     dev: parsed.MODELGATE_DEV,
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
+    redisUrl: parsed.MODELGATE_REDIS_URL,
     logLevel: parsed.LOG_LEVEL,
   };
 }
 
-/** The configuration as it may be logged: no admin token, no database password. */
-export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
-  const databaseUrl = new URL(config.databaseUrl);
-  if (databaseUrl.password) databaseUrl.password = "redacted";
+function redactUrl(value: string): string {
+  const url = new URL(value);
+  if (url.password) url.password = "redacted";
   for (const parameter of ["password", "sslpassword"]) {
-    if (databaseUrl.searchParams.has(parameter)) databaseUrl.searchParams.set(parameter, "redacted");
+    if (url.searchParams.has(parameter)) url.searchParams.set(parameter, "redacted");
   }
+  return url.toString();
+}
+
+/** The configuration as it may be logged: no admin token, no database or Redis password. */
+export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
   const { adminToken, gatewayToken, ...rest } = config;
   return {
     ...rest,
-    databaseUrl: databaseUrl.toString(),
+    databaseUrl: redactUrl(config.databaseUrl),
+    redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : undefined,
     adminToken: adminToken ? "[set]" : "[unset]",
     gatewayToken: gatewayToken ? "[set]" : "[unset]",
   };

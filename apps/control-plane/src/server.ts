@@ -4,11 +4,13 @@
 import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { type AuditWorker, startAuditWorker } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
+import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
@@ -20,6 +22,8 @@ export interface ControlPlaneOptions {
   grpc: { host: string; port: number; tls?: ServerTlsFiles | undefined };
   databaseUrl: string;
   dbPoolSize: number;
+  /** Redis holding the audit queue: when set, the audit worker stores the gateways' records. */
+  redisUrl?: string | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
@@ -53,6 +57,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger,
   });
 
+  let auditWorker: AuditWorker | undefined;
+  if (options.redisUrl) {
+    auditWorker = await startAuditWorker({ connection: options.redisUrl, store: createSessionStore({ db }), logger });
+    logger.info("audit worker started");
+  } else {
+    // Gateways do not send audit records yet (the producer is the next slice
+    // of the audit work), so nothing is lost without one; say so quietly.
+    logger.info("MODELGATE_REDIS_URL is not set: no audit worker runs");
+  }
+
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
   await verifier?.start();
   const app = createApp({
@@ -82,6 +96,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await closed;
       clearTimeout(force);
       verifier?.close();
+      // Records in progress are written before the database goes away;
+      // the rest wait in Redis for the next control plane.
+      await auditWorker?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();

@@ -1,7 +1,6 @@
 // The decision stage: the policy set the control plane pushed decides
 // whether this identity may make this request, with which parameters, and
 // charges the winning grant's rate limits. Nothing here touches Postgres.
-import { DEFAULT_FIELDS, type MaskingProfile } from "@modelgate/masking";
 import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet } from "@modelgate/policy";
 import type { Decision } from "@modelgate/protocol";
 import { GatewayError } from "./errors.js";
@@ -71,18 +70,11 @@ export function evaluate(
       operation: request.operation,
       reasons: evaluation.reasons,
       capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
-      maskingJson: evaluation.masking ? JSON.stringify(resolveFields(evaluation.masking, request.protocol)) : "",
+      // Fields already made explicit for the protocol by the engine (the
+      // agent does not know its connection's protocol).
+      maskingJson: evaluation.masking ? JSON.stringify(evaluation.masking) : "",
     },
   };
-}
-
-/**
- * The agent does not know its connection's protocol: a profile that names
- * no fields gets the protocol's defaults here (`choices[*].delta.content`,
- * Ollama's `message.content`, …).
- */
-function resolveFields(profile: MaskingProfile, protocol: ConnectionProtocol): MaskingProfile {
-  return profile.fields.length > 0 ? profile : { ...profile, fields: [...DEFAULT_FIELDS[protocol]] };
 }
 
 function paramOf(code: string): string | null {

@@ -121,6 +121,14 @@ describe("masking at the agent", () => {
     expect(logged.at(-1)?.masked).toEqual({ EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1 });
   });
 
+  it("refuses log-probabilities, which would repeat the answer token by token unmasked", async () => {
+    const refused = await client.chat.completions
+      .create({ model: "llama/demo-chat", messages: [{ role: "user", content: "x" }], logprobs: true })
+      .catch((error: unknown) => error);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((refused as InstanceType<typeof OpenAI.BadRequestError>).param).toBe("logprobs");
+  });
+
   it("ends the stream with an error when masking fails, never sending the unmasked value", async () => {
     const response = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
       method: "POST",

@@ -28,6 +28,7 @@ export {
   type MaskingProfile,
   type MaskingStyle,
   mergeProfiles,
+  resolveFields,
 } from "./profile.js";
 export { MAX_EVENT_BYTES } from "./response-adapters.js";
 export type { TextMasker } from "./response-documents.js";

@@ -74,7 +74,12 @@ export function mergeProfiles(profiles: readonly MaskingProfile[]): MaskingProfi
     ),
     denyList: [...terms].map(([name, list]) => ({ name, terms: [...new Set(list)] })),
     style,
-    fields: [...new Set(profiles.flatMap((profile) => profile.fields))],
+    // An empty list means "the protocol's defaults", which no explicit list
+    // may narrow: callers resolve each profile's fields (resolveFields)
+    // before merging, and an empty one left here keeps the merge empty.
+    fields: profiles.some((profile) => profile.fields.length === 0)
+      ? []
+      : [...new Set(profiles.flatMap((profile) => profile.fields))],
     onError: profiles.some((profile) => profile.onError === "block") ? "block" : "pass",
     maskPromptsInAudit: profiles.some((profile) => profile.maskPromptsInAudit),
   };
@@ -83,4 +88,14 @@ export function mergeProfiles(profiles: readonly MaskingProfile[]): MaskingProfi
 /** Flags in a canonical order, so "mi" and "im" are the same detector. */
 export function normalizeFlags(flags: string | undefined): string {
   return [...(flags ?? "")].sort().join("");
+}
+
+/**
+ * The profile with its fields made explicit for a protocol: a profile that
+ * names none gets the protocol's defaults. Resolve before merging, so a
+ * second policy's explicit fields add to the first's defaults instead of
+ * replacing them. (`http` has no defaults: empty there means every string.)
+ */
+export function resolveFields(profile: MaskingProfile, defaults: readonly string[]): MaskingProfile {
+  return profile.fields.length > 0 || defaults.length === 0 ? profile : { ...profile, fields: [...defaults] };
 }

@@ -39,7 +39,10 @@ export const DEFAULT_FIELDS: Readonly<Record<ResponseProtocol, readonly string[]
     ...OPENAI_FIELDS,
   ]),
   // TGI also serves the OpenAI API (/v1/chat/completions, /v1/completions).
-  tgi: Object.freeze(["generated_text", "token.text", ...OPENAI_FIELDS]),
+  // best_of sequences carry whole texts too. (TGI's `POST /` answers with
+  // a list, which no field path reaches: it is a `raw` route, so only
+  // policies that grant `raw` expose it.)
+  tgi: Object.freeze(["generated_text", "token.text", "details.best_of_sequences[*].generated_text", ...OPENAI_FIELDS]),
   http: Object.freeze([]),
 });
 

@@ -37,11 +37,11 @@ const partialRenderer: Renderer = {
   open: (name) => fixed(`[${name}]`),
 };
 
-/** Hex digits of the pseudonym: 65,536 values tell a response's few values apart. */
-const PSEUDONYM_HEX = 4;
+/** Hex digits of the pseudonym: 4 would give two of 300 values the same one half the time. */
+const PSEUDONYM_HEX = 8;
 
 /**
- * `<EMAIL_3f9a>`: the first hex digits of HMAC-SHA256(key, name + "\0" +
+ * `<EMAIL_3f9a61c0>`: the first hex digits of HMAC-SHA256(key, name + "\0" +
  * value), with a key that lives for one session. The same value gets the
  * same pseudonym within the session, so a reader can tell two people apart;
  * across sessions the pseudonyms cannot be linked, and without the key they

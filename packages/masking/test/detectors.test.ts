@@ -377,7 +377,7 @@ describe("styles", () => {
     const masker = new Masker(profile({ entities: ALL, style: "hash" }), { hashKey: key });
     const first = masker.maskText(`${values.EMAIL} and jane@example.com and ${values.EMAIL}`).text;
     const [a, b, c] = first.split(" and ");
-    expect(a).toMatch(/^<EMAIL_[0-9a-f]{4}>$/);
+    expect(a).toMatch(/^<EMAIL_[0-9a-f]{8}>$/);
     expect(a).toBe(c);
     expect(a).not.toBe(b);
     // The same key in another Masker (another stream of the session) agrees.
@@ -385,13 +385,13 @@ describe("styles", () => {
     expect(again.maskText(values.EMAIL).text).toBe(a);
     const other = new Masker(profile({ entities: ALL, style: "hash" }), { hashKey: new Uint8Array(32).fill(8) });
     expect(other.maskText(values.EMAIL).text).not.toBe(a);
-    expect(masker.maskText(values.CREDIT_CARD).text).toMatch(/^<CREDIT_CARD_[0-9a-f]{4}>$/);
+    expect(masker.maskText(values.CREDIT_CARD).text).toMatch(/^<CREDIT_CARD_[0-9a-f]{8}>$/);
   });
 
   it.each([16, 32, 100])("hash is HMAC-SHA256(key, entity NUL value) with a %i-byte key", (length) => {
     const key = new Uint8Array(length).map((_, index) => index * 7);
     const masker = new Masker(profile({ entities: ALL, style: "hash" }), { hashKey: key });
-    const expected = createHmac("sha256", key).update("EMAIL\0john@example.com").digest("hex").slice(0, 4);
+    const expected = createHmac("sha256", key).update("EMAIL\0john@example.com").digest("hex").slice(0, 8);
     expect(masker.maskText("john@example.com").text).toBe(`<EMAIL_${expected}>`);
   });
 

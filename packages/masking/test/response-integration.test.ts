@@ -118,7 +118,7 @@ describe("with the masking engine", () => {
     const events = sseData(body) as { token: { text: string }; generated_text: string | null }[];
     const tokens = events.map((event) => event.token.text).join("");
     expect(tokens).toBe(masker.maskText(whole).text);
-    expect(tokens).toMatch(/<EMAIL_[0-9a-f]{4}>/);
+    expect(tokens).toMatch(/<EMAIL_[0-9a-f]{8}>/);
     expect(events.at(-1)?.generated_text).toBe(tokens);
     expect(counts).toEqual({ EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1, PROJECT: 1 });
   });

@@ -1,5 +1,5 @@
 import type { MaskingProfile } from "@modelgate/masking";
-import type { BodyFormat, Operation } from "./request-kind.js";
+import type { BodyFormat, ConnectionProtocol, Operation } from "./request-kind.js";
 import type { PolicyDefinition } from "./schema.js";
 
 /** A policy as the control plane stores it and pushes it to gateways. */
@@ -27,6 +27,8 @@ export interface EvaluationRequest {
   format: BodyFormat;
   /** The parsed JSON body; required for any format but "none" when a grant has prompt rules or limits. */
   body?: Record<string, unknown> | undefined;
+  /** The connection's protocol: masking profiles without fields take its default fields. */
+  protocol?: ConnectionProtocol | undefined;
 }
 
 export interface EffectiveLimits {

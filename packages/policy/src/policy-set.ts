@@ -1,4 +1,4 @@
-import { mergeProfiles } from "@modelgate/masking";
+import { DEFAULT_FIELDS, mergeProfiles, resolveFields } from "@modelgate/masking";
 import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
 import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
 import type { ModelMatcher } from "./glob.js";
@@ -343,7 +343,23 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
   // grant must never switch off the masking a narrower one asks for.
   const masking = grants.filter((policy) => policy.definition.masking !== undefined);
   const policyIds = [winner.id, ...masking.map((policy) => policy.id).filter((id) => id !== winner.id)];
-  const profile = mergeProfiles(masking.map((policy) => policy.definition.masking as MaskingDefinition));
+  // Each profile's fields are made explicit first, so one policy's explicit
+  // fields add to another's defaults instead of replacing them.
+  const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
+  const profile = mergeProfiles(
+    masking.map((policy) => resolveFields(policy.definition.masking as MaskingDefinition, defaults)),
+  );
+  const unmaskable = profile && body ? tokenLevelOutput(body) : undefined;
+  if (unmaskable !== undefined) {
+    return denied(
+      "invalid_request",
+      masking,
+      [
+        `${unmaskable} returns the answer token by token, which masking cannot rewrite; ${policyNames(masking)} ${masking.length > 1 ? "mask" : "masks"} responses`,
+      ],
+      unmaskable,
+    );
+  }
   if (profile)
     reasons.push(`the response is masked as ${policyNames(masking)} ${masking.length > 1 ? "require" : "requires"}`);
   return {
@@ -356,4 +372,32 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     estimatedTokens: Math.ceil(promptChars / 4) + generated * parameters.choices,
     masking: profile,
   };
+}
+
+/**
+ * Request parameters that make a runtime return the answer a second time,
+ * token by token (log-probabilities, token ids, TGI's details): the masker
+ * rewrites the text fields, not these, so under masking they are refused.
+ */
+const TOKEN_LEVEL_OUTPUT: readonly (readonly string[])[] = [
+  ["logprobs"],
+  ["top_logprobs"],
+  ["prompt_logprobs"],
+  ["return_token_ids"],
+  ["return_tokens_as_token_ids"],
+  ["parameters", "details"],
+  ["parameters", "decoder_input_details"],
+  ["parameters", "top_n_tokens"],
+  ["options", "logprobs"],
+];
+
+function tokenLevelOutput(body: Record<string, unknown>): string | undefined {
+  for (const path of TOKEN_LEVEL_OUTPUT) {
+    let value: unknown = body;
+    for (const key of path)
+      value = typeof value === "object" && value !== null ? (value as Record<string, unknown>)[key] : undefined;
+    // false, 0 and null ask for nothing.
+    if (value !== undefined && value !== null && value !== false && value !== 0) return path.join(".");
+  }
+  return undefined;
 }

@@ -44,3 +44,46 @@ describe("masking across grants", () => {
     expect(evaluation).toMatchObject({ decision: "allowed", masking: undefined });
   });
 });
+
+describe("masking fields and token-level output", () => {
+  const request = (body: Record<string, unknown>) =>
+    ({
+      connection: "llama",
+      model: "m",
+      operation: "inference",
+      format: "openai.chat",
+      body,
+      protocol: "openai",
+    }) as const;
+
+  it("adds a second policy's explicit fields to the first one's defaults, never replacing them", () => {
+    const set = new PolicySet([
+      policy("defaults", { masking: { entities: ["EMAIL"] } }),
+      policy("explicit", { masking: { entities: ["SECRET"], fields: ["choices[*].message.content"] } }),
+    ]);
+    const evaluation = set.evaluate(alice, request(chat("hi")));
+    if (evaluation.decision !== "allowed") throw new Error(JSON.stringify(evaluation));
+    expect(evaluation.masking?.fields).toEqual(
+      expect.arrayContaining(["choices[*].delta.content", "choices[*].message.tool_calls[*].function.arguments"]),
+    );
+  });
+
+  it.each([
+    [{ logprobs: true }, "logprobs"],
+    [{ top_logprobs: 5 }, "top_logprobs"],
+    [{ return_token_ids: true }, "return_token_ids"],
+  ])("refuses %j under masking: the tokens would repeat the answer unmasked", (extra, param) => {
+    const set = new PolicySet([policy("masked", { masking: { entities: ["EMAIL"] } })]);
+    expect(set.evaluate(alice, request(chat("hi", extra)))).toMatchObject({
+      decision: "denied",
+      code: "invalid_request",
+      param,
+    });
+    expect(set.evaluate(alice, request(chat("hi", { logprobs: false }))).decision).toBe("allowed");
+  });
+
+  it("lets log-probabilities through where no grant masks", () => {
+    const set = new PolicySet([policy("plain", {})]);
+    expect(set.evaluate(alice, request(chat("hi", { logprobs: true }))).decision).toBe("allowed");
+  });
+});

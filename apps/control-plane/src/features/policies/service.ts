@@ -206,6 +206,8 @@ export function createPolicyService({ db }: { db: Database }) {
       const rows = await db.policy.findMany({ where: { enabled: true } });
       const policies = new PolicySet(rows.map(toStoredPolicy));
       const format: BodyFormat = request.format ?? defaultFormat(request.operation, request.body);
+      // The connection's protocol decides the default fields of masking profiles.
+      const connection = await db.connection.findUnique({ where: { name: request.connection } });
       const evaluation = policies.evaluate(
         {
           userId: subject.user ?? subject.apiKeyId ?? "",
@@ -219,6 +221,7 @@ export function createPolicyService({ db }: { db: Database }) {
           operation: request.operation,
           format,
           body: request.body,
+          protocol: connection?.protocol,
         },
       );
       if (evaluation.decision === "allowed") {

@@ -1,0 +1,119 @@
+import type { Database, Prisma } from "@modelgate/db";
+import { notFound } from "../../http/errors.js";
+import type { Page } from "../../http/schemas.js";
+import { encodeCursor, type SessionListQuery, type SessionSummaryView, type SessionView } from "./schemas.js";
+
+type SessionRow = Prisma.SessionGetPayload<object>;
+type SessionWithContent = Prisma.SessionGetPayload<{ include: { content: true; events: true } }>;
+
+/** The metadata columns a listing reads: never the bodies, never the events. */
+function toSummary(row: SessionRow): SessionSummaryView {
+  return {
+    id: row.id,
+    receivedAt: row.receivedAt.toISOString(),
+    firstByteAt: row.firstByteAt?.toISOString() ?? null,
+    finishedAt: row.finishedAt?.toISOString() ?? null,
+    subject:
+      row.subjectId === null
+        ? null
+        : {
+            id: row.subjectId,
+            email: row.subjectEmail,
+            groups: row.subjectGroups,
+            authMethod: row.authMethod,
+          },
+    clientIp: row.clientIp,
+    userAgent: row.userAgent,
+    connection: row.connection,
+    model: row.model,
+    agentId: row.agentId,
+    endpoint: row.endpoint,
+    method: row.method,
+    decision: row.decision,
+    policyIds: row.policyIds,
+    reason: row.reason,
+    responseStatus: row.responseStatus,
+    latencyMs: row.latencyMs,
+    ttfbMs: row.ttfbMs,
+  };
+}
+
+function toView(row: SessionWithContent): SessionView {
+  return {
+    ...toSummary(row),
+    details: (row.details as Record<string, unknown> | null) ?? null,
+    content: row.content
+      ? {
+          requestBody: row.content.requestBody,
+          responseBody: row.content.responseBody,
+          truncated: row.content.truncated,
+        }
+      : null,
+    events: row.events.map(({ seq, offsetMs, data }) => ({ seq, offsetMs, data })),
+    hash: row.hash,
+    prevHash: row.prevHash,
+  };
+}
+
+/** Backslash is Postgres' default LIKE escape character. */
+function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
+}
+
+function whereOf(query: SessionListQuery): Prisma.SessionWhereInput {
+  const and: Prisma.SessionWhereInput[] = [];
+  if (query.user) and.push({ OR: [{ subjectId: query.user }, { subjectEmail: query.user }] });
+  if (query.group) and.push({ subjectGroups: { has: query.group } });
+  if (query.connection) and.push({ connection: query.connection });
+  if (query.model) and.push({ model: query.model });
+  if (query.decision) and.push({ decision: query.decision });
+  if (query.from) and.push({ receivedAt: { gte: new Date(query.from) } });
+  if (query.to) and.push({ receivedAt: { lt: new Date(query.to) } });
+  if (query.q) {
+    // A plain case-insensitive substring match (ILIKE): a scan of the
+    // contents of the sessions that passed the other filters. Full-text
+    // search (a pg_trgm or tsvector index) belongs to the scale slice.
+    // Prisma passes the text into the LIKE pattern as is, so its wildcards
+    // are escaped here: a search for "%" finds a percent sign, not everything.
+    const contains = { contains: escapeLike(query.q), mode: "insensitive" as const };
+    and.push({ content: { is: { OR: [{ requestBody: contains }, { responseBody: contains }] } } });
+  }
+  if (query.cursor) {
+    const { receivedAt, id } = query.cursor;
+    // Keyset on (receivedAt, id) descending, served by the index of the same
+    // order: a page never repeats or skips a session, however many arrive meanwhile.
+    and.push({ OR: [{ receivedAt: { lt: receivedAt } }, { receivedAt, id: { lt: id } }] });
+  }
+  return { AND: and };
+}
+
+export function createSessionService({ db }: { db: Database }) {
+  return {
+    /** Newest first, metadata only. */
+    async list(query: SessionListQuery): Promise<Page<SessionSummaryView>> {
+      const rows = await db.session.findMany({
+        where: whereOf(query),
+        orderBy: [{ receivedAt: "desc" }, { id: "desc" }],
+        take: query.limit + 1,
+      });
+      const items = rows.slice(0, query.limit);
+      const last = items.at(-1);
+      return {
+        items: items.map(toSummary),
+        nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+      };
+    },
+
+    /** The full record: metadata, details, bodies and the stream's events in order. */
+    async get(id: string): Promise<SessionView> {
+      const row = await db.session.findUnique({
+        where: { id },
+        include: { content: true, events: { orderBy: { seq: "asc" } } },
+      });
+      if (!row) throw notFound(`no session with id ${id}`);
+      return toView(row);
+    },
+  };
+}
+
+export type SessionService = ReturnType<typeof createSessionService>;

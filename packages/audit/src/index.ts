@@ -1,0 +1,38 @@
+export {
+  AUDIT_BACKOFF,
+  AUDIT_JOB_NAME,
+  AUDIT_JOB_OPTIONS,
+  AUDIT_QUEUE,
+  type AuditQueue,
+  type AuditQueueOptions,
+  createAuditQueue,
+  type RedisConnection,
+} from "./queue.js";
+export {
+  AUDIT_RECORD_VERSION,
+  type AuditDecision,
+  type AuditRecord,
+  type AuditSubject,
+  auditRecordSchema,
+  auditSubjectSchema,
+  DECISIONS,
+  recordedBodySchema,
+  streamEventSchema,
+} from "./record.js";
+export {
+  type SessionContentRow,
+  type SessionDetails,
+  type SessionEventRow,
+  type SessionRow,
+  type SessionRows,
+  toSessionRows,
+} from "./rows.js";
+export {
+  type AuditStore,
+  type AuditWorker,
+  type AuditWorkerOptions,
+  auditBackoffDelay,
+  processAuditJob,
+  type StoreOutcome,
+  startAuditWorker,
+} from "./worker.js";

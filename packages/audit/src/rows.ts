@@ -1,0 +1,154 @@
+import type { AuditDecision, AuditRecord } from "./record.js";
+
+/**
+ * How an audit record is stored: the `sessions` row (metadata, what listings
+ * read), the `session_contents` row (bodies) and the `session_events` rows
+ * (the stream as delivered). Kept here, beside the record's schema, so the
+ * contract and its storage mapping change together; the control plane's
+ * store only writes these rows.
+ */
+export interface SessionRow {
+  id: string;
+  receivedAt: Date;
+  firstByteAt: Date | null;
+  finishedAt: Date | null;
+  subjectId: string | null;
+  subjectEmail: string | null;
+  subjectGroups: string[];
+  authMethod: string | null;
+  clientIp: string | null;
+  userAgent: string | null;
+  connection: string | null;
+  model: string | null;
+  agentId: string | null;
+  endpoint: string;
+  method: string;
+  decision: AuditDecision;
+  policyIds: string[];
+  reason: string | null;
+  responseStatus: number | null;
+  latencyMs: number;
+  ttfbMs: number | null;
+  /** Everything of the record without a column of its own (see `SessionDetails`). */
+  details: SessionDetails;
+}
+
+export interface SessionDetails {
+  recordVersion: number;
+  gatewayId: string;
+  operation?: string;
+  tokenId?: string;
+  issuer?: string;
+  capped: { parameter: string; value: number }[];
+  usage?: Record<string, number>;
+  maskedCounts?: Record<string, number>;
+  error?: { code: string; message: string };
+  /** Size and truncation of each body as the gateway saw it. */
+  request?: { bytes: number; truncated: boolean };
+  response?: { bytes: number; truncated: boolean };
+  /** How many U+0000 characters were stored as U+FFFD (Postgres text cannot hold U+0000). */
+  nulReplaced?: number;
+}
+
+export interface SessionContentRow {
+  sessionId: string;
+  requestBody: string | null;
+  responseBody: string | null;
+  /** True when either body was cut at the gateway's cap. */
+  truncated: boolean;
+}
+
+export interface SessionEventRow {
+  sessionId: string;
+  seq: number;
+  offsetMs: number;
+  data: string;
+}
+
+export interface SessionRows {
+  session: SessionRow;
+  /** Null when the record carries neither body (a request refused before it was read). */
+  content: SessionContentRow | null;
+  events: SessionEventRow[];
+}
+
+const NUL = String.fromCharCode(0);
+
+/** Maps a validated record onto rows. Pure: the same record always yields the same rows. */
+export function toSessionRows(record: AuditRecord): SessionRows {
+  let nulReplaced = 0;
+  // Postgres text and jsonb refuse U+0000; a prompt may well contain one
+  // (a client can send anything). Refusing the record would let a caller
+  // make their own request unrecorded, so it is stored as U+FFFD and counted.
+  const clean = (value: string): string =>
+    value.replaceAll(NUL, () => {
+      nulReplaced += 1;
+      return "\uFFFD";
+    });
+  const cleanOptional = (value: string | undefined): string | null => (value === undefined ? null : clean(value));
+  const cleanRecord = <T>(value: Record<string, T> | undefined): Record<string, T> | undefined =>
+    value === undefined
+      ? undefined
+      : Object.fromEntries(Object.entries(value).map(([key, item]) => [clean(key), item]));
+
+  const { subject } = record;
+  const id = clean(record.sessionId);
+  const details: SessionDetails = omitUndefined({
+    recordVersion: record.version,
+    gatewayId: clean(record.gatewayId),
+    operation: record.operation === undefined ? undefined : clean(record.operation),
+    tokenId: subject?.tokenId === undefined ? undefined : clean(subject.tokenId),
+    issuer: subject?.issuer === undefined ? undefined : clean(subject.issuer),
+    capped: record.capped.map(({ parameter, value }) => ({ parameter: clean(parameter), value })),
+    usage: cleanRecord(record.usage),
+    maskedCounts: cleanRecord(record.maskedCounts),
+    error: record.error ? { code: clean(record.error.code), message: clean(record.error.message) } : undefined,
+    request: record.request ? { bytes: record.request.bytes, truncated: record.request.truncated } : undefined,
+    response: record.response ? { bytes: record.response.bytes, truncated: record.response.truncated } : undefined,
+  });
+  const session: SessionRow = {
+    id,
+    receivedAt: new Date(record.receivedAt),
+    firstByteAt: record.firstByteAt === undefined ? null : new Date(record.firstByteAt),
+    finishedAt: new Date(record.finishedAt),
+    subjectId: cleanOptional(subject?.id),
+    subjectEmail: cleanOptional(subject?.email),
+    subjectGroups: (subject?.groups ?? []).map(clean),
+    authMethod: subject?.authMethod ?? null,
+    clientIp: cleanOptional(record.clientIp),
+    userAgent: cleanOptional(record.userAgent),
+    connection: cleanOptional(record.connection),
+    model: cleanOptional(record.model),
+    agentId: record.agentId ?? null,
+    endpoint: clean(record.endpoint),
+    method: clean(record.method),
+    decision: record.decision,
+    policyIds: record.policyIds.map(clean),
+    reason: cleanOptional(record.reason),
+    responseStatus: record.responseStatus ?? null,
+    latencyMs: record.latencyMs,
+    ttfbMs: record.ttfbMs ?? null,
+    details,
+  };
+  const content: SessionContentRow | null =
+    record.request || record.response
+      ? {
+          sessionId: id,
+          requestBody: cleanOptional(record.request?.text),
+          responseBody: cleanOptional(record.response?.text),
+          truncated: Boolean(record.request?.truncated || record.response?.truncated),
+        }
+      : null;
+  const events = record.events.map((event, seq) => ({
+    sessionId: id,
+    seq,
+    offsetMs: event.offsetMs,
+    data: clean(event.data),
+  }));
+  if (nulReplaced > 0) session.details.nulReplaced = nulReplaced;
+  return { session, content, events };
+}
+
+function omitUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T;
+}

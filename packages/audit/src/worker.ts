@@ -1,0 +1,103 @@
+import type { Logger } from "@modelgate/core";
+import { type Job, UnrecoverableError, Worker } from "bullmq";
+import { AUDIT_QUEUE, ownConnection, type RedisConnection } from "./queue.js";
+import { type AuditRecord, auditRecordSchema } from "./record.js";
+
+/** What storing one record did: a re-delivered record is a `duplicate`, never a second session. */
+export type StoreOutcome = "stored" | "duplicate";
+
+/**
+ * Where records land. The control plane implements it on Postgres (one
+ * transaction per record, insert-if-absent by session id); this package
+ * stays free of the database client, and tests can pass a fake.
+ */
+export interface AuditStore {
+  /** Stores the session, its content and its events atomically; idempotent by `sessionId`. */
+  write(record: AuditRecord): Promise<StoreOutcome>;
+}
+
+export interface AuditWorkerOptions {
+  connection: RedisConnection;
+  store: AuditStore;
+  logger: Logger;
+  /** BullMQ key prefix; must match the producers'. */
+  prefix?: string | undefined;
+  /** Records written in parallel, each in its own transaction (default 8). */
+  concurrency?: number | undefined;
+  /** Backoff between attempts after a failure: doubling from `baseMs` up to `maxMs`, with jitter. */
+  retry?: { baseMs?: number; maxMs?: number } | undefined;
+}
+
+export interface AuditWorker {
+  /** Waits for the records in progress to be written, then disconnects. */
+  close(): Promise<void>;
+}
+
+const DEFAULT_RETRY = { baseMs: 1000, maxMs: 5 * 60_000 };
+
+/** Capped exponential backoff with ±20 % jitter, so a fleet of retries does not hit Postgres in step. */
+export function auditBackoffDelay(attemptsMade: number, { baseMs, maxMs }: { baseMs: number; maxMs: number }): number {
+  const exponential = Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(attemptsMade - 1, 0), 30));
+  return Math.round(exponential * (0.8 + Math.random() * 0.4));
+}
+
+/**
+ * Validates one job's record and stores it. An invalid record fails for good
+ * (UnrecoverableError: BullMQ moves it to the failed set at once, where it
+ * stays for inspection); any other failure, such as Postgres being down, is
+ * thrown as is, so BullMQ retries it with backoff while the job waits in Redis.
+ */
+export async function processAuditJob(job: Pick<Job, "id" | "data">, store: AuditStore, logger: Logger) {
+  const parsed = auditRecordSchema.safeParse(job.data);
+  if (!parsed.success) {
+    const issues = parsed.error.issues
+      .slice(0, 10)
+      .map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+    logger.error(
+      { jobId: job.id, issues },
+      "audit record refused: it does not match the record schema; kept in the failed set of the audit queue",
+    );
+    throw new UnrecoverableError(`invalid audit record: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+  }
+  const outcome = await store.write(parsed.data);
+  if (outcome === "duplicate") logger.debug({ sessionId: parsed.data.sessionId }, "audit record already stored");
+  return outcome;
+}
+
+export async function startAuditWorker(options: AuditWorkerOptions): Promise<AuditWorker> {
+  const { store, logger } = options;
+  const retry = { ...DEFAULT_RETRY, ...options.retry };
+  const { client, owned } = ownConnection(options.connection, { forWorker: true });
+  const worker = new Worker<unknown, StoreOutcome>(AUDIT_QUEUE, (job) => processAuditJob(job, store, logger), {
+    connection: client,
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    concurrency: options.concurrency ?? 8,
+    settings: {
+      // Jobs name AUDIT_BACKOFF; BullMQ asks this strategy for every non-built-in type.
+      backoffStrategy: (attemptsMade: number) => auditBackoffDelay(attemptsMade, retry),
+    },
+  });
+  // Without a listener an "error" event (Redis unreachable) would throw.
+  worker.on("error", (error) => logger.warn({ err: error }, "audit worker: queue connection error"));
+  worker.on("failed", (job, error) => {
+    if (!job || error instanceof UnrecoverableError) return;
+    if (job.attemptsMade >= (job.opts.attempts ?? 1)) {
+      logger.error(
+        { err: error, jobId: job.id, attemptsMade: job.attemptsMade },
+        "audit record not stored after its last attempt; it stays in the failed set of the audit queue",
+      );
+      return;
+    }
+    logger.warn(
+      { err: error, jobId: job.id, attemptsMade: job.attemptsMade },
+      "audit record not stored yet; it stays queued and is retried",
+    );
+  });
+  await worker.waitUntilReady();
+  return {
+    async close() {
+      await worker.close();
+      if (owned) await client.quit().catch(() => client.disconnect());
+    },
+  };
+}
