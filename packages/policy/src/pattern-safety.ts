@@ -8,15 +8,17 @@ export interface PatternIssue {
 }
 
 export interface PatternCheckOptions {
-  /** Longest analysis of one pattern, in ms (default 2 s). */
+  /** Longest analysis of one pattern, in ms (default 5 s). */
   timeoutMs?: number;
-  /** Longest analysis of all patterns of one definition together, in ms (default 10 s). */
+  /** Longest analysis of all patterns of one definition together, in ms (default 20 s). */
   budgetMs?: number;
 }
 
 const MAX_PATTERNS = 100;
-const DEFAULT_TIMEOUT_MS = 2000;
-const DEFAULT_BUDGET_MS = 10_000;
+// Generous: the analysis runs once, when a policy is written, and a busy
+// control plane must not refuse a safe pattern for lack of time.
+const DEFAULT_TIMEOUT_MS = 5000;
+const DEFAULT_BUDGET_MS = 20_000;
 
 /**
  * Verdicts for patterns seen before, so re-saving a policy does not analyse
@@ -25,6 +27,18 @@ const DEFAULT_BUDGET_MS = 10_000;
  */
 const verdicts = new Map<string, string | null>();
 const MAX_VERDICTS = 1000;
+
+/** How long past its own timeout the checker may take to answer before it counts as failed. */
+const CHECKER_GRACE_MS = 2000;
+
+/** The checker's answer, or a rejection when it does not answer in time (it runs out of process). */
+function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the pattern checker did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
 
 function remember(key: string, verdict: string | null): void {
   if (verdicts.size >= MAX_VERDICTS) {
@@ -168,7 +182,10 @@ export async function checkPromptPatterns(
     }
     let verdict: { message: string | null; definite: boolean };
     try {
-      verdict = verdictOf(await check(pattern, flags, { timeout: Math.min(timeoutMs, remaining) }));
+      // Whole milliseconds: the native checker never answers a fractional
+      // timeout (it hangs), so the budget's remainder is rounded down.
+      const timeout = Math.max(1, Math.floor(Math.min(timeoutMs, remaining)));
+      verdict = verdictOf(await withDeadline(check(pattern, flags, { timeout }), timeout + CHECKER_GRACE_MS));
     } catch {
       // The checker itself failed (its backend could not start): fail closed.
       verdict = { message: "its safety could not be established (the checker failed)", definite: false };

@@ -13,6 +13,13 @@ function definition(rules: { pattern: string; flags?: string }[]): PolicyDefinit
   };
 }
 
+/**
+ * Room for recheck on a loaded CI machine: these tests are about its
+ * verdicts, and a timeout (refused as "not established in time") is a
+ * different verdict. The timeout itself has its own test below.
+ */
+const PATIENT = { timeoutMs: 15_000, budgetMs: 15_000 };
+
 describe("checkPromptPatterns", () => {
   it("accepts patterns recheck proves safe", async () => {
     const issues = await checkPromptPatterns(
@@ -22,12 +29,13 @@ describe("checkPromptPatterns", () => {
         { pattern: "^begin secret$", flags: "m" },
         { pattern: "\\b\\d{3}-\\d{2}-\\d{4}\\b" },
       ]),
+      PATIENT,
     );
     expect(issues).toEqual([]);
   });
 
   it("refuses an exponential pattern, naming the complexity and an attack", async () => {
-    const issues = await checkPromptPatterns(definition([{ pattern: "ok" }, { pattern: "(a+)+$" }]));
+    const issues = await checkPromptPatterns(definition([{ pattern: "ok" }, { pattern: "(a+)+$" }]), PATIENT);
     expect(issues).toHaveLength(1);
     expect(issues[0]?.path).toBe("promptRules.1.pattern");
     expect(issues[0]?.message).toMatch(/exponential/);
@@ -35,12 +43,15 @@ describe("checkPromptPatterns", () => {
   });
 
   it("refuses polynomial patterns: an unanchored e-mail matcher is quadratic", async () => {
-    const issues = await checkPromptPatterns(definition([{ pattern: "[a-z]+@[a-z]+\\.com" }]));
+    const issues = await checkPromptPatterns(definition([{ pattern: "[a-z]+@[a-z]+\\.com" }]), PATIENT);
     expect(issues).toEqual([
       { path: "promptRules.0.pattern", message: expect.stringMatching(/polynomial \(degree 2\)/) },
     ]);
     // So is `^\s*` under the m flag: every line start rescans the same white space.
-    const multiline = await checkPromptPatterns(definition([{ pattern: "^\\s*ignore previous", flags: "im" }]));
+    const multiline = await checkPromptPatterns(
+      definition([{ pattern: "^\\s*ignore previous", flags: "im" }]),
+      PATIENT,
+    );
     expect(multiline).toEqual([{ path: "promptRules.0.pattern", message: expect.stringMatching(/polynomial/) }]);
   });
 
@@ -70,9 +81,17 @@ describe("checkPromptPatterns", () => {
     expect(issues).toEqual([{ path: "promptRules.0.pattern", message: expect.stringMatching(/took too long/) }]);
   });
 
+  it("answers when the budget's remainder is a fraction of a millisecond (the checker hangs on those)", async () => {
+    const issues = await checkPromptPatterns(definition([{ pattern: "fraction-of-a-ms-(a|b)c" }]), {
+      timeoutMs: 15_000,
+      budgetMs: 9_999.5,
+    });
+    expect(issues).toEqual([]);
+  });
+
   it("gives the same verdict the second time (from its cache)", async () => {
     const rules = definition([{ pattern: "(x+x+)+y" }, { pattern: "plain" }]);
-    const first = await checkPromptPatterns(rules);
+    const first = await checkPromptPatterns(rules, PATIENT);
     const second = await checkPromptPatterns(rules, { budgetMs: 0 });
     expect(second).toEqual(first);
     expect(first.map((issue) => issue.path)).toEqual(["promptRules.0.pattern"]);

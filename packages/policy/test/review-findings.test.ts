@@ -155,14 +155,14 @@ describe("pattern safety", () => {
         { pattern: "[(?=]x", action: "block" },
       ],
     }).definition;
-    expect(await checkPromptPatterns(definition)).toEqual([]);
+    expect(await checkPromptPatterns(definition, { timeoutMs: 15_000, budgetMs: 15_000 })).toEqual([]);
   });
 
   it("checks the custom detectors of a masking profile too", async () => {
     const definition = policy("x", {
       masking: { custom: [{ name: "SLOW", pattern: "(a+)+$" }] },
     }).definition;
-    const issues = await checkPromptPatterns(definition);
+    const issues = await checkPromptPatterns(definition, { timeoutMs: 15_000, budgetMs: 15_000 });
     expect(issues.map((issue) => issue.path)).toEqual(["masking.custom.0.pattern"]);
   });
 });
