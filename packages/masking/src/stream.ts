@@ -48,6 +48,7 @@ interface OpenMatch {
 }
 
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
+const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
 
 /**
  * The masking engine, for whole texts and streams alike. It keeps the text
@@ -181,8 +182,16 @@ export class MaskingScan implements MaskingStream {
       }
       if (undecided <= first) {
         let stop = Math.min(undecided, text.length);
-        // Never release half of a surrogate pair: the other half may complete a match.
-        if (!final && stop === text.length && stop > position && isHighSurrogate(text.charCodeAt(stop - 1))) stop--;
+        // Never release half of a surrogate pair, wherever the stop falls (a
+        // detector may report "undecided" between the halves): the event
+        // would carry a lone surrogate, which is not text.
+        if (
+          stop > position &&
+          isHighSurrogate(text.charCodeAt(stop - 1)) &&
+          (stop === text.length ? !final : isLowSurrogate(text.charCodeAt(stop)))
+        ) {
+          stop--;
+        }
         out += text.slice(position, stop);
         position = stop;
         break;

@@ -272,3 +272,24 @@ describe("MaskingStream", () => {
     expect(() => channel.push("x")).toThrow("ended");
   });
 });
+
+describe("surrogate pairs with custom detectors", () => {
+  it("never releases half of an emoji, whatever a detector leaves undecided", () => {
+    const masker = new Masker({
+      entities: [],
+      custom: [{ name: "TICKET", pattern: "T-[0-9]{4}" }],
+      denyList: [],
+      style: "label",
+      fields: [],
+      onError: "block",
+      maskPromptsInAudit: false,
+    });
+    const text = "Great \u{1F600} bye T-1234.";
+    for (let cut = 1; cut < text.length; cut++) {
+      const stream = masker.createStream();
+      const pieces = [stream.push(text.slice(0, cut)), stream.push(text.slice(cut)), stream.end()];
+      for (const piece of pieces) expect(piece.isWellFormed()).toBe(true);
+      expect(pieces.join("")).toBe(masker.maskText(text).text);
+    }
+  });
+});

@@ -153,7 +153,9 @@ function check(masker: Masker, text: string, chunking: readonly number[]): void 
   const released = chunks.join("");
   expect(released).toBe(whole.text);
   expect(stream.counts).toEqual(whole.counts);
-  expect(maxHeld).toBeLessThanOrEqual(masker.holdback);
+  // `held` counts UTF-16 units: a surrogate pair is never split, so the
+  // bound (in characters) can show as one unit more.
+  expect(maxHeld).toBeLessThanOrEqual(masker.holdback + 1);
   // Every run of consecutive chunks is part of `released`, so this covers
   // each chunk and each concatenation of chunks.
   expect(detected.filter((value) => released.includes(value))).toEqual([]);
