@@ -106,14 +106,15 @@ describe("fail closed", () => {
     const waiting = new WordMasker();
     const maskText = waiting.maskText.bind(waiting);
     waiting.maskText = (text) => {
-      // Blocks the thread for 30 ms without using the CPU.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30);
+      // Blocks the thread for 300 ms without using the CPU: far over the
+      // budget in wall time, far under it in CPU time even on a loaded host.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
       return maskText(text);
     };
     const responseMasker = createResponseMasker(waiting, {
       contentType: "application/json",
       fields: ["a"],
-      timeBudgetMs: 5,
+      timeBudgetMs: 100,
     });
     push(responseMasker, JSON.stringify({ a: EMAIL }));
     expect(decoder.decode(responseMasker.end())).toBe(JSON.stringify({ a: LABEL }));
