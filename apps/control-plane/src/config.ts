@@ -48,6 +48,10 @@ const environment = z
     // The audit queue the gateways write to. Without it no audit worker runs
     // and no gateway record reaches Postgres.
     MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+    MODELGATE_AUDIT_QUEUE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.' or '-'")
+      .default("bull"),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
@@ -97,6 +101,8 @@ export interface ControlPlaneConfig {
   dbPoolSize: number;
   /** Redis holding the audit queue; the audit worker runs only when it is set. */
   redisUrl: string | undefined;
+  /** BullMQ key prefix of the audit queue, the same on gateways and control planes. */
+  auditQueuePrefix: string;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -143,6 +149,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
     redisUrl: parsed.MODELGATE_REDIS_URL,
+    auditQueuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,
     logLevel: parsed.LOG_LEVEL,
   };
 }

@@ -4,7 +4,7 @@
 import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type AuditWorker, startAuditWorker } from "@modelgate/audit";
+import { type AuditStore, type AuditWorker, startAuditWorker } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
@@ -24,6 +24,8 @@ export interface ControlPlaneOptions {
   dbPoolSize: number;
   /** Redis holding the audit queue: when set, the audit worker stores the gateways' records. */
   redisUrl?: string | undefined;
+  /** BullMQ key prefix of the audit queue; must match the gateways' (default `bull`). */
+  auditQueuePrefix?: string | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
@@ -38,6 +40,8 @@ export interface RunningControlPlane {
   /** `host:port` of the gRPC endpoint gateways dial. */
   grpcAddress: string;
   db: Database;
+  /** Where audit records are stored; the zero-config process hands its gateway's records straight to it. */
+  auditStore: AuditStore;
   close(): Promise<void>;
 }
 
@@ -57,14 +61,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger,
   });
 
+  const auditStore = createSessionStore({ db });
   let auditWorker: AuditWorker | undefined;
   if (options.redisUrl) {
-    auditWorker = await startAuditWorker({ connection: options.redisUrl, store: createSessionStore({ db }), logger });
+    auditWorker = await startAuditWorker({
+      connection: options.redisUrl,
+      prefix: options.auditQueuePrefix,
+      store: auditStore,
+      logger,
+    });
     logger.info("audit worker started");
   } else {
-    // Gateways do not send audit records yet (the producer is the next slice
-    // of the audit work), so nothing is lost without one; say so quietly.
-    logger.info("MODELGATE_REDIS_URL is not set: no audit worker runs");
+    // Gateways send their records through Redis: without it, only a gateway
+    // in this process (the zero-config launcher) can have its records stored.
+    logger.warn("MODELGATE_REDIS_URL is not set: no audit worker runs, so records from gateways are not stored");
   }
 
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
@@ -88,6 +98,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     url: `http://${host}:${port}`,
     grpcAddress: gatewayLink.address,
     db,
+    auditStore,
     async close() {
       const closed = new Promise((resolve) => server.close(resolve));
       // Keep-alive connections would hold close() open indefinitely.

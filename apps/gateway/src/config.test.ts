@@ -1,6 +1,6 @@
 import { loadConfig } from "./config.js";
 
-const TOKEN = { MODELGATE_GATEWAY_TOKEN: "g".repeat(32) };
+const TOKEN = { MODELGATE_GATEWAY_TOKEN: "g".repeat(32), MODELGATE_REDIS_URL: "redis://127.0.0.1:6379" };
 
 describe("gateway config", () => {
   it("has safe defaults: loopback listeners, 10 MiB bodies, no wait for absent agents", () => {
@@ -17,7 +17,26 @@ describe("gateway config", () => {
   });
 
   it("requires the gateway token", () => {
-    expect(() => loadConfig({})).toThrow(/MODELGATE_GATEWAY_TOKEN/);
+    expect(() => loadConfig({ MODELGATE_REDIS_URL: TOKEN.MODELGATE_REDIS_URL })).toThrow(/MODELGATE_GATEWAY_TOKEN/);
+  });
+
+  it("requires Redis for the audit queue and fails closed unless told otherwise", () => {
+    expect(() => loadConfig({ MODELGATE_GATEWAY_TOKEN: TOKEN.MODELGATE_GATEWAY_TOKEN })).toThrow(
+      /MODELGATE_REDIS_URL is required/,
+    );
+    expect(loadConfig(TOKEN).audit).toEqual({
+      queuePrefix: "bull",
+      failOpen: false,
+      maxBodyBytes: 4 * 1024 * 1024,
+      bufferRecords: 10_000,
+      bufferBytes: 256 * 1024 * 1024,
+      logPrompts: false,
+    });
+    expect(loadConfig({ ...TOKEN, MODELGATE_AUDIT_FAIL_OPEN: "true" }).audit.failOpen).toBe(true);
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_AUDIT_BUFFER_RECORDS: "0" })).toThrow(
+      /MODELGATE_AUDIT_BUFFER_RECORDS/,
+    );
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_AUDIT_QUEUE_PREFIX: "a:b" })).toThrow(/MODELGATE_AUDIT_QUEUE_PREFIX/);
   });
 
   it("refuses a plaintext tunnel listener off loopback unless allowed", () => {

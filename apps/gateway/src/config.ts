@@ -27,8 +27,27 @@ const environment = z.object({
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
-  // Rate limits shared by all gateway replicas; unset = kept per process.
+  // The audit queue, and rate limits shared by all gateway replicas.
   MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+  MODELGATE_AUDIT_QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.' or '-'")
+    .default("bull"),
+  MODELGATE_AUDIT_FAIL_OPEN: envBoolean.default(false),
+  MODELGATE_AUDIT_MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * MIB)
+    .default(4 * MIB),
+  MODELGATE_AUDIT_BUFFER_RECORDS: z.coerce.number().int().min(1).max(1_000_000).default(10_000),
+  MODELGATE_AUDIT_BUFFER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(MIB)
+    .max(16 * 1024 * MIB)
+    .default(256 * MIB),
+  MODELGATE_DECISION_LOG_PROMPTS: envBoolean.default(false),
   LOG_LEVEL: logLevel.default("info"),
 });
 
@@ -43,7 +62,16 @@ export interface GatewayConfig {
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
-  redisUrl: string | undefined;
+  /** Required: the audit queue lives there. */
+  redisUrl: string;
+  audit: {
+    queuePrefix: string;
+    failOpen: boolean;
+    maxBodyBytes: number;
+    bufferRecords: number;
+    bufferBytes: number;
+    logPrompts: boolean;
+  };
   oidc: OidcVerifierOptions | undefined;
   logLevel: z.output<typeof logLevel>;
 }
@@ -87,6 +115,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (!token)
     throw new ConfigError("MODELGATE_GATEWAY_TOKEN (or _FILE) is required: the control plane's gateway token");
 
+  // No record, no request: a gateway with nowhere to send audit records
+  // would have to refuse every request, so it refuses to start instead.
+  if (!parsed.MODELGATE_REDIS_URL) {
+    throw new ConfigError(
+      "MODELGATE_REDIS_URL is required: every request's audit record goes to the queue there (docs/audit.md)",
+    );
+  }
+
   return {
     host: parsed.MODELGATE_GATEWAY_HOST,
     port: parsed.MODELGATE_GATEWAY_PORT,
@@ -99,6 +135,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,
     redisUrl: parsed.MODELGATE_REDIS_URL,
+    audit: {
+      queuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,
+      failOpen: parsed.MODELGATE_AUDIT_FAIL_OPEN,
+      maxBodyBytes: parsed.MODELGATE_AUDIT_MAX_BODY_BYTES,
+      bufferRecords: parsed.MODELGATE_AUDIT_BUFFER_RECORDS,
+      bufferBytes: parsed.MODELGATE_AUDIT_BUFFER_BYTES,
+      logPrompts: parsed.MODELGATE_DECISION_LOG_PROMPTS,
+    },
     oidc: oidcOptionsFromEnv(env),
     logLevel: parsed.LOG_LEVEL,
   };

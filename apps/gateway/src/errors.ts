@@ -30,6 +30,8 @@ export const GATEWAY_ERRORS = {
   no_agent_available: { status: 503, type: "server_error" },
   identity_provider_unavailable: { status: 503, type: "server_error" },
   rate_limiter_unavailable: { status: 503, type: "server_error" },
+  // The request's audit record could not be kept (issue: no unrecorded inference).
+  audit_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "server_error" },
 } as const;
 

@@ -5,6 +5,7 @@ import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import * as grpc from "@grpc/grpc-js";
+import { AuditSink, type AuditTransport } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import {
@@ -44,11 +45,31 @@ export interface GatewayOptions {
    * per replica with several.
    */
   redisUrl?: string | undefined;
+  /** Where audit records go and how much of them the gateway holds while that is away. */
+  audit: GatewayAuditOptions;
   version: string;
   logger: Logger;
   /** Collect Node process metrics (off when several gateways share a process). */
   processMetrics?: boolean;
 }
+
+export interface GatewayAuditOptions {
+  /** The BullMQ queue (createQueueTransport) or, in the zero-config process, the control plane's store. */
+  transport: AuditTransport;
+  /** Serve requests even when their record cannot be kept (default false: refuse with 503). */
+  failOpen?: boolean | undefined;
+  /** Records and estimated bytes held locally before requests are refused (defaults 10,000 and 256 MiB). */
+  bufferRecords?: number | undefined;
+  bufferBytes?: number | undefined;
+  /** Cap per recorded body, request and response each (default 4 MiB). */
+  maxBodyBytes?: number | undefined;
+  /** Include the (audit-masked) request body in the decision log line (default false). */
+  logPrompts?: boolean | undefined;
+  /** How long close() waits to hand over buffered records (default 10 s). */
+  flushTimeoutMs?: number | undefined;
+}
+
+export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 
 export interface RunningGateway {
   readonly gatewayId: string;
@@ -57,6 +78,7 @@ export interface RunningGateway {
   readonly tunnelAddress: string;
   readonly store: ConfigStore;
   readonly pool: AgentPool;
+  readonly audit: AuditSink;
   /** Resolves when the first configuration snapshot has arrived. */
   configured(): Promise<void>;
   /** Stops taking requests, lets in-flight ones finish (bounded), closes. */
@@ -74,6 +96,15 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const rateLimiter: RateLimiter = options.redisUrl
     ? new RedisRateLimiter({ url: options.redisUrl, logger })
     : new MemoryRateLimiter();
+  const audit = new AuditSink({
+    transport: options.audit.transport,
+    logger: logger.child({ component: "audit" }),
+    failOpen: options.audit.failOpen,
+    maxRecords: options.audit.bufferRecords,
+    maxBytes: options.audit.bufferBytes,
+    onDropped: () => metrics.auditDropped.inc(),
+  });
+  metrics.observeAudit(() => audit.status());
   // Discovery failures are retried in the background: API keys work meanwhile.
   await oidc?.start();
 
@@ -155,8 +186,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     upstreamTimeoutMs: options.upstreamTimeoutMs,
     queueWaitMs: options.queueWaitMs,
     agentWaitMs: options.agentWaitMs,
+    audit,
+    gatewayId,
+    auditMaxBodyBytes: options.audit.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES,
+    logPrompts: options.audit.logPrompts ?? false,
     readiness: () => ({
-      ready: store.loaded && !draining,
+      ready: store.loaded && !draining && audit.status().accepting,
       details: {
         draining,
         config: {
@@ -170,6 +205,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         // should know before their users do.
         policyProblems: policyProblems.map((problem) => problem.policyId),
         rateLimits: options.redisUrl ? "redis" : "in-process",
+        audit: auditReadiness(audit),
         ...(oidc ? { oidc: oidc.status() } : {}),
       },
     }),
@@ -183,6 +219,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     clearInterval(reportTimer);
     oidc?.close();
     await rateLimiter.close();
+    await audit.close(0);
     configClient.close();
     tunnelService.close();
     grpcServer.forceShutdown();
@@ -196,6 +233,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     tunnelAddress: `${options.tunnelHost}:${tunnelPort}`,
     store,
     pool,
+    audit,
     configured: () => (store.loaded ? Promise.resolve() : once(store, "change").then(() => undefined)),
     async close(graceMs = 10_000) {
       draining = true;
@@ -212,6 +250,19 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       grpcServer.forceShutdown();
       oidc?.close();
       await rateLimiter.close();
+      // Every finished request has submitted its record by now; hand them
+      // over before the process goes.
+      await audit.close(options.audit.flushTimeoutMs ?? 10_000);
     },
+  };
+}
+
+function auditReadiness(audit: AuditSink) {
+  const status = audit.status();
+  return {
+    transport: status.transportHealthy ? "ok" : "failing",
+    buffered: status.buffered,
+    accepting: status.accepting,
+    ...(status.failOpen ? { failOpen: true, dropped: status.dropped } : {}),
   };
 }

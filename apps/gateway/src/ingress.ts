@@ -2,6 +2,7 @@
 // under /c/{connection}/, health and metrics. Each request runs the stages
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { AuditSink } from "@modelgate/audit";
 import { headersForRuntime, type Logger, resolveRuntimePath, UnsafePathError, uuidv7 } from "@modelgate/core";
 import { MASK_NAME } from "@modelgate/masking";
 import {
@@ -13,8 +14,10 @@ import {
 } from "@modelgate/policy";
 import type { Protocol } from "@modelgate/protocol";
 import type { AgentPool } from "./agent-pool.js";
+import { ResponseCapture } from "./audit-capture.js";
+import { buildAuditRecord, decisionLogFields, type RequestTrail } from "./audit-record.js";
 import type { ConfigStore, ConnectionConfig } from "./config-store.js";
-import { chargeRateLimits, evaluate, PolicyDenial, type Verdict } from "./decide.js";
+import { chargeRateLimits, evaluate, PolicyDenial } from "./decide.js";
 import { GatewayError, sendError } from "./errors.js";
 import { forward } from "./forward.js";
 import { ClientGoneError, type JsonEdit, parseJsonObject, readBody, rewriteJson } from "./http-body.js";
@@ -57,6 +60,13 @@ export interface IngressOptions {
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
+  /** Where each request's audit record goes; a request without a place there is refused. */
+  audit: AuditSink;
+  gatewayId: string;
+  /** Cap per recorded body (request, response). */
+  auditMaxBodyBytes: number;
+  /** Put the request body (masked when the policy asks) into the decision log line. */
+  logPrompts: boolean;
   /** Readiness details for /readyz. */
   readiness: () => { ready: boolean; details: Record<string, unknown> };
 }
@@ -81,27 +91,21 @@ interface RoutedRequest {
 export function createIngress(options: IngressOptions) {
   const { store, pool, metrics, logger, authenticator } = options;
 
-  async function handleInference(req: IncomingMessage, res: ServerResponse, sessionId: string, receivedAt: number) {
+  async function handleInference(req: IncomingMessage, res: ServerResponse, trail: RequestTrail) {
+    const { sessionId, receivedAt } = trail;
     const responseHeaders = { [SESSION_HEADER]: sessionId };
     const route = routeLabel(req.url ?? "/");
     let connectionName = "";
-    let identity: Identity | undefined;
-    let verdict: Verdict | undefined;
-    let denial: PolicyDenial | undefined;
-    let operation: string | undefined;
-    let outcome:
-      | { status: number; error?: string; agentId?: string | undefined; maskedCounts?: Record<string, number> }
-      | undefined;
     const clientGone = new AbortController();
     res.once("close", () => {
       if (!res.writableFinished) clientGone.abort();
     });
     try {
-      identity = await authenticator.authenticate(req);
-      const routed = await routeRequest(req, identity);
+      const identity = await authenticator.authenticate(req);
+      trail.identity = identity;
+      const routed = await routeRequest(req, identity, trail);
       connectionName = routed.connection.name;
-      operation = routed.kind.operation;
-      verdict = evaluate(
+      const verdict = evaluate(
         store.policies,
         identity,
         {
@@ -115,6 +119,7 @@ export function createIngress(options: IngressOptions) {
         sessionId,
         routed.displayTarget,
       );
+      trail.verdict = verdict;
       await chargeRateLimits(options.rateLimiter, identity, verdict);
       metrics.decisions.inc({ decision: "allowed", code: "" });
       // A body the policy read is forwarded as the policy read it: parsed
@@ -123,13 +128,15 @@ export function createIngress(options: IngressOptions) {
       const body = routed.json ? rewriteJson(routed.body, [...routed.edits, ...verdict.edits]) : routed.body;
       metrics.inFlight.inc({ connection: connectionName });
       try {
-        outcome = await forward(
+        trail.outcome = await forward(
           {
             requestId: sessionId,
             connection: routed.connection,
             method: req.method ?? "GET",
             path: routed.path,
-            headers: headersForRuntime(req.headers),
+            // The audit record keeps the answer as the client received it,
+            // so it must be readable: no compressed answers from runtimes.
+            headers: headersForRuntime(req.headers).filter(({ name }) => name !== "accept-encoding"),
             body,
             decision: verdict.decision,
             deadlineAt: Date.now() + options.upstreamTimeoutMs,
@@ -153,18 +160,17 @@ export function createIngress(options: IngressOptions) {
       } finally {
         metrics.inFlight.dec({ connection: connectionName });
       }
-      for (const [entity, count] of Object.entries(outcome?.maskedCounts ?? {})) {
+      for (const [entity, count] of Object.entries(trail.outcome?.maskedCounts ?? {})) {
         // Names come from policies (entity types, custom detector names); the
         // shape check keeps an agent from inflating label cardinality.
         if (MASK_NAME.test(entity)) metrics.masked.inc({ entity }, count);
       }
     } catch (error) {
       if (error instanceof ClientGoneError || clientGone.signal.aborted) {
-        outcome = { status: 499, error: "client_gone" };
+        trail.outcome = { status: 499, error: "client_gone" };
         return;
       }
       if (error instanceof PolicyDenial) {
-        denial = error;
         metrics.decisions.inc({
           decision: error.code === "rate_limited" ? "rate_limited" : "denied",
           code: error.code,
@@ -173,42 +179,21 @@ export function createIngress(options: IngressOptions) {
       const gatewayError = error instanceof GatewayError ? error : undefined;
       if (!gatewayError) logger.error({ err: error, sessionId }, "request failed unexpectedly");
       const sent = gatewayError ?? new GatewayError("internal", "internal error");
+      trail.error = sent;
       sendError(res, sent, responseHeaders);
-      outcome = { status: sent.status, error: sent.code };
     } finally {
-      const durationSeconds = (performance.now() - receivedAt) / 1000;
-      const status = outcome?.status ?? res.statusCode;
+      const status = trail.outcome?.status ?? res.statusCode;
       metrics.requests.inc({ code: String(status), connection: connectionName, route });
-      metrics.latency.observe({ connection: connectionName, route }, durationSeconds);
-      logger.info(
-        {
-          sessionId,
-          subject: identity?.subjectId,
-          authMethod: identity?.authMethod,
-          connection: connectionName || undefined,
-          route,
-          operation,
-          decision: denial ? denial.code : verdict ? "allowed" : undefined,
-          policyIds: denial?.policyIds ?? verdict?.evaluation.policyIds,
-          reasons: denial?.reasons ?? verdict?.evaluation.reasons,
-          capped: verdict?.decision.capped?.length ? verdict.decision.capped : undefined,
-          masked: outcome?.maskedCounts,
-          agentId: outcome?.agentId,
-          status,
-          error: outcome?.error,
-          durationMs: Math.round(durationSeconds * 1000),
-        },
-        "request",
-      );
+      metrics.latency.observe({ connection: connectionName, route }, (performance.now() - receivedAt) / 1000);
     }
   }
 
-  async function routeRequest(req: IncomingMessage, identity: Identity): Promise<RoutedRequest> {
+  async function routeRequest(req: IncomingMessage, identity: Identity, trail: RequestTrail): Promise<RoutedRequest> {
     const rawUrl = req.url ?? "/";
     const pathEnd = rawUrl.indexOf("?");
     const pathname = pathEnd === -1 ? rawUrl : rawUrl.slice(0, pathEnd);
-    if (pathname.startsWith("/c/")) return routeNative(req, rawUrl, pathname, pathEnd, identity);
-    if (MODEL_ROUTES.has(pathname)) return routeOpenAi(req, rawUrl, pathname, identity);
+    if (pathname.startsWith("/c/")) return routeNative(req, rawUrl, pathname, pathEnd, identity, trail);
+    if (MODEL_ROUTES.has(pathname)) return routeOpenAi(req, rawUrl, pathname, identity, trail);
     throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
   }
 
@@ -218,6 +203,7 @@ export function createIngress(options: IngressOptions) {
     pathname: string,
     pathEnd: number,
     identity: Identity,
+    trail: RequestTrail,
   ): Promise<RoutedRequest> {
     const rest = pathname.slice(3);
     const slash = rest.indexOf("/");
@@ -238,8 +224,11 @@ export function createIngress(options: IngressOptions) {
       if (error instanceof UnsafePathError) throw new GatewayError("invalid_request", `refused path: ${error.message}`);
       throw error;
     }
+    trail.connection = connection.name;
     const kind = classifyNativeRequest(protocolOf(connection), req.method ?? "GET", runtimePathOnly);
+    trail.operation = kind.operation;
     const body = await readBody(req, options.maxBodyBytes);
+    trail.requestBody = body;
     // The policy reads what it limits (tokens, temperature, prompt) from the
     // body; a body it cannot read is refused, never waved through.
     const json = kind.format === "none" ? undefined : parseJsonObject(body);
@@ -256,6 +245,7 @@ export function createIngress(options: IngressOptions) {
       // A TGI server runs exactly one model and its native API does not name it.
       model = connection.models[0];
     }
+    trail.model = model;
     if (model !== undefined && connection.models.length > 0 && !connection.models.includes(model)) {
       throw new GatewayError(
         "model_not_allowed",
@@ -280,11 +270,14 @@ export function createIngress(options: IngressOptions) {
     rawUrl: string,
     pathname: string,
     identity: Identity,
+    trail: RequestTrail,
   ): Promise<RoutedRequest> {
     if (req.method !== "POST") throw new GatewayError("method_not_allowed", `${pathname} accepts POST only`);
     const kind = classifyOpenAiRoute(pathname);
     if (!kind) throw new GatewayError("not_found", `no route for ${req.method} ${pathname}`);
+    trail.operation = kind.operation;
     const body = await readBody(req, options.maxBodyBytes);
+    trail.requestBody = body;
     const json = parseJsonObject(body);
     const requested = json.model;
     if (typeof requested !== "string" || requested === "") {
@@ -309,6 +302,8 @@ export function createIngress(options: IngressOptions) {
       );
     }
     const { connection, model } = routed.target;
+    trail.connection = connection.name;
+    trail.model = model;
     return {
       connection,
       path: rawUrl,
@@ -323,8 +318,11 @@ export function createIngress(options: IngressOptions) {
   }
 
   /** Only the models the caller may list: least privilege also hides what exists. */
-  async function listModels(req: IncomingMessage, res: ServerResponse) {
-    const subject = subjectOf(await authenticator.authenticate(req));
+  async function listModels(req: IncomingMessage, res: ServerResponse, trail: RequestTrail) {
+    trail.operation = "models.list";
+    const identity = await authenticator.authenticate(req);
+    trail.identity = identity;
+    const subject = subjectOf(identity);
     if (req.method !== "GET") throw new GatewayError("method_not_allowed", "/v1/models accepts GET only");
     const data = [];
     for (const connection of store.connections()) {
@@ -333,31 +331,55 @@ export function createIngress(options: IngressOptions) {
       }
     }
     sendJson(res, 200, { object: "list", data });
+    trail.outcome = { status: 200 };
   }
 
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const receivedAt = performance.now();
+    const receivedAtWall = Date.now();
     const sessionId = uuidv7();
     res.setHeader(SESSION_HEADER, sessionId);
     const pathname = (req.url ?? "/").split("?", 1)[0];
+    if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    if (req.method === "GET" && pathname === "/readyz") {
+      const { ready, details } = options.readiness();
+      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
+    }
+    if (req.method === "GET" && pathname === "/metrics") {
+      const body = await metrics.registry.metrics();
+      res.writeHead(200, { "content-type": metrics.registry.contentType });
+      res.end(body);
+      return;
+    }
+    // No unrecorded requests: one that cannot have its record kept is
+    // refused before anything else is looked at.
+    const ticket = options.audit.admit();
+    if (!ticket) {
+      metrics.auditRefused.inc();
+      sendError(
+        res,
+        new GatewayError("audit_unavailable", "requests cannot be recorded right now, so none are served; retry later"),
+      );
+      return;
+    }
+    const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
+    const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
     try {
-      if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
-      if (req.method === "GET" && pathname === "/readyz") {
-        const { ready, details } = options.readiness();
-        return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
-      }
-      if (req.method === "GET" && pathname === "/metrics") {
-        const body = await metrics.registry.metrics();
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(body);
-        return;
-      }
-      if (pathname === "/v1/models") return await listModels(req, res);
-      await handleInference(req, res, sessionId, receivedAt);
+      if (pathname === "/v1/models") await listModels(req, res, trail);
+      else await handleInference(req, res, trail);
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : new GatewayError("internal", "internal error");
       if (!(error instanceof GatewayError)) logger.error({ err: error, sessionId }, "request failed unexpectedly");
+      trail.error = gatewayError;
       sendError(res, gatewayError);
+    } finally {
+      // The record is built after the answer ended, off the client's path.
+      const record = buildAuditRecord(req, trail, capture.result(), trail.outcome?.status ?? res.statusCode, {
+        gatewayId: options.gatewayId,
+        maxBodyBytes: options.auditMaxBodyBytes,
+      });
+      ticket.submit(record);
+      logger.info(decisionLogFields(record, options.logPrompts), "decision");
     }
   };
 }

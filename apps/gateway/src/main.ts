@@ -1,4 +1,5 @@
 // The gateway process.
+import { createQueueTransport } from "@modelgate/audit";
 import { ConfigError, createLogger } from "@modelgate/core";
 import { loadConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
@@ -13,6 +14,10 @@ async function main(): Promise<void> {
       address: config.controlPlane.target.address,
       tls: config.controlPlane.target.tls ? { caFile: config.controlPlane.caFile } : undefined,
       token: config.controlPlane.token,
+    },
+    audit: {
+      ...config.audit,
+      transport: createQueueTransport({ url: config.redisUrl, prefix: config.audit.queuePrefix }),
     },
     version: VERSION,
     logger,

@@ -14,12 +14,19 @@ export interface GatewayMetrics {
   masked: Counter<"entity">;
   configLive: Gauge;
   configReceived: Gauge;
+  auditRefused: Counter;
+  auditDropped: Counter;
+  auditBuffered: Gauge;
+  auditHealthy: Gauge;
+  /** Where the audit gauges read their values at scrape time. */
+  observeAudit(status: () => { buffered: number; transportHealthy: boolean }): void;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
+  let auditStatus: (() => { buffered: number; transportHealthy: boolean }) | undefined;
   if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "modelgate_gateway_" });
   return {
     registry,
@@ -83,5 +90,34 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
       labelNames: ["connection"],
       registers: [registry],
     }),
+    auditRefused: new Counter({
+      name: "modelgate_audit_refused_total",
+      help: "Requests refused with 503 audit_unavailable because their audit record could not be kept",
+      registers: [registry],
+    }),
+    auditDropped: new Counter({
+      name: "modelgate_audit_dropped_total",
+      help: "Audit records dropped with MODELGATE_AUDIT_FAIL_OPEN on (the buffer was full)",
+      registers: [registry],
+    }),
+    auditBuffered: new Gauge({
+      name: "modelgate_audit_buffered_records",
+      help: "Audit records waiting in the gateway's local buffer to be handed to the queue",
+      registers: [registry],
+      collect() {
+        if (auditStatus) this.set(auditStatus().buffered);
+      },
+    }),
+    auditHealthy: new Gauge({
+      name: "modelgate_audit_transport_healthy",
+      help: "1 while audit records are handed over to the queue, 0 while they are only buffered",
+      registers: [registry],
+      collect() {
+        if (auditStatus) this.set(auditStatus().transportHealthy ? 1 : 0);
+      },
+    }),
+    observeAudit(status) {
+      auditStatus = status;
+    },
   };
 }

@@ -109,16 +109,35 @@ describe("masking at the agent", () => {
     expect(completion.model).toBe(ODD_MODEL);
   });
 
-  it("counts what it masked, per entity, in the metrics and the access log", async () => {
-    await client.chat.completions.create({ model: "llama/demo-chat", messages: [{ role: "user", content: "x" }] });
-    const metrics = await fetch(`${stack.gateway.url}/metrics`).then((response) => response.text());
+  it("counts what it masked, per entity, in the metrics, the decision log and the audit session", async () => {
+    const { response } = await client.chat.completions
+      .create({ model: "llama/demo-chat", messages: [{ role: "user", content: "x" }] })
+      .withResponse();
+    const sessionId = response.headers.get("x-modelgate-session");
+    const metrics = await fetch(`${stack.gateway.url}/metrics`).then((answer) => answer.text());
     for (const entity of ["EMAIL", "CREDIT_CARD", "EMPLOYEE_ID"]) {
       expect(metrics).toMatch(new RegExp(`modelgate_masked_total\\{entity="${entity}"\\} [1-9]`));
     }
     const logged = stack.logs.gateway
       .map((line) => JSON.parse(line))
-      .filter((entry) => entry.msg === "request" && entry.masked);
-    expect(logged.at(-1)?.masked).toEqual({ EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1 });
+      .filter((entry) => entry.msg === "decision" && entry.sessionId === sessionId);
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({
+      event: "modelgate.decision",
+      decision: "masked",
+      maskedCounts: { EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1 },
+    });
+
+    let session: { status: number; body: { decision: string; details: { maskedCounts?: unknown } } } | undefined;
+    await waitFor(
+      async () => {
+        session = await stack.admin("GET", `/sessions/${sessionId}`);
+        return session.status === 200;
+      },
+      { timeoutMs: 10_000, what: "the audit session to be stored" },
+    );
+    expect(session?.body.decision).toBe("masked");
+    expect(session?.body.details.maskedCounts).toEqual({ EMAIL: 1, CREDIT_CARD: 1, EMPLOYEE_ID: 1 });
   });
 
   it("refuses log-probabilities, which would repeat the answer token by token unmasked", async () => {

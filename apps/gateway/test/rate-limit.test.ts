@@ -1,54 +1,17 @@
 // Rate limits are per subject per policy and shared by every gateway
 // replica through Redis: two gateway processes (the built gateway) in front
 // of one agent must together let through exactly the policy's budget.
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
-import { fileURLToPath } from "node:url";
+import { randomBytes } from "node:crypto";
 import { startAgent } from "@modelgate/agent";
+import { AUDIT_QUEUE } from "@modelgate/audit";
+import { Queue } from "bullmq";
+import { type GatewayProcess, startGatewayProcess } from "./processes.js";
 import { captureLogger, RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
 
-const GATEWAY_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const BUDGET = 5;
-
-interface GatewayProcess {
-  url: string;
-  tunnel: string;
-  child: ChildProcess;
-  lines: string[];
-}
-
-async function startGatewayProcess(stack: Stack): Promise<GatewayProcess> {
-  const child = spawn(process.execPath, [GATEWAY_MAIN], {
-    env: {
-      PATH: process.env.PATH,
-      MODELGATE_GATEWAY_PORT: "0",
-      MODELGATE_TUNNEL_PORT: "0",
-      MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://${stack.controlPlane.grpcAddress}`,
-      MODELGATE_GATEWAY_TOKEN: stack.gatewayToken,
-      MODELGATE_REDIS_URL: REDIS_URL,
-      LOG_LEVEL: "info",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  child.stdout?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
-  child.stderr?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
-  let listening: { url: string; tunnel: string } | undefined;
-  await waitFor(
-    () => {
-      for (const line of lines) {
-        if (!line.includes('"gateway listening"')) continue;
-        listening = JSON.parse(line);
-      }
-      if (child.exitCode !== null) throw new Error(`gateway exited: ${lines.join("\n")}`);
-      return listening !== undefined;
-    },
-    { timeoutMs: 15_000, what: "the gateway process to listen" },
-  );
-  const { url, tunnel } = listening as { url: string; tunnel: string };
-  return { url, tunnel, child, lines };
-}
+/** This file's audit queue on the shared Redis, emptied at the end (nothing consumes it here). */
+const AUDIT_PREFIX = `rate-limit-test-${randomBytes(4).toString("hex")}`;
 
 let stack: Stack;
 const gateways: GatewayProcess[] = [];
@@ -65,7 +28,13 @@ beforeAll(async () => {
     limits: { requestsPerMinute: BUDGET },
   });
   expect(created.status).toBe(201);
-  gateways.push(await startGatewayProcess(stack), await startGatewayProcess(stack));
+  const env = {
+    MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://${stack.controlPlane.grpcAddress}`,
+    MODELGATE_GATEWAY_TOKEN: stack.gatewayToken,
+    MODELGATE_REDIS_URL: REDIS_URL,
+    MODELGATE_AUDIT_QUEUE_PREFIX: AUDIT_PREFIX,
+  };
+  gateways.push(await startGatewayProcess(env), await startGatewayProcess(env));
   const { token } = await stack.issueAgentToken("llama", "shared-agent");
   const agent = startAgent({
     gateways: gateways.map((gateway) => ({ address: gateway.tunnel, tls: false })),
@@ -97,11 +66,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stopAgent?.();
-  for (const gateway of gateways) {
-    gateway.child.kill("SIGTERM");
-    if (gateway.child.exitCode === null) await once(gateway.child, "exit");
-  }
+  for (const gateway of gateways) await gateway.stop();
   await stack?.close();
+  const queue = new Queue(AUDIT_QUEUE, { connection: { url: REDIS_URL }, prefix: AUDIT_PREFIX });
+  await queue.obliterate({ force: true });
+  await queue.close();
 });
 
 it("two gateway processes sharing Redis together allow exactly the policy's budget", async () => {

@@ -2,6 +2,7 @@
 // own test database, a gateway, agents and runtime fixtures, all real and
 // in this process (agents can also run as child processes).
 import { Writable } from "node:stream";
+import { type AuditTransport, createStoreTransport } from "@modelgate/audit";
 import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
 import { createLogger, generateSecret, hashSecret, type Logger } from "@modelgate/core";
 import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
@@ -118,6 +119,16 @@ export async function startStack(
   }
 
   const gwLog = captureLogger("gateway");
+  // Records go to whichever control plane is running (tests restart it),
+  // the way the zero-config process hands them over; while it is stopped,
+  // sends fail and the gateway's buffer holds the records.
+  const auditTransport: AuditTransport = {
+    send(records) {
+      if (!controlPlaneRunning) return Promise.reject(new Error("the control plane is stopped"));
+      return createStoreTransport({ store: controlPlane.auditStore, logger: gwLog.logger }).send(records);
+    },
+    async close() {},
+  };
   const gateway = await startGateway({
     host: "127.0.0.1",
     port: 0,
@@ -129,6 +140,7 @@ export async function startStack(
     queueWaitMs: 2_000,
     agentWaitMs: 0,
     heartbeatIntervalMs: 1_000,
+    audit: { transport: auditTransport, flushTimeoutMs: 5_000 },
     version: "test",
     logger: gwLog.logger,
     processMetrics: false,

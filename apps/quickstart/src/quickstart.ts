@@ -3,6 +3,7 @@
 // to end before anyone is told the gateway is ready.
 import type { Writable } from "node:stream";
 import { startAgent } from "@modelgate/agent";
+import { createStoreTransport } from "@modelgate/audit";
 import { startControlPlane, VERSION } from "@modelgate/control-plane";
 import { createLogger, generateSecret, type Logger } from "@modelgate/core";
 import { ensureDatabaseExists, migrate } from "@modelgate/db";
@@ -120,6 +121,9 @@ export async function startQuickstart(
           upstreamTimeoutMs: 600_000,
           queueWaitMs: 10_000,
           agentWaitMs: 0,
+          // No Redis here: records go straight to the control plane's store
+          // in this process, still off the request path and still fail-closed.
+          audit: { transport: createStoreTransport({ store: controlPlane.auditStore, logger: log("audit") }) },
           version: VERSION,
           logger: log("gateway"),
         }),

@@ -28,6 +28,14 @@ export {
   toSessionRows,
 } from "./rows.js";
 export {
+  AuditSink,
+  type AuditSinkOptions,
+  type AuditSinkStatus,
+  type AuditTicket,
+  type AuditTransport,
+} from "./sink.js";
+export { createQueueTransport, createStoreTransport, type QueueTransportOptions } from "./transport.js";
+export {
   type AuditStore,
   type AuditWorker,
   type AuditWorkerOptions,

@@ -40,7 +40,9 @@ export const auditSubjectSchema = z.object({
 
 /** A body as recorded: UTF-8 text, cut at the configured cap and flagged, never silently. */
 export const recordedBodySchema = z.object({
+  /** The body as UTF-8 text, or base64 when it is not valid UTF-8 or arrived content-encoded (see `encoding`). */
   text: z.string(),
+  encoding: z.enum(["utf8", "base64"]).optional(),
   truncated: z.boolean(),
   /** The body's full size in bytes, also when `text` was cut. */
   bytes: z.number().int().min(0),
@@ -74,6 +76,8 @@ export const auditRecordSchema = z.object({
   reason: text(1024).optional(),
   capped: z.array(z.object({ parameter: text(64), value: z.number() })).max(16),
   responseStatus: z.number().int().min(0).max(999).optional(),
+  /** The response's content type as sent to the client, so a replay can use the stream's own format. */
+  responseContentType: text(256).optional(),
   latencyMs: millis,
   ttfbMs: millis.optional(),
   request: recordedBodySchema.optional(),

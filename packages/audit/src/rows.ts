@@ -43,11 +43,18 @@ export interface SessionDetails {
   usage?: Record<string, number>;
   maskedCounts?: Record<string, number>;
   error?: { code: string; message: string };
-  /** Size and truncation of each body as the gateway saw it. */
-  request?: { bytes: number; truncated: boolean };
-  response?: { bytes: number; truncated: boolean };
+  responseContentType?: string;
+  /** Size and truncation of each body as the gateway saw it; `encoding` only when not UTF-8 text. */
+  request?: RecordedBodyDetails;
+  response?: RecordedBodyDetails;
   /** How many U+0000 characters were stored as U+FFFD (Postgres text cannot hold U+0000). */
   nulReplaced?: number;
+}
+
+export interface RecordedBodyDetails {
+  bytes: number;
+  truncated: boolean;
+  encoding?: "base64";
 }
 
 export interface SessionContentRow {
@@ -80,8 +87,11 @@ export function toSessionRows(record: AuditRecord): SessionRows {
   // Postgres text and jsonb refuse U+0000; a prompt may well contain one
   // (a client can send anything). Refusing the record would let a caller
   // make their own request unrecorded, so it is stored as U+FFFD and counted.
+  // Lone surrogates (a JSON escape such as "\ud800" in a token or body)
+  // become U+FFFD too, here rather than silently in the driver's UTF-8
+  // encoding, so what is stored (and hashed) is exactly what these rows hold.
   const clean = (value: string): string =>
-    value.replaceAll(NUL, () => {
+    value.toWellFormed().replaceAll(NUL, () => {
       nulReplaced += 1;
       return "\uFFFD";
     });
@@ -103,8 +113,9 @@ export function toSessionRows(record: AuditRecord): SessionRows {
     usage: cleanRecord(record.usage),
     maskedCounts: cleanRecord(record.maskedCounts),
     error: record.error ? { code: clean(record.error.code), message: clean(record.error.message) } : undefined,
-    request: record.request ? { bytes: record.request.bytes, truncated: record.request.truncated } : undefined,
-    response: record.response ? { bytes: record.response.bytes, truncated: record.response.truncated } : undefined,
+    responseContentType: record.responseContentType === undefined ? undefined : clean(record.responseContentType),
+    request: bodyDetails(record.request),
+    response: bodyDetails(record.response),
   });
   const session: SessionRow = {
     id,
@@ -147,6 +158,13 @@ export function toSessionRows(record: AuditRecord): SessionRows {
   }));
   if (nulReplaced > 0) session.details.nulReplaced = nulReplaced;
   return { session, content, events };
+}
+
+function bodyDetails(body: AuditRecord["request"]): RecordedBodyDetails | undefined {
+  if (!body) return undefined;
+  return body.encoding === "base64"
+    ? { bytes: body.bytes, truncated: body.truncated, encoding: "base64" }
+    : { bytes: body.bytes, truncated: body.truncated };
 }
 
 function omitUndefined<T extends object>(value: T): T {

@@ -1,0 +1,213 @@
+// From what one request went through (its trail) to its audit record and
+// its decision log line. Every request the gateway answers on a model route
+// gets both, refused ones included.
+
+import { randomBytes } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { AUDIT_RECORD_VERSION, type AuditDecision, type AuditRecord } from "@modelgate/audit";
+import { Masker, type MaskingProfile } from "@modelgate/masking";
+import type { CapturedResponse } from "./audit-capture.js";
+import { recordBody } from "./audit-capture.js";
+import type { Verdict } from "./decide.js";
+import { PolicyDenial } from "./decide.js";
+import type { GatewayError } from "./errors.js";
+import type { Identity } from "./identity.js";
+import { extractUsage } from "./usage.js";
+
+/** What the stages learned about one request, filled in as it goes. */
+export interface RequestTrail {
+  sessionId: string;
+  /** performance.now() and Date.now() when the request arrived. */
+  receivedAt: number;
+  receivedAtWall: number;
+  identity?: Identity;
+  connection?: string;
+  model?: string;
+  operation?: string;
+  /** The body as received (before any rewrite). */
+  requestBody?: Buffer;
+  verdict?: Verdict;
+  /** The error answered, when the request was refused or failed. */
+  error?: GatewayError;
+  /** Set when the request was forwarded. */
+  outcome?: {
+    status: number;
+    agentId?: string | undefined;
+    maskedCounts?: Record<string, number>;
+    error?: string;
+  };
+}
+
+/** Codes that mean the gateway or something behind it failed, not that the caller was refused. */
+const FAILURE_CODES = new Set([
+  "internal",
+  "upstream_error",
+  "upstream_timeout",
+  "masking_failed",
+  "no_agent_available",
+  "identity_provider_unavailable",
+  "rate_limiter_unavailable",
+  "audit_unavailable",
+]);
+
+export function decisionOf(trail: RequestTrail): AuditDecision {
+  const { error, outcome, verdict } = trail;
+  if (error instanceof PolicyDenial) {
+    if (error.code === "prompt_blocked") return "blocked";
+    if (error.code === "rate_limited") return "rate_limited";
+    return "denied";
+  }
+  if (outcome?.error && outcome.error !== "client_gone") return "error";
+  if (error) return FAILURE_CODES.has(error.code) ? "error" : "denied";
+  if (verdict || outcome) {
+    const masked = Object.values(outcome?.maskedCounts ?? {}).some((count) => count > 0);
+    return masked ? "masked" : "allowed";
+  }
+  return "error";
+}
+
+export interface RecordOptions {
+  gatewayId: string;
+  /** Cap per body (request, response); longer bodies are cut and flagged. */
+  maxBodyBytes: number;
+}
+
+export function buildAuditRecord(
+  req: IncomingMessage,
+  trail: RequestTrail,
+  captured: CapturedResponse,
+  status: number,
+  options: RecordOptions,
+): AuditRecord {
+  const finishedAt = performance.now();
+  const wall = (at: number) => new Date(trail.receivedAtWall + (at - trail.receivedAt)).toISOString();
+  const { identity, verdict, error, outcome } = trail;
+  const denial = error instanceof PolicyDenial ? error : undefined;
+  const decision = decisionOf(trail);
+  const reasons = denial?.reasons.length ? denial.reasons.join("; ") : error?.message;
+  const errorCode = outcome?.error ?? error?.code;
+  const response = captured.response;
+  const usage =
+    response && response.encoding === undefined ? extractUsage(captured.contentType, response.text) : undefined;
+  return omitUndefined({
+    version: AUDIT_RECORD_VERSION,
+    sessionId: trail.sessionId,
+    gatewayId: options.gatewayId,
+    receivedAt: new Date(trail.receivedAtWall).toISOString(),
+    firstByteAt: captured.firstByteAt === undefined ? undefined : wall(captured.firstByteAt),
+    finishedAt: wall(finishedAt),
+    subject: identity
+      ? omitUndefined({
+          id: cut(identity.subjectId, 256),
+          email: identity.email === undefined ? undefined : cut(identity.email, 320),
+          groups: identity.groups.slice(0, 256).map((group) => cut(group, 256)),
+          authMethod: identity.authMethod,
+          tokenId: identity.tokenId === undefined ? undefined : cut(identity.tokenId, 256),
+          issuer: identity.issuer === undefined ? undefined : cut(identity.issuer, 1024),
+        })
+      : undefined,
+    clientIp: req.socket.remoteAddress?.slice(0, 64),
+    userAgent: typeof req.headers["user-agent"] === "string" ? cut(req.headers["user-agent"], 512) : undefined,
+    connection: trail.connection,
+    model: trail.model === undefined ? undefined : cut(trail.model, 256),
+    agentId: outcome?.agentId,
+    endpoint: cut((req.url ?? "/").split("?", 1)[0] ?? "/", 512),
+    method: cut(req.method ?? "GET", 16),
+    operation: trail.operation,
+    decision,
+    policyIds: [...(denial?.policyIds ?? verdict?.evaluation.policyIds ?? [])].slice(0, 1000),
+    reason: reasons === undefined ? undefined : cut(reasons, 1024),
+    capped: (verdict?.decision.capped ?? []).slice(0, 16).map(({ parameter, value }) => ({ parameter, value })),
+    responseStatus: status > 0 && status <= 999 ? status : undefined,
+    responseContentType: captured.contentType,
+    latencyMs: millis(finishedAt - trail.receivedAt),
+    ttfbMs: captured.firstByteAt === undefined ? undefined : millis(captured.firstByteAt - trail.receivedAt),
+    request: trail.requestBody ? requestForAudit(trail, trail.requestBody, options.maxBodyBytes) : undefined,
+    response,
+    events: captured.events,
+    usage,
+    maskedCounts:
+      outcome?.maskedCounts && Object.keys(outcome.maskedCounts).length > 0 ? outcome.maskedCounts : undefined,
+    error:
+      errorCode === undefined
+        ? undefined
+        : { code: cut(errorCode, 64), message: cut(error?.message ?? errorCode.replaceAll("_", " "), 1024) },
+  }) as AuditRecord;
+}
+
+/**
+ * The request body as the audit keeps it: masked first when a granting
+ * policy asks for it (`maskPromptsInAudit`). A body that cannot be masked
+ * is withheld, never stored unmasked.
+ */
+function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes: number): AuditRecord["request"] {
+  const recorded = recordBody(body, maxBodyBytes);
+  const profile = trail.verdict?.evaluation.masking as MaskingProfile | undefined;
+  if (!profile?.maskPromptsInAudit || recorded.encoding === "base64") return recorded;
+  try {
+    const masker = new Masker(profile, { hashKey: randomBytes(32) });
+    return { ...recorded, text: masker.maskText(recorded.text).text };
+  } catch {
+    return {
+      text: "[withheld: the prompt could not be masked for the audit record]",
+      truncated: true,
+      bytes: body.length,
+    };
+  }
+}
+
+/** The decision log line: one JSON object per decision on stdout, schema in docs/audit.md. */
+export function decisionLogFields(record: AuditRecord, includePrompt: boolean): Record<string, unknown> {
+  return omitUndefined({
+    event: "modelgate.decision",
+    schemaVersion: 1,
+    sessionId: record.sessionId,
+    gatewayId: record.gatewayId,
+    receivedAt: record.receivedAt,
+    subject: record.subject
+      ? omitUndefined({
+          id: record.subject.id,
+          email: record.subject.email,
+          groups: record.subject.groups,
+          authMethod: record.subject.authMethod,
+          tokenId: record.subject.tokenId,
+          issuer: record.subject.issuer,
+        })
+      : undefined,
+    clientIp: record.clientIp,
+    method: record.method,
+    endpoint: record.endpoint,
+    connection: record.connection,
+    model: record.model,
+    operation: record.operation,
+    decision: record.decision,
+    policyIds: record.policyIds,
+    reason: record.reason,
+    capped: record.capped.length > 0 ? record.capped : undefined,
+    status: record.responseStatus,
+    error: record.error?.code,
+    agentId: record.agentId,
+    latencyMs: record.latencyMs,
+    ttfbMs: record.ttfbMs,
+    usage: record.usage,
+    maskedCounts: record.maskedCounts,
+    requestBytes: record.request?.bytes,
+    responseBytes: record.response?.bytes,
+    prompt: includePrompt ? record.request?.text : undefined,
+  });
+}
+
+/** At most `max` UTF-16 units, never ending in half a surrogate pair. */
+function cut(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value[max - 1] ?? "") ? max - 1 : max;
+  return value.slice(0, end);
+}
+
+function millis(value: number): number {
+  return Math.min(2 ** 31 - 1, Math.max(0, Math.round(value)));
+}
+
+function omitUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T;
+}

@@ -1,0 +1,86 @@
+// Token usage as the runtime reported it, read from the response the
+// client received, in OpenAI's names whatever the protocol.
+
+/** Bodies larger than this are not parsed for usage: the record stays cheap to build. */
+const MAX_PARSED_BYTES = 1024 * 1024;
+
+export type Usage = Record<string, number>;
+
+/**
+ * Usage from an OpenAI (`usage`), Ollama (`prompt_eval_count`,
+ * `eval_count`) or TGI (`details.generated_tokens`) answer, whole or
+ * streamed (the last SSE event or NDJSON line that carries it). Undefined
+ * when the answer carries none.
+ */
+export function extractUsage(contentType: string | undefined, text: string): Usage | undefined {
+  const type = (contentType ?? "").toLowerCase();
+  if (type.startsWith("text/event-stream"))
+    return lastOf(text, /\n/, (line) => (line.startsWith("data:") ? line.slice(5) : undefined));
+  if (type.includes("ndjson")) return lastOf(text, /\n/, (line) => line);
+  if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES) return usageOf(parse(text));
+  return undefined;
+}
+
+/** Scans lines from the end: usage comes last in every streaming protocol. */
+function lastOf(text: string, separator: RegExp, payload: (line: string) => string | undefined): Usage | undefined {
+  const lines = text.split(separator);
+  for (let index = lines.length - 1, scanned = 0; index >= 0 && scanned < 8; index--) {
+    const line = (lines[index] ?? "").trim();
+    if (!line) continue;
+    scanned += 1;
+    const data = payload(line)?.trim();
+    if (!data || data === "[DONE]" || data.length > MAX_PARSED_BYTES) continue;
+    const usage = usageOf(parse(data));
+    if (usage) return usage;
+  }
+  return undefined;
+}
+
+function parse(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function usageOf(document: unknown): Usage | undefined {
+  if (!isObject(document)) return undefined;
+  if (isObject(document.usage)) {
+    const usage = pickNumbers(document.usage, ["prompt_tokens", "completion_tokens", "total_tokens"]);
+    if (usage) return usage;
+  }
+  // Ollama: the final object of /api/generate and /api/chat.
+  const prompt = document.prompt_eval_count;
+  const completion = document.eval_count;
+  if (isCount(prompt) || isCount(completion)) {
+    const usage: Usage = {};
+    if (isCount(prompt)) usage.prompt_tokens = prompt;
+    if (isCount(completion)) usage.completion_tokens = completion;
+    if (isCount(prompt) && isCount(completion)) usage.total_tokens = prompt + completion;
+    return usage;
+  }
+  // TGI: `details` on /generate (an array of one for some versions) and on the last stream event.
+  const details = Array.isArray(document) ? undefined : document.details;
+  const generated = isObject(details) ? details.generated_tokens : undefined;
+  if (isCount(generated)) return { completion_tokens: generated };
+  if (Array.isArray(document) && document.length === 1) return usageOf(document[0]);
+  return undefined;
+}
+
+function pickNumbers(source: Record<string, unknown>, names: readonly string[]): Usage | undefined {
+  const usage: Usage = {};
+  for (const name of names) {
+    const value = source[name];
+    if (isCount(value)) usage[name] = value;
+  }
+  return Object.keys(usage).length > 0 ? usage : undefined;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+function isCount(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0;
+}

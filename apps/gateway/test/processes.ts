@@ -1,0 +1,187 @@
+// Real processes for tests that stop and start them: the built gateway, a
+// Redis and a Postgres of their own on spare loopback ports (the shared
+// ones serve every other test file and must never be stopped).
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { chown, mkdtemp, readdir, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { waitFor } from "./stack.js";
+
+const run = promisify(execFile);
+const GATEWAY_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+
+export interface GatewayProcess {
+  url: string;
+  tunnel: string;
+  child: ChildProcess;
+  lines: string[];
+  /** SIGTERM, then waits for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** The built gateway (dist/main.js) as its own process, configured through the environment like in production. */
+export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+  const child = spawn(process.execPath, [GATEWAY_MAIN], {
+    env: {
+      PATH: process.env.PATH,
+      MODELGATE_GATEWAY_PORT: "0",
+      MODELGATE_TUNNEL_PORT: "0",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  child.stdout?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
+  child.stderr?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
+  let listening: { url: string; tunnel: string } | undefined;
+  await waitFor(
+    () => {
+      for (const line of lines) {
+        if (!line.includes('"gateway listening"')) continue;
+        listening = JSON.parse(line);
+      }
+      if (child.exitCode !== null) throw new Error(`gateway exited: ${lines.join("\n")}`);
+      return listening !== undefined;
+    },
+    { timeoutMs: 15_000, what: "the gateway process to listen" },
+  );
+  const { url, tunnel } = listening as { url: string; tunnel: string };
+  return {
+    url,
+    tunnel,
+    child,
+    lines,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = once(child, "exit");
+      child.kill("SIGTERM");
+      const [code] = await exited;
+      return code as number | null;
+    },
+  };
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+export interface DedicatedRedis {
+  url: string;
+  /** Stops it the way an operator's restart does (SHUTDOWN: the append-only file is synced). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and data directory. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A Redis of its own, persisting like production Redis for modelgate must (`appendonly yes`). */
+export async function startDedicatedRedis(): Promise<DedicatedRedis> {
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(tmpdir(), "modelgate-redis-"));
+  let child: ChildProcess | undefined;
+  const start = async () => {
+    const server = spawn(
+      "redis-server",
+      ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes", "--save", ""],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    child = server;
+    let output = "";
+    server.stdout?.on("data", (chunk) => {
+      output += String(chunk);
+    });
+    await waitFor(
+      () => {
+        if (server.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
+        return output.includes("Ready to accept connections");
+      },
+      { timeoutMs: 10_000, what: "the dedicated redis-server" },
+    );
+  };
+  const stop = async () => {
+    const server = child;
+    if (!server || server.exitCode !== null) return;
+    const exited = once(server, "exit");
+    // SIGTERM makes Redis shut down cleanly: it fsyncs the append-only file.
+    server.kill("SIGTERM");
+    await exited;
+  };
+  await start();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    stop,
+    start,
+    async close() {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface DedicatedPostgres {
+  /** Connection URL of its `postgres` database. */
+  url: string;
+  /** Fast shutdown: open connections are dropped, new ones refused. */
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function postgresBin(): Promise<string> {
+  const versions = (await readdir("/usr/lib/postgresql")).sort((a, b) => Number(b) - Number(a));
+  if (!versions[0]) throw new Error("no PostgreSQL binaries under /usr/lib/postgresql");
+  return path.join("/usr/lib/postgresql", versions[0], "bin");
+}
+
+/**
+ * A Postgres cluster of its own (initdb in a temporary directory), so a test
+ * can stop it. Postgres refuses to run as root; as root it runs as the
+ * `postgres` system user, which the Debian package creates.
+ */
+export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
+  const bin = await postgresBin();
+  const port = await freePort();
+  const dir = await mkdtemp(path.join(tmpdir(), "modelgate-pg-"));
+  let runAs: { uid?: number; gid?: number } = {};
+  if (process.getuid?.() === 0) {
+    const [{ stdout: uid }, { stdout: gid }] = await Promise.all([
+      run("id", ["-u", "postgres"]),
+      run("id", ["-g", "postgres"]),
+    ]);
+    runAs = { uid: Number(uid.trim()), gid: Number(gid.trim()) };
+    await chown(dir, runAs.uid as number, runAs.gid as number);
+  }
+  const data = path.join(dir, "data");
+  const pgctl = (args: string[]) => run(path.join(bin, "pg_ctl"), args, { ...runAs, cwd: dir });
+  await run(path.join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"], {
+    ...runAs,
+    cwd: dir,
+  });
+  const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`;
+  const start = async () => {
+    await pgctl(["-D", data, "-o", options, "-l", path.join(dir, "log"), "-w", "start"]);
+  };
+  const stop = async () => {
+    await pgctl(["-D", data, "-m", "fast", "-w", "stop"]);
+  };
+  await start();
+  return {
+    url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
+    start,
+    stop,
+    async close() {
+      await stop().catch(() => undefined);
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,269 @@
+// The gateway's side of the audit pipeline: a bounded local buffer in front
+// of a transport (the BullMQ queue in production, the control plane's store
+// in the zero-config process).
+//
+// Records must never be lost for a request that was served, so admission and
+// recording are tied together: a request is admitted only with a reserved
+// place in the buffer (`admit()`), and the record it produces always fits in
+// that place. When the buffer is full (the transport has been failing for a
+// while), new requests are refused with 503 `audit_unavailable` instead of
+// being served unrecorded, unless the operator opted out (`failOpen`).
+import type { Logger } from "@modelgate/core";
+import type { AuditRecord } from "./record.js";
+
+/** Where buffered records go. `send` resolves only once every record in the batch is durably handed over. */
+export interface AuditTransport {
+  /** Sends a batch; idempotent by session id, since a batch that failed halfway is sent again whole. */
+  send(records: readonly AuditRecord[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface AuditSinkOptions {
+  transport: AuditTransport;
+  logger: Logger;
+  /** Records held (buffered plus reserved by requests in flight) before new requests are refused (default 10,000). */
+  maxRecords?: number | undefined;
+  /** Estimated bytes buffered before new requests are refused (default 256 MiB). */
+  maxBytes?: number | undefined;
+  /** Records per transport call (default 200). */
+  batchSize?: number | undefined;
+  /** Backoff between failed sends: doubling from `baseMs` up to `maxMs` (defaults 100 ms, 5 s). */
+  retry?: { baseMs?: number; maxMs?: number } | undefined;
+  /**
+   * Serve requests even when their record cannot be kept. An explicit,
+   * loudly logged opt-out of the default: no unrecorded inference.
+   */
+  failOpen?: boolean | undefined;
+  /** Called for each record dropped (fail-open only), for a metric. */
+  onDropped?: (() => void) | undefined;
+}
+
+/** A place in the buffer reserved for one request's record. */
+export interface AuditTicket {
+  /** Hands the request's record over; call exactly once (later calls are ignored). */
+  submit(record: AuditRecord): void;
+}
+
+export interface AuditSinkStatus {
+  /** False while records cannot be handed over (the transport is failing). */
+  transportHealthy: boolean;
+  /** Records waiting to be sent. */
+  buffered: number;
+  /** Places held by requests in flight. */
+  reserved: number;
+  bufferedBytes: number;
+  /** Whether a new request would be admitted right now. */
+  accepting: boolean;
+  failOpen: boolean;
+  dropped: number;
+}
+
+const DEFAULTS = { maxRecords: 10_000, maxBytes: 256 * 1024 * 1024, batchSize: 200, baseMs: 100, maxMs: 5_000 };
+/** A failing transport is reported at most this often, not once per retry. */
+const FAILURE_LOG_INTERVAL_MS = 30_000;
+
+export class AuditSink {
+  readonly #transport: AuditTransport;
+  readonly #logger: Logger;
+  readonly #maxRecords: number;
+  readonly #maxBytes: number;
+  readonly #batchSize: number;
+  readonly #retry: { baseMs: number; maxMs: number };
+  readonly #failOpen: boolean;
+  readonly #onDropped: (() => void) | undefined;
+
+  readonly #queue: { record: AuditRecord; bytes: number }[] = [];
+  #bytes = 0;
+  #reserved = 0;
+  #dropped = 0;
+  #healthy = true;
+  #pumping: Promise<void> | undefined;
+  #failures = 0;
+  #lastFailureLogAt = 0;
+  /** Wakes a pump that is sleeping between retries (flush at shutdown). */
+  #wake: (() => void) | undefined;
+  #closed = false;
+  readonly #idleWaiters = new Set<() => void>();
+
+  constructor(options: AuditSinkOptions) {
+    this.#transport = options.transport;
+    this.#logger = options.logger;
+    this.#maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
+    this.#maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
+    this.#batchSize = options.batchSize ?? DEFAULTS.batchSize;
+    this.#retry = { baseMs: options.retry?.baseMs ?? DEFAULTS.baseMs, maxMs: options.retry?.maxMs ?? DEFAULTS.maxMs };
+    this.#failOpen = options.failOpen ?? false;
+    this.#onDropped = options.onDropped;
+    if (this.#failOpen) {
+      this.#logger.warn(
+        "MODELGATE_AUDIT_FAIL_OPEN is on: requests are served even when their audit record cannot be kept",
+      );
+    }
+  }
+
+  /**
+   * Reserves a place for one request's record, or returns undefined when the
+   * buffer is full and the request must be refused. With `failOpen` a
+   * ticket is always given; a record that then finds no place is dropped
+   * and logged at error.
+   */
+  admit(): AuditTicket | undefined {
+    const hasRoom = this.#hasRoom();
+    if (!hasRoom && !this.#failOpen) return undefined;
+    const reserved = hasRoom;
+    if (reserved) this.#reserved += 1;
+    let used = false;
+    return {
+      submit: (record) => {
+        if (used) return;
+        used = true;
+        if (reserved) this.#reserved -= 1;
+        if (!reserved && !this.#hasRoom()) return this.#drop(record);
+        this.#push(record);
+      },
+    };
+  }
+
+  status(): AuditSinkStatus {
+    return {
+      transportHealthy: this.#healthy,
+      buffered: this.#queue.length,
+      reserved: this.#reserved,
+      bufferedBytes: this.#bytes,
+      accepting: this.#hasRoom() || this.#failOpen,
+      failOpen: this.#failOpen,
+      dropped: this.#dropped,
+    };
+  }
+
+  /**
+   * Sends what is buffered, retrying without waiting out the backoff, until
+   * the buffer is empty or `timeoutMs` passes. Resolves true when nothing
+   * is left. Records of requests still in flight are not waited for: stop
+   * taking requests and let them finish first.
+   */
+  async flush(timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.#queue.length > 0 && Date.now() < deadline) {
+      this.#wake?.();
+      this.#startPump();
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.max(0, Math.min(50, deadline - Date.now())));
+        this.#idleWaiters.add(done);
+        function done() {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    }
+    return this.#queue.length === 0;
+  }
+
+  /** Flushes (bounded by `timeoutMs`), reports what could not be sent, and closes the transport. */
+  async close(timeoutMs: number): Promise<void> {
+    const flushed = await this.flush(timeoutMs);
+    this.#closed = true;
+    this.#wake?.();
+    if (!flushed) {
+      this.#logger.error(
+        { records: this.#queue.length, sessionIds: this.#queue.slice(0, 20).map((item) => item.record.sessionId) },
+        "audit records could not be handed over before shutdown and are lost",
+      );
+    }
+    await this.#pumping;
+    await this.#transport.close();
+  }
+
+  #hasRoom(): boolean {
+    return this.#queue.length + this.#reserved < this.#maxRecords && this.#bytes < this.#maxBytes;
+  }
+
+  #push(record: AuditRecord) {
+    const bytes = estimateBytes(record);
+    this.#queue.push({ record, bytes });
+    this.#bytes += bytes;
+    this.#startPump();
+  }
+
+  #drop(record: AuditRecord) {
+    this.#dropped += 1;
+    this.#onDropped?.();
+    this.#logger.error(
+      { sessionId: record.sessionId, decision: record.decision, dropped: this.#dropped },
+      "audit record dropped: the audit buffer is full and MODELGATE_AUDIT_FAIL_OPEN is on",
+    );
+  }
+
+  #startPump() {
+    if (this.#pumping || this.#closed) return;
+    this.#pumping = this.#pump().finally(() => {
+      this.#pumping = undefined;
+      // Records that arrived as the pump finished.
+      if (this.#queue.length > 0 && !this.#closed) this.#startPump();
+    });
+  }
+
+  async #pump() {
+    while (this.#queue.length > 0 && !this.#closed) {
+      const batch = this.#queue.slice(0, this.#batchSize);
+      try {
+        await this.#transport.send(batch.map((item) => item.record));
+      } catch (error) {
+        this.#onFailure(error);
+        await this.#sleep(backoff(this.#failures, this.#retry));
+        continue;
+      }
+      this.#queue.splice(0, batch.length);
+      for (const item of batch) this.#bytes -= item.bytes;
+      this.#onSuccess();
+      for (const waiter of this.#idleWaiters) waiter();
+      this.#idleWaiters.clear();
+    }
+  }
+
+  #onFailure(error: unknown) {
+    this.#failures += 1;
+    const now = Date.now();
+    if (this.#healthy || now - this.#lastFailureLogAt >= FAILURE_LOG_INTERVAL_MS) {
+      this.#lastFailureLogAt = now;
+      this.#logger.error(
+        { err: error, buffered: this.#queue.length, maxRecords: this.#maxRecords, failures: this.#failures },
+        "audit records cannot be handed over; buffering them (new requests are refused once the buffer is full)",
+      );
+    }
+    this.#healthy = false;
+  }
+
+  #onSuccess() {
+    if (!this.#healthy) {
+      this.#logger.info({ failures: this.#failures }, "audit records are handed over again");
+    }
+    this.#healthy = true;
+    this.#failures = 0;
+  }
+
+  #sleep(ms: number) {
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(done, ms);
+      const wake = () => done();
+      this.#wake = wake;
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.#wake === wake) self.#wake = undefined;
+        resolve();
+      }
+    });
+  }
+}
+
+function backoff(failures: number, { baseMs, maxMs }: { baseMs: number; maxMs: number }): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(failures - 1, 20));
+}
+
+/** UTF-16 length of the texts plus a fixed allowance for the rest: cheap, and within a factor of two of the JSON. */
+function estimateBytes(record: AuditRecord): number {
+  let bytes = 2048 + (record.request?.text.length ?? 0) + (record.response?.text.length ?? 0);
+  for (const event of record.events) bytes += event.data.length + 32;
+  return bytes;
+}

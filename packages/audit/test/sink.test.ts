@@ -1,0 +1,173 @@
+// The gateway's audit buffer: admission tied to a reserved place, retries
+// while the transport fails, fail-closed when full, flush at shutdown.
+// The transport here is a switchable in-memory one: what is under test is
+// the buffer's bookkeeping; the BullMQ transport has its own tests against
+// real Redis (transport.test.ts) and the gateway's fault tests use real
+// processes.
+import { Writable } from "node:stream";
+import { createLogger } from "@modelgate/core";
+import type { AuditRecord } from "../src/record.js";
+import { AuditSink, type AuditTransport } from "../src/sink.js";
+
+function quietLogger() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, callback) {
+      lines.push(String(chunk));
+      callback();
+    },
+  });
+  return { logger: createLogger({ name: "sink-test", level: "debug", destination }), lines };
+}
+
+/** A transport that stores what it is sent, or fails while `down` is set. */
+function switchableTransport() {
+  const sent: string[] = [];
+  let down = false;
+  let calls = 0;
+  const transport: AuditTransport = {
+    async send(records) {
+      calls += 1;
+      if (down) throw new Error("transport down");
+      for (const record of records) if (!sent.includes(record.sessionId)) sent.push(record.sessionId);
+    },
+    async close() {},
+  };
+  return {
+    transport,
+    sent,
+    setDown: (value: boolean) => {
+      down = value;
+    },
+    calls: () => calls,
+  };
+}
+
+let counter = 0;
+function record(): AuditRecord {
+  counter += 1;
+  const now = new Date().toISOString();
+  return {
+    version: 1,
+    sessionId: `session-${counter}`,
+    gatewayId: "gw",
+    receivedAt: now,
+    finishedAt: now,
+    endpoint: "/v1/chat/completions",
+    method: "POST",
+    decision: "allowed",
+    policyIds: [],
+    capped: [],
+    latencyMs: 1,
+    events: [],
+  };
+}
+
+async function until(condition: () => boolean, what: string) {
+  const deadline = Date.now() + 5_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+describe("AuditSink", () => {
+  it("hands submitted records to the transport", async () => {
+    const { transport, sent } = switchableTransport();
+    const sink = new AuditSink({ transport, logger: quietLogger().logger });
+    const records = [record(), record(), record()];
+    for (const item of records) sink.admit()?.submit(item);
+    await until(() => sent.length === 3, "three records sent");
+    expect(sent).toEqual(records.map((item) => item.sessionId));
+    expect(sink.status()).toMatchObject({ buffered: 0, reserved: 0, transportHealthy: true });
+    await sink.close(1000);
+  });
+
+  it("keeps records while the transport fails, refuses new requests once full, and recovers", async () => {
+    const { transport, sent, setDown } = switchableTransport();
+    const { logger, lines } = quietLogger();
+    const sink = new AuditSink({ transport, logger, maxRecords: 3, retry: { baseMs: 5, maxMs: 20 } });
+    setDown(true);
+    const first = sink.admit();
+    const second = sink.admit();
+    // Two requests in flight hold two places; the buffer still has one.
+    expect(sink.status()).toMatchObject({ reserved: 2, accepting: true });
+    first?.submit(record());
+    second?.submit(record());
+    await until(() => !sink.status().transportHealthy, "the failure to be noticed");
+    const third = sink.admit();
+    expect(third).toBeDefined();
+    // Full: the third request's place is reserved, so a fourth is refused.
+    expect(sink.admit()).toBeUndefined();
+    expect(sink.status().accepting).toBe(false);
+    third?.submit(record());
+    expect(sink.admit()).toBeUndefined();
+    expect(lines.some((line) => line.includes("cannot be handed over"))).toBe(true);
+
+    setDown(false);
+    await until(() => sent.length === 3, "the buffered records to be sent");
+    expect(sink.status()).toMatchObject({ buffered: 0, transportHealthy: true, accepting: true });
+    expect(sink.admit()).toBeDefined();
+    await sink.close(1000);
+  });
+
+  it("never loses the record of an admitted request, even when the buffer filled meanwhile", async () => {
+    const { transport, sent, setDown } = switchableTransport();
+    const sink = new AuditSink({ transport, logger: quietLogger().logger, maxRecords: 1, retry: { baseMs: 5 } });
+    setDown(true);
+    const ticket = sink.admit();
+    expect(sink.admit()).toBeUndefined();
+    const kept = record();
+    ticket?.submit(kept);
+    ticket?.submit(record()); // a second submit of one ticket is ignored
+    expect(sink.status().buffered).toBe(1);
+    setDown(false);
+    await until(() => sent.length === 1, "the record to be sent");
+    expect(sent).toEqual([kept.sessionId]);
+    await sink.close(1000);
+  });
+
+  it("fail-open serves every request and drops, loudly, what finds no place", async () => {
+    const { transport, setDown } = switchableTransport();
+    const { logger, lines } = quietLogger();
+    let dropped = 0;
+    const sink = new AuditSink({
+      transport,
+      logger,
+      maxRecords: 1,
+      failOpen: true,
+      retry: { baseMs: 1000 },
+      onDropped: () => {
+        dropped += 1;
+      },
+    });
+    expect(lines.some((line) => line.includes("MODELGATE_AUDIT_FAIL_OPEN is on"))).toBe(true);
+    setDown(true);
+    sink.admit()?.submit(record());
+    const extra = sink.admit();
+    expect(extra).toBeDefined();
+    extra?.submit(record());
+    expect(dropped).toBe(1);
+    expect(sink.status()).toMatchObject({ accepting: true, dropped: 1, buffered: 1 });
+    expect(lines.some((line) => line.includes("audit record dropped"))).toBe(true);
+    await sink.close(0);
+  });
+
+  it("flushes at close without waiting out the backoff, and reports what it could not send", async () => {
+    const { transport, sent, setDown, calls } = switchableTransport();
+    const { logger, lines } = quietLogger();
+    // A backoff longer than the test: only flush's wake-ups can make it send.
+    const sink = new AuditSink({ transport, logger, retry: { baseMs: 60_000, maxMs: 60_000 } });
+    setDown(true);
+    sink.admit()?.submit(record());
+    await until(() => calls() >= 1, "the first failed send");
+    setDown(false);
+    expect(await sink.flush(5_000)).toBe(true);
+    expect(sent).toHaveLength(1);
+
+    setDown(true);
+    sink.admit()?.submit(record());
+    await sink.close(100);
+    expect(lines.some((line) => line.includes("could not be handed over before shutdown"))).toBe(true);
+  });
+});
