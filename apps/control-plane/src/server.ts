@@ -26,6 +26,8 @@ export interface ControlPlaneOptions {
   redisUrl?: string | undefined;
   /** BullMQ key prefix of the audit queue; must match the gateways' (default `bull`). */
   auditQueuePrefix?: string | undefined;
+  /** Backoff of the audit worker's retries (default 1 s doubling to 5 min); tests shorten it. */
+  auditRetry?: { baseMs?: number; maxMs?: number } | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
@@ -67,6 +69,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     auditWorker = await startAuditWorker({
       connection: options.redisUrl,
       prefix: options.auditQueuePrefix,
+      retry: options.auditRetry,
       store: auditStore,
       logger,
     });

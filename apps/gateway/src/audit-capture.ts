@@ -77,7 +77,15 @@ export class ResponseCapture {
     const write = res.write;
     const end = res.end;
     const flushHeaders = res.flushHeaders;
+    const writeHead = res.writeHead;
     const capture = this;
+    // Headers given to writeHead are not always readable with getHeader
+    // afterwards (not when none were set before), so they are noted here.
+    res.writeHead = function (this: ServerResponse, ...args: unknown[]) {
+      const headers = args.find((arg) => typeof arg === "object" && arg !== null);
+      if (headers) capture.#noteHeaders(headers);
+      return (writeHead as (...args: unknown[]) => ServerResponse).apply(this, args);
+    } as ServerResponse["writeHead"];
     // A stream's head is flushed before its first token: that is its first byte.
     res.flushHeaders = function (this: ServerResponse) {
       capture.#markFirstByte();
@@ -122,6 +130,27 @@ export class ResponseCapture {
     };
   }
 
+  #headerNotes: { contentType?: string; contentEncoding?: string } = {};
+
+  #noteHeaders(headers: object) {
+    const entries: [string, unknown][] = Array.isArray(headers)
+      ? Array.isArray(headers[0])
+        ? (headers as [string, unknown][])
+        : pairs(headers as unknown[])
+      : Object.entries(headers);
+    for (const [name, value] of entries) {
+      const lower = String(name).toLowerCase();
+      if (lower === "content-type") this.#headerNotes.contentType = String(value);
+      if (lower === "content-encoding") this.#headerNotes.contentEncoding = String(value);
+    }
+  }
+
+  #header(res: ServerResponse, name: "content-type" | "content-encoding"): string | undefined {
+    const value = res.getHeader(name);
+    if (typeof value === "string") return value;
+    return name === "content-type" ? this.#headerNotes.contentType : this.#headerNotes.contentEncoding;
+  }
+
   #markFirstByte() {
     this.#firstByteAt ??= performance.now();
   }
@@ -131,9 +160,8 @@ export class ResponseCapture {
     if (!bytes || bytes.length === 0) return;
     this.#markFirstByte();
     if (this.#textual === undefined) {
-      const type = res.getHeader("content-type");
-      this.#contentType = typeof type === "string" ? type.slice(0, 256) : undefined;
-      const encoded = String(res.getHeader("content-encoding") ?? "identity").toLowerCase() !== "identity";
+      this.#contentType = this.#header(res, "content-type")?.slice(0, 256);
+      const encoded = (this.#header(res, "content-encoding") ?? "identity").trim().toLowerCase() !== "identity";
       this.#textual = !encoded && isTextContentType(this.#contentType);
       if (this.#textual) this.#decoder = new StringDecoder("utf8");
     }
@@ -161,6 +189,13 @@ export class ResponseCapture {
     const offsetMs = Math.max(0, Math.round(performance.now() - this.#receivedAt));
     this.#events.push({ offsetMs, data: text });
   }
+}
+
+/** `[name, value, name, value, …]`, the flat form writeHead also takes. */
+function pairs(flat: unknown[]): [string, unknown][] {
+  const result: [string, unknown][] = [];
+  for (let index = 0; index + 1 < flat.length; index += 2) result.push([String(flat[index]), flat[index + 1]]);
+  return result;
 }
 
 function toBuffer(chunk: unknown, encoding: unknown): Buffer | undefined {

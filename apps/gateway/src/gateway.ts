@@ -242,8 +242,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       // In-flight responses finish (bounded by graceMs), then everything goes.
       const closed = once(http, "close").catch(() => undefined);
       const timer = setTimeout(() => http.closeAllConnections(), graceMs);
+      // A keep-alive connection whose response finishes during the drain
+      // turns idle; close it then, rather than wait out the grace period.
+      const sweeper = setInterval(() => http.closeIdleConnections(), 50);
       await closed;
       clearTimeout(timer);
+      clearInterval(sweeper);
       clearInterval(reportTimer);
       configClient.close();
       tunnelService.close();

@@ -90,6 +90,7 @@ export async function startDedicatedRedis(): Promise<DedicatedRedis> {
   const dir = await mkdtemp(path.join(tmpdir(), "modelgate-redis-"));
   let child: ChildProcess | undefined;
   const start = async () => {
+    if (child && child.exitCode === null && child.signalCode === null) return;
     const server = spawn(
       "redis-server",
       ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes", "--save", ""],
@@ -110,7 +111,7 @@ export async function startDedicatedRedis(): Promise<DedicatedRedis> {
   };
   const stop = async () => {
     const server = child;
-    if (!server || server.exitCode !== null) return;
+    if (!server || server.exitCode !== null || server.signalCode !== null) return;
     const exited = once(server, "exit");
     // SIGTERM makes Redis shut down cleanly: it fsyncs the append-only file.
     server.kill("SIGTERM");

@@ -1,0 +1,35 @@
+import { extractUsage } from "./usage.js";
+
+describe("extractUsage", () => {
+  it("reads OpenAI usage from a whole answer and from the last event of a stream", () => {
+    expect(
+      extractUsage("application/json", '{"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}'),
+    ).toEqual({ prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 });
+    const sse = [
+      'data: {"choices":[{"delta":{"content":"a"}}]}',
+      'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":1,"total_tokens":3}}',
+      "data: [DONE]",
+      "",
+    ].join("\n\n");
+    expect(extractUsage("text/event-stream", sse)).toEqual({ prompt_tokens: 2, completion_tokens: 1, total_tokens: 3 });
+  });
+
+  it("reads Ollama's counts and TGI's generated tokens", () => {
+    const ndjson = '{"response":"a","done":false}\n{"done":true,"prompt_eval_count":4,"eval_count":6}\n';
+    expect(extractUsage("application/x-ndjson", ndjson)).toEqual({
+      prompt_tokens: 4,
+      completion_tokens: 6,
+      total_tokens: 10,
+    });
+    expect(extractUsage("application/json", '[{"generated_text":"x","details":{"generated_tokens":7}}]')).toEqual({
+      completion_tokens: 7,
+    });
+  });
+
+  it("answers nothing for answers without usage, broken JSON or negative counts", () => {
+    expect(extractUsage("application/json", '{"choices":[]}')).toBeUndefined();
+    expect(extractUsage("application/json", "{not json")).toBeUndefined();
+    expect(extractUsage("application/json", '{"usage":{"prompt_tokens":-1}}')).toBeUndefined();
+    expect(extractUsage("text/plain", "usage")).toBeUndefined();
+  });
+});

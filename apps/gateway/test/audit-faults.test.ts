@@ -1,0 +1,228 @@
+// No audit record is lost when a component fails: the built gateway process
+// sends its records through a Redis of its own (persistent, append-only, as
+// production Redis for modelgate must be) to a control plane whose Postgres
+// is its own too, so both can be stopped and started without touching the
+// shared services the other test files use.
+import { randomBytes } from "node:crypto";
+import { startAgent } from "@modelgate/agent";
+import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
+import { createDatabaseClient, type Database, migrate } from "@modelgate/db";
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import {
+  type DedicatedPostgres,
+  type DedicatedRedis,
+  type GatewayProcess,
+  startDedicatedPostgres,
+  startDedicatedRedis,
+  startGatewayProcess,
+} from "./processes.js";
+import { captureLogger, RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
+
+const PREFIX = `audit-faults-${randomBytes(4).toString("hex")}`;
+/**
+ * Small, so that a short Redis outage fills it; it bounds the requests in
+ * flight too (each holds a place for its record), so it stays above the
+ * burst below.
+ */
+const BUFFER_RECORDS = 16;
+
+let stack: Stack;
+let runtime: RuntimeFixture;
+let redis: DedicatedRedis;
+let postgres: DedicatedPostgres;
+/** The control plane that stores the records (the stack's own keeps configuration on the shared Postgres). */
+let recorder: RunningControlPlane | undefined;
+let sessionsDb: Database;
+let gateway: GatewayProcess;
+let stopAgent: (() => Promise<void>) | undefined;
+
+async function startRecorder() {
+  recorder = await startControlPlane({
+    host: "127.0.0.1",
+    port: 0,
+    grpc: { host: "127.0.0.1", port: 0 },
+    databaseUrl: postgres.url,
+    dbPoolSize: 4,
+    redisUrl: redis.url,
+    auditQueuePrefix: PREFIX,
+    // Retries every few hundred milliseconds, so the test does not wait out minutes of backoff.
+    auditRetry: { baseMs: 100, maxMs: 500 },
+    adminToken: randomBytes(24).toString("hex"),
+    gatewayToken: randomBytes(24).toString("hex"),
+    version: "test",
+    logger: captureLogger("recorder").logger,
+  });
+}
+
+async function startGateway() {
+  gateway = await startGatewayProcess({
+    MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://${stack.controlPlane.grpcAddress}`,
+    MODELGATE_GATEWAY_TOKEN: stack.gatewayToken,
+    MODELGATE_REDIS_URL: redis.url,
+    MODELGATE_AUDIT_QUEUE_PREFIX: PREFIX,
+    MODELGATE_AUDIT_BUFFER_RECORDS: String(BUFFER_RECORDS),
+  });
+  await stopAgent?.();
+  const { token } = await stack.issueAgentToken("llama", `agent-${randomBytes(3).toString("hex")}`);
+  const agent = startAgent({
+    gateways: [{ address: gateway.tunnel, tls: false }],
+    token,
+    runtimeUrl: runtime.url,
+    runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
+    runtimeHealthPath: "/health",
+    healthIntervalMs: 500,
+    capacity: 16,
+    version: "test",
+    logger: captureLogger("agent").logger,
+    reconnectBackoff: { initialMs: 50, maxMs: 500 },
+  });
+  stopAgent = () => agent.close();
+  await waitFor(async () => (await readiness()).agents > 0, { timeoutMs: 15_000, what: "the agent at the gateway" });
+}
+
+async function readiness() {
+  const answer = await fetch(`${gateway.url}/readyz`);
+  const body = (await answer.json()) as { agents: number; audit: { accepting: boolean } };
+  return { httpStatus: answer.status, ...body };
+}
+
+/** Sends one request; half stream, every fourth names a model out of reach (a refusal is recorded too). */
+async function call(index: number, stream = index % 2 === 0): Promise<{ status: number; sessionId: string }> {
+  const model = index % 4 === 3 ? "llama/not-there" : "llama/demo-chat";
+  const answer = await fetch(`${gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+    body: JSON.stringify({ model, stream, messages: [{ role: "user", content: `call ${index}` }] }),
+  });
+  const text = await answer.text();
+  // A failure says why in the test's output.
+  if (answer.status >= 500) return { status: answer.status, sessionId: text };
+  return { status: answer.status, sessionId: answer.headers.get("x-modelgate-session") ?? "" };
+}
+
+async function storedCount(ids: readonly string[]): Promise<number> {
+  return sessionsDb.session.count({ where: { id: { in: [...ids] } } });
+}
+
+async function expectAllStored(ids: readonly string[], what: string) {
+  await waitFor(async () => (await storedCount(ids).catch(() => -1)) >= ids.length, { timeoutMs: 30_000, what });
+  expect(await storedCount(ids)).toBe(ids.length);
+}
+
+beforeAll(async () => {
+  [stack, redis, postgres] = await Promise.all([startStack(), startDedicatedRedis(), startDedicatedPostgres()]);
+  await migrate({ databaseUrl: postgres.url });
+  sessionsDb = createDatabaseClient({ databaseUrl: postgres.url, maxConnections: 2 });
+  runtime = await stack.addConnection("llama", { fixture: { chunkIntervalMs: 5 } });
+  await startRecorder();
+  await startGateway();
+}, 90_000);
+
+afterAll(async () => {
+  // A failed test may have left a service stopped; the gateway's shutdown flush needs Redis.
+  await redis?.start().catch(() => undefined);
+  await stopAgent?.();
+  await gateway?.stop();
+  await recorder?.close();
+  await sessionsDb?.$disconnect();
+  await Promise.all([stack?.close(), redis?.close(), postgres?.close()]);
+}, 60_000);
+
+it("stores exactly the N sessions of a burst made while Postgres was stopped, once it is back", async () => {
+  await postgres.stop();
+  const burst = await Promise.all(Array.from({ length: 12 }, (_, index) => call(index)));
+  // The data path never waits for Postgres.
+  expect(burst.filter((result) => result.status >= 500)).toEqual([]);
+  expect(burst.map((result) => result.status).sort()).toEqual([...Array(9).fill(200), ...Array(3).fill(403)]);
+  await postgres.start();
+  const ids = burst.map((result) => result.sessionId);
+  await expectAllStored(ids, "the burst's sessions after Postgres returned");
+  expect(await sessionsDb.session.count()).toBe(ids.length);
+}, 60_000);
+
+it("loses nothing across a Redis restart: records waiting in Redis and records the gateway held meanwhile", async () => {
+  const before = await sessionsDb.session.count();
+  // No worker: records wait in Redis, where only its append-only file keeps them across the restart.
+  await recorder?.close();
+  recorder = undefined;
+  const waiting = await Promise.all(Array.from({ length: 5 }, (_, index) => call(index)));
+  await redis.stop();
+  const held: { status: number; sessionId: string }[] = [];
+  for (let index = 0; index < 5; index++) held.push(await call(index));
+  expect(held.every((result) => result.status === 200 || result.status === 403)).toBe(true);
+  await redis.start();
+  await startRecorder();
+  const ids = [...waiting, ...held].map((result) => result.sessionId);
+  await expectAllStored(ids, "the sessions from before and during the Redis restart");
+  expect(await sessionsDb.session.count()).toBe(before + ids.length);
+}, 60_000);
+
+it("refuses requests with 503 audit_unavailable once its buffer is full, and serves again when Redis returns", async () => {
+  await redis.stop();
+  const served: string[] = [];
+  let refused: Response | undefined;
+  for (let index = 0; index <= BUFFER_RECORDS; index++) {
+    const answer = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "llama/demo-chat", messages: [{ role: "user", content: `held ${index}` }] }),
+    });
+    if (answer.status === 503) {
+      refused = answer;
+      break;
+    }
+    expect(answer.status).toBe(200);
+    await answer.arrayBuffer();
+    served.push(answer.headers.get("x-modelgate-session") ?? "");
+  }
+  // Exactly the buffer's size was served; the next one is refused, with a reason.
+  expect(served).toHaveLength(BUFFER_RECORDS);
+  expect(((await refused?.json()) as { error: { code: string } }).error.code).toBe("audit_unavailable");
+  const notReady = await readiness();
+  expect(notReady.httpStatus).toBe(503);
+  expect(notReady.audit.accepting).toBe(false);
+
+  await redis.start();
+  await waitFor(async () => (await readiness()).httpStatus === 200, {
+    timeoutMs: 15_000,
+    what: "the gateway to accept",
+  });
+  await expectAllStored(served, "the sessions held in the gateway's buffer");
+  expect((await call(0)).status).toBe(200);
+}, 60_000);
+
+it("finishes in-flight requests on SIGTERM and hands over their records before exiting", async () => {
+  const chunks = 10;
+  const inFlight = Array.from({ length: 4 }, async (_, index) => {
+    const answer = await fetch(`${gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${stack.apiKey}`,
+        "content-type": "application/json",
+        "x-fixture-chunks": String(chunks),
+        "x-fixture-interval-ms": "100",
+      },
+      body: JSON.stringify({
+        model: "llama/demo-chat",
+        stream: true,
+        messages: [{ role: "user", content: `${index}` }],
+      }),
+    });
+    const text = await answer.text();
+    return { status: answer.status, sessionId: answer.headers.get("x-modelgate-session") ?? "", text };
+  });
+  // The four streams are running at the runtime.
+  await waitFor(() => runtime.inFlight() >= 4, { what: "the four streams to reach the runtime" });
+  const exitCode = await gateway.stop();
+  const results = await Promise.all(inFlight);
+  expect(exitCode).toBe(0);
+  for (const result of results) {
+    expect(result.status).toBe(200);
+    expect(result.text.trimEnd().endsWith("data: [DONE]")).toBe(true);
+  }
+  await expectAllStored(
+    results.map((result) => result.sessionId),
+    "the records of the requests in flight at SIGTERM",
+  );
+  expect(gateway.lines.some((line) => line.includes("could not be handed over"))).toBe(false);
+}, 60_000);

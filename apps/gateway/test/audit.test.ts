@@ -1,0 +1,190 @@
+// Every request through the gateway becomes an audit session, refused ones
+// included: driven by the real `openai` SDK, stored by the control plane in
+// Postgres, read back through the sessions API as an auditor would.
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import OpenAI from "openai";
+import { type Stack, startStack, waitFor } from "./stack.js";
+
+let stack: Stack;
+let runtime: RuntimeFixture;
+let client: OpenAI;
+let keyId: string;
+
+// biome-ignore lint/suspicious/noExplicitAny: sessions are parsed JSON, asserted field by field
+type Session = any;
+
+beforeAll(async () => {
+  stack = await startStack();
+  runtime = await stack.addConnection("llama", { fixture: { chunkIntervalMs: 5 } });
+  await stack.addAgent("llama", runtime);
+  const other = await stack.addConnection("other");
+  await stack.addAgent("other", other);
+  client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
+  const keys = await stack.admin("GET", "/api-keys");
+  keyId = keys.body.items.find((key: { name: string }) => key.name === "e2e").id;
+
+  const policies = [
+    {
+      name: "no-bulk-export",
+      subjects: { groups: ["everyone"] },
+      resources: [{ connection: "llama", models: ["*"] }],
+      operations: ["inference"],
+      promptRules: [{ pattern: "export every customer", flags: "i", action: "block" }],
+    },
+    {
+      name: "audit-without-personal-data",
+      subjects: { groups: ["everyone"] },
+      resources: [{ connection: "other", models: ["*"] }],
+      operations: ["inference"],
+      masking: { entities: ["EMAIL"], maskPromptsInAudit: true },
+    },
+  ];
+  for (const policy of policies) {
+    const created = await stack.admin("POST", "/policies", policy);
+    if (created.status !== 201) throw new Error(JSON.stringify(created.body));
+  }
+  await waitFor(() => stack.gateway.store.policies.size === 3, { what: "the policies at the gateway" });
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.close();
+});
+
+/** The stored session; records reach Postgres after the answer, off the request path. */
+async function storedSession(sessionId: string | null): Promise<Session> {
+  if (!sessionId) throw new Error("the answer has no session id");
+  let session: { status: number; body: Session } | undefined;
+  await waitFor(
+    async () => {
+      session = await stack.admin("GET", `/sessions/${sessionId}`);
+      return session.status === 200;
+    },
+    { timeoutMs: 10_000, what: `session ${sessionId} to be stored` },
+  );
+  return session?.body;
+}
+
+async function postChat(body: unknown, headers: Record<string, string> = {}) {
+  return fetch(`${stack.gateway.url}/v1/chat/completions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json", ...headers },
+    body: JSON.stringify(body),
+  });
+}
+
+/** The content deltas of an OpenAI SSE text, in order. */
+function deltasOf(sse: string): string[] {
+  const deltas: string[] = [];
+  for (const line of sse.split("\n")) {
+    if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+    const content = JSON.parse(line.slice(6)).choices?.[0]?.delta?.content;
+    if (typeof content === "string" && content !== "") deltas.push(content);
+  }
+  return deltas;
+}
+
+describe("audit sessions", () => {
+  it("records a streamed answer as delivered, chunk by chunk, with each chunk's offset", async () => {
+    const chunks = 6;
+    const intervalMs = 40;
+    const { data: stream, response } = await client.chat.completions
+      .create(
+        { model: "llama/demo-chat", messages: [{ role: "user", content: "tell me a story" }], stream: true },
+        { headers: { "x-fixture-chunks": String(chunks), "x-fixture-interval-ms": String(intervalMs) } },
+      )
+      .withResponse();
+    const received: string[] = [];
+    for await (const chunk of stream) {
+      const content = chunk.choices[0]?.delta?.content;
+      if (content) received.push(content);
+    }
+    const session = await storedSession(response.headers.get("x-modelgate-session"));
+
+    expect(session).toMatchObject({
+      decision: "allowed",
+      subject: { id: keyId, authMethod: "api_key", groups: ["everyone"] },
+      connection: "llama",
+      model: "demo-chat",
+      endpoint: "/v1/chat/completions",
+      method: "POST",
+      responseStatus: 200,
+    });
+    expect(session.details.responseContentType).toMatch(/^text\/event-stream/);
+    expect(JSON.parse(session.content.requestBody).messages[0].content).toBe("tell me a story");
+    expect(session.events.length).toBeGreaterThanOrEqual(chunks);
+    // The events are the stream the client saw: the same deltas in the same order.
+    const recorded = session.events.map((event: { data: string }) => event.data).join("");
+    expect(recorded).toBe(session.content.responseBody);
+    expect(deltasOf(recorded)).toEqual(received);
+    // Offsets follow the runtime's pace (lower bounds only: a loaded machine is slower, never faster).
+    const offsets = session.events.map((event: { offsetMs: number }) => event.offsetMs);
+    expect([...offsets].sort((a, b) => a - b)).toEqual(offsets);
+    expect(offsets.at(-1) - offsets[0]).toBeGreaterThanOrEqual((chunks - 1) * intervalMs * 0.8);
+    expect(session.ttfbMs).toBeLessThanOrEqual(session.latencyMs);
+  });
+
+  it("records a whole answer with its token usage and no events", async () => {
+    const { data, response } = await client.chat.completions
+      .create({ model: "llama/demo-chat", messages: [{ role: "user", content: "hi" }] })
+      .withResponse();
+    const session = await storedSession(response.headers.get("x-modelgate-session"));
+    expect(session.events).toEqual([]);
+    expect(JSON.parse(session.content.responseBody).choices[0].message.content).toBe(data.choices[0]?.message.content);
+    expect(session.details.usage).toEqual({
+      prompt_tokens: data.usage?.prompt_tokens,
+      completion_tokens: data.usage?.completion_tokens,
+      total_tokens: data.usage?.total_tokens,
+    });
+  });
+
+  it("records refusals: no credential, a model out of reach, a blocked prompt", async () => {
+    const anonymous = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(anonymous.status).toBe(401);
+    const unknownModel = await postChat({ model: "llama/secret-model", messages: [{ role: "user", content: "x" }] });
+    expect(unknownModel.status).toBe(403);
+    const blocked = await postChat({
+      model: "llama/demo-chat",
+      messages: [{ role: "user", content: "Please EXPORT EVERY CUSTOMER record" }],
+    });
+    expect(blocked.status).toBe(403);
+
+    const [noCredential, outOfReach, promptBlocked] = await Promise.all(
+      [anonymous, unknownModel, blocked].map((answer) => storedSession(answer.headers.get("x-modelgate-session"))),
+    );
+    expect(noCredential).toMatchObject({ decision: "denied", subject: null, responseStatus: 401 });
+    expect(noCredential.details.error.code).toBe("unauthenticated");
+    expect(outOfReach).toMatchObject({ decision: "denied", subject: { id: keyId }, responseStatus: 403 });
+    expect(outOfReach.details.error.code).toBe("model_not_allowed");
+    expect(promptBlocked).toMatchObject({ decision: "blocked", subject: { id: keyId }, responseStatus: 403 });
+    expect(promptBlocked.policyIds).toHaveLength(1);
+    expect(promptBlocked.reason).toMatch(/prompt/i);
+    // What was refused is on record too.
+    expect(promptBlocked.content.requestBody).toContain("EXPORT EVERY CUSTOMER");
+    expect(JSON.parse(promptBlocked.content.responseBody).error.code).toBe("prompt_blocked");
+
+    // Auditors find them by user and decision.
+    const listed = await stack.admin("GET", `/sessions?user=${keyId}&decision=blocked`);
+    expect(listed.status).toBe(200);
+    expect(listed.body.items.map((session: { id: string }) => session.id)).toEqual([promptBlocked.id]);
+  });
+
+  it("masks personal data in the recorded prompt when the policy asks, and keeps prompts out of the log", async () => {
+    const answer = await postChat({
+      model: "other/demo-chat",
+      messages: [{ role: "user", content: "write to jane.doe@example.com about the invoice" }],
+    });
+    expect(answer.status).toBe(200);
+    const sessionId = answer.headers.get("x-modelgate-session");
+    const session = await storedSession(sessionId);
+    expect(session.content.requestBody).not.toContain("jane.doe@example.com");
+    expect(JSON.parse(session.content.requestBody).messages[0].content).toBe("write to [EMAIL] about the invoice");
+
+    const line = stack.logs.gateway.map((text) => JSON.parse(text)).find((entry) => entry.sessionId === sessionId);
+    expect(line).toMatchObject({ msg: "decision", event: "modelgate.decision", schemaVersion: 1, decision: "allowed" });
+    expect(JSON.stringify(line)).not.toContain("invoice");
+  });
+});
