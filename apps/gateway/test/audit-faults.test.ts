@@ -177,7 +177,8 @@ it("refuses requests with 503 audit_unavailable once its buffer is full, and ser
   }
   // Exactly the buffer's size was served; the next one is refused, with a reason.
   expect(served).toHaveLength(BUFFER_RECORDS);
-  expect(((await refused?.json()) as { error: { code: string } }).error.code).toBe("audit_unavailable");
+  if (!refused) throw new Error("no request was refused");
+  expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("audit_unavailable");
   const notReady = await readiness();
   expect(notReady.httpStatus).toBe(503);
   expect(notReady.audit.accepting).toBe(false);
