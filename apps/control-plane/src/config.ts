@@ -2,6 +2,7 @@ import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { parseSecretsKey } from "./secret-box.js";
 
 const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/modelgate";
 
@@ -48,6 +49,22 @@ const environment = z
     // The audit queue the gateways write to. Without it no audit worker runs
     // and no gateway record reaches Postgres.
     MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+    // Seals the secrets the control plane must use again (webhook signing
+    // keys, docs/siem.md). Without it they are stored unsealed, with a warning.
+    MODELGATE_SECRETS_KEY: z
+      .string()
+      .transform((value, ctx) => {
+        const key = parseSecretsKey(value);
+        if (!key) {
+          ctx.addIssue({
+            code: "custom",
+            message: "must be 32 bytes as base64 (44 characters) or hex (64 characters)",
+          });
+          return z.NEVER;
+        }
+        return key;
+      })
+      .optional(),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
@@ -97,6 +114,8 @@ export interface ControlPlaneConfig {
   dbPoolSize: number;
   /** Redis holding the audit queue; the audit worker runs only when it is set. */
   redisUrl: string | undefined;
+  /** Seals webhook signing secrets at rest; undefined stores them unsealed. */
+  secretsKey: Buffer | undefined;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -143,6 +162,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
     redisUrl: parsed.MODELGATE_REDIS_URL,
+    secretsKey: parsed.MODELGATE_SECRETS_KEY,
     logLevel: parsed.LOG_LEVEL,
   };
 }
@@ -158,12 +178,13 @@ function redactUrl(value: string): string {
 
 /** The configuration as it may be logged: no admin token, no database or Redis password. */
 export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
-  const { adminToken, gatewayToken, ...rest } = config;
+  const { adminToken, gatewayToken, secretsKey, ...rest } = config;
   return {
     ...rest,
     databaseUrl: redactUrl(config.databaseUrl),
     redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : undefined,
     adminToken: adminToken ? "[set]" : "[unset]",
     gatewayToken: gatewayToken ? "[set]" : "[unset]",
+    secretsKey: secretsKey ? "[set]" : "[unset]",
   };
 }

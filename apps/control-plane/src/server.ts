@@ -10,11 +10,13 @@ import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
+import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
+import { createSecretBox } from "./secret-box.js";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -29,6 +31,8 @@ export interface ControlPlaneOptions {
   /** People sign in with OIDC access tokens; their groups give their roles. */
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   gatewayToken: string;
+  /** Seals webhook signing secrets (MODELGATE_SECRETS_KEY, 32 bytes). */
+  secretsKey?: Buffer | undefined;
   version: string;
   logger: Logger;
 }
@@ -57,10 +61,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger,
   });
 
+  const secrets = createSecretBox(options.secretsKey);
+  if (!secrets.sealing) {
+    logger.warn("MODELGATE_SECRETS_KEY is not set: webhook signing secrets are stored unsealed in the database");
+  }
   let auditWorker: AuditWorker | undefined;
+  // SIEM export and alerts run beside the audit worker, fed by its hook.
+  let siem: SiemPipeline | undefined;
   if (options.redisUrl) {
-    auditWorker = await startAuditWorker({ connection: options.redisUrl, store: createSessionStore({ db }), logger });
-    logger.info("audit worker started");
+    siem = await startSiemPipeline({ connection: options.redisUrl, db, secrets, logger });
+    auditWorker = await startAuditWorker({
+      connection: options.redisUrl,
+      store: createSessionStore({ db }),
+      logger,
+      onStored: siem.onStored,
+    });
+    logger.info("audit worker and SIEM export started");
   } else {
     // Gateways do not send audit records yet (the producer is the next slice
     // of the audit work), so nothing is lost without one; say so quietly.
@@ -78,6 +94,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     }),
     version: options.version,
     presence,
+    secrets,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");
@@ -99,6 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // Records in progress are written before the database goes away;
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
+      await siem?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();
