@@ -59,10 +59,13 @@ export class DeliveryError extends Error {
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {
-  if (error instanceof Error && (error.name === "TimeoutError" || error.name === "AbortError")) {
-    return `no answer within ${timeoutMs} ms`;
-  }
-  const cause = error instanceof Error ? (error.cause as { code?: unknown } | undefined) : undefined;
-  const code = typeof cause?.code === "string" ? cause.code : undefined;
-  return code ? `the request failed: ${code}` : "the request failed";
+  // Duck-typed rather than instanceof: fetch's errors may come from another realm.
+  const failure = error as { name?: unknown; cause?: { code?: unknown; message?: unknown } } | undefined;
+  if (failure?.name === "TimeoutError" || failure?.name === "AbortError") return `no answer within ${timeoutMs} ms`;
+  const code = failure?.cause?.code;
+  if (typeof code === "string") return `the request failed: ${code}`;
+  // undici refuses the ports browsers block (fetch's "bad port" list, e.g. 514) with this message.
+  return failure?.cause?.message === "bad port"
+    ? "the request failed: the port is blocked for HTTP"
+    : "the request failed";
 }
