@@ -614,6 +614,43 @@ describe("SIEM export and alerts", () => {
       await api("DELETE", `/api/v1/exporters/${exporter.id}`);
     });
 
+    it("several control planes evaluating a burst at once raise one alert", async () => {
+      const { body: rule } = await api("POST", "/api/v1/alert-rules", {
+        body: { name: "burst-blocks", kind: "blocked_repeated", threshold: 3, windowSeconds: 60 },
+      });
+      // A second control plane's pipeline and audit worker on the same queues.
+      const secondPipeline = await startSiemPipeline({
+        connection: REDIS_URL,
+        db: cp.db,
+        secrets: createSecretBox(randomBytes(32)),
+        logger,
+        prefix,
+        retry: { baseMs: 50, maxMs: 200 },
+      });
+      const secondWorker = await startAuditWorker({
+        connection: REDIS_URL,
+        prefix,
+        store: createSessionStore({ db: cp.db }),
+        logger,
+        onStored: secondPipeline.onStored,
+        concurrency: 8,
+      });
+      try {
+        const subject = { id: "eve-burst", groups: [], authMethod: "oidc" as const };
+        const burst = Array.from({ length: 12 }, () => record({ decision: "blocked", subject }));
+        await Promise.all(burst.map((item) => producer.enqueue(item)));
+        for (const item of burst) await until(stored(item.sessionId));
+        await until(async () => (await cp.db.alert.count({ where: { ruleId: rule.id } })) >= 1);
+        // Give a racing duplicate every chance to appear before counting.
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        expect(await cp.db.alert.count({ where: { ruleId: rule.id } })).toBe(1);
+      } finally {
+        await secondWorker.close();
+        await secondPipeline.close();
+        await api("DELETE", `/api/v1/alert-rules/${rule.id}`);
+      }
+    });
+
     it("raises one approval_requested alert per session needing approval", async () => {
       const { body: rule } = await api("POST", "/api/v1/alert-rules", {
         body: { name: "approvals", kind: "approval_requested" },
@@ -649,18 +686,21 @@ describe("SIEM export and alerts", () => {
           finishedAt: at(receivedAt + 1),
         });
       // busy-key: 2 requests in each of the two previous windows (baseline 2), then 8 now (>= 3 × 2 and >= 5).
-      const busy = [
+      // quiet-key: 1 request before, 3 now: three times its baseline, but under minCount.
+      // The past windows are stored first, as they would be in time.
+      const past = [
         ...[1, 2].map((n) => key("busy-key", windowStart - 2 * hour + n)),
         ...[1, 2].map((n) => key("busy-key", windowStart - hour + n)),
-        ...Array.from({ length: 8 }, (_, n) => key("busy-key", windowStart + n)),
-      ];
-      // quiet-key: 1 request before, 3 now: three times its baseline, but under minCount.
-      const quiet = [
         key("quiet-key", windowStart - hour + 5),
+      ];
+      const now = [
+        ...Array.from({ length: 8 }, (_, n) => key("busy-key", windowStart + n)),
         ...[1, 2, 3].map((n) => key("quiet-key", windowStart + n)),
       ];
-      for (const item of [...busy, ...quiet]) await producer.enqueue(item);
-      for (const item of [...busy, ...quiet]) await until(stored(item.sessionId));
+      for (const item of past) await producer.enqueue(item);
+      for (const item of past) await until(stored(item.sessionId));
+      for (const item of now) await producer.enqueue(item);
+      for (const item of now) await until(stored(item.sessionId));
       await until(async () => (await cp.db.alert.count({ where: { ruleId: rule.id } })) >= 1);
       const { body } = await api("GET", `/api/v1/alerts?rule=${rule.id}`);
       expect(body.items).toHaveLength(1);

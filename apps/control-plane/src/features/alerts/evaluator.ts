@@ -105,7 +105,7 @@ export function createAlertEvaluator({
     const windowMs = params.windowSeconds * 1000;
     const current = Math.floor(at.getTime() / windowMs);
     // The subject is hashed into the key: any characters, bounded length.
-    const base = `${keyPrefix}:alerts:volume:${rule.id}:${createHash("sha256").update(subject).digest("hex").slice(0, 32)}`;
+    const base = `${keyPrefix}:modelgate-alerts:volume:${rule.id}:${createHash("sha256").update(subject).digest("hex").slice(0, 32)}`;
     const keys = Array.from({ length: params.baselineWindows + 1 }, (_, back) => `${base}:${current - back}`);
     const [currentKey] = keys;
     if (!currentKey) return undefined;
@@ -159,7 +159,10 @@ export function createAlertEvaluator({
               },
               orderBy: { triggeredAt: "desc" },
             })
-          : await tx.alert.findFirst({ where: { ruleId: rule.id, sessionIds: { has: sessionId } } });
+          : // Rule, subject and time narrow it through the index; the session settles it.
+            await tx.alert.findFirst({
+              where: { ruleId: rule.id, subject, triggeredAt: candidate.triggeredAt, sessionIds: { has: sessionId } },
+            });
       if (covering) return covering.sessionIds.includes(sessionId) ? covering : undefined;
       return tx.alert.create({
         data: {

@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from "node:net";
+import { connect as connectTcp, isIP, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { connect as connectTls } from "node:tls";
 import type { AuditDecision } from "@modelgate/audit";
@@ -68,7 +68,12 @@ export async function deliverSyslog(target: SyslogTarget, event: SiemEvent): Pro
   const frame = frameOctetCounted(formatSyslog(event, target.facility));
   await new Promise<void>((resolve, reject) => {
     const socket: Socket = target.tls
-      ? connectTls({ host: target.host, port: target.port, servername: target.host })
+      ? connectTls({
+          host: target.host,
+          port: target.port,
+          // SNI carries names only; an IP address is checked against the certificate's IP entries.
+          ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
+        })
       : connectTcp({ host: target.host, port: target.port });
     let settled = false;
     const finish = (error?: Error) => {
