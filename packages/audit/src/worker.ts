@@ -83,22 +83,19 @@ export async function processAuditJob(
 }
 
 export async function startAuditWorker(options: AuditWorkerOptions): Promise<AuditWorker> {
-  const { store, logger } = options;
+  const { store, logger, onStored } = options;
   const retry = { ...DEFAULT_RETRY, ...options.retry };
   const { client, owned } = ownConnection(options.connection, { forWorker: true });
-  const worker = new Worker<unknown, StoreOutcome>(
-    AUDIT_QUEUE,
-    (job) => processAuditJob(job, store, logger, options.onStored),
-    {
-      connection: client,
-      ...(options.prefix ? { prefix: options.prefix } : {}),
-      concurrency: options.concurrency ?? 8,
-      settings: {
-        // Jobs name AUDIT_BACKOFF; BullMQ asks this strategy for every non-built-in type.
-        backoffStrategy: (attemptsMade: number) => auditBackoffDelay(attemptsMade, retry),
-      },
+  const processJob = (job: Job) => processAuditJob(job, store, logger, onStored);
+  const worker = new Worker<unknown, StoreOutcome>(AUDIT_QUEUE, processJob, {
+    connection: client,
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+    concurrency: options.concurrency ?? 8,
+    settings: {
+      // Jobs name AUDIT_BACKOFF; BullMQ asks this strategy for every non-built-in type.
+      backoffStrategy: (attemptsMade: number) => auditBackoffDelay(attemptsMade, retry),
     },
-  );
+  });
   // Without a listener an "error" event (Redis unreachable) would throw.
   worker.on("error", (error) => logger.warn({ err: error }, "audit worker: queue connection error"));
   worker.on("failed", (job, error) => {
