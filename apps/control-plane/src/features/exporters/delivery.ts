@@ -4,7 +4,7 @@
 import { createHash } from "node:crypto";
 import { auditBackoffDelay, type RedisConnection } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
-import type { Database } from "@modelgate/db";
+import type { Database, Prisma } from "@modelgate/db";
 import { type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { SecretBox } from "../../secret-box.js";
@@ -81,7 +81,7 @@ export function createExportQueue({
   };
 }
 
-type ExporterRow = NonNullable<Awaited<ReturnType<Database["exporter"]["findUnique"]>>>;
+type ExporterRow = Prisma.ExporterGetPayload<object>;
 
 /** Delivers one event to one exporter as stored now; throws a DeliveryError when it did not arrive. */
 export async function deliverTo(exporter: ExporterRow, event: SiemEvent, secrets: SecretBox): Promise<void> {
