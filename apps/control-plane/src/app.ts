@@ -6,10 +6,14 @@ import { adminAuditRoutes } from "./features/admin-audit/routes.js";
 import { createAdminAuditService } from "./features/admin-audit/service.js";
 import { agentRoutes } from "./features/agents/routes.js";
 import { createAgentService } from "./features/agents/service.js";
+import { alertRoutes } from "./features/alerts/routes.js";
+import { createAlertService } from "./features/alerts/service.js";
 import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
+import { exporterRoutes } from "./features/exporters/routes.js";
+import { createExporterService } from "./features/exporters/service.js";
 import { policyRoutes } from "./features/policies/routes.js";
 import { createPolicyService } from "./features/policies/service.js";
 import { sessionRoutes } from "./features/sessions/routes.js";
@@ -21,6 +25,7 @@ import { buildOpenApiDocument } from "./http/openapi.js";
 import { errorHandler, notFoundHandler, sendProblem } from "./http/problem.js";
 import { assignRequestId } from "./http/request-id.js";
 import { authenticate, mountRoutes } from "./http/route.js";
+import { createSecretBox, type SecretBox } from "./secret-box.js";
 
 export const API_BASE_PATH = "/api/v1";
 /** Control-plane bodies are small configuration documents. */
@@ -34,10 +39,12 @@ export interface ControlPlaneDeps {
   version: string;
   /** Live agent tunnel state reported by gateways; empty when none report. */
   presence?: PresenceRegistry;
+  /** Seals exporter secrets; without it they are stored unsealed (see secret-box.ts). */
+  secrets?: SecretBox;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
-export function createApp({ db, logger, authenticator, version, presence }: ControlPlaneDeps): Express {
+export function createApp({ db, logger, authenticator, version, presence, secrets }: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db })),
     ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
@@ -45,6 +52,8 @@ export function createApp({ db, logger, authenticator, version, presence }: Cont
     ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
+    ...exporterRoutes(createExporterService({ db, secrets: secrets ?? createSecretBox(undefined) })),
+    ...alertRoutes(createAlertService({ db })),
   ];
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
 

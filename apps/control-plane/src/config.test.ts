@@ -47,6 +47,7 @@ describe("control-plane config", () => {
       MODELGATE_CONTROL_PLANE_PORT: "9001",
       MODELGATE_MIGRATE_ON_START: "false",
       MODELGATE_DB_POOL_SIZE: "3",
+      MODELGATE_AUDIT_QUEUE_PREFIX: "modelgate-eu",
       LOG_LEVEL: "warn",
     });
     expect(config).toEqual({
@@ -59,6 +60,7 @@ describe("control-plane config", () => {
       dev: false,
       migrateOnStart: false,
       dbPoolSize: 3,
+      auditQueuePrefix: "modelgate-eu",
       logLevel: "warn",
     });
   });

@@ -2,6 +2,7 @@ import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { parseSecretsKey } from "./secret-box.js";
 
 const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/modelgate";
 
@@ -52,6 +53,22 @@ const environment = z
       .string()
       .regex(/^[A-Za-z0-9_.-]{1,64}$/, "must be 1-64 letters, digits, '_', '.' or '-'")
       .default("bull"),
+    // Seals the secrets the control plane must use again (webhook signing
+    // keys, docs/siem.md). Without it they are stored unsealed, with a warning.
+    MODELGATE_SECRETS_KEY: z
+      .string()
+      .transform((value, ctx) => {
+        const key = parseSecretsKey(value);
+        if (!key) {
+          ctx.addIssue({
+            code: "custom",
+            message: "must be 32 bytes as base64 (44 characters) or hex (64 characters)",
+          });
+          return z.NEVER;
+        }
+        return key;
+      })
+      .optional(),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
@@ -103,6 +120,8 @@ export interface ControlPlaneConfig {
   redisUrl: string | undefined;
   /** BullMQ key prefix of the audit queue, the same on gateways and control planes. */
   auditQueuePrefix: string;
+  /** Seals webhook signing secrets at rest; undefined stores them unsealed. */
+  secretsKey: Buffer | undefined;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -150,6 +169,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
     redisUrl: parsed.MODELGATE_REDIS_URL,
     auditQueuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,
+    secretsKey: parsed.MODELGATE_SECRETS_KEY,
     logLevel: parsed.LOG_LEVEL,
   };
 }
@@ -165,12 +185,13 @@ function redactUrl(value: string): string {
 
 /** The configuration as it may be logged: no admin token, no database or Redis password. */
 export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
-  const { adminToken, gatewayToken, ...rest } = config;
+  const { adminToken, gatewayToken, secretsKey, ...rest } = config;
   return {
     ...rest,
     databaseUrl: redactUrl(config.databaseUrl),
     redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : undefined,
     adminToken: adminToken ? "[set]" : "[unset]",
     gatewayToken: gatewayToken ? "[set]" : "[unset]",
+    secretsKey: secretsKey ? "[set]" : "[unset]",
   };
 }

@@ -10,11 +10,13 @@ import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
+import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
+import { createSecretBox } from "./secret-box.js";
 
 export interface ControlPlaneOptions {
   host: string;
@@ -33,6 +35,8 @@ export interface ControlPlaneOptions {
   /** People sign in with OIDC access tokens; their groups give their roles. */
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   gatewayToken: string;
+  /** Seals webhook signing secrets (MODELGATE_SECRETS_KEY, 32 bytes). */
+  secretsKey?: Buffer | undefined;
   version: string;
   logger: Logger;
 }
@@ -64,16 +68,30 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
 
   const auditStore = createSessionStore({ db });
+  const secrets = createSecretBox(options.secretsKey);
+  if (!secrets.sealing) {
+    logger.warn("MODELGATE_SECRETS_KEY is not set: webhook signing secrets are stored unsealed in the database");
+  }
   let auditWorker: AuditWorker | undefined;
+  // SIEM export and alerts run beside the audit worker, fed by its hook.
+  let siem: SiemPipeline | undefined;
   if (options.redisUrl) {
+    siem = await startSiemPipeline({
+      connection: options.redisUrl,
+      prefix: options.auditQueuePrefix,
+      db,
+      secrets,
+      logger,
+    });
     auditWorker = await startAuditWorker({
       connection: options.redisUrl,
       prefix: options.auditQueuePrefix,
       retry: options.auditRetry,
       store: auditStore,
       logger,
+      onStored: siem.onStored,
     });
-    logger.info("audit worker started");
+    logger.info("audit worker and SIEM export started");
   } else {
     // Gateways send their records through Redis: without it, only a gateway
     // in this process (the zero-config launcher) can have its records stored.
@@ -91,6 +109,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     }),
     version: options.version,
     presence,
+    secrets,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");
@@ -113,6 +132,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // Records in progress are written before the database goes away;
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
+      await siem?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();

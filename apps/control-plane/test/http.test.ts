@@ -184,6 +184,20 @@ describe("control-plane HTTP behaviour", () => {
           "revokeAgent",
           "revokeApiKey",
           "updateConnection",
+          // SIEM export and alerts
+          "createExporter",
+          "listExporters",
+          "getExporter",
+          "replaceExporter",
+          "deleteExporter",
+          "testExporter",
+          "createAlertRule",
+          "listAlertRules",
+          "getAlertRule",
+          "replaceAlertRule",
+          "deleteAlertRule",
+          "listAlerts",
+          "getAlert",
         ].sort(),
       );
       const create = document.paths["/api/v1/connections"].post;

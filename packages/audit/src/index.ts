@@ -40,6 +40,7 @@ export {
   type AuditWorker,
   type AuditWorkerOptions,
   auditBackoffDelay,
+  type OnStored,
   processAuditJob,
   type StoreOutcome,
   startAuditWorker,

@@ -16,10 +16,22 @@ export interface AuditStore {
   write(record: AuditRecord): Promise<StoreOutcome>;
 }
 
+/**
+ * Runs after a record is in the store, for a record just stored and for a
+ * duplicate alike: an earlier attempt may have stored the record and then
+ * failed in the hook, and its retry finds a duplicate but must still run the
+ * hook, so that nothing it does is lost (at least once). A hook that throws
+ * fails the job, which is retried; it must therefore be idempotent, and
+ * quick: the audit queue waits for it (enqueue slow work, do not do it here).
+ */
+export type OnStored = (record: AuditRecord, outcome: StoreOutcome) => Promise<void>;
+
 export interface AuditWorkerOptions {
   connection: RedisConnection;
   store: AuditStore;
   logger: Logger;
+  /** Called after each successful store, "stored" and "duplicate" alike (see `OnStored`). */
+  onStored?: OnStored | undefined;
   /** BullMQ key prefix; must match the producers'. */
   prefix?: string | undefined;
   /** Records written in parallel, each in its own transaction (default 8). */
@@ -47,7 +59,12 @@ export function auditBackoffDelay(attemptsMade: number, { baseMs, maxMs }: { bas
  * stays for inspection); any other failure, such as Postgres being down, is
  * thrown as is, so BullMQ retries it with backoff while the job waits in Redis.
  */
-export async function processAuditJob(job: Pick<Job, "id" | "data">, store: AuditStore, logger: Logger) {
+export async function processAuditJob(
+  job: Pick<Job, "id" | "data">,
+  store: AuditStore,
+  logger: Logger,
+  onStored?: OnStored,
+) {
   const parsed = auditRecordSchema.safeParse(job.data);
   if (!parsed.success) {
     const issues = parsed.error.issues
@@ -61,14 +78,16 @@ export async function processAuditJob(job: Pick<Job, "id" | "data">, store: Audi
   }
   const outcome = await store.write(parsed.data);
   if (outcome === "duplicate") logger.debug({ sessionId: parsed.data.sessionId }, "audit record already stored");
+  await onStored?.(parsed.data, outcome);
   return outcome;
 }
 
 export async function startAuditWorker(options: AuditWorkerOptions): Promise<AuditWorker> {
-  const { store, logger } = options;
+  const { store, logger, onStored } = options;
   const retry = { ...DEFAULT_RETRY, ...options.retry };
   const { client, owned } = ownConnection(options.connection, { forWorker: true });
-  const worker = new Worker<unknown, StoreOutcome>(AUDIT_QUEUE, (job) => processAuditJob(job, store, logger), {
+  const processJob = (job: Job) => processAuditJob(job, store, logger, onStored);
+  const worker = new Worker<unknown, StoreOutcome>(AUDIT_QUEUE, processJob, {
     connection: client,
     ...(options.prefix ? { prefix: options.prefix } : {}),
     concurrency: options.concurrency ?? 8,
@@ -90,7 +109,7 @@ export async function startAuditWorker(options: AuditWorkerOptions): Promise<Aud
     }
     logger.warn(
       { err: error, jobId: job.id, attemptsMade: job.attemptsMade },
-      "audit record not stored yet; it stays queued and is retried",
+      "audit record not stored yet, or its onStored hook failed; it stays queued and is retried",
     );
   });
   await worker.waitUntilReady();

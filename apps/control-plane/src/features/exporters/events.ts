@@ -1,0 +1,156 @@
+import type { AuditDecision, AuditRecord } from "@modelgate/audit";
+
+/**
+ * The events exporters deliver: one stable, versioned JSON document per
+ * event (docs/siem.md#event-payload). Fields are never removed or renamed
+ * within a version; new optional fields may appear, so receivers must
+ * ignore fields they do not know. Session events carry metadata only,
+ * never prompt or response bodies.
+ */
+export const SIEM_EVENT_VERSION = 1;
+
+export const EVENT_TYPES = ["session", "alert"] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface SessionEventBody {
+  id: string;
+  receivedAt: string;
+  firstByteAt: string | null;
+  finishedAt: string;
+  gatewayId: string;
+  subject: {
+    id: string;
+    email: string | null;
+    groups: string[];
+    authMethod: "api_key" | "oidc";
+    tokenId: string | null;
+    issuer: string | null;
+  } | null;
+  clientIp: string | null;
+  userAgent: string | null;
+  connection: string | null;
+  model: string | null;
+  agentId: string | null;
+  endpoint: string;
+  method: string;
+  operation: string | null;
+  decision: AuditDecision;
+  policyIds: string[];
+  reason: string | null;
+  capped: { parameter: string; value: number }[];
+  responseStatus: number | null;
+  latencyMs: number;
+  ttfbMs: number | null;
+  usage: Record<string, number> | null;
+  maskedCounts: Record<string, number> | null;
+  error: { code: string; message: string } | null;
+  /** Sizes only: the bodies themselves never leave the control plane through an exporter. */
+  request: { bytes: number; truncated: boolean } | null;
+  response: { bytes: number; truncated: boolean } | null;
+}
+
+export interface AlertEventBody {
+  id: string;
+  ruleId: string | null;
+  ruleName: string;
+  kind: string;
+  subject: string | null;
+  sessionIds: string[];
+  details: Record<string, unknown>;
+  triggeredAt: string;
+  createdAt: string;
+}
+
+interface EventEnvelope {
+  version: typeof SIEM_EVENT_VERSION;
+  /** Unique per event and the same on every delivery of it: receivers deduplicate on it. */
+  id: string;
+  /** When what the event reports happened (a session's end, an alert's creation). */
+  time: string;
+  source: "modelgate";
+}
+
+export type SiemEvent =
+  | (EventEnvelope & { type: "session"; session: SessionEventBody })
+  | (EventEnvelope & { type: "alert"; alert: AlertEventBody })
+  | (EventEnvelope & { type: "test"; test: { message: string; exporter: string } });
+
+export function sessionEvent(record: AuditRecord): SiemEvent {
+  const { subject } = record;
+  return {
+    version: SIEM_EVENT_VERSION,
+    id: `session.${record.sessionId}`,
+    type: "session",
+    time: record.finishedAt,
+    source: "modelgate",
+    session: {
+      id: record.sessionId,
+      receivedAt: record.receivedAt,
+      firstByteAt: record.firstByteAt ?? null,
+      finishedAt: record.finishedAt,
+      gatewayId: record.gatewayId,
+      subject: subject
+        ? {
+            id: subject.id,
+            email: subject.email ?? null,
+            groups: subject.groups,
+            authMethod: subject.authMethod,
+            tokenId: subject.tokenId ?? null,
+            issuer: subject.issuer ?? null,
+          }
+        : null,
+      clientIp: record.clientIp ?? null,
+      userAgent: record.userAgent ?? null,
+      connection: record.connection ?? null,
+      model: record.model ?? null,
+      agentId: record.agentId ?? null,
+      endpoint: record.endpoint,
+      method: record.method,
+      operation: record.operation ?? null,
+      decision: record.decision,
+      policyIds: record.policyIds,
+      reason: record.reason ?? null,
+      capped: record.capped,
+      responseStatus: record.responseStatus ?? null,
+      latencyMs: record.latencyMs,
+      ttfbMs: record.ttfbMs ?? null,
+      usage: record.usage ?? null,
+      maskedCounts: record.maskedCounts ?? null,
+      error: record.error ?? null,
+      request: record.request ? { bytes: record.request.bytes, truncated: record.request.truncated } : null,
+      response: record.response ? { bytes: record.response.bytes, truncated: record.response.truncated } : null,
+    },
+  };
+}
+
+export function alertEvent(alert: AlertEventBody): SiemEvent {
+  return {
+    version: SIEM_EVENT_VERSION,
+    id: `alert.${alert.id}`,
+    type: "alert",
+    time: alert.createdAt,
+    source: "modelgate",
+    alert,
+  };
+}
+
+export function testEvent(id: string, exporterName: string, at: Date): SiemEvent {
+  return {
+    version: SIEM_EVENT_VERSION,
+    id: `test.${id}`,
+    type: "test",
+    time: at.toISOString(),
+    source: "modelgate",
+    test: { message: "a test event sent from the control plane", exporter: exporterName },
+  };
+}
+
+/** Whether an exporter with these subscriptions receives the event (test events go to the one exporter asked). */
+export function wantsEvent(exporter: { eventTypes: string[]; decisions: string[] }, event: SiemEvent): boolean {
+  if (event.type === "test") return false;
+  if (!exporter.eventTypes.includes(event.type)) return false;
+  if (event.type === "session" && exporter.decisions.length > 0) {
+    return exporter.decisions.includes(event.session.decision);
+  }
+  return true;
+}

@@ -1,0 +1,75 @@
+// What the audit worker does after storing a record: enqueue the session's
+// event for the exporters that want it, evaluate the alert rules, enqueue
+// the alerts raised. Started by server.ts when Redis is configured.
+import type { OnStored, RedisConnection } from "@modelgate/audit";
+import type { Logger } from "@modelgate/core";
+import type { Database } from "@modelgate/db";
+import { Redis } from "ioredis";
+import type { SecretBox } from "../../secret-box.js";
+import { createAlertEvaluator } from "../alerts/evaluator.js";
+import { createExportQueue, type ExportWorker, startExportWorker } from "./delivery.js";
+import { alertEvent, type SiemEvent, sessionEvent, wantsEvent } from "./events.js";
+
+export interface SiemPipelineOptions {
+  connection: RedisConnection;
+  db: Database;
+  secrets: SecretBox;
+  logger: Logger;
+  /** BullMQ prefix of the export queue, and of the alert counters' keys (default `bull`). */
+  prefix?: string | undefined;
+  /** Backoff between delivery attempts (tests shorten it). */
+  retry?: { baseMs?: number; maxMs?: number } | undefined;
+}
+
+export interface SiemPipeline {
+  /** The audit worker's hook. Idempotent: a retried hook enqueues the same jobs, which BullMQ keeps once. */
+  onStored: OnStored;
+  close(): Promise<void>;
+}
+
+export async function startSiemPipeline(options: SiemPipelineOptions): Promise<SiemPipeline> {
+  const { db, logger } = options;
+  const redis = typeof options.connection === "string" ? new Redis(options.connection) : options.connection;
+  const queue = createExportQueue({ connection: redis, prefix: options.prefix });
+  const evaluator = createAlertEvaluator({ db, redis, keyPrefix: options.prefix ?? "bull", logger });
+  let worker: ExportWorker;
+  try {
+    worker = await startExportWorker({
+      connection: options.connection,
+      db,
+      secrets: options.secrets,
+      logger,
+      prefix: options.prefix,
+      retry: options.retry,
+    });
+  } catch (error) {
+    await queue.close();
+    if (typeof options.connection === "string") redis.disconnect();
+    throw error;
+  }
+
+  async function send(event: SiemEvent): Promise<void> {
+    // Read per event: a small table, and an exporter created a moment ago
+    // must receive the next event (no cache to go stale across workers).
+    const exporters = await db.exporter.findMany({
+      where: { enabled: true, eventTypes: { has: event.type } },
+      select: { id: true, eventTypes: true, decisions: true },
+    });
+    await queue.enqueue(
+      event,
+      exporters.filter((exporter) => wantsEvent(exporter, event)).map((exporter) => exporter.id),
+    );
+  }
+
+  return {
+    async onStored(record) {
+      await send(sessionEvent(record));
+      for (const alert of await evaluator.evaluate(record)) await send(alertEvent(alert));
+    },
+    async close() {
+      await worker.close();
+      await queue.close();
+      if (typeof options.connection === "string") await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
