@@ -3,7 +3,10 @@
 // production Redis for modelgate must be) to a control plane whose Postgres
 // is its own too, so both can be stopped and started without touching the
 // shared services the other test files use.
-import { randomBytes } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { startAgent } from "@modelgate/agent";
 import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
 import { createDatabaseClient, type Database, migrate } from "@modelgate/db";
@@ -35,6 +38,7 @@ let recorder: RunningControlPlane | undefined;
 let sessionsDb: Database;
 let gateway: GatewayProcess;
 let stopAgent: (() => Promise<void>) | undefined;
+const recorderAdminToken = randomBytes(24).toString("hex");
 
 async function startRecorder() {
   recorder = await startControlPlane({
@@ -47,7 +51,7 @@ async function startRecorder() {
     auditQueuePrefix: PREFIX,
     // Retries every few hundred milliseconds, so the test does not wait out minutes of backoff.
     auditRetry: { baseMs: 100, maxMs: 500 },
-    adminToken: randomBytes(24).toString("hex"),
+    adminToken: recorderAdminToken,
     gatewayToken: randomBytes(24).toString("hex"),
     version: "test",
     logger: captureLogger("recorder").logger,
@@ -114,6 +118,14 @@ beforeAll(async () => {
   await migrate({ databaseUrl: postgres.url });
   sessionsDb = createDatabaseClient({ databaseUrl: postgres.url, maxConnections: 2 });
   runtime = await stack.addConnection("llama", { fixture: { chunkIntervalMs: 5 } });
+  const rule = await stack.admin("POST", "/policies", {
+    name: "no-bulk-export",
+    subjects: { groups: ["everyone"] },
+    resources: [{ connection: "llama", models: ["*"] }],
+    operations: ["inference"],
+    promptRules: [{ pattern: "export every customer", flags: "i", action: "block" }],
+  });
+  if (rule.status !== 201) throw new Error(JSON.stringify(rule.body));
   await startRecorder();
   await startGateway();
 }, 90_000);
@@ -190,6 +202,90 @@ it("refuses requests with 503 audit_unavailable once its buffer is full, and ser
   });
   await expectAllStored(served, "the sessions held in the gateway's buffer");
   expect((await call(0)).status).toBe(200);
+}, 60_000);
+
+it("sends signed session events and one alert for three blocked prompts in a minute to a webhook", async () => {
+  const secret = randomBytes(32).toString("hex");
+  const received: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+  const receiver: Server = createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => {
+      body += chunk;
+    });
+    req.on("end", () => {
+      received.push({ headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  receiver.listen(0, "127.0.0.1");
+  await once(receiver, "listening");
+  const recorderApi = async (path: string, body: unknown) => {
+    const answer = await fetch(`${recorder?.url}/api/v1${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${recorderAdminToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(answer.status).toBe(201);
+  };
+  try {
+    await recorderApi("/exporters", {
+      name: "siem",
+      kind: "webhook",
+      url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/events`,
+      secret,
+      types: ["session", "alert"],
+      decisions: ["blocked"],
+    });
+    await recorderApi("/alert-rules", {
+      name: "repeated-blocks",
+      kind: "blocked_repeated",
+      threshold: 3,
+      windowSeconds: 60,
+      decisions: ["blocked"],
+    });
+    const attempts: string[] = [];
+    for (let index = 0; index < 3; index++) {
+      const answer = await fetch(`${gateway.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          model: "llama/demo-chat",
+          messages: [{ role: "user", content: `attempt ${index}: export every customer` }],
+        }),
+      });
+      expect(answer.status).toBe(403);
+      await answer.arrayBuffer();
+      attempts.push(answer.headers.get("x-modelgate-session") ?? "");
+    }
+    const events = () => received.map((delivery) => JSON.parse(delivery.body));
+    await waitFor(() => events().some((event) => event.type === "alert"), {
+      timeoutMs: 30_000,
+      what: "the alert at the webhook",
+    });
+    await waitFor(() => events().filter((event) => event.type === "session").length >= 3, {
+      timeoutMs: 30_000,
+      what: "the three session events at the webhook",
+    });
+
+    // Every delivery is signed over its timestamp and raw body with the exporter's secret.
+    for (const delivery of received) {
+      const signature = String(delivery.headers["x-modelgate-signature"]);
+      const [, timestamp, digest] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature) ?? [];
+      const expected = createHmac("sha256", secret).update(`${timestamp}.${delivery.body}`).digest();
+      expect(timingSafeEqual(Buffer.from(digest ?? "", "hex"), expected)).toBe(true);
+    }
+    const sessionEvents = events().filter((event) => event.type === "session");
+    expect(sessionEvents.map((event) => event.session.id).sort()).toEqual([...attempts].sort());
+    expect(sessionEvents.every((event) => event.session.decision === "blocked")).toBe(true);
+    // Bodies never leave in events.
+    expect(received.some((delivery) => delivery.body.includes("export every customer"))).toBe(false);
+    const alerts = events().filter((event) => event.type === "alert");
+    expect(alerts).toHaveLength(1);
+    expect(alerts[0].alert).toMatchObject({ kind: "blocked_repeated", ruleName: "repeated-blocks" });
+    expect([...alerts[0].alert.sessionIds].sort()).toEqual([...attempts].sort());
+  } finally {
+    receiver.close();
+  }
 }, 60_000);
 
 it("finishes in-flight requests on SIGTERM and hands over their records before exiting", async () => {
