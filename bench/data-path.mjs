@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { loadOptions, USAGE, UsageError } from "./lib/options.mjs";
 import { CLOCK_TICKS, cpuMs, machineBusyMs, Services } from "./lib/processes.mjs";
 import { checkTargets, formatChecks, medians, workloadTables } from "./lib/report.mjs";
-import { dropDatabase, startStack } from "./lib/stack.mjs";
+import { auditQueue, dropAuditQueue, dropDatabase, startStack } from "./lib/stack.mjs";
 import { median } from "./lib/stats.mjs";
 import { buildRequest, runLoad, runSequential, verifyTarget } from "./lib/workloads.mjs";
 
@@ -179,10 +179,10 @@ function describe(result) {
   }`;
 }
 
-async function run(options, services, runDir) {
+async function run(options, services, runDir, audit) {
   const workloads = workloadsFor(options);
   progress(`bench: starting fixture, control plane, gateway, agent and bare proxy (logs in ${runDir})`);
-  const stack = await startStack(services, options, { profileDir: runDir });
+  const stack = await startStack(services, options, { profileDir: runDir, audit });
 
   for (const target of stack.targets) {
     for (const workload of workloads) await verifyTarget(target, workload);
@@ -248,6 +248,7 @@ async function main() {
   const runDir = path.join(resultsDir, stamp);
   mkdirSync(runDir, { recursive: true });
   const services = new Services(runDir);
+  const audit = auditQueue();
 
   let cleanup;
   const cleanUp = () => {
@@ -255,6 +256,9 @@ async function main() {
       await services.stopAll();
       await dropDatabase(options.databaseUrl).catch((error) => {
         console.error(`bench: could not drop the scratch database: ${error.message}`);
+      });
+      await dropAuditQueue(audit).catch((error) => {
+        console.error(`bench: could not remove the audit queue: ${error.message}`);
       });
     })();
     return cleanup;
@@ -276,7 +280,7 @@ async function main() {
   }
 
   try {
-    const { workloads, results } = await run(options, services, runDir);
+    const { workloads, results } = await run(options, services, runDir, audit);
     const table = medians(results, workloads);
     const checks = checkTargets(table, workloads);
     env.loadAverageAtEnd = os.loadavg().map((value) => Math.round(value * 100) / 100);

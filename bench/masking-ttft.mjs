@@ -39,7 +39,7 @@ import { splitIntoChunks, truncateToTokens } from "../packages/runtime-fixture/d
 import { loadOptions, UsageError } from "./lib/options.mjs";
 import { cpuMs, freePort, machineBusyMs, Services, waitFor } from "./lib/processes.mjs";
 import { formatTable } from "./lib/report.mjs";
-import { dropDatabase, recreateDatabase } from "./lib/stack.mjs";
+import { auditQueue, dropAuditQueue, dropDatabase, recreateDatabase } from "./lib/stack.mjs";
 import { median, summarize } from "./lib/stats.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -187,7 +187,7 @@ async function waitForQuietMachine(ownPids, { maxShare = 0.1, sampleMs = 500, ti
   }
 }
 
-async function startServices(services, settings, profileDir) {
+async function startServices(services, settings, profileDir, audit) {
   await recreateDatabase(settings.databaseUrl);
   const adminToken = `mgadmin_${randomBytes(24).toString("base64url")}`;
   const gatewayToken = `mggateway_${randomBytes(24).toString("base64url")}`;
@@ -217,6 +217,8 @@ async function startServices(services, settings, profileDir) {
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+    MODELGATE_REDIS_URL: audit.redisUrl,
+    MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
     LOG_LEVEL: "warn",
   });
   await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {
@@ -269,6 +271,8 @@ async function startServices(services, settings, profileDir) {
       MODELGATE_TUNNEL_PORT: String(ports.tunnel),
       MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
       MODELGATE_GATEWAY_TOKEN: gatewayToken,
+      MODELGATE_REDIS_URL: audit.redisUrl,
+      MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
       LOG_LEVEL: settings.logLevel,
     },
     profile("gateway"),
@@ -428,12 +432,16 @@ async function main() {
   const runDir = path.join(resultsDir, `${stamp}-masking-ttft`);
   mkdirSync(runDir, { recursive: true });
   const services = new Services(runDir);
+  const audit = auditQueue();
   let cleanup;
   const cleanUp = () => {
     cleanup ??= (async () => {
       await services.stopAll();
       await dropDatabase(settings.databaseUrl).catch((error) => {
         console.error(`bench: could not drop the scratch database: ${error.message}`);
+      });
+      await dropAuditQueue(audit).catch((error) => {
+        console.error(`bench: could not remove the audit queue: ${error.message}`);
       });
     })();
     return cleanup;
@@ -448,7 +456,7 @@ async function main() {
 
   try {
     progress(`bench: starting fixture, control plane, gateway and two agents (logs in ${runDir})`);
-    const stack = await startServices(services, settings, runDir);
+    const stack = await startServices(services, settings, runDir, audit);
 
     // The fixture's whole answer, then the cut whose first chunk holds no PII candidate.
     const whole = await fetch(new URL("/v1/chat/completions", stack.fixtureUrl), {

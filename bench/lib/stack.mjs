@@ -48,7 +48,30 @@ async function getStatus(url, headers = {}) {
   return response.status;
 }
 
-export async function startStack(services, options, { profileDir } = {}) {
+/**
+ * The audit queue the benchmark's gateway writes to and its control plane
+ * drains: the production path, on Redis (BENCH_REDIS_URL), under a prefix
+ * of its own that `dropAuditQueue` removes afterwards.
+ */
+export function auditQueue() {
+  return {
+    redisUrl: process.env.BENCH_REDIS_URL?.trim() || "redis://127.0.0.1:6379",
+    prefix: `bench-${randomBytes(4).toString("hex")}`,
+  };
+}
+
+export async function dropAuditQueue({ redisUrl, prefix }) {
+  // bullmq is a dependency of @modelgate/audit; resolved from there like pg.
+  const { Queue } = createRequire(script("packages/audit/package.json"))("bullmq");
+  const queue = new Queue("modelgate-audit", { connection: { url: redisUrl }, prefix });
+  try {
+    await queue.obliterate({ force: true });
+  } finally {
+    await queue.close();
+  }
+}
+
+export async function startStack(services, options, { profileDir, audit = auditQueue() } = {}) {
   await resetDatabase(options.databaseUrl, { create: true });
   const adminToken = `mgadmin_${randomBytes(24).toString("base64url")}`;
   const gatewayToken = `mggateway_${randomBytes(24).toString("base64url")}`;
@@ -80,6 +103,8 @@ export async function startStack(services, options, { profileDir } = {}) {
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+    MODELGATE_REDIS_URL: audit.redisUrl,
+    MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
     LOG_LEVEL: "warn",
   });
   await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {
@@ -119,6 +144,8 @@ export async function startStack(services, options, { profileDir } = {}) {
       MODELGATE_TUNNEL_PORT: String(ports.tunnel),
       MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
       MODELGATE_GATEWAY_TOKEN: gatewayToken,
+      MODELGATE_REDIS_URL: audit.redisUrl,
+      MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
       LOG_LEVEL: options.logLevel,
     },
     profile("gateway"),
@@ -158,6 +185,7 @@ export async function startStack(services, options, { profileDir } = {}) {
   await waitFor(async () => (await getStatus(`${proxyUrl}/health`)) === 200, { what: "the bare proxy", services });
 
   return {
+    audit,
     fixture,
     controlPlane,
     gateway,

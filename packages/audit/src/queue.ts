@@ -26,10 +26,12 @@ export const AUDIT_BACKOFF = "modelgate-audit";
 export const AUDIT_JOB_OPTIONS = {
   attempts: 2000,
   backoff: { type: AUDIT_BACKOFF },
-  // Completed jobs are kept a while so that a re-sent record with the same
-  // jobId is recognised by BullMQ and not added again; the worker's insert is
-  // idempotent as well, for a re-send that arrives after the job was removed.
-  removeOnComplete: { age: 24 * 3600, count: 100_000 },
+  // Completed jobs are kept briefly so that a record re-sent soon after
+  // (the gateway's retry of a batch whose answer it missed) is recognised by
+  // BullMQ and not added again. Not longer: a job holds the whole record (up
+  // to twice the body cap), and the worker's insert is idempotent anyway,
+  // for a re-send that arrives after the job was removed.
+  removeOnComplete: { age: 3600, count: 1000 },
   // Failed jobs (invalid records) stay for an operator to inspect and retry:
   // an audit record is never dropped silently.
   removeOnFail: false,
