@@ -28,6 +28,8 @@ export interface ControlPlaneOptions {
   redisUrl?: string | undefined;
   /** BullMQ key prefix of the audit queue; must match the gateways' (default `bull`). */
   auditQueuePrefix?: string | undefined;
+  /** A gateway in this process hands its records to `auditStore` (the zero-config launcher): no Redis is expected. */
+  inProcessAudit?: boolean | undefined;
   /** Backoff of the audit worker's retries (default 1 s doubling to 5 min); tests shorten it. */
   auditRetry?: { baseMs?: number; maxMs?: number } | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
@@ -70,7 +72,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const auditStore = createSessionStore({ db });
   const secrets = createSecretBox(options.secretsKey);
   if (!secrets.sealing) {
-    logger.warn("MODELGATE_SECRETS_KEY is not set: webhook signing secrets are stored unsealed in the database");
+    // Exports run only with Redis; without it the unsealed storage is a note, not a risk in use.
+    logger[options.redisUrl ? "warn" : "info"](
+      "MODELGATE_SECRETS_KEY is not set: webhook signing secrets are stored unsealed in the database",
+    );
   }
   let auditWorker: AuditWorker | undefined;
   // SIEM export and alerts run beside the audit worker, fed by its hook.
@@ -92,6 +97,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       onStored: siem.onStored,
     });
     logger.info("audit worker and SIEM export started");
+  } else if (options.inProcessAudit) {
+    logger.info("audit records come from the gateway in this process; no audit worker or SIEM export runs");
   } else {
     // Gateways send their records through Redis: without it, only a gateway
     // in this process (the zero-config launcher) can have its records stored.

@@ -346,9 +346,14 @@ export function createIngress(options: IngressOptions) {
       return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
     }
     if (req.method === "GET" && pathname === "/metrics") {
-      const body = await metrics.registry.metrics();
-      res.writeHead(200, { "content-type": metrics.registry.contentType });
-      res.end(body);
+      try {
+        const body = await metrics.registry.metrics();
+        res.writeHead(200, { "content-type": metrics.registry.contentType });
+        res.end(body);
+      } catch (error) {
+        logger.error({ err: error }, "metrics could not be collected");
+        sendError(res, new GatewayError("internal", "internal error"));
+      }
       return;
     }
     // No unrecorded requests: one that cannot have its record kept is

@@ -98,6 +98,7 @@ export async function startQuickstart(
           grpc: { host: INTERNAL_HOST, port: config.ports.controlPlaneGrpc },
           databaseUrl,
           dbPoolSize: 5,
+          inProcessAudit: true,
           adminToken,
           gatewayToken,
           version: VERSION,
