@@ -53,6 +53,7 @@ const FAILURE_CODES = new Set([
 export function decisionOf(trail: RequestTrail): AuditDecision {
   const { error, outcome, verdict } = trail;
   if (error instanceof PolicyDenial) {
+    if (error.requiresApproval) return "approval_required";
     if (error.code === "prompt_blocked") return "blocked";
     if (error.code === "rate_limited") return "rate_limited";
     return "denied";

@@ -22,10 +22,18 @@ export interface Verdict {
 export class PolicyDenial extends GatewayError {
   readonly policyIds: readonly string[];
   readonly reasons: readonly string[];
-  constructor(error: GatewayError, policyIds: readonly string[], reasons: readonly string[]) {
+  /** A `require_approval` prompt rule matched: held for a human, refused until approvals exist. */
+  readonly requiresApproval: boolean;
+  constructor(
+    error: GatewayError,
+    policyIds: readonly string[],
+    reasons: readonly string[],
+    { requiresApproval = false } = {},
+  ) {
     super(error.code, error.message, error.param, error.headers);
     this.policyIds = policyIds;
     this.reasons = reasons;
+    this.requiresApproval = requiresApproval;
   }
 }
 
@@ -51,6 +59,7 @@ export function evaluate(
       new GatewayError(evaluation.code, message, evaluation.param ?? paramOf(evaluation.code)),
       evaluation.policyIds,
       evaluation.reasons,
+      { requiresApproval: evaluation.requiresApproval === true },
     );
   }
   return {

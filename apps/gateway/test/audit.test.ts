@@ -29,7 +29,10 @@ beforeAll(async () => {
       subjects: { groups: ["everyone"] },
       resources: [{ connection: "llama", models: ["*"] }],
       operations: ["inference"],
-      promptRules: [{ pattern: "export every customer", flags: "i", action: "block" }],
+      promptRules: [
+        { pattern: "export every customer", flags: "i", action: "block" },
+        { pattern: "wire transfer", flags: "i", action: "require_approval" },
+      ],
     },
     {
       name: "audit-without-personal-data",
@@ -170,6 +173,16 @@ describe("audit sessions", () => {
     const listed = await stack.admin("GET", `/sessions?user=${keyId}&decision=blocked`);
     expect(listed.status).toBe(200);
     expect(listed.body.items.map((session: { id: string }) => session.id)).toEqual([promptBlocked.id]);
+  });
+
+  it("records a prompt held for approval as approval_required", async () => {
+    const answer = await postChat({
+      model: "llama/demo-chat",
+      messages: [{ role: "user", content: "draft a wire transfer" }],
+    });
+    expect(answer.status).toBe(403);
+    const session = await storedSession(answer.headers.get("x-modelgate-session"));
+    expect(session).toMatchObject({ decision: "approval_required", subject: { id: keyId } });
   });
 
   it("masks personal data in the recorded prompt when the policy asks, and keeps prompts out of the log", async () => {
