@@ -8,6 +8,7 @@ import { agentRoutes } from "./features/agents/routes.js";
 import { createAgentService } from "./features/agents/service.js";
 import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
+import { auditIntegrityRoutes } from "./features/audit-integrity/routes.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
 import { policyRoutes } from "./features/policies/routes.js";
@@ -45,6 +46,7 @@ export function createApp({ db, logger, authenticator, version, presence }: Cont
     ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
+    ...auditIntegrityRoutes({ db }),
   ];
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
 

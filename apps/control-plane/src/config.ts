@@ -15,6 +15,12 @@ const groupList = z
       .filter(Boolean),
   );
 
+const retentionDays = z
+  .string()
+  .regex(/^[0-9]+$/, "must be a whole number of days")
+  .transform(Number)
+  .pipe(z.number().int().min(1, "must be at least 1 day").max(36_500, "must be at most 36500 days (100 years)"));
+
 const environment = z
   .object({
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
@@ -48,9 +54,30 @@ const environment = z
     // The audit queue the gateways write to. Without it no audit worker runs
     // and no gateway record reaches Postgres.
     MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
+    // Retention of audit sessions in days; unset keeps them forever. Content
+    // (bodies and events) may go earlier than the session's metadata, never later.
+    MODELGATE_RETENTION_CONTENT_DAYS: retentionDays.optional(),
+    MODELGATE_RETENTION_METADATA_DAYS: retentionDays.optional(),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
+    const contentDays = env.MODELGATE_RETENTION_CONTENT_DAYS;
+    const metadataDays = env.MODELGATE_RETENTION_METADATA_DAYS;
+    if (metadataDays !== undefined && (contentDays === undefined || contentDays > metadataDays)) {
+      // Deleting a session deletes its content: a longer content retention could never hold.
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_RETENTION_CONTENT_DAYS"],
+        message: `must be set, and at most MODELGATE_RETENTION_METADATA_DAYS (${metadataDays}), when that is set`,
+      });
+    }
+    if ((contentDays !== undefined || metadataDays !== undefined) && !env.MODELGATE_REDIS_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_REDIS_URL"],
+        message: "is required for retention (the purge runs as a BullMQ job)",
+      });
+    }
     // Outside dev mode nothing is guessed: a production control plane must be
     // told where its database is and what its admin credential is.
     if (env.MODELGATE_DEV) return;
@@ -97,6 +124,8 @@ export interface ControlPlaneConfig {
   dbPoolSize: number;
   /** Redis holding the audit queue; the audit worker runs only when it is set. */
   redisUrl: string | undefined;
+  /** Audit retention in days; both undefined: keep everything, and no purge job runs. */
+  retention: { contentDays: number | undefined; metadataDays: number | undefined };
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -143,6 +172,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,
     redisUrl: parsed.MODELGATE_REDIS_URL,
+    retention: {
+      contentDays: parsed.MODELGATE_RETENTION_CONTENT_DAYS,
+      metadataDays: parsed.MODELGATE_RETENTION_METADATA_DAYS,
+    },
     logLevel: parsed.LOG_LEVEL,
   };
 }

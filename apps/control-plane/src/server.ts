@@ -10,11 +10,15 @@ import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
+import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
+
+/** Records the audit worker stores at once (see createSessionStore's batching). */
+const AUDIT_WORKER_CONCURRENCY = 64;
 
 export interface ControlPlaneOptions {
   host: string;
@@ -24,6 +28,8 @@ export interface ControlPlaneOptions {
   dbPoolSize: number;
   /** Redis holding the audit queue: when set, the audit worker stores the gateways' records. */
   redisUrl?: string | undefined;
+  /** Audit retention in days (needs `redisUrl`: the purge is a BullMQ job); unset keeps everything. */
+  retention?: RetentionPolicy | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
@@ -59,12 +65,27 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   let auditWorker: AuditWorker | undefined;
   if (options.redisUrl) {
-    auditWorker = await startAuditWorker({ connection: options.redisUrl, store: createSessionStore({ db }), logger });
+    auditWorker = await startAuditWorker({
+      connection: options.redisUrl,
+      store: createSessionStore({ db }),
+      logger,
+      // The store writes concurrent records as one transaction: more jobs in
+      // flight make fuller batches (docs/benchmarks.md, audit store).
+      concurrency: AUDIT_WORKER_CONCURRENCY,
+    });
     logger.info("audit worker started");
   } else {
     // Gateways do not send audit records yet (the producer is the next slice
     // of the audit work), so nothing is lost without one; say so quietly.
     logger.info("MODELGATE_REDIS_URL is not set: no audit worker runs");
+  }
+
+  let retention: RunningRetention | undefined;
+  const policy = options.retention;
+  if (policy && (policy.contentDays !== undefined || policy.metadataDays !== undefined)) {
+    if (!options.redisUrl) throw new Error("audit retention needs MODELGATE_REDIS_URL: the purge runs as a BullMQ job");
+    retention = await startRetention({ redisUrl: options.redisUrl, db, policy, logger });
+    logger.info({ retention: policy }, "audit retention scheduled");
   }
 
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
@@ -99,6 +120,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // Records in progress are written before the database goes away;
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
+      await retention?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();
