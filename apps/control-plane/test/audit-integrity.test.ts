@@ -298,6 +298,7 @@ describe("audit hash chain", () => {
     expectProblem(await api("GET", "/api/v1/audit/verify?from=0"), 400, "invalid_request");
     expectProblem(await api("GET", "/api/v1/audit/verify?from=abc"), 400, "invalid_request");
     expectProblem(await api("GET", "/api/v1/audit/verify?since=1"), 400, "invalid_request");
+    expectProblem(await api("GET", "/api/v1/audit/verify?from=100000"), 400, "invalid_request");
     expectProblem(await api("GET", "/api/v1/audit/verify", { token: null }), 401, "unauthenticated");
     expect(auditIntegrityRoutes({ db: cp.db }).map((route) => route.roles)).toEqual([["admin", "auditor"]]);
   });
@@ -427,6 +428,12 @@ describe("retention", () => {
       status: "ok",
       checked: 11,
       start: { kind: "checkpoint", chainSeq: 8, prevHash: cut.hash },
+    });
+    // Asked to start inside the purged part, it starts at the checkpoint.
+    expect(await verifyChain(cp.db, { from: 3n })).toMatchObject({
+      status: "ok",
+      checked: 11,
+      start: { kind: "checkpoint", chainSeq: 8 },
     });
   });
 

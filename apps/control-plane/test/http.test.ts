@@ -184,6 +184,7 @@ describe("control-plane HTTP behaviour", () => {
           "revokeAgent",
           "revokeApiKey",
           "updateConnection",
+          "verifyAuditChain",
         ].sort(),
       );
       const create = document.paths["/api/v1/connections"].post;

@@ -1,4 +1,5 @@
 import type { Database } from "@modelgate/db";
+import { invalidRequest } from "../../http/errors.js";
 import { contentDigest, GENESIS_HASH, linkHash, metadataDigest } from "./chain.js";
 
 /** Sessions read per query: with their bodies and events this bounds the verifier's memory. */
@@ -285,8 +286,17 @@ function checkpointStart(checkpoint: ChainCheckpoint): ChainStart {
 }
 
 async function startOf(db: Database, from: bigint | undefined): Promise<ChainStart> {
-  if (from !== undefined) return { kind: "from", chainSeq: Number(from), prevHash: null };
   const checkpoint = await latestChainCheckpoint(db);
+  if (from !== undefined) {
+    const head = await db.auditChainHead.findUnique({ where: { id: 1 }, select: { chainSeq: true } });
+    if (head && from > head.chainSeq + 1n) {
+      throw invalidRequest(`from is past the end of the chain (its last sequence is ${head.chainSeq})`, [
+        { path: "query.from", message: `must be at most ${head.chainSeq + 1n}` },
+      ]);
+    }
+    // Inside what retention purged: there is nothing before the checkpoint to start from.
+    if (!checkpoint || checkpoint.chainSeq < from) return { kind: "from", chainSeq: Number(from), prevHash: null };
+  }
   if (checkpoint) return checkpointStart(checkpoint);
   return { kind: "genesis", chainSeq: 1, prevHash: GENESIS_HASH };
 }
