@@ -1,9 +1,12 @@
 // The audit hash chain, its verification and retention, on real Postgres and
 // Redis: records stored by the batching store, rows then edited or deleted
 // directly in SQL the way someone with database access would.
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createServer } from "node:net";
+import path from "node:path";
 import { Writable } from "node:stream";
+import { promisify } from "node:util";
 import type { AuditRecord, AuditStore } from "@modelgate/audit";
 import { createLogger, uuidv7 } from "@modelgate/core";
 import { createDatabaseClient } from "@modelgate/db";
@@ -24,6 +27,7 @@ import { apiClient, expectProblem, type RunningControlPlane, startControlPlane }
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const DAY_MS = 24 * 60 * 60_000;
+const run = promisify(execFile);
 
 const logger = createLogger({
   name: "audit-integrity",
@@ -175,6 +179,32 @@ describe("audit hash chain", () => {
     });
     // Small keyset batches walk the same chain.
     expect(await verifyChain(cp.db, { batchSize: 7 })).toMatchObject({ status: "ok", checked: rows.length });
+  });
+
+  it("agrees with an independent implementation of the documented algorithm (scripts/audit-chain-verify.py)", async () => {
+    // Text that canonical JSON must escape or keep exactly, an id Postgres
+    // lowercases and a lone surrogate it cannot store.
+    const tricky = record(0, {
+      agentId: "0190ABCD-0000-7000-8000-00000000000F",
+      subject: { id: "jürgen", groups: ["Grüppe 😀", "ops"], authMethod: "api_key" },
+      request: { text: 'tab\t "quoted" \\ back\nline \u0001 ctl 😀 \ud800 lone', truncated: false, bytes: 50 },
+    });
+    expect(await createSessionStore({ db: cp.db }).write(tricky)).toBe("stored");
+    const independent = () =>
+      run("python3", [path.resolve(import.meta.dirname, "../../../scripts/audit-chain-verify.py"), cp.database.url])
+        .then(({ stdout }) => stdout.trim())
+        .catch((error: { stdout?: string }) => error.stdout?.trim());
+    const rows = await chain();
+    expect(await independent()).toBe(
+      `ok: ${rows.length} sessions, last chain_seq ${rows.length}, head hash ${rows.at(-1)?.hash}`,
+    );
+    await cp.db.$executeRaw`UPDATE sessions SET subject_groups = '{ops}' WHERE id = ${tricky.sessionId}`;
+    expect(await independent()).toBe(
+      `broken at session ${tricky.sessionId} (chain_seq ${rows.length}): hash_mismatch (metadata)`,
+    );
+    await cp.db
+      .$executeRaw`UPDATE sessions SET subject_groups = ${["Grüppe 😀", "ops"]} WHERE id = ${tricky.sessionId}`;
+    expect(await verify()).toMatchObject({ status: "ok", checked: rows.length });
   });
 
   it.each([
