@@ -334,13 +334,36 @@ describe("audit hash chain", () => {
   });
 });
 
-describe("batched store failures", () => {
+describe("batched store: concurrency and failures", () => {
   let cp: RunningControlPlane;
   beforeAll(async () => {
     cp = await startControlPlane();
   });
   afterAll(async () => {
     await cp.close();
+  });
+
+  it("two control planes writing the same records at once make one chain and one session per record", async () => {
+    // Each with its own connection pool, as two processes would have.
+    const other = createDatabaseClient({ databaseUrl: cp.database.url, maxConnections: 4 });
+    try {
+      const records = Array.from({ length: 150 }, () => record());
+      const stores = [createSessionStore({ db: cp.db, maxBatch: 20 }), createSessionStore({ db: other, maxBatch: 30 })];
+      // Both get every record (a re-delivery racing the original), in opposite orders.
+      const [first, second] = await Promise.all([
+        writeAll(stores[0] as AuditStore, records),
+        writeAll(stores[1] as AuditStore, [...records].reverse()),
+      ]);
+      const stored = [...(first ?? []), ...(second ?? [])].filter((outcome) => outcome === "stored");
+      expect(stored).toHaveLength(150);
+      expect(await cp.db.session.count()).toBe(150);
+      expect(await cp.db.sessionEvent.count()).toBe(300);
+      expect(await verifyChain(cp.db)).toMatchObject({ status: "ok", checked: 150, lastChainSeq: 150 });
+    } finally {
+      await other.$disconnect();
+      await cp.db.$executeRaw`DELETE FROM sessions`;
+      await cp.db.$executeRaw`UPDATE audit_chain_head SET chain_seq = 0, hash = ${GENESIS_HASH}`;
+    }
   });
 
   it("a record Postgres refuses fails alone; the rest of its batch is stored and chained", async () => {
