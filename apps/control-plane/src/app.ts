@@ -10,6 +10,7 @@ import { alertRoutes } from "./features/alerts/routes.js";
 import { createAlertService } from "./features/alerts/service.js";
 import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
+import { auditIntegrityRoutes } from "./features/audit-integrity/routes.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
 import { exporterRoutes } from "./features/exporters/routes.js";
@@ -54,6 +55,7 @@ export function createApp({ db, logger, authenticator, version, presence, secret
     ...sessionRoutes(createSessionService({ db })),
     ...exporterRoutes(createExporterService({ db, secrets: secrets ?? createSecretBox(undefined) })),
     ...alertRoutes(createAlertService({ db })),
+    ...auditIntegrityRoutes({ db }),
   ];
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
 

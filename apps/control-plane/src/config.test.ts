@@ -61,6 +61,7 @@ describe("control-plane config", () => {
       migrateOnStart: false,
       dbPoolSize: 3,
       auditQueuePrefix: "modelgate-eu",
+      retention: { contentDays: undefined, metadataDays: undefined },
       logLevel: "warn",
     });
   });
@@ -94,6 +95,37 @@ describe("control-plane config", () => {
     const config = loadConfig({ ...base, MODELGATE_REDIS_URL: "rediss://:r3dis-secret@cache:6380/0" });
     expect(config.redisUrl).toBe("rediss://:r3dis-secret@cache:6380/0");
     expect(JSON.stringify(redactConfig(config))).not.toContain("r3dis-secret");
+  });
+
+  it("reads audit retention in whole days, content never kept longer than metadata, and only with Redis", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x", MODELGATE_REDIS_URL: "redis://cache:6379" };
+    expect(loadConfig(base).retention).toEqual({ contentDays: undefined, metadataDays: undefined });
+    expect(
+      loadConfig({ ...base, MODELGATE_RETENTION_CONTENT_DAYS: "", MODELGATE_RETENTION_METADATA_DAYS: " " }).retention,
+    ).toEqual({ contentDays: undefined, metadataDays: undefined });
+    expect(loadConfig({ ...base, MODELGATE_RETENTION_CONTENT_DAYS: "30" }).retention).toEqual({
+      contentDays: 30,
+      metadataDays: undefined,
+    });
+    expect(
+      loadConfig({ ...base, MODELGATE_RETENTION_CONTENT_DAYS: "30", MODELGATE_RETENTION_METADATA_DAYS: "30" })
+        .retention,
+    ).toEqual({ contentDays: 30, metadataDays: 30 });
+    for (const bad of ["0", "-1", "1.5", "30d", "99999"]) {
+      expect(() => loadConfig({ ...base, MODELGATE_RETENTION_CONTENT_DAYS: bad })).toThrow(
+        /MODELGATE_RETENTION_CONTENT_DAYS: must be/,
+      );
+    }
+    expect(() =>
+      loadConfig({ ...base, MODELGATE_RETENTION_CONTENT_DAYS: "90", MODELGATE_RETENTION_METADATA_DAYS: "30" }),
+    ).toThrow(/MODELGATE_RETENTION_CONTENT_DAYS: must be set, and at most MODELGATE_RETENTION_METADATA_DAYS \(30\)/);
+    expect(() => loadConfig({ ...base, MODELGATE_RETENTION_METADATA_DAYS: "30" })).toThrow(
+      /MODELGATE_RETENTION_CONTENT_DAYS: must be set/,
+    );
+    const { MODELGATE_REDIS_URL: _redis, ...withoutRedis } = base;
+    expect(() => loadConfig({ ...withoutRedis, MODELGATE_RETENTION_CONTENT_DAYS: "30" })).toThrow(
+      /MODELGATE_REDIS_URL: is required for retention/,
+    );
   });
 
   it("serves gRPC in plaintext only on loopback unless TLS is configured or insecure is allowed", () => {

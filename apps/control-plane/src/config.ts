@@ -16,6 +16,12 @@ const groupList = z
       .filter(Boolean),
   );
 
+const retentionDays = z
+  .string()
+  .regex(/^[0-9]+$/, "must be a whole number of days")
+  .transform(Number)
+  .pipe(z.number().int().min(1, "must be at least 1 day").max(36_500, "must be at most 36500 days (100 years)"));
+
 const environment = z
   .object({
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
@@ -69,9 +75,30 @@ const environment = z
         return key;
       })
       .optional(),
+    // Retention of audit sessions in days; unset keeps them forever. Content
+    // (bodies and events) may go earlier than the session's metadata, never later.
+    MODELGATE_RETENTION_CONTENT_DAYS: retentionDays.optional(),
+    MODELGATE_RETENTION_METADATA_DAYS: retentionDays.optional(),
     LOG_LEVEL: logLevel.default("info"),
   })
   .superRefine((env, ctx) => {
+    const contentDays = env.MODELGATE_RETENTION_CONTENT_DAYS;
+    const metadataDays = env.MODELGATE_RETENTION_METADATA_DAYS;
+    if (metadataDays !== undefined && (contentDays === undefined || contentDays > metadataDays)) {
+      // Deleting a session deletes its content: a longer content retention could never hold.
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_RETENTION_CONTENT_DAYS"],
+        message: `must be set, and at most MODELGATE_RETENTION_METADATA_DAYS (${metadataDays}), when that is set`,
+      });
+    }
+    if ((contentDays !== undefined || metadataDays !== undefined) && !env.MODELGATE_REDIS_URL) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_REDIS_URL"],
+        message: "is required for retention (the purge runs as a BullMQ job)",
+      });
+    }
     // Outside dev mode nothing is guessed: a production control plane must be
     // told where its database is and what its admin credential is.
     if (env.MODELGATE_DEV) return;
@@ -122,6 +149,8 @@ export interface ControlPlaneConfig {
   auditQueuePrefix: string;
   /** Seals webhook signing secrets at rest; undefined stores them unsealed. */
   secretsKey: Buffer | undefined;
+  /** Audit retention in days; both undefined: keep everything, and no purge job runs. */
+  retention: { contentDays: number | undefined; metadataDays: number | undefined };
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -170,6 +199,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     redisUrl: parsed.MODELGATE_REDIS_URL,
     auditQueuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,
     secretsKey: parsed.MODELGATE_SECRETS_KEY,
+    retention: {
+      contentDays: parsed.MODELGATE_RETENTION_CONTENT_DAYS,
+      metadataDays: parsed.MODELGATE_RETENTION_METADATA_DAYS,
+    },
     logLevel: parsed.LOG_LEVEL,
   };
 }

@@ -10,6 +10,7 @@ import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
+import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
@@ -17,6 +18,9 @@ import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createSecretBox } from "./secret-box.js";
+
+/** Records the audit worker stores at once (see createSessionStore's batching). */
+const AUDIT_WORKER_CONCURRENCY = 64;
 
 export interface ControlPlaneOptions {
   host: string;
@@ -32,6 +36,8 @@ export interface ControlPlaneOptions {
   inProcessAudit?: boolean | undefined;
   /** Backoff of the audit worker's retries (default 1 s doubling to 5 min); tests shorten it. */
   auditRetry?: { baseMs?: number; maxMs?: number } | undefined;
+  /** Audit retention in days (needs `redisUrl`: the purge is a BullMQ job); unset keeps everything. */
+  retention?: RetentionPolicy | undefined;
   /** The bootstrap admin token; optional when OIDC admins exist. */
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
@@ -95,6 +101,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       store: auditStore,
       logger,
       onStored: siem.onStored,
+      // The store writes concurrent records as one transaction: more jobs in
+      // flight make fuller batches (docs/benchmarks.md, audit store).
+      concurrency: AUDIT_WORKER_CONCURRENCY,
     });
     logger.info("audit worker and SIEM export started");
   } else if (options.inProcessAudit) {
@@ -103,6 +112,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     // Gateways send their records through Redis: without it, only a gateway
     // in this process (the zero-config launcher) can have its records stored.
     logger.warn("MODELGATE_REDIS_URL is not set: no audit worker runs, so records from gateways are not stored");
+  }
+
+  let retention: RunningRetention | undefined;
+  const policy = options.retention;
+  if (policy && (policy.contentDays !== undefined || policy.metadataDays !== undefined)) {
+    if (!options.redisUrl) throw new Error("audit retention needs MODELGATE_REDIS_URL: the purge runs as a BullMQ job");
+    retention = await startRetention({
+      redisUrl: options.redisUrl,
+      prefix: options.auditQueuePrefix,
+      db,
+      policy,
+      logger,
+    });
+    logger.info({ retention: policy }, "audit retention scheduled");
   }
 
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
@@ -140,6 +163,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
       await siem?.close();
+      await retention?.close();
       await gatewayLink.close();
       await publisher.close();
       await db.$disconnect();

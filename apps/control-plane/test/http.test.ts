@@ -198,6 +198,7 @@ describe("control-plane HTTP behaviour", () => {
           "deleteAlertRule",
           "listAlerts",
           "getAlert",
+          "verifyAuditChain",
         ].sort(),
       );
       const create = document.paths["/api/v1/connections"].post;

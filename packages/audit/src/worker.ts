@@ -7,8 +7,9 @@ import { type AuditRecord, auditRecordSchema } from "./record.js";
 export type StoreOutcome = "stored" | "duplicate";
 
 /**
- * Where records land. The control plane implements it on Postgres (one
- * transaction per record, insert-if-absent by session id); this package
+ * Where records land. The control plane implements it on Postgres
+ * (concurrent writes grouped into one transaction per batch, insert-if-absent
+ * by session id, each session linked into the hash chain); this package
  * stays free of the database client, and tests can pass a fake.
  */
 export interface AuditStore {
@@ -34,7 +35,7 @@ export interface AuditWorkerOptions {
   onStored?: OnStored | undefined;
   /** BullMQ key prefix; must match the producers'. */
   prefix?: string | undefined;
-  /** Records written in parallel, each in its own transaction (default 8). */
+  /** Jobs processed at once (default 8); a store that batches concurrent writes makes fuller batches with more. */
   concurrency?: number | undefined;
   /** Backoff between attempts after a failure: doubling from `baseMs` up to `maxMs`, with jitter. */
   retry?: { baseMs?: number; maxMs?: number } | undefined;

@@ -1,42 +1,258 @@
-import { type AuditRecord, type AuditStore, type StoreOutcome, toSessionRows } from "@modelgate/audit";
-import type { Database, Prisma } from "@modelgate/db";
+import {
+  type AuditRecord,
+  type AuditStore,
+  type SessionRows,
+  type StoreOutcome,
+  toSessionRows,
+} from "@modelgate/audit";
+import type { Database } from "@modelgate/db";
+import { contentDigest, linkHash, metadataDigest, storable } from "../audit-integrity/chain.js";
 
-/** Events per INSERT: well under Postgres' 65,535 bind parameters (4 per row). */
+/** Events per INSERT, so that one JSON parameter stays a reasonable size. */
 const EVENT_CHUNK = 5000;
 /** A 4 MiB session with 100,000 events takes a while; Prisma's default (5 s) is for short transactions. */
 const TRANSACTION_TIMEOUT_MS = 60_000;
+/** Sessions per transaction: about 2,800 bind parameters for their rows, and a short hold on the chain head. */
+export const DEFAULT_MAX_BATCH = 100;
+/**
+ * A batch also ends once its bodies and events reach this many characters
+ * (one record always goes): a hundred 4 MiB sessions in one statement would
+ * hold the head lock, and the process's memory, for far too long.
+ */
+const MAX_BATCH_CHARS = 16 * 1024 * 1024;
+
+export interface SessionStoreOptions {
+  db: Database;
+  /** Most records written in one transaction (default 100; 1 writes each record on its own). */
+  maxBatch?: number | undefined;
+  /**
+   * How long the first record of an idle store waits for companions before
+   * its batch is written (default 0: the records that arrived in the same
+   * turn of the event loop). Under load batches fill up anyway: records that
+   * arrive while one batch is being written form the next.
+   */
+  lingerMs?: number | undefined;
+}
+
+interface Pending {
+  rows: SessionRows;
+  resolve(outcome: StoreOutcome): void;
+  reject(error: unknown): void;
+}
 
 /**
- * Stores audit records for the worker: the session, its content and its
- * events in one transaction, so a session is never visible without its
- * content. Idempotent by session id: the session row is inserted with
- * ON CONFLICT DO NOTHING, and only the transaction that inserted it writes
- * the content and events; a re-delivered record finds the row and changes
- * nothing. Two deliveries racing each other serialise on the primary key.
+ * Stores audit records for the worker, appending each new session to the
+ * hash chain (docs/audit.md, "Tamper evidence").
  *
- * The hash chain (a later slice) belongs in this transaction too: lock the
- * chain head, hash the canonical rows with the previous hash, insert the
- * session with both, move the head.
+ * Concurrent `write` calls are coalesced (group commit): while one batch is
+ * being written, the records that arrive wait and become the next batch, so
+ * the chain head (one row every appending transaction locks) is taken once
+ * per batch instead of once per record. Each batch is one transaction: the
+ * sessions, their contents and events, and the moved head commit together,
+ * so a session is never visible without its content nor its link.
+ *
+ * Idempotent by session id: under the head lock the store looks up which ids
+ * exist; those, and repeats of an id inside the batch, come back `duplicate`
+ * and change nothing.
+ *
+ * When a batch fails, each of its records is retried in a transaction of its
+ * own before anyone is told: a record Postgres refuses then fails alone and
+ * BullMQ retries (or fails) only that job, while the others are stored. When
+ * Postgres is down the single attempts fail too and every caller's promise
+ * rejects, so BullMQ retries them all with backoff.
  */
-export function createSessionStore({ db }: { db: Database }): AuditStore {
-  return {
-    async write(record: AuditRecord): Promise<StoreOutcome> {
-      const { session, content, events } = toSessionRows(record);
-      return db.$transaction(
-        async (tx) => {
-          const { count } = await tx.session.createMany({
-            data: [{ ...session, details: session.details as unknown as Prisma.InputJsonObject }],
-            skipDuplicates: true,
-          });
-          if (count === 0) return "duplicate";
-          if (content) await tx.sessionContent.create({ data: content });
-          for (let start = 0; start < events.length; start += EVENT_CHUNK) {
-            await tx.sessionEvent.createMany({ data: events.slice(start, start + EVENT_CHUNK) });
-          }
-          return "stored";
-        },
-        { timeout: TRANSACTION_TIMEOUT_MS },
+export function createSessionStore({
+  db,
+  maxBatch = DEFAULT_MAX_BATCH,
+  lingerMs = 0,
+}: SessionStoreOptions): AuditStore {
+  const queue: Pending[] = [];
+  let draining = false;
+  let scheduled = false;
+
+  async function drain(): Promise<void> {
+    scheduled = false;
+    draining = true;
+    try {
+      while (queue.length > 0) await writeWithFallback(takeBatch());
+    } finally {
+      draining = false;
+    }
+  }
+
+  function takeBatch(): Pending[] {
+    let count = 0;
+    let chars = 0;
+    while (count < queue.length && count < maxBatch && (count === 0 || chars < MAX_BATCH_CHARS)) {
+      chars += sizeOf((queue[count] as Pending).rows);
+      count += 1;
+    }
+    return queue.splice(0, count);
+  }
+
+  async function writeWithFallback(batch: Pending[]): Promise<void> {
+    try {
+      const outcomes = await appendBatch(
+        db,
+        batch.map((item) => item.rows),
       );
+      for (const [index, item] of batch.entries()) item.resolve(outcomes[index] as StoreOutcome);
+      return;
+    } catch (error) {
+      if (batch.length === 1) {
+        batch[0]?.reject(error);
+        return;
+      }
+    }
+    for (const item of batch) {
+      try {
+        const [outcome] = await appendBatch(db, [item.rows]);
+        item.resolve(outcome as StoreOutcome);
+      } catch (error) {
+        item.reject(error);
+      }
+    }
+  }
+
+  return {
+    write(record: AuditRecord): Promise<StoreOutcome> {
+      return new Promise<StoreOutcome>((resolve, reject) => {
+        let rows: SessionRows;
+        try {
+          rows = rowsToStore(record);
+        } catch (error) {
+          reject(error);
+          return;
+        }
+        queue.push({ rows, resolve, reject });
+        if (draining || scheduled) return;
+        scheduled = true;
+        const start = () => void drain();
+        if (lingerMs > 0) setTimeout(start, lingerMs);
+        else setImmediate(start);
+      });
     },
   };
+}
+
+function sizeOf({ content, events }: SessionRows): number {
+  let chars = (content?.requestBody?.length ?? 0) + (content?.responseBody?.length ?? 0);
+  for (const event of events) chars += event.data.length;
+  return chars;
+}
+
+/** The rows exactly as Postgres will hand them back, so that what is hashed is what is stored. */
+function rowsToStore(record: AuditRecord): SessionRows {
+  const rows = storable(toSessionRows(record));
+  // Postgres writes a uuid in lowercase whatever case it was given.
+  if (rows.session.agentId) rows.session.agentId = rows.session.agentId.toLowerCase();
+  return rows;
+}
+
+/**
+ * One transaction: lock the chain head, skip the ids already stored, link
+ * and insert the new sessions in the order given, move the head.
+ *
+ * The rows go in as one JSON parameter per table, expanded by Postgres
+ * (`jsonb_populate_recordset`): a statement per table whatever the batch
+ * size, and several times faster than Prisma's createMany here, whose
+ * per-row work dominated a batch's time (docs/benchmarks.md, audit store).
+ */
+async function appendBatch(db: Database, batch: readonly SessionRows[]): Promise<StoreOutcome[]> {
+  return db.$transaction(
+    async (tx) => {
+      // Every appending transaction takes this lock first, so the existence
+      // check below cannot race another writer of the same session id.
+      const [head] = await tx.$queryRaw<{ chain_seq: bigint; hash: string }[]>`
+        SELECT chain_seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE`;
+      if (!head) throw new Error("the audit chain head row is missing (is the database migrated?)");
+      const ids = [...new Set(batch.map((rows) => rows.session.id))];
+      const existing = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM sessions WHERE id = ANY(${ids}::text[])`;
+      const taken = new Set(existing.map((row) => row.id));
+
+      let chainSeq = head.chain_seq;
+      let prevHash = head.hash;
+      const outcomes: StoreOutcome[] = [];
+      const sessions: Record<string, unknown>[] = [];
+      const contents: Record<string, unknown>[] = [];
+      const events: Record<string, unknown>[] = [];
+      for (const { session, content, events: sessionEvents } of batch) {
+        if (taken.has(session.id)) {
+          outcomes.push("duplicate");
+          continue;
+        }
+        taken.add(session.id);
+        chainSeq += 1n;
+        const digest = contentDigest({ content, events: sessionEvents });
+        const hash = linkHash({ chainSeq, prevHash, metadataDigest: metadataDigest(session), contentDigest: digest });
+        sessions.push({
+          id: session.id,
+          received_at: session.receivedAt,
+          first_byte_at: session.firstByteAt,
+          finished_at: session.finishedAt,
+          subject_id: session.subjectId,
+          subject_email: session.subjectEmail,
+          subject_groups: session.subjectGroups,
+          auth_method: session.authMethod,
+          client_ip: session.clientIp,
+          user_agent: session.userAgent,
+          connection: session.connection,
+          model: session.model,
+          agent_id: session.agentId,
+          endpoint: session.endpoint,
+          method: session.method,
+          decision: session.decision,
+          policy_ids: session.policyIds,
+          reason: session.reason,
+          response_status: session.responseStatus,
+          latency_ms: session.latencyMs,
+          ttfb_ms: session.ttfbMs,
+          details: session.details,
+          // A decimal string: JSON numbers lose precision past 2^53.
+          chain_seq: chainSeq.toString(),
+          content_digest: digest,
+          prev_hash: prevHash,
+          hash,
+        });
+        if (content) {
+          contents.push({
+            session_id: content.sessionId,
+            request_body: content.requestBody,
+            response_body: content.responseBody,
+            truncated: content.truncated,
+          });
+        }
+        for (const event of sessionEvents) {
+          events.push({ session_id: event.sessionId, seq: event.seq, offset_ms: event.offsetMs, data: event.data });
+        }
+        prevHash = hash;
+        outcomes.push("stored");
+      }
+      if (sessions.length === 0) return outcomes;
+
+      await tx.$executeRaw`
+        INSERT INTO sessions (id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
+          auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
+          response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash)
+        SELECT id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
+          auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
+          response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash
+        FROM jsonb_populate_recordset(NULL::sessions, ${JSON.stringify(sessions)}::jsonb)`;
+      if (contents.length > 0) {
+        await tx.$executeRaw`
+          INSERT INTO session_contents (session_id, request_body, response_body, truncated)
+          SELECT session_id, request_body, response_body, truncated
+          FROM jsonb_populate_recordset(NULL::session_contents, ${JSON.stringify(contents)}::jsonb)`;
+      }
+      for (let start = 0; start < events.length; start += EVENT_CHUNK) {
+        await tx.$executeRaw`
+          INSERT INTO session_events (session_id, seq, offset_ms, data)
+          SELECT session_id, seq, offset_ms, data
+          FROM jsonb_populate_recordset(NULL::session_events, ${JSON.stringify(events.slice(start, start + EVENT_CHUNK))}::jsonb)`;
+      }
+      await tx.$executeRaw`UPDATE audit_chain_head SET chain_seq = ${chainSeq}, hash = ${prevHash} WHERE id = 1`;
+      return outcomes;
+    },
+    { timeout: TRANSACTION_TIMEOUT_MS },
+  );
 }

@@ -1,0 +1,22 @@
+import type { Database } from "@modelgate/db";
+import { defineRoute } from "../../http/route.js";
+import { SESSION_ROLES } from "../sessions/routes.js";
+import { verifyQuery, verifyReport } from "./schemas.js";
+import { verifyChain } from "./verify.js";
+
+/** Verifying reads every session: the same people who may read sessions. */
+export function auditIntegrityRoutes({ db }: { db: Database }) {
+  return [
+    defineRoute({
+      method: "get",
+      path: "/audit/verify",
+      operationId: "verifyAuditChain",
+      summary: "Recompute the audit hash chain and report ok or the first broken link",
+      tag: "audit",
+      role: SESSION_ROLES,
+      query: verifyQuery,
+      response: { status: 200, description: "The verification report", schema: verifyReport },
+      handler: ({ query }) => verifyChain(db, { from: query.from }),
+    }),
+  ];
+}

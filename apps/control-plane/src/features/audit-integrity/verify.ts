@@ -1,0 +1,302 @@
+import type { Database } from "@modelgate/db";
+import { invalidRequest } from "../../http/errors.js";
+import { contentDigest, GENESIS_HASH, linkHash, metadataDigest } from "./chain.js";
+
+/** Sessions read per query: with their bodies and events this bounds the verifier's memory. */
+const DEFAULT_BATCH = 100;
+
+export type BreakReason =
+  /** The session's stored hash is not what its metadata, content digest and prev_hash give (`part` says which changed). */
+  | "hash_mismatch"
+  /** The session's prev_hash is not the hash of the session before it. */
+  | "prev_hash_mismatch"
+  /** A session is missing: the chain sequence jumps, or ends before the chain head says it does. */
+  | "missing_link"
+  /** The chain head row does not point at the last session (head edited or last sessions rewritten). */
+  | "head_mismatch";
+
+export interface ChainStart {
+  /** genesis: the first session; checkpoint: after the latest retention checkpoint; from: where the caller asked. */
+  kind: "genesis" | "checkpoint" | "from";
+  /** The first sequence expected. */
+  chainSeq: number;
+  /** The prev_hash that session must carry; null when starting `from` a session (its own prev_hash is taken). */
+  prevHash: string | null;
+  /** When the checkpoint was written (kind checkpoint). */
+  checkpointAt?: string | undefined;
+}
+
+export interface BrokenLink {
+  /** Null when the missing session is the chain's last (only the head remembers it). */
+  sessionId: string | null;
+  chainSeq: number;
+  reason: BreakReason;
+  /** For hash_mismatch: whether the content (bodies, events or their digest) or the rest of the row changed. */
+  part?: "metadata" | "content" | undefined;
+  detail: string;
+}
+
+export type VerifyReport =
+  | {
+      status: "ok";
+      checked: number;
+      start: ChainStart;
+      /** Sequence and hash of the last session checked (the start's when none was). */
+      lastChainSeq: number;
+      headHash: string | null;
+      /** Sessions whose bodies and events retention removed: their stored content digest was used. */
+      contentPurged: number;
+    }
+  | { status: "broken"; checked: number; start: ChainStart; firstBrokenAt: BrokenLink; contentPurged: number };
+
+export interface VerifyOptions {
+  /** Start at this chain sequence instead of the latest checkpoint, trusting that session's prev_hash. */
+  from?: bigint | undefined;
+  /** Stop after this sequence (retention verifies exactly what it is about to purge). */
+  to?: bigint | undefined;
+  batchSize?: number | undefined;
+}
+
+const sessionFields = {
+  id: true,
+  receivedAt: true,
+  firstByteAt: true,
+  finishedAt: true,
+  subjectId: true,
+  subjectEmail: true,
+  subjectGroups: true,
+  authMethod: true,
+  clientIp: true,
+  userAgent: true,
+  connection: true,
+  model: true,
+  agentId: true,
+  endpoint: true,
+  method: true,
+  decision: true,
+  policyIds: true,
+  reason: true,
+  responseStatus: true,
+  latencyMs: true,
+  ttfbMs: true,
+  details: true,
+  chainSeq: true,
+  contentDigest: true,
+  hash: true,
+  prevHash: true,
+} as const;
+
+/**
+ * Walks the hash chain in sequence order, in keyset batches (never the whole
+ * table at once), recomputing every link (docs/audit.md, "Tamper evidence").
+ * Stops at the first broken one. Sessions appended while it walks are
+ * checked too, up to the head it finds when it reaches the end.
+ */
+export async function verifyChain(db: Database, options: VerifyOptions = {}): Promise<VerifyReport> {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  let start = await startOf(db, options.from);
+  let expectedSeq = BigInt(start.chainSeq);
+  let expectedPrev = start.prevHash;
+  let checked = 0;
+  let contentPurged = 0;
+  let contentHorizon = await contentPurgedBefore(db);
+  const broken = (link: BrokenLink): VerifyReport => ({
+    status: "broken",
+    checked,
+    start,
+    firstBrokenAt: link,
+    contentPurged,
+  });
+
+  for (;;) {
+    const rows = await db.session.findMany({
+      where: { chainSeq: { gte: expectedSeq, ...(options.to === undefined ? {} : { lte: options.to }) } },
+      orderBy: { chainSeq: "asc" },
+      take: batchSize,
+      select: sessionFields,
+    });
+    if (rows.length === 0) {
+      if (options.to !== undefined) {
+        if (expectedSeq <= options.to) {
+          return broken({
+            sessionId: null,
+            chainSeq: Number(expectedSeq),
+            reason: "missing_link",
+            detail: `no session with chain sequence ${expectedSeq}`,
+          });
+        }
+        break;
+      }
+      const head = await db.auditChainHead.findUnique({ where: { id: 1 } });
+      if (!head) {
+        return broken({
+          sessionId: null,
+          chainSeq: Number(expectedSeq),
+          reason: "head_mismatch",
+          detail: "no chain head row",
+        });
+      }
+      if (head.chainSeq >= expectedSeq) {
+        // Appended since the last read? Their rows committed with the head.
+        const more = await db.session.count({ where: { chainSeq: { gte: expectedSeq } } });
+        if (more > 0) continue;
+        return broken({
+          sessionId: null,
+          chainSeq: Number(expectedSeq),
+          reason: "missing_link",
+          detail: `the chain head is at ${head.chainSeq} but no session has sequence ${expectedSeq}`,
+        });
+      }
+      if (head.chainSeq !== expectedSeq - 1n || (expectedPrev !== null && head.hash !== expectedPrev)) {
+        return broken({
+          sessionId: null,
+          chainSeq: Number(head.chainSeq),
+          reason: "head_mismatch",
+          detail: `the chain head (${head.chainSeq}, ${head.hash}) is not the last session checked (${expectedSeq - 1n})`,
+        });
+      }
+      break;
+    }
+
+    const ids = rows.map((row) => row.id);
+    const [contents, events] = await Promise.all([
+      db.sessionContent.findMany({ where: { sessionId: { in: ids } } }),
+      db.sessionEvent.findMany({ where: { sessionId: { in: ids } }, orderBy: [{ sessionId: "asc" }, { seq: "asc" }] }),
+    ]);
+    const contentOf = new Map(contents.map((content) => [content.sessionId, content]));
+    const eventsOf = new Map<string, typeof events>();
+    for (const event of events) {
+      const list = eventsOf.get(event.sessionId) ?? [];
+      list.push(event);
+      eventsOf.set(event.sessionId, list);
+    }
+
+    for (const row of rows) {
+      const chainSeq = row.chainSeq as bigint;
+      if (chainSeq !== expectedSeq) {
+        // A retention run may have purged this stretch while we walked:
+        // its checkpoint, written before the delete, says where to resume.
+        const checkpoint = options.from === undefined ? await latestChainCheckpoint(db) : null;
+        if (checkpoint && checkpoint.chainSeq >= expectedSeq) {
+          start = checkpointStart(checkpoint);
+          expectedSeq = checkpoint.chainSeq + 1n;
+          expectedPrev = checkpoint.hash;
+          break;
+        }
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "missing_link",
+          detail: `expected chain sequence ${expectedSeq}, found ${chainSeq}: the sessions between are missing`,
+        });
+      }
+      if (expectedPrev !== null && row.prevHash !== expectedPrev) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "prev_hash_mismatch",
+          detail: "prev_hash is not the hash of the previous session",
+        });
+      }
+
+      const content = contentOf.get(row.id) ?? null;
+      const sessionEvents = eventsOf.get(row.id) ?? [];
+      let digest: string;
+      if (content === null && sessionEvents.length === 0 && row.contentDigest !== null) {
+        if (row.receivedAt >= contentHorizon) contentHorizon = await contentPurgedBefore(db);
+        if (row.receivedAt < contentHorizon) {
+          // Purged by retention: the digest stored at write time stands in for the content.
+          digest = row.contentDigest;
+          contentPurged += 1;
+        } else {
+          digest = contentDigest({ content: null, events: [] });
+        }
+      } else {
+        digest = contentDigest({ content, events: sessionEvents });
+      }
+      if (digest !== row.contentDigest) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "hash_mismatch",
+          part: "content",
+          detail: "the bodies or events do not match the content digest stored with the session",
+        });
+      }
+      const hash = linkHash({
+        chainSeq,
+        prevHash: row.prevHash ?? "",
+        metadataDigest: metadataDigest(row),
+        contentDigest: digest,
+      });
+      if (hash !== row.hash) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "hash_mismatch",
+          part: "metadata",
+          detail: "the session's columns do not hash to its stored hash",
+        });
+      }
+      checked += 1;
+      expectedSeq += 1n;
+      expectedPrev = row.hash;
+    }
+  }
+
+  return {
+    status: "ok",
+    checked,
+    start,
+    lastChainSeq: Number(expectedSeq - 1n),
+    headHash: expectedPrev,
+    contentPurged,
+  };
+}
+
+interface ChainCheckpoint {
+  chainSeq: bigint;
+  hash: string;
+  createdAt: Date;
+}
+
+export async function latestChainCheckpoint(db: Database): Promise<ChainCheckpoint | null> {
+  const checkpoint = await db.auditCheckpoint.findFirst({
+    where: { kind: "chain", chainSeq: { not: null } },
+    orderBy: { chainSeq: "desc" },
+    select: { chainSeq: true, hash: true, createdAt: true },
+  });
+  if (!checkpoint || checkpoint.chainSeq === null || checkpoint.hash === null) return null;
+  return { chainSeq: checkpoint.chainSeq, hash: checkpoint.hash, createdAt: checkpoint.createdAt };
+}
+
+/** Sessions received before this may have had their bodies and events purged (epoch when never). */
+export async function contentPurgedBefore(db: Database): Promise<Date> {
+  const latest = await db.auditCheckpoint.aggregate({ where: { kind: "content" }, _max: { purgedBefore: true } });
+  return latest._max.purgedBefore ?? new Date(0);
+}
+
+function checkpointStart(checkpoint: ChainCheckpoint): ChainStart {
+  return {
+    kind: "checkpoint",
+    chainSeq: Number(checkpoint.chainSeq + 1n),
+    prevHash: checkpoint.hash,
+    checkpointAt: checkpoint.createdAt.toISOString(),
+  };
+}
+
+async function startOf(db: Database, from: bigint | undefined): Promise<ChainStart> {
+  const checkpoint = await latestChainCheckpoint(db);
+  if (from !== undefined) {
+    const head = await db.auditChainHead.findUnique({ where: { id: 1 }, select: { chainSeq: true } });
+    if (head && from > head.chainSeq + 1n) {
+      throw invalidRequest(`from is past the end of the chain (its last sequence is ${head.chainSeq})`, [
+        { path: "query.from", message: `must be at most ${head.chainSeq + 1n}` },
+      ]);
+    }
+    // Inside what retention purged: there is nothing before the checkpoint to start from.
+    if (!checkpoint || checkpoint.chainSeq < from) return { kind: "from", chainSeq: Number(from), prevHash: null };
+  }
+  if (checkpoint) return checkpointStart(checkpoint);
+  return { kind: "genesis", chainSeq: 1, prevHash: GENESIS_HASH };
+}
