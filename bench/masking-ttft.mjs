@@ -39,7 +39,7 @@ import { splitIntoChunks, truncateToTokens } from "../packages/runtime-fixture/d
 import { loadOptions, UsageError } from "./lib/options.mjs";
 import { cpuMs, freePort, machineBusyMs, Services, waitFor } from "./lib/processes.mjs";
 import { formatTable } from "./lib/report.mjs";
-import { auditQueue, dropAuditQueue, dropDatabase, recreateDatabase } from "./lib/stack.mjs";
+import { auditQueue, controlPlaneAuditEnv, dropAuditQueue, dropDatabase, recreateDatabase } from "./lib/stack.mjs";
 import { median, summarize } from "./lib/stats.mjs";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -217,8 +217,7 @@ async function startServices(services, settings, profileDir, audit) {
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
-    MODELGATE_REDIS_URL: audit.redisUrl,
-    MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
+    ...controlPlaneAuditEnv(audit),
     LOG_LEVEL: "warn",
   });
   await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {

@@ -20,6 +20,9 @@ Environment (empty counts as unset):
   BENCH_CPU_PROF              true: run gateway and agent with --cpu-prof (profiles in the run's folder)
   BENCH_DATABASE_URL          the scratch database, dropped and recreated; its name must contain "bench"
                               (default postgresql://postgres@127.0.0.1:5432/modelgate_bench)
+  BENCH_REDIS_URL             Redis of the gateway's audit queue (default redis://127.0.0.1:6379); the
+                              benchmark's queue is removed at the end
+  BENCH_AUDIT_WORKER          true: the control plane also stores the records (competing for the same CPUs)
 `;
 
 const DEFAULTS = {

@@ -49,15 +49,27 @@ async function getStatus(url, headers = {}) {
 }
 
 /**
- * The audit queue the benchmark's gateway writes to and its control plane
- * drains: the production path, on Redis (BENCH_REDIS_URL), under a prefix
- * of its own that `dropAuditQueue` removes afterwards.
+ * The audit queue the benchmark's gateway writes to, on Redis
+ * (BENCH_REDIS_URL), under a prefix of its own that `dropAuditQueue`
+ * removes afterwards. The gateway's side of auditing (capturing the
+ * answer, building the record, handing it to Redis) is on the measured
+ * path. Storing the records is the control plane's work, on machines of
+ * its own in production and measured by `npm run bench:audit-store`; here
+ * it would compete with the measured processes for the same two cores, so
+ * the control plane runs no audit worker unless BENCH_AUDIT_WORKER=true,
+ * and the records wait in Redis until the queue is dropped.
  */
 export function auditQueue() {
   return {
     redisUrl: process.env.BENCH_REDIS_URL?.trim() || "redis://127.0.0.1:6379",
     prefix: `bench-${randomBytes(4).toString("hex")}`,
+    storeRecords: process.env.BENCH_AUDIT_WORKER?.trim() === "true",
   };
+}
+
+/** The control plane's audit settings: the worker only when records are to be stored. */
+export function controlPlaneAuditEnv(audit) {
+  return audit.storeRecords ? { MODELGATE_REDIS_URL: audit.redisUrl, MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix } : {};
 }
 
 export async function dropAuditQueue({ redisUrl, prefix }) {
@@ -103,8 +115,7 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
-    MODELGATE_REDIS_URL: audit.redisUrl,
-    MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
+    ...controlPlaneAuditEnv(audit),
     LOG_LEVEL: "warn",
   });
   await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {

@@ -90,7 +90,9 @@ export function buildAuditRecord(
   const response = captured.response;
   const usage =
     response && response.encoding === undefined ? extractUsage(captured.contentType, response.text) : undefined;
-  return omitUndefined({
+  // Fields left undefined are absent once serialised (JSON, the queue, the
+  // log line), so they are not stripped here: that cost showed in profiles.
+  return {
     version: AUDIT_RECORD_VERSION,
     sessionId: trail.sessionId,
     gatewayId: options.gatewayId,
@@ -98,14 +100,14 @@ export function buildAuditRecord(
     firstByteAt: captured.firstByteAt === undefined ? undefined : wall(captured.firstByteAt),
     finishedAt: wall(finishedAt),
     subject: identity
-      ? omitUndefined({
+      ? {
           id: cut(identity.subjectId, 256),
           email: identity.email === undefined ? undefined : cut(identity.email, 320),
           groups: identity.groups.slice(0, 256).map((group) => cut(group, 256)),
           authMethod: identity.authMethod,
           tokenId: identity.tokenId === undefined ? undefined : cut(identity.tokenId, 256),
           issuer: identity.issuer === undefined ? undefined : cut(identity.issuer, 1024),
-        })
+        }
       : undefined,
     clientIp: req.socket.remoteAddress?.slice(0, 64),
     userAgent: typeof req.headers["user-agent"] === "string" ? cut(req.headers["user-agent"], 512) : undefined,
@@ -133,7 +135,7 @@ export function buildAuditRecord(
       errorCode === undefined
         ? undefined
         : { code: cut(errorCode, 64), message: cut(error?.message ?? errorCode.replaceAll("_", " "), 1024) },
-  }) as AuditRecord;
+  } as AuditRecord;
 }
 
 /**
@@ -159,22 +161,13 @@ function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes: number
 
 /** The decision log line: one JSON object per decision on stdout, schema in docs/audit.md. */
 export function decisionLogFields(record: AuditRecord, includePrompt: boolean): Record<string, unknown> {
-  return omitUndefined({
+  return {
     event: "modelgate.decision",
     schemaVersion: 1,
     sessionId: record.sessionId,
     gatewayId: record.gatewayId,
     receivedAt: record.receivedAt,
-    subject: record.subject
-      ? omitUndefined({
-          id: record.subject.id,
-          email: record.subject.email,
-          groups: record.subject.groups,
-          authMethod: record.subject.authMethod,
-          tokenId: record.subject.tokenId,
-          issuer: record.subject.issuer,
-        })
-      : undefined,
+    subject: record.subject,
     clientIp: record.clientIp,
     method: record.method,
     endpoint: record.endpoint,
@@ -195,7 +188,7 @@ export function decisionLogFields(record: AuditRecord, includePrompt: boolean): 
     requestBytes: record.request?.bytes,
     responseBytes: record.response?.bytes,
     prompt: includePrompt ? record.request?.text : undefined,
-  });
+  };
 }
 
 /** At most `max` UTF-16 units, never ending in half a surrogate pair. */
@@ -207,8 +200,4 @@ function cut(value: string, max: number): string {
 
 function millis(value: number): number {
   return Math.min(2 ** 31 - 1, Math.max(0, Math.round(value)));
-}
-
-function omitUndefined<T extends object>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, item]) => item !== undefined)) as T;
 }

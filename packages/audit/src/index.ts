@@ -1,5 +1,6 @@
 export {
   AUDIT_BACKOFF,
+  AUDIT_BATCH_JOB_NAME,
   AUDIT_JOB_NAME,
   AUDIT_JOB_OPTIONS,
   AUDIT_QUEUE,
@@ -34,7 +35,7 @@ export {
   type AuditTicket,
   type AuditTransport,
 } from "./sink.js";
-export { createQueueTransport, createStoreTransport, type QueueTransportOptions } from "./transport.js";
+export { batchJobId, createQueueTransport, createStoreTransport, type QueueTransportOptions } from "./transport.js";
 export {
   type AuditStore,
   type AuditWorker,

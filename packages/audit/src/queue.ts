@@ -13,8 +13,14 @@ import { Redis } from "ioredis";
 import type { AuditRecord } from "./record.js";
 
 export const AUDIT_QUEUE = "modelgate-audit";
-/** BullMQ job name of one record; one queue may carry other job kinds later. */
+/** BullMQ job name of one record. */
 export const AUDIT_JOB_NAME = "session";
+/**
+ * BullMQ job name of a gateway's batch of records (`{ records: [...] }`):
+ * one job, one Lua call and one JSON document per batch instead of per
+ * record, which is most of what handing a record over costs.
+ */
+export const AUDIT_BATCH_JOB_NAME = "sessions";
 /** The backoff strategy the worker implements (capped exponential, see worker.ts). */
 export const AUDIT_BACKOFF = "modelgate-audit";
 

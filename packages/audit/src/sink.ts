@@ -27,6 +27,8 @@ export interface AuditSinkOptions {
   maxBytes?: number | undefined;
   /** Records per transport call (default 200). */
   batchSize?: number | undefined;
+  /** Estimated bytes per transport call (default 8 MiB); a larger record goes alone. */
+  batchBytes?: number | undefined;
   /** Backoff between failed sends: doubling from `baseMs` up to `maxMs` (defaults 100 ms, 5 s). */
   retry?: { baseMs?: number; maxMs?: number } | undefined;
   /**
@@ -58,7 +60,14 @@ export interface AuditSinkStatus {
   dropped: number;
 }
 
-const DEFAULTS = { maxRecords: 10_000, maxBytes: 256 * 1024 * 1024, batchSize: 200, baseMs: 100, maxMs: 5_000 };
+const DEFAULTS = {
+  maxRecords: 10_000,
+  maxBytes: 256 * 1024 * 1024,
+  batchSize: 200,
+  batchBytes: 8 * 1024 * 1024,
+  baseMs: 100,
+  maxMs: 5_000,
+};
 /** A failing transport is reported at most this often, not once per retry. */
 const FAILURE_LOG_INTERVAL_MS = 30_000;
 
@@ -68,6 +77,7 @@ export class AuditSink {
   readonly #maxRecords: number;
   readonly #maxBytes: number;
   readonly #batchSize: number;
+  readonly #batchBytes: number;
   readonly #retry: { baseMs: number; maxMs: number };
   readonly #failOpen: boolean;
   readonly #onDropped: (() => void) | undefined;
@@ -91,6 +101,7 @@ export class AuditSink {
     this.#maxRecords = options.maxRecords ?? DEFAULTS.maxRecords;
     this.#maxBytes = options.maxBytes ?? DEFAULTS.maxBytes;
     this.#batchSize = options.batchSize ?? DEFAULTS.batchSize;
+    this.#batchBytes = options.batchBytes ?? DEFAULTS.batchBytes;
     this.#retry = { baseMs: options.retry?.baseMs ?? DEFAULTS.baseMs, maxMs: options.retry?.maxMs ?? DEFAULTS.maxMs };
     this.#failOpen = options.failOpen ?? false;
     this.#onDropped = options.onDropped;
@@ -205,7 +216,7 @@ export class AuditSink {
 
   async #pump() {
     while (this.#queue.length > 0 && !this.#closed) {
-      const batch = this.#queue.slice(0, this.#batchSize);
+      const batch = this.#nextBatch();
       try {
         await this.#transport.send(batch.map((item) => item.record));
       } catch (error) {
@@ -219,6 +230,19 @@ export class AuditSink {
       for (const waiter of this.#idleWaiters) waiter();
       this.#idleWaiters.clear();
     }
+  }
+
+  /** The oldest records, up to the count and byte limits (always at least one). */
+  #nextBatch() {
+    let bytes = 0;
+    let end = 0;
+    while (end < this.#queue.length && end < this.#batchSize) {
+      const size = this.#queue[end]?.bytes ?? 0;
+      if (end > 0 && bytes + size > this.#batchBytes) break;
+      bytes += size;
+      end += 1;
+    }
+    return this.#queue.slice(0, end);
   }
 
   #onFailure(error: unknown) {

@@ -2,10 +2,11 @@
 // Redis that production gateways use, and a direct hand-over to the
 // control plane's store for the zero-config process, where both run in one
 // process and there is no Redis.
+import { createHash } from "node:crypto";
 import type { Logger } from "@modelgate/core";
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
-import { AUDIT_JOB_NAME, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from "./queue.js";
+import { AUDIT_BATCH_JOB_NAME, AUDIT_JOB_OPTIONS, AUDIT_QUEUE } from "./queue.js";
 import { type AuditRecord, auditRecordSchema } from "./record.js";
 import type { AuditTransport } from "./sink.js";
 import type { AuditStore } from "./worker.js";
@@ -20,11 +21,13 @@ export interface QueueTransportOptions {
 }
 
 /**
- * Adds each record as a job whose id is its session id (`addBulk`, one
- * round trip per batch); a batch sent again after a failure makes no
- * duplicate jobs. Fails fast while Redis is away instead of queueing
- * commands in memory: the sink's bounded buffer is the only place records
- * wait, so what is held is what is counted.
+ * Adds each batch as one job (`sessions`, `{ records }`) whose id is derived
+ * from its session ids: the same batch sent again after a failure makes no
+ * second job, and a batch that overlaps an earlier one only stores its new
+ * records (the worker's store is idempotent by session id). Fails fast
+ * while Redis is away instead of queueing commands in memory: the sink's
+ * bounded buffer is the only place records wait, so what is held is what
+ * is counted.
  */
 export function createQueueTransport({ url, prefix, commandTimeoutMs }: QueueTransportOptions): AuditTransport {
   const client = new Redis(url, {
@@ -48,15 +51,20 @@ export function createQueueTransport({ url, prefix, commandTimeoutMs }: QueueTra
         });
         queue.on("error", () => undefined);
       }
-      await queue.addBulk(
-        records.map((record) => ({ name: AUDIT_JOB_NAME, data: record, opts: { jobId: record.sessionId } })),
-      );
+      await queue.add(AUDIT_BATCH_JOB_NAME, { records }, { jobId: batchJobId(records) });
     },
     async close() {
       await queue?.close().catch(() => undefined);
       await client.quit().catch(() => client.disconnect());
     },
   };
+}
+
+/** `b-` and the SHA-256 of the batch's session ids (BullMQ job ids may not contain `:`). */
+export function batchJobId(records: readonly AuditRecord[]): string {
+  const hash = createHash("sha256");
+  for (const record of records) hash.update(record.sessionId).update("\n");
+  return `b-${hash.digest("hex")}`;
 }
 
 /**

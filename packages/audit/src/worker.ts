@@ -1,6 +1,6 @@
 import type { Logger } from "@modelgate/core";
 import { type Job, UnrecoverableError, Worker } from "bullmq";
-import { AUDIT_QUEUE, ownConnection, type RedisConnection } from "./queue.js";
+import { AUDIT_BATCH_JOB_NAME, AUDIT_QUEUE, ownConnection, type RedisConnection } from "./queue.js";
 import { type AuditRecord, auditRecordSchema } from "./record.js";
 
 /** What storing one record did: a re-delivered record is a `duplicate`, never a second session. */
@@ -55,32 +55,64 @@ export function auditBackoffDelay(attemptsMade: number, { baseMs, maxMs }: { bas
 }
 
 /**
- * Validates one job's record and stores it. An invalid record fails for good
- * (UnrecoverableError: BullMQ moves it to the failed set at once, where it
- * stays for inspection); any other failure, such as Postgres being down, is
- * thrown as is, so BullMQ retries it with backoff while the job waits in Redis.
+ * Validates one job's records and stores them. A job holds one record (name
+ * `session`) or a gateway's batch of them (name `sessions`, data
+ * `{ records }`), whose records are written concurrently so the store can
+ * put them in one transaction.
+ *
+ * Invalid records fail the job for good (UnrecoverableError: BullMQ moves it
+ * to the failed set at once, where it stays for inspection), after the valid
+ * ones of its batch were stored; retrying such a job later stores nothing
+ * twice. Any other failure, such as Postgres being down, is thrown as is, so
+ * BullMQ retries the job with backoff while it waits in Redis.
  */
 export async function processAuditJob(
-  job: Pick<Job, "id" | "data">,
+  job: Pick<Job, "id" | "data"> & { name?: string },
   store: AuditStore,
   logger: Logger,
   onStored?: OnStored,
-) {
-  const parsed = auditRecordSchema.safeParse(job.data);
-  if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 10)
-      .map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+): Promise<StoreOutcome | StoreOutcome[]> {
+  const batch = job.name === AUDIT_BATCH_JOB_NAME;
+  const items: unknown[] = batch ? batchRecords(job.data) : [job.data];
+  const valid: AuditRecord[] = [];
+  const invalid: { index: number; sessionId: unknown; issues: { path: string; message: string }[] }[] = [];
+  items.forEach((item, index) => {
+    const parsed = auditRecordSchema.safeParse(item);
+    if (parsed.success) return valid.push(parsed.data);
+    invalid.push({
+      index,
+      sessionId: (item as { sessionId?: unknown } | null)?.sessionId,
+      issues: parsed.error.issues
+        .slice(0, 10)
+        .map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message })),
+    });
+  });
+  const outcomes = await Promise.all(
+    valid.map(async (record) => {
+      const outcome = await store.write(record);
+      if (outcome === "duplicate") logger.debug({ sessionId: record.sessionId }, "audit record already stored");
+      await onStored?.(record, outcome);
+      return outcome;
+    }),
+  );
+  if (invalid.length > 0 || (batch && items.length === 0)) {
     logger.error(
-      { jobId: job.id, issues },
+      { jobId: job.id, invalid: invalid.slice(0, 10) },
       "audit record refused: it does not match the record schema; kept in the failed set of the audit queue",
     );
-    throw new UnrecoverableError(`invalid audit record: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`);
+    const first = invalid[0];
+    throw new UnrecoverableError(
+      first
+        ? `invalid audit record: ${first.issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`
+        : "an audit batch without records",
+    );
   }
-  const outcome = await store.write(parsed.data);
-  if (outcome === "duplicate") logger.debug({ sessionId: parsed.data.sessionId }, "audit record already stored");
-  await onStored?.(parsed.data, outcome);
-  return outcome;
+  return batch ? outcomes : (outcomes[0] as StoreOutcome);
+}
+
+function batchRecords(data: unknown): unknown[] {
+  const records = (data as { records?: unknown } | null)?.records;
+  return Array.isArray(records) ? records : [];
 }
 
 export async function startAuditWorker(options: AuditWorkerOptions): Promise<AuditWorker> {
@@ -88,7 +120,7 @@ export async function startAuditWorker(options: AuditWorkerOptions): Promise<Aud
   const retry = { ...DEFAULT_RETRY, ...options.retry };
   const { client, owned } = ownConnection(options.connection, { forWorker: true });
   const processJob = (job: Job) => processAuditJob(job, store, logger, onStored);
-  const worker = new Worker<unknown, StoreOutcome>(AUDIT_QUEUE, processJob, {
+  const worker = new Worker<unknown, StoreOutcome | StoreOutcome[]>(AUDIT_QUEUE, processJob, {
     connection: client,
     ...(options.prefix ? { prefix: options.prefix } : {}),
     concurrency: options.concurrency ?? 8,

@@ -153,6 +153,24 @@ describe("AuditSink", () => {
     await sink.close(0);
   });
 
+  it("splits what it holds into batches by count and by size", async () => {
+    const batches: number[] = [];
+    const transport: AuditTransport = {
+      async send(records) {
+        batches.push(records.length);
+      },
+      async close() {},
+    };
+    // Each record is estimated at 2 KiB and more; 5 KiB holds two of them.
+    const sink = new AuditSink({ transport, logger: quietLogger().logger, batchSize: 3, batchBytes: 5 * 1024 });
+    const tickets = Array.from({ length: 5 }, () => sink.admit());
+    for (const ticket of tickets) ticket?.submit(record());
+    await sink.flush(1000);
+    expect(batches.reduce((sum, count) => sum + count, 0)).toBe(5);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(2);
+    await sink.close(1000);
+  });
+
   it("flushes at close without waiting out the backoff, and reports what it could not send", async () => {
     const { transport, sent, setDown, calls } = switchableTransport();
     const { logger, lines } = quietLogger();

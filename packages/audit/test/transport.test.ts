@@ -1,11 +1,21 @@
-// The gateway's queue transport against a real Redis: one job per record,
-// keyed by session id, and a fast failure (not a hang) when Redis is away,
-// so the sink's bounded buffer is the only place records wait.
+// The gateway's queue transport against a real Redis: one job per batch,
+// keyed by its session ids, and a fast failure (not a hang) when Redis is
+// away, so the sink's bounded buffer is the only place records wait.
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { createServer } from "node:net";
-import { Queue } from "bullmq";
-import { AUDIT_QUEUE, type AuditRecord, createQueueTransport } from "../src/index.js";
+import { Writable } from "node:stream";
+import { createLogger } from "@modelgate/core";
+import { Queue, UnrecoverableError } from "bullmq";
+import {
+  AUDIT_BATCH_JOB_NAME,
+  AUDIT_QUEUE,
+  type AuditRecord,
+  type AuditStore,
+  batchJobId,
+  createQueueTransport,
+  processAuditJob,
+} from "../src/index.js";
 
 const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const PREFIX = `audit-transport-test-${randomBytes(4).toString("hex")}`;
@@ -49,15 +59,59 @@ async function connected(transport: ReturnType<typeof createQueueTransport>, pro
   }
 }
 
-it("adds one job per record, with the session id as job id, and none twice", async () => {
+it("adds one job per batch, keyed by its session ids, and none twice for the same batch", async () => {
   const transport = createQueueTransport({ url: REDIS_URL, prefix: PREFIX });
-  await connected(transport, record("s-1"));
-  await transport.send([record("s-1"), record("s-2"), record("s-3")]);
-  await transport.send([record("s-2")]);
+  await connected(transport, record("s-0"));
+  const batch = [record("s-1"), record("s-2"), record("s-3")];
+  await transport.send(batch);
+  await transport.send(batch);
   await transport.close();
-  const jobs = await inspector.getJobs(["waiting"]);
-  expect(jobs.map((job) => job.id).sort()).toEqual(["s-1", "s-2", "s-3"]);
-  expect(jobs.find((job) => job.id === "s-2")?.data).toEqual(record("s-2"));
+  const jobs = (await inspector.getJobs(["waiting"])).filter((job) => job.id !== batchJobId([record("s-0")]));
+  expect(jobs).toHaveLength(1);
+  expect(jobs[0]?.id).toBe(batchJobId(batch));
+  expect(jobs[0]?.name).toBe(AUDIT_BATCH_JOB_NAME);
+  expect(jobs[0]?.data).toEqual({ records: batch });
+});
+
+describe("a batch job at the worker", () => {
+  const logger = createLogger({
+    name: "batch-test",
+    level: "fatal",
+    destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
+  });
+  function memoryStore() {
+    const stored = new Set<string>();
+    const store: AuditStore = {
+      async write(item) {
+        if (stored.has(item.sessionId)) return "duplicate";
+        stored.add(item.sessionId);
+        return "stored";
+      },
+    };
+    return { store, stored };
+  }
+
+  it("stores every record of the batch, and nothing twice when it comes again", async () => {
+    const { store, stored } = memoryStore();
+    const job = { id: "b-1", name: AUDIT_BATCH_JOB_NAME, data: { records: [record("a"), record("b")] } };
+    expect(await processAuditJob(job, store, logger)).toEqual(["stored", "stored"]);
+    expect(await processAuditJob(job, store, logger)).toEqual(["duplicate", "duplicate"]);
+    expect([...stored]).toEqual(["a", "b"]);
+  });
+
+  it("stores the valid records of a batch and fails it for good for the invalid one", async () => {
+    const { store, stored } = memoryStore();
+    const broken = { ...record("c"), decision: "maybe" };
+    const job = { id: "b-2", name: AUDIT_BATCH_JOB_NAME, data: { records: [record("a"), broken, record("b")] } };
+    await expect(processAuditJob(job, store, logger)).rejects.toBeInstanceOf(UnrecoverableError);
+    expect([...stored].sort()).toEqual(["a", "b"]);
+  });
+
+  it("refuses a batch without records", async () => {
+    const { store } = memoryStore();
+    const job = { id: "b-3", name: AUDIT_BATCH_JOB_NAME, data: { records: "none" } };
+    await expect(processAuditJob(job, store, logger)).rejects.toBeInstanceOf(UnrecoverableError);
+  });
 });
 
 it("fails a send while Redis cannot be reached instead of queueing it in memory", async () => {
