@@ -78,7 +78,10 @@ export async function processAuditJob(
   const invalid: { index: number; sessionId: unknown; issues: { path: string; message: string }[] }[] = [];
   items.forEach((item, index) => {
     const parsed = auditRecordSchema.safeParse(item);
-    if (parsed.success) return valid.push(parsed.data);
+    if (parsed.success) {
+      valid.push(parsed.data);
+      return;
+    }
     invalid.push({
       index,
       sessionId: (item as { sessionId?: unknown } | null)?.sessionId,
