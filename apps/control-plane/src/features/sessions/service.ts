@@ -1,7 +1,14 @@
 import type { Database, Prisma } from "@modelgate/db";
 import { notFound } from "../../http/errors.js";
 import type { Page } from "../../http/schemas.js";
-import { encodeCursor, type SessionListQuery, type SessionSummaryView, type SessionView } from "./schemas.js";
+import { responseContentType } from "./replay.js";
+import {
+  encodeCursor,
+  type SessionListQuery,
+  type SessionReplayView,
+  type SessionSummaryView,
+  type SessionView,
+} from "./schemas.js";
 
 type SessionRow = Prisma.SessionGetPayload<object>;
 type SessionWithContent = Prisma.SessionGetPayload<{ include: { content: true; events: true } }>;
@@ -52,6 +59,51 @@ function toView(row: SessionWithContent): SessionView {
     events: row.events.map(({ seq, offsetMs, data }) => ({ seq, offsetMs, data })),
     hash: row.hash,
     prevHash: row.prevHash,
+  };
+}
+
+interface BodyDetails {
+  bytes?: unknown;
+  truncated?: unknown;
+}
+
+/** The size and truncation the gateway saw for one body, from `details` (recorded per body since record version 1). */
+function bodyFacts(details: Record<string, unknown> | null, which: "request" | "response", fallbackTruncated: boolean) {
+  const facts = details?.[which] as BodyDetails | undefined;
+  return {
+    truncated: typeof facts?.truncated === "boolean" ? facts.truncated : fallbackTruncated,
+    bytes: typeof facts?.bytes === "number" ? facts.bytes : null,
+  };
+}
+
+function toReplay(row: SessionWithContent): SessionReplayView {
+  const details = (row.details as Record<string, unknown> | null) ?? null;
+  const events = row.events.map(({ seq, offsetMs, data }) => ({ seq, offsetMs, data }));
+  const responseBody = row.content?.responseBody ?? null;
+  // content.truncated is "either body was cut": the per-body flag in details is preferred.
+  const eitherTruncated = row.content?.truncated ?? false;
+  return {
+    id: row.id,
+    receivedAt: row.receivedAt.toISOString(),
+    decision: row.decision,
+    request: {
+      method: row.method,
+      endpoint: row.endpoint,
+      connection: row.connection,
+      model: row.model,
+      body: row.content?.requestBody ?? null,
+      ...bodyFacts(details, "request", eitherTruncated),
+    },
+    response: {
+      status: row.responseStatus,
+      contentType: responseContentType(details, events, responseBody),
+      body: responseBody,
+      ...bodyFacts(details, "response", eitherTruncated),
+      streamed: events.length > 0,
+    },
+    ttfbMs: row.ttfbMs,
+    latencyMs: row.latencyMs,
+    events,
   };
 }
 
@@ -112,6 +164,16 @@ export function createSessionService({ db }: { db: Database }) {
       });
       if (!row) throw notFound(`no session with id ${id}`);
       return toView(row);
+    },
+
+    /** What a replay needs: the request, the response and the timed events. */
+    async replay(id: string): Promise<SessionReplayView> {
+      const row = await db.session.findUnique({
+        where: { id },
+        include: { content: true, events: { orderBy: { seq: "asc" } } },
+      });
+      if (!row) throw notFound(`no session with id ${id}`);
+      return toReplay(row);
     },
   };
 }
