@@ -122,9 +122,10 @@ function whereOf(query: SessionListQuery): Prisma.SessionWhereInput {
   if (query.from) and.push({ receivedAt: { gte: new Date(query.from) } });
   if (query.to) and.push({ receivedAt: { lt: new Date(query.to) } });
   if (query.q) {
-    // A plain case-insensitive substring match (ILIKE): a scan of the
-    // contents of the sessions that passed the other filters. Full-text
-    // search (a pg_trgm or tsvector index) belongs to the scale slice.
+    // A case-insensitive substring match (ILIKE). With a pattern of three
+    // characters or more the trigram indexes on both bodies can answer it
+    // (migration 20261126110000); Postgres picks per query between them (a
+    // rare text) and walking the newest sessions first (a common one).
     // Prisma passes the text into the LIKE pattern as is, so its wildcards
     // are escaped here: a search for "%" finds a percent sign, not everything.
     const contains = { contains: escapeLike(query.q), mode: "insensitive" as const };
@@ -134,6 +135,11 @@ function whereOf(query: SessionListQuery): Prisma.SessionWhereInput {
     const { receivedAt, id } = query.cursor;
     // Keyset on (receivedAt, id) descending, served by the index of the same
     // order: a page never repeats or skips a session, however many arrive meanwhile.
+    // The OR alone is no index condition: Postgres walked the index from the
+    // newest session and filtered, seconds for a page deep in a million
+    // sessions. The redundant `receivedAt <= cursor` is one, so the scan
+    // starts at the cursor (docs/benchmarks.md, session listing).
+    and.push({ receivedAt: { lte: receivedAt } });
     and.push({ OR: [{ receivedAt: { lt: receivedAt } }, { receivedAt, id: { lt: id } }] });
   }
   return { AND: and };
