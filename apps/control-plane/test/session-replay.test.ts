@@ -3,6 +3,7 @@
 // as the native stream, with their recorded timing.
 import type { AuditRecord } from "@modelgate/audit";
 import { uuidv7 } from "@modelgate/core";
+import OpenAI from "openai";
 import { activeReplayCount } from "../src/features/sessions/replay.js";
 import { createSessionStore } from "../src/features/sessions/store.js";
 import { apiClient, expectProblem, type RunningControlPlane, startControlPlane } from "./harness.js";
@@ -241,6 +242,42 @@ describe("session replay", () => {
     }
   });
 
+  it("a native replay is what the openai SDK's stream reader reads, chunk by chunk", async () => {
+    const completion = (content: string | null, finish: string | null) =>
+      JSON.stringify({
+        id: "chatcmpl-1",
+        object: "chat.completion.chunk",
+        created: 1772366400,
+        model: "llama-3.1-8b-instruct",
+        choices: [{ index: 0, delta: content === null ? {} : { content }, finish_reason: finish }],
+      });
+    const frames = [completion("Four", null), completion(" score", null), completion(null, "stop")];
+    const streamed = record({
+      events: timed([...frames.map((frame) => `data: ${frame}\n\n`), "data: [DONE]\n\n"], [80, 90, 95, 95]),
+    });
+    await createSessionStore({ db: cp.db }).write(streamed);
+    // The SDK asks for a completion; its fetch is pointed at the replay, so what
+    // it parses is the recorded stream, byte for byte as the client got it.
+    const client = new OpenAI({
+      apiKey: "replay",
+      baseURL: `${cp.url}/unused`,
+      maxRetries: 0,
+      fetch: (_url, init) =>
+        fetch(`${cp.url}/api/v1/sessions/${streamed.sessionId}/replay?format=native`, {
+          headers: { authorization: `Bearer ${cp.adminToken}` },
+          signal: init?.signal ?? null,
+        }),
+    });
+    const stream = await client.chat.completions.create({
+      model: "llama-3.1-8b-instruct",
+      messages: [{ role: "user", content: "How many is eighty?" }],
+      stream: true,
+    });
+    const received: unknown[] = [];
+    for await (const chunk of stream) received.push(chunk);
+    expect(received).toEqual(frames.map((frame) => JSON.parse(frame)));
+  });
+
   it("prefers the content type the gateway recorded over the inferred one", async () => {
     const recorded = record({ events: timed(['{"a":1}\n'], [5]) });
     await createSessionStore({ db: cp.db }).write(recorded);
@@ -248,6 +285,7 @@ describe("session replay", () => {
       .$executeRaw`UPDATE sessions SET details = details || '{"responseContentType":"application/json; charset=utf-8"}'::jsonb WHERE id = ${recorded.sessionId}`;
     const response = await open(`/api/v1/sessions/${recorded.sessionId}/replay?format=native`);
     expect(response.headers.get("content-type")).toBe("application/json; charset=utf-8");
+    expect(response.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
     expect(await response.text()).toBe('{"a":1}\n');
     const json = await api("GET", `/api/v1/sessions/${recorded.sessionId}/replay`);
     expect(json.body.response.contentType).toBe("application/json; charset=utf-8");

@@ -85,6 +85,8 @@ export async function streamReplay(
   replay: SessionReplayView,
   { format, speed }: StreamReplayOptions,
 ): Promise<void> {
+  // The auditor may have gone while the session was read: nothing to start.
+  if (!res.socket || res.socket.destroyed) return;
   const chunks = replayChunks(replay);
   const aborted = new AbortController();
   const onClose = () => aborted.abort();
@@ -96,6 +98,9 @@ export async function streamReplay(
     if (replay.response.status !== null) res.setHeader("x-modelgate-response-status", String(replay.response.status));
     // Proxies such as nginx buffer responses unless told not to; a buffered replay loses its timing.
     res.setHeader("x-accel-buffering", "no");
+    // A recorded answer is data, whatever its content type says: an HTML one
+    // opened in a browser must not run script in the control plane's origin.
+    res.setHeader("content-security-policy", "default-src 'none'; sandbox");
     if (format === "sse") {
       res.setHeader("content-type", `${SSE}; charset=utf-8`);
     } else {
