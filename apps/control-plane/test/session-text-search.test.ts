@@ -1,7 +1,7 @@
-// The listing's `q` is resolved one of two ways (service.ts): a rare text
-// through the trigram indexes, a common one by walking the newest sessions.
-// Both must give the same pages; a service whose rare-text limit is tiny
-// takes the walking way on this small data set, the default one the index way.
+// The listing's `q` is resolved one of two ways (service.ts): by walking the
+// newest sessions and checking their bodies, or, past a budget, through the
+// trigram indexes. Both must give the same pages: a service with no budget
+// takes the index way only, one with a budget larger than the data set walks only.
 import type { AuditRecord } from "@modelgate/audit";
 import { uuidv7 } from "@modelgate/core";
 import { sessionListQuery } from "../src/features/sessions/schemas.js";
@@ -85,12 +85,17 @@ describe("text search in the session listing", () => {
     ],
   ])("%s: the index way and the walking way page alike", async (_label, query, keep) => {
     const want = expected(query.q, keep);
-    const byIndex = createSessionService({ db: cp.db });
-    const byWalking = createSessionService({ db: cp.db, rareTextLimit: 1 });
+    const byIndex = createSessionService({ db: cp.db, textWalkBudget: 0 });
+    const byWalking = createSessionService({ db: cp.db, textWalkBudget: 1_000_000 });
+    const byDefault = createSessionService({ db: cp.db });
+    // Spends its budget part-way through the sessions, then asks the indexes.
+    const byBoth = createSessionService({ db: cp.db, textWalkBudget: 7 });
     for (const limit of ["2", "5", "500"]) {
       const indexPages = await allPages(byIndex, { ...query, limit });
       const walkingPages = await allPages(byWalking, { ...query, limit });
       expect(walkingPages).toEqual(indexPages);
+      expect(await allPages(byDefault, { ...query, limit })).toEqual(indexPages);
+      expect(await allPages(byBoth, { ...query, limit })).toEqual(indexPages);
       expect(indexPages.flat()).toEqual(want);
       expect(indexPages.slice(0, -1).every((page) => page.length === Number(limit))).toBe(true);
     }

@@ -141,29 +141,37 @@ const NEWEST_FIRST = [{ receivedAt: "desc" }, { id: "desc" }] satisfies Prisma.S
 export interface SessionServiceOptions {
   db: Database;
   /**
-   * `q` matching at most this many bodies is a rare text: its sessions are
-   * found through the trigram indexes and listed by id. More is a common
-   * text: the newest sessions are checked until a page is full. Tests lower
-   * it to exercise the second way on a small data set.
+   * How many sessions `q` may check by walking the newest ones before the
+   * search is handed to the trigram indexes. Tests set 0 (the index way
+   * only) and a large number (walking only) to compare the two.
    */
-  rareTextLimit?: number;
+  textWalkBudget?: number;
 }
 
 /**
- * Why `q` is resolved in two steps instead of one query with the text
- * condition in it: Postgres estimates how many bodies an ILIKE matches from
- * the column's statistics, and ANALYZE keeps none for values over 1 kB,
- * which most request bodies are (system prompts, chat history). Without
- * them it takes every text for rare and reads all its matches through the
- * trigram index before sorting: 2.3 s for a word in 8 % of a million bodies.
- * Counting the matches (up to a limit) first tells the two cases apart
- * whatever the statistics say.
+ * Why `q` first walks the newest sessions instead of putting the text
+ * condition into one query: Postgres estimates how many bodies an ILIKE
+ * matches from the column's statistics, and ANALYZE keeps none for values
+ * over 1 kB, which most request bodies are (system prompts, chat history).
+ * Without them it takes every text for a rare one and reads all its matches
+ * through the trigram index before sorting: 2.3 s for a word in 8 % of a
+ * million bodies. Checking the newest few thousand sessions first finds a
+ * page of a common text in one or two round trips whatever the statistics
+ * say; a rare one is left to the trigram indexes, where the estimate's
+ * error does no harm.
  */
-const RARE_TEXT_LIMIT = 5000;
-/** Sessions checked per round trip when walking for a common text: doubles from 4 pages up to this. */
-const MAX_WALK_BATCH = 5000;
+const TEXT_WALK_BUDGET = 2000;
+/** The first walking step, then doubled: a page of a common text is usually in the first. */
+const FIRST_WALK_BATCH = 400;
 
-export function createSessionService({ db, rareTextLimit = RARE_TEXT_LIMIT }: SessionServiceOptions) {
+const textCondition = (text: string): Prisma.SessionWhereInput => {
+  // Prisma passes the text into the LIKE pattern as is, so its wildcards are
+  // escaped here: a search for "%" finds a percent sign, not everything.
+  const contains = { contains: escapeLike(text), mode: "insensitive" as const };
+  return { content: { is: { OR: [{ requestBody: contains }, { responseBody: contains }] } } };
+};
+
+export function createSessionService({ db, textWalkBudget = TEXT_WALK_BUDGET }: SessionServiceOptions) {
   /** The sessions among `ids` whose request or response body contains the pattern. */
   async function bodiesMatching(ids: string[], pattern: string): Promise<Set<string>> {
     // COALESCE makes the condition one no index serves, so Postgres looks
@@ -176,42 +184,44 @@ export function createSessionService({ db, rareTextLimit = RARE_TEXT_LIMIT }: Se
     return new Set(rows.map((row) => row.session_id));
   }
 
-  /** Up to `limit` ids of sessions whose bodies contain the pattern, through the trigram indexes. */
-  async function sessionsMatching(pattern: string, limit: number): Promise<string[]> {
-    const rows = await db.$queryRaw<{ session_id: string }[]>`
-      SELECT session_id FROM session_contents
-      WHERE request_body ILIKE ${pattern} OR response_body ILIKE ${pattern}
-      LIMIT ${limit}`;
-    return rows.map((row) => row.session_id);
-  }
-
-  /** Walks the sessions passing the other filters newest first, keeping those whose bodies match, until `wanted` are found. */
-  async function walkForText(query: SessionListQuery, pattern: string, wanted: number): Promise<string[]> {
+  /**
+   * Walks the sessions passing the other filters newest first, keeping those
+   * whose bodies contain `text`, until `wanted` are found, the sessions run
+   * out (the answer is then complete too) or the budget is spent (undefined:
+   * the caller asks the indexes).
+   */
+  async function walkForText(query: SessionListQuery, text: string, wanted: number): Promise<string[] | undefined> {
+    const pattern = `%${escapeLike(text)}%`;
     const found: string[] = [];
     let cursor = query.cursor;
-    let batch = Math.min(MAX_WALK_BATCH, Math.max(400, wanted * 4));
-    for (;;) {
+    let checked = 0;
+    let batch = Math.max(FIRST_WALK_BATCH, wanted * 4);
+    while (checked < textWalkBudget) {
+      const take = Math.min(batch, textWalkBudget - checked);
       const candidates = await db.session.findMany({
         where: whereOf({ ...query, cursor }),
         orderBy: NEWEST_FIRST,
-        take: batch,
+        take,
         select: { id: true, receivedAt: true },
       });
-      if (candidates.length === 0) return found;
-      const matching = await bodiesMatching(
-        candidates.map((candidate) => candidate.id),
-        pattern,
-      );
+      checked += candidates.length;
+      const matching = candidates.length
+        ? await bodiesMatching(
+            candidates.map((row) => row.id),
+            pattern,
+          )
+        : new Set();
       for (const candidate of candidates) {
         if (!matching.has(candidate.id)) continue;
         found.push(candidate.id);
         if (found.length === wanted) return found;
       }
       const last = candidates.at(-1);
-      if (candidates.length < batch || !last) return found;
+      if (candidates.length < take || !last) return found;
       cursor = { receivedAt: last.receivedAt, id: last.id };
-      batch = Math.min(MAX_WALK_BATCH, batch * 2);
+      batch *= 2;
     }
+    return undefined;
   }
 
   return {
@@ -220,12 +230,11 @@ export function createSessionService({ db, rareTextLimit = RARE_TEXT_LIMIT }: Se
       const take = query.limit + 1;
       let where = whereOf(query);
       if (query.q) {
-        // A case-insensitive substring match (ILIKE) of either body. The text
-        // is escaped for LIKE: a search for "%" finds a percent sign, not everything.
-        const pattern = `%${escapeLike(query.q)}%`;
-        const rare = await sessionsMatching(pattern, rareTextLimit + 1);
-        const ids = rare.length <= rareTextLimit ? rare : await walkForText(query, pattern, take);
-        where = { AND: [where, { id: { in: ids } }] };
+        // A case-insensitive substring match (ILIKE) of either body.
+        const walked = await walkForText(query, query.q, take);
+        // Past the budget the text is rare among these sessions: the trigram
+        // indexes (migration 20261126110000) find its bodies.
+        where = { AND: [where, walked ? { id: { in: walked } } : textCondition(query.q)] };
       }
       const rows = await db.session.findMany({ where, orderBy: NEWEST_FIRST, take });
       const items = rows.slice(0, query.limit);
