@@ -289,6 +289,15 @@ describe("session replay", () => {
     expect(await response.text()).toBe('{"a":1}\n');
     const json = await api("GET", `/api/v1/sessions/${recorded.sessionId}/replay`);
     expect(json.body.response.contentType).toBe("application/json; charset=utf-8");
+
+    // What no Content-Type header can carry is not taken: the type is inferred instead.
+    const injected = JSON.stringify({ responseContentType: "text/plain\r\nx-injected: 1" });
+    await cp.db
+      .$executeRaw`UPDATE sessions SET details = details || ${injected}::jsonb WHERE id = ${recorded.sessionId}`;
+    const unusable = await open(`/api/v1/sessions/${recorded.sessionId}/replay?format=native`);
+    expect(unusable.headers.get("content-type")).toBe("application/x-ndjson");
+    expect(unusable.headers.get("x-injected")).toBeNull();
+    expect(await unusable.text()).toBe('{"a":1}\n');
   });
 
   it("replays a response that was not streamed as one chunk, and a refused request as no chunk", async () => {

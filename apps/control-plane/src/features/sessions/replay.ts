@@ -12,6 +12,9 @@ import type { ReplayEventView, ReplayFormat, SessionReplayView } from "./schemas
 /** Where the gateway records the response's Content-Type in `details` (when it does). */
 export const RESPONSE_CONTENT_TYPE_DETAIL = "responseContentType";
 
+/** type/subtype with optional parameters in printable ASCII: what a Content-Type header can carry. */
+const MEDIA_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(\s*;[\x20-\x7e]*)?$/;
+
 const SSE = "text/event-stream";
 const NDJSON = "application/x-ndjson";
 
@@ -27,7 +30,7 @@ export function responseContentType(
   body: string | null,
 ): string | null {
   const recorded = details?.[RESPONSE_CONTENT_TYPE_DETAIL];
-  if (typeof recorded === "string" && recorded.length > 0 && recorded.length <= 256) return recorded;
+  if (typeof recorded === "string" && recorded.length <= 256 && MEDIA_TYPE.test(recorded)) return recorded;
   const first = events[0]?.data ?? body;
   if (first === null || first === undefined) return null;
   if (events.length > 0) {
@@ -127,6 +130,9 @@ export async function streamReplay(
   } finally {
     activeReplays -= 1;
     res.off("close", onClose);
-    if (!res.writableEnded) res.destroy();
+    // Cut short after the headers went out: end the connection so the client
+    // sees an incomplete response, not a complete but shorter replay. Before
+    // them, the error handler still answers with a problem.
+    if (!res.writableEnded && res.headersSent) res.destroy();
   }
 }
