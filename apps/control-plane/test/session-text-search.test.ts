@@ -1,7 +1,8 @@
-// The listing's `q` is resolved one of two ways (service.ts): by walking the
-// newest sessions and checking their bodies, or, past a budget, through the
-// trigram indexes. Both must give the same pages: a service with no budget
-// takes the index way only, one with a budget larger than the data set walks only.
+// The listing's `q` is resolved one of three ways (service.ts): by walking
+// the newest sessions and checking their bodies; past a budget, from the ids
+// the trigram indexes give for a rare text; else by one query with the text
+// condition. All must give the same pages; options force each way on this
+// small data set.
 import type { AuditRecord } from "@modelgate/audit";
 import { uuidv7 } from "@modelgate/core";
 import { sessionListQuery } from "../src/features/sessions/schemas.js";
@@ -86,6 +87,8 @@ describe("text search in the session listing", () => {
   ])("%s: the index way and the walking way page alike", async (_label, query, keep) => {
     const want = expected(query.q, keep);
     const byIndex = createSessionService({ db: cp.db, textWalkBudget: 0 });
+    // Neither walking nor the rare-text ids: the single query Postgres plans.
+    const bySingleQuery = createSessionService({ db: cp.db, textWalkBudget: 0, rareTextLimit: 0 });
     const byWalking = createSessionService({ db: cp.db, textWalkBudget: 1_000_000 });
     const byDefault = createSessionService({ db: cp.db });
     // Spends its budget part-way through the sessions, then asks the indexes.
@@ -94,6 +97,7 @@ describe("text search in the session listing", () => {
       const indexPages = await allPages(byIndex, { ...query, limit });
       const walkingPages = await allPages(byWalking, { ...query, limit });
       expect(walkingPages).toEqual(indexPages);
+      expect(await allPages(bySingleQuery, { ...query, limit })).toEqual(indexPages);
       expect(await allPages(byDefault, { ...query, limit })).toEqual(indexPages);
       expect(await allPages(byBoth, { ...query, limit })).toEqual(indexPages);
       expect(indexPages.flat()).toEqual(want);

@@ -146,6 +146,8 @@ export interface SessionServiceOptions {
    * only) and a large number (walking only) to compare the two.
    */
   textWalkBudget?: number;
+  /** At most this many matching bodies make a text rare (tests set 0 to reach the single-query way). */
+  rareTextLimit?: number;
 }
 
 /**
@@ -161,6 +163,12 @@ export interface SessionServiceOptions {
  * error does no harm.
  */
 const TEXT_WALK_BUDGET = 2000;
+/**
+ * A text in at most this many bodies is listed from their ids. Postgres can
+ * misjudge a rare text too: one that happened to be in ANALYZE's sample was
+ * estimated at 10,000 matches and planned as a walk of the whole table (7.7 s).
+ */
+const RARE_TEXT_LIMIT = 5000;
 /** The first walking step, then doubled: a page of a common text is usually in the first. */
 const FIRST_WALK_BATCH = 400;
 
@@ -171,7 +179,11 @@ const textCondition = (text: string): Prisma.SessionWhereInput => {
   return { content: { is: { OR: [{ requestBody: contains }, { responseBody: contains }] } } };
 };
 
-export function createSessionService({ db, textWalkBudget = TEXT_WALK_BUDGET }: SessionServiceOptions) {
+export function createSessionService({
+  db,
+  textWalkBudget = TEXT_WALK_BUDGET,
+  rareTextLimit = RARE_TEXT_LIMIT,
+}: SessionServiceOptions) {
   /** The sessions among `ids` whose request or response body contains the pattern. */
   async function bodiesMatching(ids: string[], pattern: string): Promise<Set<string>> {
     // COALESCE makes the condition one no index serves, so Postgres looks
@@ -224,17 +236,39 @@ export function createSessionService({ db, textWalkBudget = TEXT_WALK_BUDGET }: 
     return undefined;
   }
 
+  /**
+   * The sessions whose bodies contain `text`, through the trigram indexes,
+   * when there are at most `limit` (undefined when there are more). The
+   * query reads session_contents alone with sequential scans off: the
+   * trigram index is its only way, however Postgres estimates the text.
+   */
+  async function rareTextSessions(text: string, limit: number): Promise<string[] | undefined> {
+    const pattern = `%${escapeLike(text)}%`;
+    // Under three characters there is no trigram to look up: let Postgres scan.
+    const indexable = text.length >= 3;
+    const rows = await db.$transaction(async (tx) => {
+      if (indexable) await tx.$executeRaw`SET LOCAL enable_seqscan = off`;
+      return tx.$queryRaw<{ session_id: string }[]>`
+        SELECT session_id FROM session_contents
+        WHERE request_body ILIKE ${pattern} OR response_body ILIKE ${pattern}
+        LIMIT ${limit + 1}`;
+    });
+    return rows.length > limit ? undefined : rows.map((row) => row.session_id);
+  }
+
   return {
     /** Newest first, metadata only. */
     async list(query: SessionListQuery): Promise<Page<SessionSummaryView>> {
       const take = query.limit + 1;
       let where = whereOf(query);
       if (query.q) {
-        // A case-insensitive substring match (ILIKE) of either body.
-        const walked = await walkForText(query, query.q, take);
-        // Past the budget the text is rare among these sessions: the trigram
-        // indexes (migration 20261126110000) find its bodies.
-        where = { AND: [where, walked ? { id: { in: walked } } : textCondition(query.q)] };
+        // A case-insensitive substring match (ILIKE) of either body: first
+        // among the newest sessions, then, for a text rare among them, all
+        // its sessions through the trigram indexes (migration
+        // 20261126110000) when they are few, else one query with the text
+        // condition, planned by Postgres.
+        const ids = (await walkForText(query, query.q, take)) ?? (await rareTextSessions(query.q, rareTextLimit));
+        where = { AND: [where, ids ? { id: { in: ids } } : textCondition(query.q)] };
       }
       const rows = await db.session.findMany({ where, orderBy: NEWEST_FIRST, take });
       const items = rows.slice(0, query.limit);
