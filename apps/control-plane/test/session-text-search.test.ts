@@ -91,8 +91,9 @@ describe("text search in the session listing", () => {
     const bySingleQuery = createSessionService({ db: cp.db, textWalkBudget: 0, rareTextLimit: 0 });
     const byWalking = createSessionService({ db: cp.db, textWalkBudget: 1_000_000 });
     const byDefault = createSessionService({ db: cp.db });
-    // Spends its budget part-way through the sessions, then asks the indexes.
-    const byBoth = createSessionService({ db: cp.db, textWalkBudget: 7 });
+    // Spend their budget part-way through the sessions, then ask the indexes.
+    const byBoth = createSessionService({ db: cp.db, textWalkBudget: 3 });
+    const byBothThenQuery = createSessionService({ db: cp.db, textWalkBudget: 1, rareTextLimit: 0 });
     for (const limit of ["2", "5", "500"]) {
       const indexPages = await allPages(byIndex, { ...query, limit });
       const walkingPages = await allPages(byWalking, { ...query, limit });
@@ -100,6 +101,7 @@ describe("text search in the session listing", () => {
       expect(await allPages(bySingleQuery, { ...query, limit })).toEqual(indexPages);
       expect(await allPages(byDefault, { ...query, limit })).toEqual(indexPages);
       expect(await allPages(byBoth, { ...query, limit })).toEqual(indexPages);
+      expect(await allPages(byBothThenQuery, { ...query, limit })).toEqual(indexPages);
       expect(indexPages.flat()).toEqual(want);
       expect(indexPages.slice(0, -1).every((page) => page.length === Number(limit))).toBe(true);
     }
