@@ -181,6 +181,7 @@ describe("control-plane HTTP behaviour", () => {
           "listPolicies",
           "listSessions",
           "replacePolicy",
+          "replaySession",
           "revokeAgent",
           "revokeApiKey",
           "updateConnection",

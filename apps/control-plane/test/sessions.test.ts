@@ -421,8 +421,12 @@ describe("audit sessions", () => {
           get: async () => {
             throw new Error();
           },
+          replay: async () => {
+            throw new Error();
+          },
         }).map((route) => route.roles),
       ).toEqual([
+        ["admin", "auditor"],
         ["admin", "auditor"],
         ["admin", "auditor"],
       ]);

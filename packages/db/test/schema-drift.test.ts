@@ -27,6 +27,10 @@ interface IndexRow {
   is_primary: boolean;
   columns: string[];
   descending: boolean[];
+  /** Access method: btree, gin, … */
+  method: string;
+  /** Each column's operator class when it is not the type's default (gin_trgm_ops), else null. */
+  operator_classes: (string | null)[];
 }
 interface ForeignKeyRow {
   table_name: string;
@@ -124,16 +128,20 @@ describe("schema.prisma and the SQL migrations", () => {
     indexes = (
       await client.query<IndexRow>(
         `SELECT t.relname AS table_name, i.relname AS index_name, ix.indisunique AS is_unique, ix.indisprimary AS is_primary,
+                am.amname AS method,
                 array_agg(a.attname::text ORDER BY k.ord) AS columns,
-                array_agg((ix.indoption[k.ord - 1] & 1) = 1 ORDER BY k.ord) AS descending
+                array_agg((ix.indoption[k.ord - 1] & 1) = 1 ORDER BY k.ord) AS descending,
+                array_agg(CASE WHEN oc.opcdefault THEN NULL ELSE oc.opcname::text END ORDER BY k.ord) AS operator_classes
          FROM pg_index ix
          JOIN pg_class i ON i.oid = ix.indexrelid
+         JOIN pg_am am ON am.oid = i.relam
          JOIN pg_class t ON t.oid = ix.indrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace
          CROSS JOIN LATERAL unnest(ix.indkey) WITH ORDINALITY AS k(attnum, ord)
          JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum
+         JOIN pg_opclass oc ON oc.oid = ix.indclass[k.ord - 1]
          WHERE n.nspname = 'public'
-         GROUP BY t.relname, i.relname, ix.indisunique, ix.indisprimary`,
+         GROUP BY t.relname, i.relname, ix.indisunique, ix.indisprimary, am.amname`,
       )
     ).rows;
     foreignKeys = (
@@ -209,9 +217,24 @@ describe("schema.prisma and the SQL migrations", () => {
     }
   });
 
-  it("has every primary key, unique constraint and index, and no other index", () => {
-    const describe = (table: string, columnNames: readonly string[], unique: boolean, descending: readonly boolean[]) =>
-      `${table}(${columnNames.map((column, index) => `${column}${descending[index] ? " DESC" : ""}`).join(", ")})${unique ? " UNIQUE" : ""}`;
+  it("has every primary key, unique constraint and index, of the schema's kind, and no other index", () => {
+    // The access method (GIN for arrays and trigram search) and non-default
+    // operator classes count too: a btree where the schema asks for GIN
+    // would pass a column-only comparison and serve no query.
+    const describe = (
+      table: string,
+      columnNames: readonly string[],
+      unique: boolean,
+      descending: readonly boolean[],
+      method = "btree",
+      operatorClasses: readonly (string | null | undefined)[] = [],
+    ) =>
+      `${table}${method === "btree" ? "" : ` USING ${method}`}(${columnNames
+        .map(
+          (column, index) =>
+            `${column}${operatorClasses[index] ? ` ${operatorClasses[index]}` : ""}${descending[index] ? " DESC" : ""}`,
+        )
+        .join(", ")})${unique ? " UNIQUE" : ""}`;
 
     const expected: string[] = [];
     for (const model of datamodel.models) {
@@ -237,12 +260,23 @@ describe("schema.prisma and the SQL migrations", () => {
           index.fields.map((field) => columnOf(model, field.name)),
           index.type === "id" || index.type === "unique",
           index.fields.map((field) => field.sortOrder === "desc"),
+          index.algorithm?.toLowerCase() ?? "btree",
+          index.fields.map((field) => field.operatorClass?.toLowerCase()),
         ),
       );
     }
     const actual = indexes
       .filter((index) => index.table_name !== "_prisma_migrations")
-      .map((index) => describe(index.table_name, index.columns, index.is_unique, index.descending));
+      .map((index) =>
+        describe(
+          index.table_name,
+          index.columns,
+          index.is_unique,
+          index.descending,
+          index.method,
+          index.operator_classes,
+        ),
+      );
     expect(actual.sort()).toEqual([...new Set(expected)].sort());
   });
 

@@ -60,12 +60,15 @@ export function buildOpenApiDocument(routes: readonly Route[], options: { basePa
       ...(route.schemas.body ? BODY_ERRORS : []),
       ...route.errors,
     ]);
+    const content: Record<string, unknown> = {};
+    if (route.schemas.response) content["application/json"] = { schema: jsonSchema(route.schemas.response, "output") };
+    for (const [contentType, description] of Object.entries(route.responseStreams)) {
+      content[contentType] = { schema: { type: "string", description } };
+    }
     const responses: Record<string, unknown> = {
       [route.responseStatus]: {
         description: route.responseDescription,
-        ...(route.schemas.response
-          ? { content: { "application/json": { schema: jsonSchema(route.schemas.response, "output") } } }
-          : {}),
+        ...(Object.keys(content).length > 0 ? { content } : {}),
       },
     };
     for (const code of errorCodes) {

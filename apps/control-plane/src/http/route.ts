@@ -13,6 +13,18 @@ import { requestIdOf } from "./request-id.js";
 
 export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
 
+/**
+ * What a handler returns instead of a JSON value when it writes the response
+ * itself (a stream). Errors it throws before returning still become problem
+ * responses; once it runs, the status and headers are its own.
+ */
+export class StreamedResponse {
+  readonly send: (req: Request, res: Response) => Promise<void>;
+  constructor(send: (req: Request, res: Response) => Promise<void>) {
+    this.send = send;
+  }
+}
+
 type Schema = z.ZodType;
 type Out<S> = S extends Schema ? z.output<S> : undefined;
 
@@ -36,10 +48,16 @@ export interface RouteSpec<P, Q, B, R> {
   params?: P;
   query?: Q;
   body?: B;
-  response: { status: 200 | 201 | 204; description: string; schema?: R };
+  response: {
+    status: 200 | 201 | 204;
+    description: string;
+    schema?: R;
+    /** Other content types the handler may stream (as a StreamedResponse), with what each carries. */
+    streams?: Readonly<Record<string, string>>;
+  };
   /** Error codes this route can answer with, besides the ones every route has. */
   errors?: readonly ErrorCode[];
-  handler(context: RouteContext<Out<P>, Out<Q>, Out<B>>): Promise<Out<R>>;
+  handler(context: RouteContext<Out<P>, Out<Q>, Out<B>>): Promise<Out<R> | StreamedResponse>;
 }
 
 /** A route with its types erased, ready to mount and to document. */
@@ -54,6 +72,7 @@ export interface Route {
   schemas: { params?: Schema; query?: Schema; body?: Schema; response?: Schema };
   responseStatus: number;
   responseDescription: string;
+  responseStreams: Readonly<Record<string, string>>;
   errors: readonly ErrorCode[];
   run(req: Request, principal: Principal, requestId: string): Promise<unknown>;
 }
@@ -75,6 +94,7 @@ export function defineRoute<
     schemas: Object.fromEntries(Object.entries(schemas).filter(([, schema]) => schema !== undefined)),
     responseStatus: spec.response.status,
     responseDescription: spec.response.description,
+    responseStreams: spec.response.streams ?? {},
     errors: spec.errors ?? [],
     async run(req, principal, requestId) {
       if (spec.body && !req.is("application/json")) {
@@ -88,6 +108,7 @@ export function defineRoute<
         requestId,
       } as RouteContext<Out<P>, Out<Q>, Out<B>>;
       const result = await spec.handler(context);
+      if (result instanceof StreamedResponse) return result;
       // Parsing the output strips every field the schema does not declare,
       // so a service that returns a row with a hash in it cannot leak it.
       return spec.response.schema ? spec.response.schema.parse(result) : undefined;
@@ -139,6 +160,7 @@ export function mountRoutes(router: Router, routes: readonly Route[]): void {
         throw forbidden(`this operation needs the ${route.roles.join(" or ")} role`);
       }
       const result = await route.run(req, principal, requestIdOf(res));
+      if (result instanceof StreamedResponse) return result.send(req, res);
       res.status(route.responseStatus);
       if (route.responseStatus === 204 || result === undefined) res.end();
       else res.json(result);

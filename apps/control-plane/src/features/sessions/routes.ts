@@ -1,12 +1,20 @@
-import { defineRoute } from "../../http/route.js";
+import { defineRoute, StreamedResponse } from "../../http/route.js";
 import { page } from "../../http/schemas.js";
-import { sessionListQuery, sessionParams, sessionSummaryView, sessionView } from "./schemas.js";
+import { streamReplay } from "./replay.js";
+import {
+  sessionListQuery,
+  sessionParams,
+  sessionReplayQuery,
+  sessionReplayView,
+  sessionSummaryView,
+  sessionView,
+} from "./schemas.js";
 import type { SessionService } from "./service.js";
 
 /** Sessions hold prompts and answers: auditors and admins only. */
 export const SESSION_ROLES = ["admin", "auditor"] as const;
 
-export function sessionRoutes(service: Pick<SessionService, "list" | "get">) {
+export function sessionRoutes(service: Pick<SessionService, "list" | "get" | "replay">) {
   return [
     defineRoute({
       method: "get",
@@ -30,6 +38,35 @@ export function sessionRoutes(service: Pick<SessionService, "list" | "get">) {
       response: { status: 200, description: "The session", schema: sessionView },
       errors: ["not_found"],
       handler: ({ params }) => service.get(params.id),
+    }),
+    defineRoute({
+      method: "get",
+      path: "/sessions/{id}/replay",
+      operationId: "replaySession",
+      summary:
+        "Replay a session: the request and the timed response events, or the response re-streamed with its original timing",
+      tag: "audit",
+      role: SESSION_ROLES,
+      params: sessionParams,
+      query: sessionReplayQuery,
+      response: {
+        status: 200,
+        description: "The replay (format=json), or the re-streamed response (format=sse or native)",
+        schema: sessionReplayView,
+        streams: {
+          "text/event-stream":
+            "format=sse: one event per chunk, data {seq, offsetMs, data}, id = seq; then `event: end` with data {events}",
+          "*/*": "format=native: the chunks' bytes as the client received them, with the response's content type",
+        },
+      },
+      errors: ["not_found"],
+      async handler({ params, query }) {
+        const replay = await service.replay(params.id);
+        const { format } = query;
+        if (format === "json") return replay;
+        const speed = query.timing === "none" ? 0 : (query.speed ?? 1);
+        return new StreamedResponse((_req, res) => streamReplay(res, replay, { format, speed }));
+      },
     }),
   ];
 }

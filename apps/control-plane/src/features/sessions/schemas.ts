@@ -109,3 +109,64 @@ export const sessionView = sessionSummaryView.extend({
 export type SessionListQuery = z.output<typeof sessionListQuery>;
 export type SessionSummaryView = z.output<typeof sessionSummaryView>;
 export type SessionView = z.output<typeof sessionView>;
+
+export const REPLAY_FORMATS = ["json", "sse", "native"] as const;
+export type ReplayFormat = (typeof REPLAY_FORMATS)[number];
+export const MAX_REPLAY_SPEED = 1000;
+
+export const sessionReplayQuery = z.strictObject({
+  format: z
+    .enum(REPLAY_FORMATS)
+    .default("json")
+    .describe(
+      "json: the request and the timed events as one document; sse: each event as a Server-Sent Event carrying {seq, offsetMs, data}, paced as recorded; native: the chunks' bytes exactly as the client received them, paced as recorded",
+    ),
+  // A decimal written out, not z.coerce: coercion would read `?speed=` as 0.
+  speed: z
+    .string()
+    .regex(/^\d{1,4}(\.\d{1,3})?$/, "must be a number from 0 to 1000")
+    .transform(Number)
+    .pipe(z.number().min(0).max(MAX_REPLAY_SPEED))
+    .optional()
+    .describe("playback speed factor for sse and native, 0-1000 (default 1; 0 sends every chunk at once)"),
+  timing: z.enum(["original", "none"]).default("original").describe("none: send every chunk at once, like speed=0"),
+});
+
+export const replayEventView = z.object({
+  seq: z.number().int(),
+  offsetMs: z.number().int().describe("milliseconds from receiving the request to delivering this chunk"),
+  data: z.string().describe("the chunk as delivered to the client"),
+});
+
+export const sessionReplayView = z.object({
+  id: z.string(),
+  receivedAt: z.string(),
+  decision: z.enum(DECISIONS),
+  request: z.object({
+    method: z.string(),
+    endpoint: z.string(),
+    connection: z.string().nullable(),
+    model: z.string().nullable(),
+    body: z.string().nullable().describe("the request body as received (masked when the policy asked)"),
+    truncated: z.boolean(),
+    bytes: z.number().int().nullable().describe("the body's full size; null when not recorded"),
+  }),
+  response: z.object({
+    status: z.number().int().nullable(),
+    contentType: z
+      .string()
+      .nullable()
+      .describe("as the gateway recorded it, else inferred from the chunks (what format=native sends)"),
+    body: z.string().nullable().describe("the response as delivered, assembled"),
+    truncated: z.boolean(),
+    bytes: z.number().int().nullable(),
+    streamed: z.boolean().describe("the response was recorded as a stream of events"),
+  }),
+  ttfbMs: z.number().int().nullable(),
+  latencyMs: z.number().int().nullable(),
+  events: z.array(replayEventView).describe("the response stream as delivered, in order"),
+});
+
+export type SessionReplayQuery = z.output<typeof sessionReplayQuery>;
+export type SessionReplayView = z.output<typeof sessionReplayView>;
+export type ReplayEventView = z.output<typeof replayEventView>;
