@@ -124,6 +124,23 @@ describe("audit sessions", () => {
     expect([...offsets].sort((a, b) => a - b)).toEqual(offsets);
     expect(offsets.at(-1) - offsets[0]).toBeGreaterThanOrEqual((chunks - 1) * intervalMs * 0.8);
     expect(session.ttfbMs).toBeLessThanOrEqual(session.latencyMs);
+
+    // The replay re-streams it chunk by chunk: natively the bytes the client read, paced as recorded.
+    const replayUrl = `${stack.controlPlane.url}/api/v1/sessions/${session.id}/replay`;
+    const auth = { authorization: `Bearer ${stack.adminToken}` };
+    const native = await fetch(`${replayUrl}?format=native&speed=4`, { headers: auth });
+    expect(native.headers.get("content-type")).toMatch(/^text\/event-stream/);
+    const replayed = await native.text();
+    expect(replayed).toBe(recorded);
+    expect(deltasOf(replayed)).toEqual(received);
+    const envelopes = (await (await fetch(`${replayUrl}?format=sse&timing=none`, { headers: auth })).text())
+      .split("\n\n")
+      .filter((frame) => frame.startsWith("id:"))
+      .map((frame) => JSON.parse(frame.slice(frame.indexOf("data: ") + 6)));
+    expect(envelopes.map((envelope) => envelope.data)).toEqual(
+      session.events.map((event: { data: string }) => event.data),
+    );
+    expect(envelopes.map((envelope) => envelope.offsetMs)).toEqual(offsets);
   });
 
   it("records a whole answer with its token usage and no events", async () => {
