@@ -3,7 +3,14 @@
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuditSink } from "@modelgate/audit";
-import { headersForRuntime, type Logger, resolveRuntimePath, UnsafePathError, uuidv7 } from "@modelgate/core";
+import {
+  headersForRuntime,
+  type Logger,
+  resolveRuntimePath,
+  UnsafePathError,
+  uuidv7,
+  withoutRedaction,
+} from "@modelgate/core";
 import { MASK_NAME } from "@modelgate/masking";
 import {
   type BodyFormat,
@@ -90,6 +97,9 @@ interface RoutedRequest {
 
 export function createIngress(options: IngressOptions) {
   const { store, pool, metrics, logger, authenticator } = options;
+  // The decision line is built field by field from the audit record: no
+  // secret can be in it, so it skips the redaction pass (docs/audit.md).
+  const decisionLog = withoutRedaction(logger);
 
   async function handleInference(req: IncomingMessage, res: ServerResponse, trail: RequestTrail) {
     const { sessionId, receivedAt } = trail;
@@ -384,7 +394,7 @@ export function createIngress(options: IngressOptions) {
         maxBodyBytes: options.auditMaxBodyBytes,
       });
       ticket.submit(record);
-      logger.info(decisionLogFields(record, options.logPrompts), "decision");
+      decisionLog.info(decisionLogFields(record, options.logPrompts), "decision");
     }
   };
 }

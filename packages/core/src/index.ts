@@ -3,7 +3,7 @@ export { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } f
 export { bearerToken, type HeaderPair, headerRecord, headersForCaller, headersForRuntime } from "./http-headers.js";
 export { resolveRuntimePath, UnsafePathError } from "./http-path.js";
 export { uuidv7 } from "./ids.js";
-export { type CreateLoggerOptions, createLogger, type Logger, REDACTED_PATHS } from "./logger.js";
+export { type CreateLoggerOptions, createLogger, type Logger, REDACTED_PATHS, withoutRedaction } from "./logger.js";
 export {
   generateSecret,
   hashSecret,

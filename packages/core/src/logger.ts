@@ -47,3 +47,13 @@ export function createLogger({ name, level = "info", destination }: CreateLogger
   };
   return destination ? pino(options, destination) : pino(options);
 }
+
+/**
+ * A child logger without the redaction pass, for lines whose every field the
+ * caller chose and none holds a secret (the gateway's decision line, built
+ * from the audit record). pino's wildcard paths cost about 35 µs on a line
+ * of that size, on every request.
+ */
+export function withoutRedaction(logger: Logger): Logger {
+  return logger.child({}, { redact: [] });
+}
