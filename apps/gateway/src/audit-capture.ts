@@ -21,10 +21,14 @@ export function isTextContentType(contentType: string | undefined): boolean {
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
-/** A request body as recorded: UTF-8 text when it is text, base64 otherwise; at most `maxBytes` of it. */
-export function recordBody(body: Buffer, maxBytes: number): RecordedBody {
+/**
+ * A request body as recorded: UTF-8 text when it is text, base64 otherwise
+ * (`lenient`: bad bytes as U+FFFD instead); at most `maxBytes` of it.
+ */
+export function recordBody(body: Buffer, maxBytes: number, { lenient = false } = {}): RecordedBody {
   const truncated = body.length > maxBytes;
   const kept = truncated ? body.subarray(0, utf8Boundary(body, maxBytes)) : body;
+  if (lenient) return { text: kept.toString("utf8"), truncated, bytes: body.length };
   try {
     return { text: strictUtf8.decode(kept), truncated, bytes: body.length };
   } catch {

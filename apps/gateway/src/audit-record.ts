@@ -27,6 +27,8 @@ export interface RequestTrail {
   /** The body as received (before any rewrite). */
   requestBody?: Buffer;
   verdict?: Verdict;
+  /** For a refused request: the masking its subject's grants on the connection ask for the audit record. */
+  refusedAuditMasking?: MaskingProfile | undefined;
   /** The error answered, when the request was refused or failed. */
   error?: GatewayError;
   /** Set when the request was forwarded. */
@@ -145,11 +147,15 @@ export function buildAuditRecord(
  */
 function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes: number): AuditRecord["request"] {
   const recorded = recordBody(body, maxBodyBytes);
-  const profile = trail.verdict?.evaluation.masking as MaskingProfile | undefined;
-  if (!profile?.maskPromptsInAudit || recorded.encoding === "base64") return recorded;
+  const profile = (trail.verdict?.evaluation.masking as MaskingProfile | undefined) ?? trail.refusedAuditMasking;
+  if (!profile?.maskPromptsInAudit) return recorded;
   try {
     const masker = new Masker(profile, { hashKey: randomBytes(32) });
-    return { ...recorded, text: masker.maskText(recorded.text).text };
+    // A body that is not UTF-8 is masked as the policy engine read it (bad
+    // bytes as U+FFFD), never kept as base64 that would slip past masking.
+    const text =
+      recorded.encoding === "base64" ? recordBody(body, maxBodyBytes, { lenient: true }).text : recorded.text;
+    return { text: masker.maskText(text).text, truncated: recorded.truncated, bytes: recorded.bytes };
   } catch {
     return {
       text: "[withheld: the prompt could not be masked for the audit record]",

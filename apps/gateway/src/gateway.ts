@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { once } from "node:events";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { AuditSink, type AuditTransport } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
@@ -70,6 +71,8 @@ export interface GatewayAuditOptions {
 }
 
 export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** How long close() waits for handlers to unwind once their sockets are closed. */
+const HANDLER_SETTLE_MS = 5_000;
 
 export interface RunningGateway {
   readonly gatewayId: string;
@@ -210,7 +213,17 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       },
     }),
   });
-  http.on("request", (req, res) => void handle(req, res));
+  // Handlers still running (answering, or building their audit record):
+  // close() waits for them before the audit buffer is flushed.
+  const handlers = new Set<Promise<void>>();
+  http.on("request", (req, res) => {
+    const handling = handle(req, res).catch((error: unknown) => {
+      logger.error({ err: error }, "request handler failed unexpectedly");
+      res.destroy();
+    });
+    handlers.add(handling);
+    void handling.finally(() => handlers.delete(handling));
+  });
   try {
     http.listen(options.port, options.host);
     await once(http, "listening");
@@ -226,6 +239,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     throw error;
   }
   const { port } = http.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
 
   return {
     gatewayId,
@@ -235,30 +249,38 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pool,
     audit,
     configured: () => (store.loaded ? Promise.resolve() : once(store, "change").then(() => undefined)),
-    async close(graceMs = 10_000) {
-      draining = true;
-      http.close();
-      http.closeIdleConnections();
-      // In-flight responses finish (bounded by graceMs), then everything goes.
-      const closed = once(http, "close").catch(() => undefined);
-      const timer = setTimeout(() => http.closeAllConnections(), graceMs);
-      // A keep-alive connection whose response finishes during the drain
-      // turns idle; close it then, rather than wait out the grace period.
-      const sweeper = setInterval(() => http.closeIdleConnections(), 50);
-      await closed;
-      clearTimeout(timer);
-      clearInterval(sweeper);
-      clearInterval(reportTimer);
-      configClient.close();
-      tunnelService.close();
-      grpcServer.forceShutdown();
-      oidc?.close();
-      await rateLimiter.close();
-      // Every finished request has submitted its record by now; hand them
-      // over before the process goes.
-      await audit.close(options.audit.flushTimeoutMs ?? 10_000);
+    close(graceMs = 10_000) {
+      closing ??= shutDown(graceMs);
+      return closing;
     },
   };
+
+  async function shutDown(graceMs: number): Promise<void> {
+    draining = true;
+    http.close();
+    http.closeIdleConnections();
+    // In-flight responses finish (bounded by graceMs), then everything goes.
+    const closed = once(http, "close").catch(() => undefined);
+    const timer = setTimeout(() => http.closeAllConnections(), graceMs);
+    // A keep-alive connection whose response finishes during the drain
+    // turns idle; close it then, rather than wait out the grace period.
+    const sweeper = setInterval(() => http.closeIdleConnections(), 50);
+    await closed;
+    clearTimeout(timer);
+    clearInterval(sweeper);
+    // Sockets are gone; a handler may still be finishing (a request cut off
+    // at the grace period records itself as it unwinds).
+    await Promise.race([Promise.allSettled([...handlers]), sleep(HANDLER_SETTLE_MS, undefined, { ref: false })]);
+    clearInterval(reportTimer);
+    configClient.close();
+    tunnelService.close();
+    grpcServer.forceShutdown();
+    oidc?.close();
+    await rateLimiter.close();
+    // Every finished request has submitted its record by now; hand them
+    // over before the process goes.
+    await audit.close(options.audit.flushTimeoutMs ?? 10_000);
+  }
 }
 
 function auditReadiness(audit: AuditSink) {

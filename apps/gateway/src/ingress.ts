@@ -2,7 +2,7 @@
 // under /c/{connection}/, health and metrics. Each request runs the stages
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AuditSink } from "@modelgate/audit";
+import { AUDIT_RECORD_VERSION, type AuditRecord, type AuditSink } from "@modelgate/audit";
 import {
   headersForRuntime,
   type Logger,
@@ -22,7 +22,7 @@ import {
 import type { Protocol } from "@modelgate/protocol";
 import type { AgentPool } from "./agent-pool.js";
 import { ResponseCapture } from "./audit-capture.js";
-import { buildAuditRecord, decisionLogFields, type RequestTrail } from "./audit-record.js";
+import { buildAuditRecord, decisionLogFields, decisionOf, type RequestTrail } from "./audit-record.js";
 import type { ConfigStore, ConnectionConfig } from "./config-store.js";
 import { chargeRateLimits, evaluate, PolicyDenial } from "./decide.js";
 import { GatewayError, sendError } from "./errors.js";
@@ -344,6 +344,41 @@ export function createIngress(options: IngressOptions) {
     trail.outcome = { status: 200 };
   }
 
+  /**
+   * The request's audit record. Never throws: a record that cannot be built
+   * in full (a bug, or an answer shaped to break it) is still recorded, with
+   * what is certain and the failure as its error.
+   */
+  function recordOf(req: IncomingMessage, res: ServerResponse, trail: RequestTrail, capture: ResponseCapture) {
+    const status = trail.outcome?.status ?? res.statusCode;
+    const recordOptions = { gatewayId: options.gatewayId, maxBodyBytes: options.auditMaxBodyBytes };
+    try {
+      if (!trail.verdict && trail.identity && trail.connection) {
+        trail.refusedAuditMasking = store.policies.auditMasking(subjectOf(trail.identity), trail.connection);
+      }
+      return buildAuditRecord(req, trail, capture.result(), status, recordOptions);
+    } catch (error) {
+      logger.error({ err: error, sessionId: trail.sessionId }, "audit record built without its bodies after a failure");
+      const now = new Date().toISOString();
+      return {
+        version: AUDIT_RECORD_VERSION,
+        sessionId: trail.sessionId,
+        gatewayId: options.gatewayId,
+        receivedAt: new Date(trail.receivedAtWall).toISOString(),
+        finishedAt: now,
+        endpoint: (req.url ?? "/").split("?", 1)[0]?.slice(0, 512) ?? "/",
+        method: (req.method ?? "GET").slice(0, 16),
+        decision: decisionOf(trail),
+        policyIds: [],
+        capped: [],
+        responseStatus: status > 0 && status <= 999 ? status : undefined,
+        latencyMs: Math.min(2 ** 31 - 1, Math.max(0, Math.round(performance.now() - trail.receivedAt))),
+        events: [],
+        error: { code: "audit_record_incomplete", message: "the record could not be built in full" },
+      } satisfies AuditRecord;
+    }
+  }
+
   return async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const receivedAt = performance.now();
     const receivedAtWall = Date.now();
@@ -389,10 +424,7 @@ export function createIngress(options: IngressOptions) {
       sendError(res, gatewayError);
     } finally {
       // The record is built after the answer ended, off the client's path.
-      const record = buildAuditRecord(req, trail, capture.result(), trail.outcome?.status ?? res.statusCode, {
-        gatewayId: options.gatewayId,
-        maxBodyBytes: options.auditMaxBodyBytes,
-      });
+      const record = recordOf(req, res, trail, capture);
       ticket.submit(record);
       decisionLog.info(decisionLogFields(record, options.logPrompts), "decision");
     }

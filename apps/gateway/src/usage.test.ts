@@ -32,4 +32,10 @@ describe("extractUsage", () => {
     expect(extractUsage("application/json", '{"usage":{"prompt_tokens":-1}}')).toBeUndefined();
     expect(extractUsage("text/plain", "usage")).toBeUndefined();
   });
+
+  it("survives an answer nested far deeper than the stack (a runtime's or agent's doing)", () => {
+    const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
+    expect(extractUsage("application/json", deep)).toBeUndefined();
+    expect(extractUsage("application/json", '[[{"details":{"generated_tokens":1}}]]')).toBeUndefined();
+  });
 });

@@ -14,18 +14,27 @@ export type Usage = Record<string, number>;
  */
 export function extractUsage(contentType: string | undefined, text: string): Usage | undefined {
   const type = (contentType ?? "").toLowerCase();
-  if (type.startsWith("text/event-stream"))
-    return lastOf(text, /\n/, (line) => (line.startsWith("data:") ? line.slice(5) : undefined));
-  if (type.includes("ndjson")) return lastOf(text, /\n/, (line) => line);
-  if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES) return usageOf(parse(text));
+  // The answer comes from a runtime: whatever its shape, reading usage must
+  // never fail the record.
+  try {
+    if (type.startsWith("text/event-stream")) {
+      return lastOf(text, (line) => (line.startsWith("data:") ? line.slice(5) : undefined));
+    }
+    if (type.includes("ndjson")) return lastOf(text, (line) => line);
+    if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES) return usageOf(parse(text));
+  } catch {
+    return undefined;
+  }
   return undefined;
 }
 
-/** Scans lines from the end: usage comes last in every streaming protocol. */
-function lastOf(text: string, separator: RegExp, payload: (line: string) => string | undefined): Usage | undefined {
-  const lines = text.split(separator);
-  for (let index = lines.length - 1, scanned = 0; index >= 0 && scanned < 8; index--) {
-    const line = (lines[index] ?? "").trim();
+/** Scans the last lines, from the end (usage comes last in every streaming protocol), without splitting the whole text. */
+function lastOf(text: string, payload: (line: string) => string | undefined): Usage | undefined {
+  let end = text.length;
+  for (let scanned = 0; end > 0 && scanned < 8; ) {
+    const start = text.lastIndexOf("\n", end - 1);
+    const line = text.slice(start + 1, end).trim();
+    end = start === -1 ? 0 : start;
     if (!line) continue;
     scanned += 1;
     const data = payload(line)?.trim();
@@ -64,7 +73,8 @@ function usageOf(document: unknown): Usage | undefined {
   const details = Array.isArray(document) ? undefined : document.details;
   const generated = isObject(details) ? details.generated_tokens : undefined;
   if (isCount(generated)) return { completion_tokens: generated };
-  if (Array.isArray(document) && document.length === 1) return usageOf(document[0]);
+  // TGI's array of one, unwrapped once: an answer nested deeper is no usage report.
+  if (Array.isArray(document) && document.length === 1 && !Array.isArray(document[0])) return usageOf(document[0]);
   return undefined;
 }
 

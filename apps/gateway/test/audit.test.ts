@@ -1,6 +1,9 @@
 // Every request through the gateway becomes an audit session, refused ones
 // included: driven by the real `openai` SDK, stored by the control plane in
 // Postgres, read back through the sessions API as an auditor would.
+import { once } from "node:events";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import type { RuntimeFixture } from "@modelgate/runtime-fixture";
 import OpenAI from "openai";
 import { type Stack, startStack, waitFor } from "./stack.js";
@@ -9,6 +12,8 @@ let stack: Stack;
 let runtime: RuntimeFixture;
 let client: OpenAI;
 let keyId: string;
+/** A runtime behind an `http` connection whose JSON answer nests 100,000 arrays deep. */
+let nested: Server;
 
 // biome-ignore lint/suspicious/noExplicitAny: sessions are parsed JSON, asserted field by field
 type Session = any;
@@ -19,6 +24,17 @@ beforeAll(async () => {
   await stack.addAgent("llama", runtime);
   const other = await stack.addConnection("other");
   await stack.addAgent("other", other);
+  nested = createServer((req, res) => {
+    if (req.url === "/health") return res.end("ok");
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(`${"[".repeat(100_000)}${"]".repeat(100_000)}`);
+  });
+  nested.listen(0, "127.0.0.1");
+  await once(nested, "listening");
+  const json = await stack.admin("POST", "/connections", { name: "json", protocol: "http", models: ["any"] });
+  if (json.status !== 201) throw new Error(JSON.stringify(json.body));
+  await waitFor(() => stack.gateway.store.connectionByName("json") !== undefined);
+  await stack.addAgent("json", { url: `http://127.0.0.1:${(nested.address() as AddressInfo).port}` } as RuntimeFixture);
   client = new OpenAI({ baseURL: `${stack.gateway.url}/v1`, apiKey: stack.apiKey, maxRetries: 0 });
   const keys = await stack.admin("GET", "/api-keys");
   keyId = keys.body.items.find((key: { name: string }) => key.name === "e2e").id;
@@ -40,6 +56,7 @@ beforeAll(async () => {
       resources: [{ connection: "other", models: ["*"] }],
       operations: ["inference"],
       masking: { entities: ["EMAIL"], maskPromptsInAudit: true },
+      promptRules: [{ pattern: "forbidden topic", flags: "i", action: "block" }],
     },
   ];
   for (const policy of policies) {
@@ -51,6 +68,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await stack?.close();
+  nested?.closeAllConnections();
+  nested?.close();
 });
 
 /** The stored session; records reach Postgres after the answer, off the request path. */
@@ -87,6 +106,21 @@ function deltasOf(sse: string): string[] {
 }
 
 describe("audit sessions", () => {
+  it("records an answer shaped to break the record builder, and keeps serving", async () => {
+    const before = stack.gateway.audit.status().reserved;
+    const answer = await fetch(`${stack.gateway.url}/c/json/anything`, {
+      headers: { authorization: `Bearer ${stack.apiKey}` },
+    });
+    expect(answer.status).toBe(200);
+    await answer.arrayBuffer();
+    const session = await storedSession(answer.headers.get("x-modelgate-session"));
+    expect(session).toMatchObject({ decision: "allowed", connection: "json", responseStatus: 200 });
+    expect(session.details.usage).toBeUndefined();
+    expect(stack.gateway.audit.status().reserved).toBe(before);
+    const next = await postChat({ model: "llama/demo-chat", messages: [{ role: "user", content: "still there?" }] });
+    expect(next.status).toBe(200);
+  });
+
   it("records a streamed answer as delivered, chunk by chunk, with each chunk's offset", async () => {
     const chunks = 6;
     const intervalMs = 40;
@@ -212,6 +246,32 @@ describe("audit sessions", () => {
     const session = await storedSession(sessionId);
     expect(session.content.requestBody).not.toContain("jane.doe@example.com");
     expect(JSON.parse(session.content.requestBody).messages[0].content).toBe("write to [EMAIL] about the invoice");
+
+    // Not UTF-8 (one bad byte): masked as the policy engine read it, never kept raw.
+    const bytes = Buffer.from(
+      JSON.stringify({ model: "other/demo-chat", messages: [{ role: "user", content: "to jane.doe@example.com XX" }] }),
+    );
+    bytes[bytes.indexOf("XX")] = 0xff;
+    const broken = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
+      body: bytes,
+    });
+    expect(broken.status).toBe(200);
+    const brokenSession = await storedSession(broken.headers.get("x-modelgate-session"));
+    expect(brokenSession.content.requestBody).toContain("to [EMAIL] \uFFFDX");
+    expect(brokenSession.details.request.encoding).toBeUndefined();
+
+    // Refused by a prompt rule of the very policy that asks for it: masked all the same.
+    const refused = await postChat({
+      model: "other/demo-chat",
+      messages: [{ role: "user", content: "jane.doe@example.com on a forbidden topic" }],
+    });
+    expect(refused.status).toBe(403);
+    const refusedSession = await storedSession(refused.headers.get("x-modelgate-session"));
+    expect(refusedSession.decision).toBe("blocked");
+    expect(refusedSession.content.requestBody).not.toContain("jane.doe@example.com");
+    expect(refusedSession.content.requestBody).toContain("[EMAIL] on a forbidden topic");
 
     const line = stack.logs.gateway.map((text) => JSON.parse(text)).find((entry) => entry.sessionId === sessionId);
     expect(line).toMatchObject({ msg: "decision", event: "modelgate.decision", schemaVersion: 1, decision: "allowed" });

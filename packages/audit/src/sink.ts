@@ -190,6 +190,14 @@ export class AuditSink {
   }
 
   #push(record: AuditRecord) {
+    if (this.#closed) {
+      // Only a request still unwinding after close() gave up waiting for it.
+      this.#logger.error(
+        { sessionId: record.sessionId, decision: record.decision },
+        "audit record arrived after shutdown and is lost",
+      );
+      return;
+    }
     const bytes = estimateBytes(record);
     this.#queue.push({ record, bytes });
     this.#bytes += bytes;

@@ -153,6 +153,17 @@ describe("AuditSink", () => {
     await sink.close(0);
   });
 
+  it("says so when a record arrives after it closed, instead of keeping it silently", async () => {
+    const { transport, sent } = switchableTransport();
+    const { logger, lines } = quietLogger();
+    const sink = new AuditSink({ transport, logger });
+    const late = sink.admit();
+    await sink.close(100);
+    late?.submit(record());
+    expect(sent).toEqual([]);
+    expect(lines.some((line) => line.includes("arrived after shutdown and is lost"))).toBe(true);
+  });
+
   it("splits what it holds into batches by count and by size", async () => {
     const batches: number[] = [];
     const transport: AuditTransport = {

@@ -1,4 +1,4 @@
-import { DEFAULT_FIELDS, mergeProfiles, resolveFields } from "@modelgate/masking";
+import { DEFAULT_FIELDS, type MaskingProfile, mergeProfiles, resolveFields } from "@modelgate/masking";
 import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
 import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
 import type { ModelMatcher } from "./glob.js";
@@ -136,6 +136,22 @@ export class PolicySet {
    */
   mayUse(subject: Subject, connection: string, model?: string): boolean {
     return this.#grants(subject, connection).some(({ matches }) => model === undefined || matches(model));
+  }
+
+  /**
+   * The masking profile for the audit record of a request this subject made
+   * on this connection and that was refused: the union of the
+   * `maskPromptsInAudit` profiles of every grant the subject has there,
+   * whatever their models and operations, since a refused prompt (a blocked
+   * one above all) deserves the masking an allowed one gets. Undefined when
+   * none asks for it.
+   */
+  auditMasking(subject: Subject, connection: string): MaskingProfile | undefined {
+    const profiles = this.#grants(subject, connection)
+      .map(({ policy }) => policy.definition.masking)
+      .filter((masking): masking is MaskingDefinition => masking?.maskPromptsInAudit === true)
+      .map((masking) => resolveFields(masking, []));
+    return mergeProfiles(profiles);
   }
 
   /** Of the given model names on a connection, those the subject may use with `operation`, in their order. */
