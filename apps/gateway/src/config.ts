@@ -24,6 +24,17 @@ const environment = z.object({
     .min(1024)
     .max(512 * MIB)
     .default(10 * MIB),
+  // A body that stalls this long is refused (408); also the grace before the minimum rate applies.
+  MODELGATE_BODY_IDLE_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(600_000).default(15_000),
+  // After the grace, bodies must arrive at least this fast on average (408 otherwise).
+  MODELGATE_BODY_MIN_BYTES_PER_SECOND: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1024 * MIB)
+    .default(64 * 1024),
+  MODELGATE_MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1_000).default(64),
+  MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT: z.coerce.number().int().min(1).max(1_000_000).default(64),
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
@@ -59,6 +70,10 @@ export interface GatewayConfig {
   tunnelTls: { certFile: string; keyFile: string; clientCaFile?: string | undefined } | undefined;
   controlPlane: { target: GrpcTarget; caFile: string | undefined; token: string };
   maxBodyBytes: number;
+  bodyIdleTimeoutMs: number;
+  bodyMinBytesPerSecond: number;
+  maxJsonDepth: number;
+  maxInFlightPerSubject: number;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
@@ -131,6 +146,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     tunnelTls,
     controlPlane: { target, caFile: parsed.MODELGATE_CONTROL_PLANE_CA_FILE, token },
     maxBodyBytes: parsed.MODELGATE_MAX_BODY_BYTES,
+    bodyIdleTimeoutMs: parsed.MODELGATE_BODY_IDLE_TIMEOUT_MS,
+    bodyMinBytesPerSecond: parsed.MODELGATE_BODY_MIN_BYTES_PER_SECOND,
+    maxJsonDepth: parsed.MODELGATE_MAX_JSON_DEPTH,
+    maxInFlightPerSubject: parsed.MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT,
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,

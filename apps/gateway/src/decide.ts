@@ -5,7 +5,7 @@ import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet } fro
 import type { Decision } from "@modelgate/protocol";
 import { GatewayError } from "./errors.js";
 import type { JsonEdit } from "./http-body.js";
-import { type Identity, subjectKey, subjectOf } from "./identity.js";
+import { type Identity, subjectOf } from "./identity.js";
 import { type RateLimitCharge, type RateLimiter, RateLimiterUnavailableError } from "./rate-limit.js";
 
 type Allowed = Extract<Evaluation, { decision: "allowed" }>;
@@ -90,15 +90,35 @@ function paramOf(code: string): string | null {
   return code === "model_not_allowed" ? "model" : code === "prompt_blocked" ? "messages" : null;
 }
 
+/** A grant's per-minute budgets, as the policy engine reports them. */
+export interface RateLimitGrant {
+  policyId: string;
+  requestsPerMinute?: number | undefined;
+  tokensPerMinute?: number | undefined;
+}
+
 /**
  * Charges the winning grant's budgets for this subject: one request against
  * requestsPerMinute and the estimated tokens against tokensPerMinute, both
  * or neither. Fails closed when the shared limiter cannot be reached.
  */
-export async function chargeRateLimits(limiter: RateLimiter, identity: Identity, verdict: Verdict): Promise<void> {
+export function chargeRateLimits(limiter: RateLimiter, who: string, verdict: Verdict): Promise<void> {
   const grant = verdict.evaluation.rateLimit;
-  if (!grant) return;
-  const who = subjectKey(identity);
+  if (!grant) return Promise.resolve();
+  return chargeGrant(limiter, who, grant, verdict.evaluation.estimatedTokens);
+}
+
+/**
+ * Charges one request (and `estimatedTokens`) to a grant's budgets for the
+ * subject `who` (its subjectKey). Also used for requests the gateway answers
+ * itself (listing models), so every authenticated route counts.
+ */
+export async function chargeGrant(
+  limiter: RateLimiter,
+  who: string,
+  grant: RateLimitGrant,
+  estimatedTokens: number,
+): Promise<void> {
   const charges: RateLimitCharge[] = [];
   if (grant.requestsPerMinute !== undefined) {
     charges.push({ key: `${grant.policyId}:${who}:requests`, limitPerMinute: grant.requestsPerMinute, cost: 1 });
@@ -107,7 +127,7 @@ export async function chargeRateLimits(limiter: RateLimiter, identity: Identity,
     charges.push({
       key: `${grant.policyId}:${who}:tokens`,
       limitPerMinute: grant.tokensPerMinute,
-      cost: verdict.evaluation.estimatedTokens,
+      cost: estimatedTokens,
     });
   }
   if (charges.length === 0) return;
@@ -126,7 +146,7 @@ export async function chargeRateLimits(limiter: RateLimiter, identity: Identity,
     ? `${grant.tokensPerMinute} tokens per minute`
     : `${grant.requestsPerMinute} requests per minute`;
   const message = result.exceedsCapacity
-    ? `this request's estimated ${verdict.evaluation.estimatedTokens} tokens exceed the budget of ${budget}`
+    ? `this request's estimated ${estimatedTokens} tokens exceed the budget of ${budget}`
     : `rate limit of ${budget} reached; retry in ${retryAfterSeconds} s`;
   throw new PolicyDenial(
     new GatewayError("rate_limited", message, null, { "retry-after": String(retryAfterSeconds) }),

@@ -21,8 +21,12 @@ export const GATEWAY_ERRORS = {
   prompt_blocked: { status: 403, type: "permission_error" },
   not_found: { status: 404, type: "invalid_request_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
+  // The body did not arrive in time (idle too long, or slower than the minimum rate).
+  request_timeout: { status: 408, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   rate_limited: { status: 429, type: "rate_limit_error" },
+  // The caller already has as many requests in flight as one subject may.
+  too_many_in_flight: { status: 429, type: "rate_limit_error" },
   internal: { status: 500, type: "server_error" },
   upstream_error: { status: 502, type: "server_error" },
   // The agent could not mask the response; nothing unmasked was sent.

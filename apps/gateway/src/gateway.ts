@@ -17,9 +17,11 @@ import {
   type ServerTlsFiles,
   serverCredentials,
 } from "@modelgate/protocol";
+import { DEFAULT_MAX_IN_FLIGHT_PER_SUBJECT } from "./admission.js";
 import { AgentPool } from "./agent-pool.js";
 import { ConfigClient } from "./config-client.js";
 import { type ConfigChange, ConfigStore } from "./config-store.js";
+import { type BodyLimits, DEFAULT_MAX_JSON_DEPTH } from "./http-body.js";
 import { Authenticator } from "./identity.js";
 import { createIngress } from "./ingress.js";
 import { createMetrics } from "./metrics.js";
@@ -34,6 +36,14 @@ export interface GatewayOptions {
   tunnelTls?: ServerTlsFiles | undefined;
   controlPlane: { address: string; tls?: ClientTlsFiles | undefined; token: string };
   maxBodyBytes: number;
+  /** A body that stalls this long is refused with 408 (default 15 s). */
+  bodyIdleTimeoutMs?: number | undefined;
+  /** After that grace, bodies must arrive at least this fast on average (default 64 KiB/s). */
+  bodyMinBytesPerSecond?: number | undefined;
+  /** JSON nesting depth the gateway parses (default 64). */
+  maxJsonDepth?: number | undefined;
+  /** Requests one subject may have in flight on this gateway (default 64). */
+  maxInFlightPerSubject?: number | undefined;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
@@ -71,6 +81,8 @@ export interface GatewayAuditOptions {
 }
 
 export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+const DEFAULT_BODY_IDLE_TIMEOUT_MS = 15_000;
+const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 64 * 1024;
 /** How long close() waits for handlers to unwind once their sockets are closed. */
 const HANDLER_SETTLE_MS = 5_000;
 
@@ -134,8 +146,22 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     );
   });
 
-  // requestTimeout bounds receiving a request (slow uploads), not streaming the answer.
-  const http: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000, noDelay: true });
+  const body: BodyLimits = {
+    maxBytes: options.maxBodyBytes,
+    idleTimeoutMs: options.bodyIdleTimeoutMs ?? DEFAULT_BODY_IDLE_TIMEOUT_MS,
+    minBytesPerSecond: options.bodyMinBytesPerSecond ?? DEFAULT_BODY_MIN_BYTES_PER_SECOND,
+  };
+  const http: Server = createServer({
+    keepAliveTimeout: 65_000,
+    // Headers get the body's idle time: a caller that cannot send a request
+    // line and headers in that time (slowloris) loses the socket.
+    headersTimeout: body.idleTimeoutMs,
+    // Node's own bound on receiving a whole request is only a backstop
+    // behind the body reader's (which answers 408 with an audit record):
+    // the slowest body the limits allow, and a margin.
+    requestTimeout: body.idleTimeoutMs + Math.ceil((body.maxBytes / body.minBytesPerSecond) * 1000) + 10_000,
+    noDelay: true,
+  });
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}`;
 
   // Configuration from the control plane; agent reports go back on it.
@@ -185,7 +211,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     rateLimiter,
     metrics,
     logger,
-    maxBodyBytes: options.maxBodyBytes,
+    body,
+    maxJsonDepth: options.maxJsonDepth ?? DEFAULT_MAX_JSON_DEPTH,
+    maxInFlightPerSubject: options.maxInFlightPerSubject ?? DEFAULT_MAX_IN_FLIGHT_PER_SUBJECT,
     upstreamTimeoutMs: options.upstreamTimeoutMs,
     queueWaitMs: options.queueWaitMs,
     agentWaitMs: options.agentWaitMs,

@@ -1,29 +1,57 @@
 import type { IncomingMessage } from "node:http";
 import { GatewayError } from "./errors.js";
 
+/** How long and how slowly a caller may take to send a body. */
+export interface BodyLimits {
+  /** Bytes at most; more is refused with 413, by Content-Length before reading when declared. */
+  maxBytes: number;
+  /** No byte for this long: 408. It is also the grace before the minimum rate applies. */
+  idleTimeoutMs: number;
+  /**
+   * After the grace, the body must keep arriving at this average rate:
+   * sending N bytes may take idleTimeoutMs + N / minBytesPerSecond seconds.
+   * So a large upload gets time in proportion to its size, and a trickle of
+   * a byte every few seconds (which the idle timeout alone would allow for
+   * hours) is cut off.
+   */
+  minBytesPerSecond: number;
+}
+
 /**
- * Reads the whole request body, refusing more than `limit` bytes as early as
- * possible: by Content-Length before reading, otherwise as soon as the
- * running total passes the limit.
+ * Reads the whole request body within `limits`, refusing as early as
+ * possible: 413 by Content-Length before reading, or as soon as the running
+ * total passes the limit; 408 when the caller stalls or trickles.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buffer> {
+  const { maxBytes, idleTimeoutMs, minBytesPerSecond } = limits;
   const declared = req.headers["content-length"];
-  if (declared !== undefined && Number(declared) > limit) {
-    return Promise.reject(new GatewayError("payload_too_large", `request body exceeds ${limit} bytes`));
+  if (declared !== undefined && Number(declared) > maxBytes) {
+    return Promise.reject(new GatewayError("payload_too_large", `request body exceeds ${maxBytes} bytes`));
   }
+  const startedAt = performance.now();
   // Plain events rather than `for await`: this runs on every request, and
   // the async iterator costs measurably more per chunk.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    const fail = (error: Error) => {
+      cleanup();
+      // Stop reading; the response (413, 408) closes the connection.
+      req.pause();
+      reject(error);
+    };
     const onData = (chunk: Buffer) => {
       size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        // Stop reading; the response (413) closes or drains the rest.
-        req.pause();
-        reject(new GatewayError("payload_too_large", `request body exceeds ${limit} bytes`));
-        return;
+      if (size > maxBytes) return fail(new GatewayError("payload_too_large", `request body exceeds ${maxBytes} bytes`));
+      // Checked as data arrives: a caller that stops sending is the idle
+      // timer's, one that keeps sending too slowly is caught here.
+      if (performance.now() - startedAt > idleTimeoutMs + (size / minBytesPerSecond) * 1000) {
+        return fail(
+          new GatewayError(
+            "request_timeout",
+            `the request body arrived slower than ${minBytesPerSecond} bytes per second; send it faster or in a smaller request`,
+          ),
+        );
       }
       chunks.push(chunk);
     };
@@ -36,16 +64,24 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       reject(error);
     };
     const onAborted = () => onError(new ClientGoneError());
+    // The socket's own idle timer: re-armed by Node on every read, no timer
+    // work per chunk here. Listened for on the request, so Node's server
+    // leaves the socket open for the 408.
+    const onIdle = () =>
+      fail(new GatewayError("request_timeout", `no part of the request body arrived for ${idleTimeoutMs} ms`));
     const cleanup = () => {
       req.off("data", onData);
       req.off("end", onEnd);
       req.off("error", onError);
       req.off("aborted", onAborted);
+      req.off("timeout", onIdle);
+      req.socket?.setTimeout(0);
     };
     req.on("data", onData);
     req.on("end", onEnd);
     req.on("error", onError);
     req.on("aborted", onAborted);
+    req.setTimeout(idleTimeoutMs, onIdle);
   });
 }
 
@@ -95,8 +131,19 @@ export function rewriteJson(body: Buffer, edits: readonly JsonEdit[]): Buffer {
   return Buffer.from(JSON.stringify(json));
 }
 
-/** A JSON object body, or a 400 that says what is wrong with it. */
-export function parseJsonObject(body: Buffer): Record<string, unknown> {
+/** Nesting depth of JSON bodies the gateway reads, unless configured otherwise. */
+export const DEFAULT_MAX_JSON_DEPTH = 64;
+
+/**
+ * A JSON object body, or a 400 that says what is wrong with it. Nesting
+ * deeper than `maxDepth` is refused before parsing: the policy engine,
+ * masking and re-serialisation all walk the document recursively, and a
+ * body of 100,000 open brackets would otherwise end in a stack overflow.
+ */
+export function parseJsonObject(body: Buffer, maxDepth = DEFAULT_MAX_JSON_DEPTH): Record<string, unknown> {
+  if (jsonDepthExceeds(body, maxDepth)) {
+    throw new GatewayError("invalid_request", `request body is nested deeper than ${maxDepth} levels`);
+  }
   let value: unknown;
   try {
     value = JSON.parse(body.toString("utf8"));
@@ -107,4 +154,35 @@ export function parseJsonObject(body: Buffer): Record<string, unknown> {
     throw new GatewayError("invalid_request", "request body must be a JSON object");
   }
   return value as Record<string, unknown>;
+}
+
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+
+/**
+ * Whether brackets outside strings nest deeper than `maxDepth`. One pass
+ * over the bytes, no allocation: cheap next to the parse it guards. Invalid
+ * JSON is left for the parser to refuse.
+ */
+export function jsonDepthExceeds(body: Buffer, maxDepth: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < body.length; i++) {
+    const byte = body[i];
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (++depth > maxDepth) return true;
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+  return false;
 }

@@ -16,6 +16,8 @@ export interface GatewayMetrics {
   configReceived: Gauge;
   auditRefused: Counter;
   auditDropped: Counter;
+  auditUnrecorded: Counter;
+  refusedEarly: Counter<"code">;
   auditBuffered: Gauge;
   auditHealthy: Gauge;
   /** Where the audit gauges read their values at scrape time. */
@@ -98,6 +100,17 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     auditDropped: new Counter({
       name: "modelgate_audit_dropped_total",
       help: "Audit records dropped with MODELGATE_AUDIT_FAIL_OPEN on (the buffer was full)",
+      registers: [registry],
+    }),
+    auditUnrecorded: new Counter({
+      name: "modelgate_audit_unrecorded_refusals_total",
+      help: "Refusals answered without an audit record because the audit buffer was full",
+      registers: [registry],
+    }),
+    refusedEarly: new Counter({
+      name: "modelgate_requests_refused_early_total",
+      help: "Requests refused before their body was used: too many in flight for one subject, a body too slow or too large",
+      labelNames: ["code"],
       registers: [registry],
     }),
     auditBuffered: new Gauge({

@@ -9,7 +9,7 @@ export type {
   Subject,
 } from "./evaluation.js";
 export { checkPromptPatterns, type PatternCheckOptions, type PatternIssue } from "./pattern-safety.js";
-export { PolicySet } from "./policy-set.js";
+export { type BroadestGrant, PolicySet } from "./policy-set.js";
 export { type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
 export {
   type BodyFormat,

@@ -37,6 +37,30 @@ function add(index: SubjectIndex, key: string, policy: CompiledPolicy): void {
   }
 }
 
+/**
+ * Subject key → operation → the most permissive policy granting it on any
+ * connection: lets a request without a grant be refused before its body is
+ * read, in time independent of how many policies there are.
+ */
+type OperationIndex = Map<string, Map<Operation, CompiledPolicy>>;
+
+function addOperations(index: OperationIndex, key: string, policy: CompiledPolicy): void {
+  let byOperation = index.get(key);
+  if (byOperation === undefined) {
+    byOperation = new Map();
+    index.set(key, byOperation);
+  }
+  // Policies are added most permissive first: the first one stays.
+  for (const operation of policy.operations) if (!byOperation.has(operation)) byOperation.set(operation, policy);
+}
+
+/** The broadest grant of an operation, as `broadestGrant` reports it. */
+export interface BroadestGrant {
+  policyId: string;
+  requestsPerMinute?: number;
+  tokensPerMinute?: number;
+}
+
 function denied(code: Denial["code"], policies: readonly CompiledPolicy[], reasons: string[], param?: string): Denial {
   const denial: Denial = { decision: "denied", code, policyIds: policies.map((policy) => policy.id), reasons };
   if (param !== undefined) denial.param = param;
@@ -64,6 +88,10 @@ export class PolicySet {
   readonly #byUserId: SubjectIndex = new Map();
   readonly #byEmail: SubjectIndex = new Map();
   readonly #byApiKey: SubjectIndex = new Map();
+  readonly #operationsByGroup: OperationIndex = new Map();
+  readonly #operationsByUserId: OperationIndex = new Map();
+  readonly #operationsByEmail: OperationIndex = new Map();
+  readonly #operationsByApiKey: OperationIndex = new Map();
 
   constructor(policies: readonly StoredPolicy[]) {
     const compiled: CompiledPolicy[] = [];
@@ -85,14 +113,24 @@ export class PolicySet {
     for (const [rank, policy] of compiled.entries()) {
       policy.rank = rank;
       const { groups, users, apiKeys } = policy.definition.subjects;
-      for (const group of groups) add(this.#byGroup, group, policy);
+      for (const group of groups) {
+        add(this.#byGroup, group, policy);
+        addOperations(this.#operationsByGroup, group, policy);
+      }
       // A users entry is a user id, matched exactly; one that is an
       // address (has an @) also matches a verified email, ignoring case.
       for (const user of users) {
         add(this.#byUserId, user, policy);
-        if (user.includes("@")) add(this.#byEmail, user.toLowerCase(), policy);
+        addOperations(this.#operationsByUserId, user, policy);
+        if (user.includes("@")) {
+          add(this.#byEmail, user.toLowerCase(), policy);
+          addOperations(this.#operationsByEmail, user.toLowerCase(), policy);
+        }
       }
-      for (const key of apiKeys) add(this.#byApiKey, key.toLowerCase(), policy);
+      for (const key of apiKeys) {
+        add(this.#byApiKey, key.toLowerCase(), policy);
+        addOperations(this.#operationsByApiKey, key.toLowerCase(), policy);
+      }
     }
     this.size = compiled.length;
   }
@@ -152,6 +190,30 @@ export class PolicySet {
       .filter((masking): masking is MaskingDefinition => masking?.maskPromptsInAudit === true)
       .map((masking) => resolveFields(masking, []));
     return mergeProfiles(profiles);
+  }
+
+  /**
+   * The most permissive policy that grants the subject `operation` on any
+   * connection and model, with its rate limits; undefined when none does.
+   * The gateway refuses a request without one before reading its body, and
+   * charges a listing of models to this grant's request budget.
+   */
+  broadestGrant(subject: Subject, operation: Operation): BroadestGrant | undefined {
+    let best: CompiledPolicy | undefined;
+    const consider = (index: OperationIndex, key: string) => {
+      const policy = index.get(key)?.get(operation);
+      if (policy !== undefined && (best === undefined || policy.rank < best.rank)) best = policy;
+    };
+    for (const group of subject.groups) consider(this.#operationsByGroup, group);
+    if (subject.userId !== "") consider(this.#operationsByUserId, subject.userId);
+    if (subject.email) consider(this.#operationsByEmail, subject.email.toLowerCase());
+    if (subject.apiKeyId) consider(this.#operationsByApiKey, subject.apiKeyId.toLowerCase());
+    if (best === undefined) return undefined;
+    const grant: BroadestGrant = { policyId: best.id };
+    const { requestsPerMinute, tokensPerMinute } = best.limits;
+    if (requestsPerMinute !== undefined) grant.requestsPerMinute = requestsPerMinute;
+    if (tokensPerMinute !== undefined) grant.tokensPerMinute = tokensPerMinute;
+    return grant;
   }
 
   /** Of the given model names on a connection, those the subject may use with `operation`, in their order. */
