@@ -13,7 +13,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { loadOptions, USAGE, UsageError } from "./lib/options.mjs";
 import { CLOCK_TICKS, cpuMs, machineBusyMs, Services } from "./lib/processes.mjs";
-import { checkTargets, formatChecks, medians, workloadTables } from "./lib/report.mjs";
+import { baselineTable, checkTargets, formatChecks, medians, workloadTables } from "./lib/report.mjs";
 import { auditQueue, dropAuditQueue, dropDatabase, startStack } from "./lib/stack.mjs";
 import { median } from "./lib/stats.mjs";
 import { buildRequest, runLoad, runSequential, verifyTarget } from "./lib/workloads.mjs";
@@ -62,8 +62,12 @@ function workloadsFor(options) {
 
 /** The commit measured, with "+dirty" when the work tree has changes. */
 function revision() {
+  return revisionOf(benchDir);
+}
+
+function revisionOf(directory) {
   try {
-    const git = (...args) => execFileSync("git", args, { cwd: benchDir, encoding: "utf8" }).trim();
+    const git = (...args) => execFileSync("git", args, { cwd: directory, encoding: "utf8" }).trim();
     return `${git("rev-parse", "--short", "HEAD")}${git("status", "--porcelain") ? "+dirty" : ""}`;
   } catch {
     return "unknown";
@@ -302,6 +306,11 @@ async function main() {
     out(workloadTables(table, workloads));
     out("");
     out(formatChecks(checks));
+    const againstBaseline = baselineTable(table, workloads);
+    if (againstBaseline) {
+      out("");
+      out(`${againstBaseline}\n(baseline: ${options.baselineRoot}, revision ${revisionOf(options.baselineRoot)})`);
+    }
 
     const file = path.join(resultsDir, `${stamp}.json`);
     const report = { startedAt, finishedAt: new Date(), options, machine: env, medians: table, checks, results };

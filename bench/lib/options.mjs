@@ -1,6 +1,9 @@
 // The benchmark's settings, read once at start: command-line flags and
 // BENCH_* environment variables (empty ones count as unset).
 
+import { existsSync } from "node:fs";
+import path from "node:path";
+
 export class UsageError extends Error {
   name = "UsageError";
 }
@@ -23,6 +26,9 @@ Environment (empty counts as unset):
   BENCH_REDIS_URL             Redis of the gateway's audit queue (default redis://127.0.0.1:6379); the
                               benchmark's queue is removed at the end
   BENCH_AUDIT_WORKER          true: the control plane also stores the records (competing for the same CPUs)
+  BENCH_BASELINE_ROOT         another built checkout (e.g. a git worktree of the previous revision): its
+                              gateway and agent run as the target "baseline" in the same rounds, and the
+                              report compares this tree with it
 `;
 
 const DEFAULTS = {
@@ -78,8 +84,18 @@ export function loadOptions(argv, env) {
     throw new UsageError('BENCH_DATABASE_URL must name a scratch database whose name contains "bench"');
   }
 
+  const baselineRoot = text("BENCH_BASELINE_ROOT");
+  if (baselineRoot !== undefined) {
+    for (const built of ["apps/gateway/dist/main.js", "apps/agent/dist/main.js"]) {
+      if (!existsSync(path.join(baselineRoot, built))) {
+        throw new UsageError(`BENCH_BASELINE_ROOT has no ${built}: build that checkout first (npm ci && npm run build)`);
+      }
+    }
+  }
+
   return {
     help: flags.has("--help"),
+    baselineRoot: baselineRoot === undefined ? undefined : path.resolve(baselineRoot),
     quick,
     rounds: integer("BENCH_ROUNDS", base.rounds, 1, 50),
     durationS: integer("BENCH_DURATION_S", base.durationS, 1, 600),

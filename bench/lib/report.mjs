@@ -2,7 +2,7 @@
 // workload (medians across rounds) and the issue's targets, pass or fail.
 import { median } from "./stats.mjs";
 
-const TARGET_NAMES = ["direct", "proxy", "modelgate"];
+const TARGET_NAMES = ["direct", "proxy", "modelgate", "baseline"];
 
 /** Median across rounds of every reported metric, per workload and target. */
 export function medians(results, workloads) {
@@ -149,4 +149,35 @@ export function formatChecks(checks) {
     ["target from the issue", "modelgate", "bare proxy", "target", "modelgate"],
     checks.map((check) => [check.name, check.modelgate, check.proxy, check.target, check.pass ? "PASS" : "FAIL"]),
   );
+}
+
+/**
+ * This tree against the baseline tree (BENCH_BASELINE_ROOT), measured in the
+ * same rounds: per workload, the change in latency, throughput and CPU per
+ * request. Positive percentages are worse for latency and CPU, better for
+ * throughput.
+ */
+export function baselineTable(table, workloads) {
+  const percent = (now, before) =>
+    Number.isFinite(now) && Number.isFinite(before) && before !== 0
+      ? `${now >= before ? "+" : ""}${(((now - before) / before) * 100).toFixed(1)} %`
+      : "—";
+  const rows = [];
+  for (const workload of workloads) {
+    const now = table[workload.id]?.modelgate;
+    const before = table[workload.id]?.baseline;
+    if (!now || !before) continue;
+    rows.push([
+      workload.id,
+      workload.kind === "load" ? percent(now.requestsPerSecond, before.requestsPerSecond) : "—",
+      percent(now.p50, before.p50),
+      percent(now.p99, before.p99),
+      percent(now.hopCpuMsPerRequest, before.hopCpuMsPerRequest),
+    ]);
+  }
+  if (rows.length === 0) return "";
+  return `This tree against the baseline (same rounds)\n${formatTable(
+    ["workload", "req/s", "p50", "p99", "hop CPU/req"],
+    rows,
+  )}`;
 }

@@ -94,6 +94,8 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     gateway: await freePort(),
     tunnel: await freePort(),
     proxy: await freePort(),
+    baselineGateway: await freePort(),
+    baselineTunnel: await freePort(),
   };
   const fixtureUrl = `http://127.0.0.1:${ports.fixture}`;
   const controlPlaneUrl = `http://127.0.0.1:${ports.controlPlane}`;
@@ -147,36 +149,52 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     limits: { maxTokens: 100_000 },
   });
 
-  const gateway = services.start(
-    "gateway",
-    script("apps/gateway/dist/main.js"),
-    {
-      MODELGATE_GATEWAY_PORT: String(ports.gateway),
-      MODELGATE_TUNNEL_PORT: String(ports.tunnel),
-      MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
-      MODELGATE_GATEWAY_TOKEN: gatewayToken,
-      MODELGATE_REDIS_URL: audit.redisUrl,
-      MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
-      LOG_LEVEL: options.logLevel,
-    },
-    profile("gateway"),
-  );
-  await waitFor(async () => (await getStatus(`${gatewayUrl}/readyz`)) === 200, { what: "the gateway", services });
-
-  const agent = services.start(
-    "agent",
-    script("apps/agent/dist/main.js"),
-    {
-      MODELGATE_GATEWAY_URLS: `grpc://127.0.0.1:${ports.tunnel}`,
-      MODELGATE_AGENT_TOKEN: agentCredential.token,
-      MODELGATE_RUNTIME_URL: fixtureUrl,
-      // Room for every benchmark connection, so the agent's limit never queues requests.
-      MODELGATE_AGENT_CAPACITY: String(Math.max(64, options.connections + 16)),
-      MODELGATE_DRAIN_TIMEOUT_MS: "2000",
-      LOG_LEVEL: options.logLevel,
-    },
-    profile("agent"),
-  );
+  /** A gateway and its agent, from this tree or from the baseline's (BENCH_BASELINE_ROOT). */
+  const startHop = async (name, from, gatewayPort, tunnelPort, agentToken) => {
+    const gateway = services.start(
+      `${name}-gateway`,
+      path.join(from, "apps/gateway/dist/main.js"),
+      {
+        MODELGATE_GATEWAY_PORT: String(gatewayPort),
+        MODELGATE_TUNNEL_PORT: String(tunnelPort),
+        MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
+        MODELGATE_GATEWAY_TOKEN: gatewayToken,
+        MODELGATE_REDIS_URL: audit.redisUrl,
+        MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
+        LOG_LEVEL: options.logLevel,
+      },
+      profile(`${name}-gateway`),
+    );
+    // /healthz answers on the client port in every revision; readiness
+    // (configuration, agents) is checked below by listing models.
+    await waitFor(async () => (await getStatus(`http://127.0.0.1:${gatewayPort}/healthz`)) === 200, {
+      what: `the ${name} gateway`,
+      services,
+    });
+    const agent = services.start(
+      `${name}-agent`,
+      path.join(from, "apps/agent/dist/main.js"),
+      {
+        MODELGATE_GATEWAY_URLS: `grpc://127.0.0.1:${tunnelPort}`,
+        MODELGATE_AGENT_TOKEN: agentToken,
+        MODELGATE_RUNTIME_URL: fixtureUrl,
+        // Room for every benchmark connection, so the agent's limit never queues requests.
+        MODELGATE_AGENT_CAPACITY: String(Math.max(64, options.connections + 16)),
+        MODELGATE_DRAIN_TIMEOUT_MS: "2000",
+        LOG_LEVEL: options.logLevel,
+      },
+      profile(`${name}-agent`),
+    );
+    return { gateway, agent };
+  };
+  const { gateway, agent } = await startHop("modelgate", root, ports.gateway, ports.tunnel, agentCredential.token);
+  const baselineCredential = options.baselineRoot
+    ? await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-baseline-agent" })
+    : undefined;
+  const baseline = baselineCredential
+    ? await startHop("baseline", options.baselineRoot, ports.baselineGateway, ports.baselineTunnel, baselineCredential.token)
+    : undefined;
+  const baselineUrl = `http://127.0.0.1:${ports.baselineGateway}`;
   const proxy = services.start("bare-proxy", script("bench/bare-proxy.mjs"), {
     UPSTREAM_URL: fixtureUrl,
     PORT: String(ports.proxy),
@@ -185,14 +203,17 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   await waitFor(
     async () => {
       const { items } = await admin("GET", `/agents?connection=${CONNECTION}`);
-      return items.some((item) => item.id === agentCredential.id && item.tunnel.state === "connected");
+      const connected = (id) => items.some((item) => item.id === id && item.tunnel.state === "connected");
+      return connected(agentCredential.id) && (!baselineCredential || connected(baselineCredential.id));
     },
-    { what: "the agent to connect", services },
+    { what: "the agents to connect", services },
   );
-  await waitFor(
-    async () => (await getStatus(`${gatewayUrl}/v1/models`, { authorization: `Bearer ${apiKey}` })) === 200,
-    { what: "the API key to reach the gateway", services },
-  );
+  for (const url of baseline ? [gatewayUrl, baselineUrl] : [gatewayUrl]) {
+    await waitFor(async () => (await getStatus(`${url}/v1/models`, { authorization: `Bearer ${apiKey}` })) === 200, {
+      what: "the API key to reach the gateway",
+      services,
+    });
+  }
   await waitFor(async () => (await getStatus(`${proxyUrl}/health`)) === 200, { what: "the bare proxy", services });
 
   return {
@@ -202,12 +223,24 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     gateway,
     agent,
     proxy,
-    all: [fixture, controlPlane, gateway, agent, proxy],
+    all: [fixture, controlPlane, gateway, agent, proxy, ...(baseline ? [baseline.gateway, baseline.agent] : [])],
     // `processes`: the hop's own processes, whose CPU is charged to each request.
     targets: [
       { name: "direct", url: fixtureUrl, model: MODEL, apiKey, processes: [] },
       { name: "proxy", url: proxyUrl, model: MODEL, apiKey, processes: [proxy] },
       { name: "modelgate", url: gatewayUrl, model: `${CONNECTION}/${MODEL}`, apiKey, processes: [gateway, agent] },
+      // The same product from another tree (the revision before a change), measured in the same rounds.
+      ...(baseline
+        ? [
+            {
+              name: "baseline",
+              url: baselineUrl,
+              model: `${CONNECTION}/${MODEL}`,
+              apiKey,
+              processes: [baseline.gateway, baseline.agent],
+            },
+          ]
+        : []),
     ],
   };
 }

@@ -5,7 +5,7 @@ import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet } fro
 import type { Decision } from "@modelgate/protocol";
 import { GatewayError } from "./errors.js";
 import type { JsonEdit } from "./http-body.js";
-import { type Identity, subjectOf } from "./identity.js";
+import { type Identity, subjectKey, subjectOf } from "./identity.js";
 import { type RateLimitCharge, type RateLimiter, RateLimiterUnavailableError } from "./rate-limit.js";
 
 type Allowed = Extract<Evaluation, { decision: "allowed" }>;
@@ -102,10 +102,10 @@ export interface RateLimitGrant {
  * requestsPerMinute and the estimated tokens against tokensPerMinute, both
  * or neither. Fails closed when the shared limiter cannot be reached.
  */
-export function chargeRateLimits(limiter: RateLimiter, who: string, verdict: Verdict): Promise<void> {
+export function chargeRateLimits(limiter: RateLimiter, identity: Identity, verdict: Verdict): Promise<void> {
   const grant = verdict.evaluation.rateLimit;
   if (!grant) return Promise.resolve();
-  return chargeGrant(limiter, who, grant, verdict.evaluation.estimatedTokens);
+  return chargeGrant(limiter, subjectKey(identity), grant, verdict.evaluation.estimatedTokens);
 }
 
 /**

@@ -30,7 +30,7 @@ import { chargeGrant, chargeRateLimits, evaluate, PolicyDenial } from "./decide.
 import { GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
 import { forward } from "./forward.js";
 import { type BodyLimits, ClientGoneError, readBody, rewriteJson } from "./http-body.js";
-import { type Authenticator, subjectKey, subjectOf } from "./identity.js";
+import { type Authenticator, type Identity, subjectKey, subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { listModels } from "./models-list.js";
 import type { RateLimiter } from "./rate-limit.js";
@@ -102,13 +102,12 @@ export function createIngress(options: IngressOptions) {
     trail.operation = route.type === "models" ? "models.list" : route.kind.operation;
     if (route.type === "native") trail.connection = route.connection.name;
 
-    const who = subjectKey(identity);
-    held.releaseInFlight = inFlight.acquire(who);
+    held.releaseInFlight = inFlight.acquire(inFlightKey(identity));
 
     if (route.type === "models") {
       // Answered here, and counted like any other request of the caller's.
       const grant = store.policies.broadestGrant(subject, "models.list");
-      if (grant) await chargeGrant(options.rateLimiter, who, grant, 0);
+      if (grant) await chargeGrant(options.rateLimiter, subjectKey(identity), grant, 0);
       held.auditTicket = recorder.reserve();
       sendJson(res, 200, { object: "list", data: listModels(store, subject) });
       trail.outcome = { status: 200 };
@@ -139,7 +138,7 @@ export function createIngress(options: IngressOptions) {
     trail.verdict = verdict;
 
     held.auditTicket = recorder.reserve();
-    await chargeRateLimits(options.rateLimiter, who, verdict);
+    await chargeRateLimits(options.rateLimiter, identity, verdict);
     metrics.decisions.inc({ decision: "allowed", code: "" });
 
     // A body the policy read is forwarded as the policy read it: parsed
@@ -251,6 +250,14 @@ export function createIngress(options: IngressOptions) {
       metrics.latency.observe({ connection: trail.connection ?? "", route }, (performance.now() - receivedAt) / 1000);
     }
   };
+}
+
+/**
+ * Who holds in-flight places: the subject as the policy engine knows it.
+ * Kept in this process only, so not hashed like the keys shared in Redis.
+ */
+function inFlightKey(identity: Identity): string {
+  return `${identity.authMethod}\n${identity.issuer ?? ""}\n${identity.subjectId}`;
 }
 
 /** The route template as a metrics label: bounded, never the raw path. */
