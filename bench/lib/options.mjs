@@ -88,7 +88,9 @@ export function loadOptions(argv, env) {
   if (baselineRoot !== undefined) {
     for (const built of ["apps/gateway/dist/main.js", "apps/agent/dist/main.js"]) {
       if (!existsSync(path.join(baselineRoot, built))) {
-        throw new UsageError(`BENCH_BASELINE_ROOT has no ${built}: build that checkout first (npm ci && npm run build)`);
+        throw new UsageError(
+          `BENCH_BASELINE_ROOT has no ${built}: build that checkout first (npm ci && npm run build)`,
+        );
       }
     }
   }

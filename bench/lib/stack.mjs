@@ -192,7 +192,13 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     ? await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-baseline-agent" })
     : undefined;
   const baseline = baselineCredential
-    ? await startHop("baseline", options.baselineRoot, ports.baselineGateway, ports.baselineTunnel, baselineCredential.token)
+    ? await startHop(
+        "baseline",
+        options.baselineRoot,
+        ports.baselineGateway,
+        ports.baselineTunnel,
+        baselineCredential.token,
+      )
     : undefined;
   const baselineUrl = `http://127.0.0.1:${ports.baselineGateway}`;
   const proxy = services.start("bare-proxy", script("bench/bare-proxy.mjs"), {

@@ -251,7 +251,7 @@ describe("fuzzing the gateway", () => {
         async (method, path, authorization, contentType, extra, body) => {
           // Framed as every real client frames a body; an unframed one is
           // a second request to Node's parser, refused before the gateway.
-          const framing = body === undefined ? {} : { "content-length": String(body.length) };
+          const framing: Record<string, string> = body === undefined ? {} : { "content-length": String(body.length) };
           const headers = { ...extra, ...framing, authorization, "content-type": contentType };
           const answer = await rawRequest(method, path, headers, body);
           // 502-504 come from the runtime side (its refusals, an agent that is
