@@ -24,6 +24,13 @@ const environment = z.object({
     .min(1024)
     .max(512 * MIB)
     .default(10 * MIB),
+  // Request line and headers; a credential up to 16 KiB must fit with room to spare.
+  MODELGATE_MAX_HEADER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(32 * 1024)
+    .max(MIB)
+    .default(64 * 1024),
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
@@ -59,6 +66,7 @@ export interface GatewayConfig {
   tunnelTls: { certFile: string; keyFile: string; clientCaFile?: string | undefined } | undefined;
   controlPlane: { target: GrpcTarget; caFile: string | undefined; token: string };
   maxBodyBytes: number;
+  maxHeaderBytes: number;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
@@ -131,6 +139,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     tunnelTls,
     controlPlane: { target, caFile: parsed.MODELGATE_CONTROL_PLANE_CA_FILE, token },
     maxBodyBytes: parsed.MODELGATE_MAX_BODY_BYTES,
+    maxHeaderBytes: parsed.MODELGATE_MAX_HEADER_BYTES,
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,

@@ -18,6 +18,7 @@ import {
   serverCredentials,
 } from "@modelgate/protocol";
 import { AgentPool } from "./agent-pool.js";
+import { answerClientError } from "./client-errors.js";
 import { ConfigClient } from "./config-client.js";
 import { type ConfigChange, ConfigStore } from "./config-store.js";
 import { Authenticator } from "./identity.js";
@@ -50,6 +51,11 @@ export interface GatewayOptions {
   audit: GatewayAuditOptions;
   version: string;
   logger: Logger;
+  /**
+   * Largest request head (request line and headers) Node reads; beyond it
+   * Node answers 431 before the gateway sees the request (default 64 KiB).
+   */
+  maxHeaderBytes?: number | undefined;
   /** Collect Node process metrics (off when several gateways share a process). */
   processMetrics?: boolean;
 }
@@ -71,6 +77,8 @@ export interface GatewayAuditOptions {
 }
 
 export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
+/** Four times Node's default: a 16 KiB access token still reaches the authenticator and gets a recorded 401. */
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** How long close() waits for handlers to unwind once their sockets are closed. */
 const HANDLER_SETTLE_MS = 5_000;
 
@@ -135,7 +143,13 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   });
 
   // requestTimeout bounds receiving a request (slow uploads), not streaming the answer.
-  const http: Server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 120_000, noDelay: true });
+  const http: Server = createServer({
+    keepAliveTimeout: 65_000,
+    requestTimeout: 120_000,
+    noDelay: true,
+    maxHeaderSize: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
+  });
+  http.on("clientError", answerClientError({ metrics, logger }));
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}`;
 
   // Configuration from the control plane; agent reports go back on it.
