@@ -148,7 +148,8 @@ function credentialHeaders(rawHeaders: readonly string[]): { authorization: stri
     const name = (rawHeaders[index] as string).toLowerCase();
     const value = rawHeaders[index + 1] as string;
     if (name === "authorization") authorization.push(value);
-    else if (OTHER_CREDENTIAL_HEADERS.has(name)) others.push(value);
+    // A blank one carries no credential, so it cannot disagree.
+    else if (OTHER_CREDENTIAL_HEADERS.has(name) && value.trim() !== "") others.push(value);
   }
   return { authorization, others };
 }

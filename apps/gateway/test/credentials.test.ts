@@ -203,6 +203,8 @@ describe("one credential per request", () => {
     const seen = inferences(runtime).at(-1);
     expect(seen?.headers.authorization).toBe(`Bearer ${RUNTIME_API_KEY}`);
     expect(seen?.headers["x-api-key"]).toBeUndefined();
+    // A blank one carries no credential to disagree with.
+    expect((await tags(`Authorization: Bearer ${stack.apiKey}`, "api-key: ")).status).toBe(200);
   });
 
   it("tells a client that sends only x-api-key where the credential goes", async () => {
