@@ -12,6 +12,7 @@ describe("gateway config", () => {
       tunnelTls: undefined,
       controlPlane: { target: { address: "127.0.0.1:8082", tls: false } },
       maxBodyBytes: 10 * 1024 * 1024,
+      maxHeaderBytes: 64 * 1024,
       agentWaitMs: 0,
     });
   });
@@ -64,6 +65,9 @@ describe("gateway config", () => {
       loadConfig({ ...TOKEN, MODELGATE_CONTROL_PLANE_GRPC_URL: "grpcs://cp.internal:8082" }).controlPlane.target,
     ).toEqual({ address: "cp.internal:8082", host: "cp.internal", tls: true });
     expect(() => loadConfig({ ...TOKEN, MODELGATE_MAX_BODY_BYTES: "12" })).toThrow(/MODELGATE_MAX_BODY_BYTES/);
+    // Below 32 KiB an access token of the accepted size could be cut off by Node with a 431.
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_MAX_HEADER_BYTES: "16384" })).toThrow(/MODELGATE_MAX_HEADER_BYTES/);
+    expect(loadConfig({ ...TOKEN, MODELGATE_MAX_HEADER_BYTES: "131072" }).maxHeaderBytes).toBe(131_072);
     expect(() => loadConfig({ ...TOKEN, MODELGATE_GATEWAY_PORT: "70000" })).toThrow(/MODELGATE_GATEWAY_PORT/);
   });
 });

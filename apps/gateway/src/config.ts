@@ -35,6 +35,13 @@ const environment = z.object({
     .default(64 * 1024),
   MODELGATE_MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1_000).default(64),
   MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT: z.coerce.number().int().min(1).max(1_000_000).default(64),
+  // Request line and headers; a credential up to 16 KiB must fit with room to spare.
+  MODELGATE_MAX_HEADER_BYTES: z.coerce
+    .number()
+    .int()
+    .min(32 * 1024)
+    .max(MIB)
+    .default(64 * 1024),
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
@@ -74,6 +81,7 @@ export interface GatewayConfig {
   bodyMinBytesPerSecond: number;
   maxJsonDepth: number;
   maxInFlightPerSubject: number;
+  maxHeaderBytes: number;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
@@ -150,6 +158,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     bodyMinBytesPerSecond: parsed.MODELGATE_BODY_MIN_BYTES_PER_SECOND,
     maxJsonDepth: parsed.MODELGATE_MAX_JSON_DEPTH,
     maxInFlightPerSubject: parsed.MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT,
+    maxHeaderBytes: parsed.MODELGATE_MAX_HEADER_BYTES,
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,

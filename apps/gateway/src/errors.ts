@@ -1,5 +1,6 @@
-// Errors as OpenAI-compatible clients expect them:
-// {"error": {"message", "type", "code", "param"}}, with stable codes.
+// Errors with stable codes, in the shape the client of each API expects: a
+// refusal the client cannot read is one the user never sees (the `ollama`
+// client printed "[object Object]" for OpenAI's nested shape).
 import type { ServerResponse } from "node:http";
 
 export const GATEWAY_ERRORS = {
@@ -64,14 +65,73 @@ export class GatewayError extends Error {
   }
 }
 
-export function errorBody(code: GatewayErrorCode, message: string, param: string | null = null) {
-  return { error: { message, type: GATEWAY_ERRORS[code].type, code, param } };
+/**
+ * Whose error shape a refusal takes:
+ * - `openai`: `{"error": {"message", "type", "code", "param"}}`;
+ * - `ollama`: `{"error": "<message>", "code"}` (its clients raise the string);
+ * - `tgi`: `{"error": "<message>", "error_type", "code"}` (Text Generation
+ *   Inference's own shape; its `error` is a string too, so Ollama readers cope).
+ */
+export type ErrorDialect = "openai" | "ollama" | "tgi";
+
+/** TGI's native paths; `/` too under a connection (TGI's compat route, and Ollama's banner). */
+const TGI_PATHS = new Set(["/", "/generate", "/generate_stream", "/info", "/tokenize", "/embed"]);
+
+/**
+ * The dialect of a request target, decided by the shape of its path alone:
+ * `/v1/…` is OpenAI's API, `/api/…` Ollama's and `/generate…` TGI's, at the
+ * top level and under `/c/{connection}/` alike. Never by looking the
+ * connection up: a refusal that came in a different shape for an existing
+ * connection than for a made-up one would tell unauthenticated callers which
+ * connections exist. Everything else gets the gateway's own (OpenAI) shape.
+ */
+export function errorDialectFor(url: string): ErrorDialect {
+  const pathEnd = url.search(/[?#]/);
+  let path = pathEnd === -1 ? url : url.slice(0, pathEnd);
+  const native = path.startsWith("/c/");
+  if (native) {
+    const slash = path.indexOf("/", 3);
+    path = slash === -1 ? "/" : path.slice(slash);
+  }
+  if (path === "/v1" || path.startsWith("/v1/")) return "openai";
+  if (path === "/api" || path.startsWith("/api/")) return "ollama";
+  const route = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+  if (TGI_PATHS.has(route) && (native || route !== "/")) return "tgi";
+  return "openai";
 }
 
-/** Writes an error response unless the head already went out. */
+/** TGI's `error_type` categories, which its clients map to exception classes. */
+function tgiErrorType(status: number): string {
+  if (status === 401) return "authentication";
+  if (status === 429 || status === 503) return "overloaded";
+  if (status >= 500) return "incomplete_generation";
+  return "validation";
+}
+
+export function errorBody(
+  code: GatewayErrorCode,
+  message: string,
+  param: string | null = null,
+  dialect: ErrorDialect = "openai",
+) {
+  switch (dialect) {
+    case "ollama":
+      return { error: message, code };
+    case "tgi":
+      return { error: message, error_type: tgiErrorType(GATEWAY_ERRORS[code].status), code };
+    case "openai":
+      return { error: { message, type: GATEWAY_ERRORS[code].type, code, param } };
+  }
+}
+
+/**
+ * Writes an error response unless the head already went out, in the dialect
+ * of the request's path (every call site gets it, without passing it along).
+ */
 export function sendError(res: ServerResponse, error: GatewayError, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
-  const body = JSON.stringify(errorBody(error.code, error.message, error.param));
+  const dialect = errorDialectFor(res.req.url ?? "/");
+  const body = JSON.stringify(errorBody(error.code, error.message, error.param, dialect));
   res.writeHead(error.status, {
     ...error.headers,
     ...headers,
@@ -93,10 +153,13 @@ export function failStartedResponse(res: ServerResponse, code: GatewayErrorCode,
   if (res.destroyed || res.writableEnded) return;
   const contentType = String(res.getHeader("content-type") ?? "").toLowerCase();
   if (contentType.startsWith("text/event-stream")) {
-    res.end(`\n\ndata: ${JSON.stringify(errorBody(code, message))}\n\n`);
+    // OpenAI's SDKs raise `error.message` of an event; TGI's clients raise
+    // a string `error` with its `error_type`, as TGI itself sends them.
+    const dialect = errorDialectFor(res.req.url ?? "/") === "tgi" ? "tgi" : "openai";
+    res.end(`\n\ndata: ${JSON.stringify(errorBody(code, message, null, dialect))}\n\n`);
   } else if (contentType.startsWith("application/x-ndjson")) {
     // Ollama's clients raise the `error` field of a stream line.
-    res.end(`\n${JSON.stringify({ error: message, code })}\n`);
+    res.end(`\n${JSON.stringify(errorBody(code, message, null, "ollama"))}\n`);
   } else {
     // No in-band way to signal failure: cut the chunked transfer short so
     // the client sees an incomplete response, never a truncated "success".

@@ -19,6 +19,7 @@ import {
 } from "@modelgate/protocol";
 import { DEFAULT_MAX_IN_FLIGHT_PER_SUBJECT } from "./admission.js";
 import { AgentPool } from "./agent-pool.js";
+import { answerClientError } from "./client-errors.js";
 import { ConfigClient } from "./config-client.js";
 import { type ConfigChange, ConfigStore } from "./config-store.js";
 import { type BodyLimits, DEFAULT_MAX_JSON_DEPTH } from "./http-body.js";
@@ -60,6 +61,11 @@ export interface GatewayOptions {
   audit: GatewayAuditOptions;
   version: string;
   logger: Logger;
+  /**
+   * Largest request head (request line and headers) Node reads; beyond it
+   * Node answers 431 before the gateway sees the request (default 64 KiB).
+   */
+  maxHeaderBytes?: number | undefined;
   /** Collect Node process metrics (off when several gateways share a process). */
   processMetrics?: boolean;
 }
@@ -83,6 +89,8 @@ export interface GatewayAuditOptions {
 export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 const DEFAULT_BODY_IDLE_TIMEOUT_MS = 15_000;
 const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 64 * 1024;
+/** Four times Node's default: a 16 KiB access token still reaches the authenticator and gets a recorded 401. */
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** How long close() waits for handlers to unwind once their sockets are closed. */
 const HANDLER_SETTLE_MS = 5_000;
 
@@ -161,7 +169,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // the slowest body the limits allow, and a margin.
     requestTimeout: body.idleTimeoutMs + Math.ceil((body.maxBytes / body.minBytesPerSecond) * 1000) + 10_000,
     noDelay: true,
+    maxHeaderSize: options.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES,
   });
+  http.on("clientError", answerClientError({ metrics, logger }));
   const url = `http://${options.host.includes(":") ? `[${options.host}]` : options.host}`;
 
   // Configuration from the control plane; agent reports go back on it.

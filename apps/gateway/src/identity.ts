@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { bearerToken, hashSecret, SECRET_PREFIX } from "@modelgate/core";
-import { looksLikeJwt, type OidcVerifier, TokenError } from "@modelgate/identity";
+import { looksLikeJwt, MAX_TOKEN_LENGTH, type OidcVerifier, TokenError } from "@modelgate/identity";
 import type { Subject } from "@modelgate/policy";
 import type { ConfigStore } from "./config-store.js";
 import { GatewayError } from "./errors.js";
@@ -30,6 +30,16 @@ const API_KEY_SHAPE = new RegExp(`^${SECRET_PREFIX.apiKey}[0-9A-Za-z]{32}$`);
 
 const WWW_AUTHENTICATE = "www-authenticate";
 
+/** Room for `Bearer` and spaces around a credential of the largest accepted size. */
+const MAX_AUTHORIZATION_LENGTH = MAX_TOKEN_LENGTH + 64;
+
+/**
+ * Headers other clients put an API key in (Anthropic's `x-api-key`, Azure
+ * OpenAI's `api-key`). The gateway reads none of them and never forwards
+ * them; they only matter when they disagree with `Authorization`.
+ */
+const OTHER_CREDENTIAL_HEADERS = new Set(["x-api-key", "api-key"]);
+
 export class Authenticator {
   readonly #store: ConfigStore;
   readonly #oidc: OidcVerifier | undefined;
@@ -40,12 +50,36 @@ export class Authenticator {
   }
 
   async authenticate(req: IncomingMessage, now = Date.now()): Promise<Identity> {
-    const header = req.headers.authorization;
-    if (!header) throw unauthenticated("unauthenticated", "missing Authorization: Bearer <API key or access token>");
+    const { authorization, others } = credentialHeaders(req.rawHeaders);
+    // Node keeps the first of several Authorization headers and drops the
+    // rest; a proxy in front may keep the last. Two credentials are refused,
+    // never resolved by whichever one a component happens to read.
+    if (authorization.length > 1) throw ambiguous("the request carries more than one Authorization header");
+    const header = authorization[0];
+    if (!header) {
+      throw unauthenticated(
+        "unauthenticated",
+        others.length > 0
+          ? "send the credential as Authorization: Bearer <credential>; x-api-key and api-key are not read"
+          : "missing Authorization: Bearer <API key or access token>",
+      );
+    }
+    if (header.length > MAX_AUTHORIZATION_LENGTH) {
+      throw unauthenticated("token_malformed", `the bearer token is larger than ${MAX_TOKEN_LENGTH} bytes`);
+    }
     const token = bearerToken(header);
     if (!token) throw unauthenticated("unauthenticated", "the Authorization header must be Bearer <credential>");
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw unauthenticated("token_malformed", `the bearer token is larger than ${MAX_TOKEN_LENGTH} bytes`);
+    }
+    if (others.some((value) => value.trim() !== token)) {
+      throw ambiguous("the request carries different credentials in Authorization and in x-api-key or api-key");
+    }
     if (token.startsWith(SECRET_PREFIX.apiKey)) return this.#apiKey(token, now);
-    if (this.#oidc && looksLikeJwt(token)) return this.#accessToken(this.#oidc, token);
+    if (looksLikeJwt(token)) {
+      if (this.#oidc) return this.#accessToken(this.#oidc, token);
+      throw unauthenticated("unauthenticated", "access tokens are not accepted here; use a modelgate API key");
+    }
     throw unauthenticated("unauthenticated", "the credential is neither a modelgate API key nor an access token");
   }
 
@@ -94,6 +128,30 @@ function unauthenticated(code: GatewayError["code"], message: string): GatewayEr
   return new GatewayError(code, message, null, {
     [WWW_AUTHENTICATE]: `Bearer error="invalid_token", error_description="${description}"`,
   });
+}
+
+/** A request whose credential is ambiguous is malformed, not merely unauthenticated (RFC 6750 §3.1). */
+function ambiguous(message: string): GatewayError {
+  return new GatewayError("invalid_request", message, null, {
+    [WWW_AUTHENTICATE]: `Bearer error="invalid_request", error_description="${message}"`,
+  });
+}
+
+/**
+ * Every credential header as sent, from the raw header list: Node's parsed
+ * `headers` keep only the first `Authorization` and join repeated others.
+ */
+function credentialHeaders(rawHeaders: readonly string[]): { authorization: string[]; others: string[] } {
+  const authorization: string[] = [];
+  const others: string[] = [];
+  for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
+    const name = (rawHeaders[index] as string).toLowerCase();
+    const value = rawHeaders[index + 1] as string;
+    if (name === "authorization") authorization.push(value);
+    // A blank one carries no credential, so it cannot disagree.
+    else if (OTHER_CREDENTIAL_HEADERS.has(name) && value.trim() !== "") others.push(value);
+  }
+  return { authorization, others };
 }
 
 /** What the policy engine matches: groups, the user (or key) and the email. */

@@ -18,6 +18,8 @@ export interface GatewayMetrics {
   auditDropped: Counter;
   auditUnrecorded: Counter;
   refusedEarly: Counter<"code">;
+  /** Requests Node's HTTP parser refused before any handler saw them, by the status answered. */
+  httpRefused: Counter<"status">;
   auditBuffered: Gauge;
   auditHealthy: Gauge;
   /** Where the audit gauges read their values at scrape time. */
@@ -95,6 +97,12 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     auditRefused: new Counter({
       name: "modelgate_audit_refused_total",
       help: "Requests refused with 503 audit_unavailable because their audit record could not be kept",
+      registers: [registry],
+    }),
+    httpRefused: new Counter({
+      name: "modelgate_http_refused_total",
+      help: "Requests the HTTP parser refused before the gateway saw them (no audit record): 431 headers too large, 400 malformed, 408 too slow",
+      labelNames: ["status"],
       registers: [registry],
     }),
     auditDropped: new Counter({

@@ -1,4 +1,53 @@
+import fc from "fast-check";
 import { bearerToken, headerRecord, headersForCaller, headersForRuntime } from "./http-headers.js";
+
+/** Headers that would change the method, path, host or caller address a runtime acts on. */
+const TARGET_CHANGERS = [
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
+  "x-original-method",
+  "x-forwarded-method",
+  "method-override",
+  "x-original-url",
+  "x-rewrite-url",
+  "x-original-uri",
+  "x-override-url",
+  "x-request-uri",
+  "x-original-path",
+  "x-envoy-original-path",
+  "x-envoy-internal",
+  "x-envoy-upstream-rq-timeout-ms",
+  "x-envoy-retry-on",
+  "x-host",
+  "x-original-host",
+  "x-forwarded-host",
+  "x-real-ip",
+  "x-client-ip",
+  "true-client-ip",
+  "cf-connecting-ip",
+  "fastly-client-ip",
+  "x-cluster-client-ip",
+  "x-originating-ip",
+  "x-remote-ip",
+  "x-remote-addr",
+];
+
+/** End-to-end headers clients of the runtimes send, which must keep working. */
+const END_TO_END = [
+  "content-type",
+  "accept",
+  "user-agent",
+  "openai-beta",
+  "openai-organization",
+  "x-stainless-os",
+  "x-stainless-retry-count",
+  "x-request-id",
+  "x-trace-id",
+  "traceparent",
+  "baggage",
+  "idempotency-key",
+];
 
 describe("headersForRuntime", () => {
   it("drops the caller's credentials, modelgate headers, hop-by-hop and connection-named headers", () => {
@@ -49,6 +98,28 @@ describe("headersForRuntime", () => {
     ).toEqual([{ name: "x-trace-id", value: "kept" }]);
   });
 
+  it("drops every header that changes the method, path, host or caller address, in any spelling", () => {
+    const spelling = (names: string[]) =>
+      fc.tuple(...names.map((name) => fc.mixedCase(fc.constant(name)))) as fc.Arbitrary<string[]>;
+    fc.assert(
+      fc.property(
+        spelling(TARGET_CHANGERS),
+        spelling(END_TO_END),
+        fc.array(fc.nat(), { minLength: 1 }),
+        (changers, kept, order) => {
+          const pairs = [...changers, ...kept].map((name, index) => ({ name, value: `v${index}` }));
+          // Interleaved in some order: position must not matter.
+          const shuffled = pairs
+            .map((pair, index) => ({ pair, key: order[index % order.length] ?? 0 }))
+            .sort((a, b) => a.key - b.key)
+            .map(({ pair }) => pair);
+          const forwarded = headersForRuntime(shuffled).map(({ name }) => name);
+          expect(forwarded.sort()).toEqual([...END_TO_END].sort());
+        },
+      ),
+    );
+  });
+
   it("accepts header pairs as well as Node's header objects", () => {
     expect(
       headersForRuntime([
@@ -81,6 +152,8 @@ describe("bearerToken", () => {
   it("reads the token of a Bearer header and nothing else", () => {
     expect(bearerToken("Bearer mg_abc")).toBe("mg_abc");
     expect(bearerToken("bearer  mg_abc ")).toBe("mg_abc");
+    // Up to the largest access token modelgate accepts, so callers can refuse it by its size.
+    expect(bearerToken(`Bearer ${"a".repeat(20 * 1024)}`)).toHaveLength(20 * 1024);
     for (const value of [
       undefined,
       42,
@@ -89,7 +162,7 @@ describe("bearerToken", () => {
       "Bearer",
       "Bearer a b",
       "Bearer é",
-      `Bearer ${"a".repeat(9000)}`,
+      `Bearer ${"a".repeat(40 * 1024)}`,
     ]) {
       expect(bearerToken(value)).toBeUndefined();
     }

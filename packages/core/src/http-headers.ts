@@ -49,7 +49,30 @@ const NEVER_TO_RUNTIME_PREFIXES = [
   "cf-access-",
   "x-goog-iap-",
   "x-ms-token-",
+  // Envoy acts on these (retries, timeouts, "internal" requests, the original path).
+  "x-envoy-",
 ];
+
+/**
+ * Headers that change what a request *is* to some server or framework behind
+ * the agent, after the gateway's policy decided on what it saw:
+ *
+ * - its method: `X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`,
+ *   `X-Original-Method` (a POST classified as inference would become, say, a
+ *   DELETE of a model at a runtime that honours them);
+ * - its path: `X-Original-URL`, `X-Rewrite-URL`, `X-Original-URI`,
+ *   `X-Envoy-Original-Path` (IIS, Symfony, Envoy and others route by them);
+ * - its host and the caller's address: `X-Host`, `X-Original-Host`,
+ *   `X-Client-IP`, `True-Client-IP`, `CF-Connecting-IP`, `X-Remote-Addr`
+ *   (absolute URLs and allow lists at the runtime).
+ *
+ * Matched as a class, not a list: each framework spells them its own way,
+ * and the one spelling a list misses is the one that gets through.
+ */
+function changesRequestTarget(name: string): boolean {
+  if (name.includes("method-override") || /-(?:ip|addr|host)$/.test(name)) return true;
+  return name.startsWith("x-") && (name.includes("method") || /-(?:url|uri|path)(?:-|$)/.test(name));
+}
 
 const NEVER_TO_CALLER = new Set([
   ...HOP_BY_HOP,
@@ -80,7 +103,12 @@ function pairs(headers: HeaderInput): HeaderPair[] {
   return result;
 }
 
-function filter(headers: HeaderInput, refused: Set<string>, refusedPrefixes: readonly string[] = []): HeaderPair[] {
+function filter(
+  headers: HeaderInput,
+  refused: Set<string>,
+  refusedPrefixes: readonly string[] = [],
+  refusedClass: (name: string) => boolean = () => false,
+): HeaderPair[] {
   const all = pairs(headers).map(({ name, value }) => ({ name: name.toLowerCase(), value }));
   // Headers named in `Connection` are hop-by-hop for this message too.
   const named = new Set<string>();
@@ -92,13 +120,14 @@ function filter(headers: HeaderInput, refused: Set<string>, refusedPrefixes: rea
       !refused.has(name) &&
       !named.has(name) &&
       !name.startsWith(MODELGATE_PREFIX) &&
-      !refusedPrefixes.some((prefix) => name.startsWith(prefix)),
+      !refusedPrefixes.some((prefix) => name.startsWith(prefix)) &&
+      !refusedClass(name),
   );
 }
 
 /** End-to-end request headers a runtime may see. */
 export function headersForRuntime(headers: HeaderInput): HeaderPair[] {
-  return filter(headers, NEVER_TO_RUNTIME, NEVER_TO_RUNTIME_PREFIXES);
+  return filter(headers, NEVER_TO_RUNTIME, NEVER_TO_RUNTIME_PREFIXES, changesRequestTarget);
 }
 
 /** Response headers from a runtime that may reach the caller. */
@@ -117,9 +146,15 @@ export function headerRecord(headers: Iterable<HeaderPair>): Record<string, stri
 }
 
 const BEARER = /^Bearer +([\x21-\x7e]+) *$/i;
+/**
+ * Above every credential modelgate accepts (access tokens up to 16 KiB), so
+ * a caller can refuse an oversized token by its size rather than as "not
+ * Bearer"; a bound all the same, since callers pass whatever arrived.
+ */
+const MAX_AUTHORIZATION_LENGTH = 32 * 1024;
 
 /** The token of an `Authorization: Bearer <token>` value; undefined for anything else. */
 export function bearerToken(authorization: unknown): string | undefined {
-  if (typeof authorization !== "string" || authorization.length > 8192) return undefined;
+  if (typeof authorization !== "string" || authorization.length > MAX_AUTHORIZATION_LENGTH) return undefined;
   return BEARER.exec(authorization)?.[1];
 }

@@ -40,10 +40,14 @@ export class TokenError extends Error {
   readonly code: TokenErrorCode;
   readonly status: 401 | 503;
 
-  constructor(code: TokenErrorCode) {
+  /**
+   * `detail` replaces the code's general message with a more precise one. It
+   * must be a fixed sentence of this package, never text taken from a token.
+   */
+  constructor(code: TokenErrorCode, detail?: string) {
     // No `cause`: jose errors carry the decoded claims, and a TokenError is
     // meant to be logged and returned freely.
-    super(MESSAGES[code]);
+    super(detail ?? MESSAGES[code]);
     this.code = code;
     this.status = code === "identity_provider_unavailable" ? 503 : 401;
   }

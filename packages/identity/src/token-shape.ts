@@ -31,13 +31,22 @@ const ALLOWED = new Set(ALLOWED_ALGORITHMS);
 // Three base64url segments; the signature may be empty so that `alg: none`
 // tokens reach the verifier and are refused with a precise code.
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+// Five segments: header, encrypted key (empty for direct encryption), IV,
+// ciphertext, tag (RFC 7516 §7.1).
+const COMPACT_JWE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/;
+
+// Fixed sentences: refusals never carry anything taken from the token.
+const TOO_LARGE = `the access token is larger than ${MAX_TOKEN_LENGTH} bytes`;
+const ENCRYPTED = "encrypted tokens (JWE) are not accepted; send a signed access token (JWS)";
 
 /**
  * A cheap test for "this bearer credential is meant to be a JWT", for callers
- * that accept both API keys and access tokens. It says nothing about validity.
+ * that accept both API keys and access tokens. It says nothing about validity:
+ * encrypted (JWE) tokens count too, so that the verifier refuses them as
+ * such rather than the caller as "not a credential" at all.
  */
 export function looksLikeJwt(token: string): boolean {
-  return typeof token === "string" && COMPACT_JWS.test(token);
+  return typeof token === "string" && (COMPACT_JWS.test(token) || COMPACT_JWE.test(token));
 }
 
 export interface UnverifiedToken {
@@ -51,9 +60,10 @@ export interface UnverifiedToken {
  * lookup can cause a JWKS fetch). Nothing decoded here is trusted further.
  */
 export function decodeUnverified(token: string): UnverifiedToken {
-  if (typeof token !== "string" || token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) {
-    throw new TokenError("token_malformed");
-  }
+  if (typeof token !== "string") throw new TokenError("token_malformed");
+  if (token.length > MAX_TOKEN_LENGTH) throw new TokenError("token_malformed", TOO_LARGE);
+  if (COMPACT_JWE.test(token)) throw new TokenError("token_malformed", ENCRYPTED);
+  if (!COMPACT_JWS.test(token)) throw new TokenError("token_malformed");
   let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(token);

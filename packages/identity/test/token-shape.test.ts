@@ -8,12 +8,20 @@ describe("looksLikeJwt", () => {
     expect(looksLikeJwt("eyJhbGciOiJub25lIn0.eyJzdWIiOiJhIn0.")).toBe(true);
   });
 
+  it("accepts five segments (an encrypted JWT), so the verifier can say why it is refused", () => {
+    expect(looksLikeJwt("a.b.c.d.e")).toBe(true);
+    // Direct encryption (`alg: dir`) leaves the encrypted key empty.
+    expect(looksLikeJwt("eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..aXY.Y2lwaGVy.dGFn")).toBe(true);
+  });
+
   it("rejects anything else", () => {
     for (const value of [
       "",
       "mg_0123456789abcdefghijABCDEFGHIJ01",
       "a.b",
-      "a.b.c.d.e",
+      "a.b.c.d",
+      "a.b.c.d.e.f",
+      ".b.c.d.e",
       "a..c",
       ".b.c",
       "a+b.c.d",

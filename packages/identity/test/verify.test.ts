@@ -236,6 +236,19 @@ describe("garbage", () => {
     expect(await refusal(verify(token))).toBe("token_malformed");
   });
 
+  it("says why an encrypted (JWE) or oversized token is refused, without echoing it", async () => {
+    const jwe = `${base64url({ alg: "dir", enc: "A256GCM" })}..aXZpdml2aXZpdml2.Y2lwaGVydGV4dGNpcGhlcg.dGFndGFndGFn`;
+    const big = `${base64url({ alg: "RS256" })}.${"b".repeat(17 * 1024)}.c2ln`;
+    for (const [token, message] of [
+      [jwe, "encrypted tokens (JWE) are not accepted; send a signed access token (JWS)"],
+      [big, "the access token is larger than 16384 bytes"],
+    ] as const) {
+      const error = await verify(token).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(TokenError);
+      expect(error).toMatchObject({ code: "token_malformed", status: 401, message });
+    }
+  });
+
   it("refuses a payload that is not JSON", async () => {
     const token = `${base64url({ alg: "RS256" })}.${base64url("not json")}.c2ln`;
     expect(await refusal(verify(token))).toBe("token_malformed");
