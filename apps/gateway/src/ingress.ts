@@ -1,5 +1,5 @@
 // The gateway's HTTP front: OpenAI-compatible routes, native pass-through
-// under /c/{connection}/, health and metrics. Each request runs the stages
+// under /c/{connection}/ and /healthz. Each request runs the stages
 // authenticate → route → decide → forward (→ mask at the agent) → record.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AUDIT_RECORD_VERSION, type AuditRecord, type AuditSink } from "@modelgate/audit";
@@ -74,8 +74,6 @@ export interface IngressOptions {
   auditMaxBodyBytes: number;
   /** Put the request body (masked when the policy asks) into the decision log line. */
   logPrompts: boolean;
-  /** Readiness details for /readyz. */
-  readiness: () => { ready: boolean; details: Record<string, unknown> };
 }
 
 /** A request resolved to a connection, before the policy decision. */
@@ -385,22 +383,8 @@ export function createIngress(options: IngressOptions) {
     const sessionId = uuidv7();
     res.setHeader(SESSION_HEADER, sessionId);
     const pathname = (req.url ?? "/").split("?", 1)[0];
+    // Readiness and metrics are on the ops listener (gateway.ts), not here.
     if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (req.method === "GET" && pathname === "/readyz") {
-      const { ready, details } = options.readiness();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
-    }
-    if (req.method === "GET" && pathname === "/metrics") {
-      try {
-        const body = await metrics.registry.metrics();
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(body);
-      } catch (error) {
-        logger.error({ err: error }, "metrics could not be collected");
-        sendError(res, new GatewayError("internal", "internal error"));
-      }
-      return;
-    }
     // No unrecorded requests: one that cannot have its record kept is
     // refused before anything else is looked at.
     const ticket = options.audit.admit();
