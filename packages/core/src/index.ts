@@ -6,7 +6,6 @@ export { uuidv7 } from "./ids.js";
 export { type CreateLoggerOptions, createLogger, type Logger, REDACTED_PATHS, withoutRedaction } from "./logger.js";
 export {
   type MetricsSource,
-  OPS_PATHS,
   type OpsServer,
   type OpsServerOptions,
   type Readiness,
