@@ -197,10 +197,15 @@ async function startServices(services, settings, profileDir, audit) {
     controlPlaneGrpc: await freePort(),
     gateway: await freePort(),
     tunnel: await freePort(),
+    // Readiness is polled on the ops listeners, off the public ports.
+    controlPlaneOps: await freePort(),
+    gatewayOps: await freePort(),
   };
   const fixtureUrl = `http://127.0.0.1:${ports.fixture}`;
   const controlPlaneUrl = `http://127.0.0.1:${ports.controlPlane}`;
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+  const controlPlaneOpsUrl = `http://127.0.0.1:${ports.controlPlaneOps}`;
+  const gatewayOpsUrl = `http://127.0.0.1:${ports.gatewayOps}`;
   const profile = (name) =>
     settings.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
 
@@ -217,10 +222,11 @@ async function startServices(services, settings, profileDir, audit) {
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+    MODELGATE_CONTROL_PLANE_OPS_PORT: String(ports.controlPlaneOps),
     ...controlPlaneAuditEnv(audit),
     LOG_LEVEL: "warn",
   });
-  await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {
+  await waitFor(async () => (await getStatus(`${controlPlaneOpsUrl}/readyz`)) === 200, {
     what: "the control plane",
     services,
   });
@@ -268,6 +274,7 @@ async function startServices(services, settings, profileDir, audit) {
     {
       MODELGATE_GATEWAY_PORT: String(ports.gateway),
       MODELGATE_TUNNEL_PORT: String(ports.tunnel),
+      MODELGATE_GATEWAY_OPS_PORT: String(ports.gatewayOps),
       MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
       MODELGATE_GATEWAY_TOKEN: gatewayToken,
       MODELGATE_REDIS_URL: audit.redisUrl,
@@ -276,7 +283,7 @@ async function startServices(services, settings, profileDir, audit) {
     },
     profile("gateway"),
   );
-  await waitFor(async () => (await getStatus(`${gatewayUrl}/readyz`)) === 200, { what: "the gateway", services });
+  await waitFor(async () => (await getStatus(`${gatewayOpsUrl}/readyz`)) === 200, { what: "the gateway", services });
 
   const agents = {};
   for (const name of CONNECTIONS) {
@@ -289,6 +296,7 @@ async function startServices(services, settings, profileDir, audit) {
         MODELGATE_RUNTIME_URL: fixtureUrl,
         MODELGATE_AGENT_CAPACITY: "16",
         MODELGATE_DRAIN_TIMEOUT_MS: "2000",
+        MODELGATE_AGENT_OPS_PORT: "0",
         LOG_LEVEL: settings.logLevel,
       },
       profile(`agent-${name}`),

@@ -93,13 +93,19 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     controlPlaneGrpc: await freePort(),
     gateway: await freePort(),
     tunnel: await freePort(),
+    // Readiness is polled on the ops listeners, off the public ports.
+    controlPlaneOps: await freePort(),
+    gatewayOps: await freePort(),
     proxy: await freePort(),
     baselineGateway: await freePort(),
     baselineTunnel: await freePort(),
+    baselineGatewayOps: await freePort(),
   };
   const fixtureUrl = `http://127.0.0.1:${ports.fixture}`;
   const controlPlaneUrl = `http://127.0.0.1:${ports.controlPlane}`;
   const gatewayUrl = `http://127.0.0.1:${ports.gateway}`;
+  const controlPlaneOpsUrl = `http://127.0.0.1:${ports.controlPlaneOps}`;
+  const gatewayOpsUrl = `http://127.0.0.1:${ports.gatewayOps}`;
   const proxyUrl = `http://127.0.0.1:${ports.proxy}`;
   const profile = (name) =>
     options.cpuProfile ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
@@ -117,10 +123,11 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     MODELGATE_GATEWAY_TOKEN: gatewayToken,
     MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+    MODELGATE_CONTROL_PLANE_OPS_PORT: String(ports.controlPlaneOps),
     ...controlPlaneAuditEnv(audit),
     LOG_LEVEL: "warn",
   });
-  await waitFor(async () => (await getStatus(`${controlPlaneUrl}/readyz`)) === 200, {
+  await waitFor(async () => (await getStatus(`${controlPlaneOpsUrl}/readyz`)) === 200, {
     what: "the control plane",
     services,
   });
@@ -150,13 +157,15 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   });
 
   /** A gateway and its agent, from this tree or from the baseline's (BENCH_BASELINE_ROOT). */
-  const startHop = async (name, from, gatewayPort, tunnelPort, agentToken) => {
+  const startHop = async (name, from, gatewayPort, tunnelPort, opsPort, agentToken) => {
     const gateway = services.start(
       `${name}-gateway`,
       path.join(from, "apps/gateway/dist/main.js"),
       {
         MODELGATE_GATEWAY_PORT: String(gatewayPort),
         MODELGATE_TUNNEL_PORT: String(tunnelPort),
+        // Revisions before the ops listener ignore it.
+        MODELGATE_GATEWAY_OPS_PORT: String(opsPort),
         MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
         MODELGATE_GATEWAY_TOKEN: gatewayToken,
         MODELGATE_REDIS_URL: audit.redisUrl,
@@ -181,13 +190,22 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         // Room for every benchmark connection, so the agent's limit never queues requests.
         MODELGATE_AGENT_CAPACITY: String(Math.max(64, options.connections + 16)),
         MODELGATE_DRAIN_TIMEOUT_MS: "2000",
+        MODELGATE_AGENT_OPS_PORT: "0",
         LOG_LEVEL: options.logLevel,
       },
       profile(`${name}-agent`),
     );
     return { gateway, agent };
   };
-  const { gateway, agent } = await startHop("modelgate", root, ports.gateway, ports.tunnel, agentCredential.token);
+  const { gateway, agent } = await startHop(
+    "modelgate",
+    root,
+    ports.gateway,
+    ports.tunnel,
+    ports.gatewayOps,
+    agentCredential.token,
+  );
+  await waitFor(async () => (await getStatus(`${gatewayOpsUrl}/readyz`)) === 200, { what: "the gateway", services });
   const baselineCredential = options.baselineRoot
     ? await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-baseline-agent" })
     : undefined;
@@ -197,6 +215,7 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         options.baselineRoot,
         ports.baselineGateway,
         ports.baselineTunnel,
+        ports.baselineGatewayOps,
         baselineCredential.token,
       )
     : undefined;

@@ -1,7 +1,8 @@
 // An agent: runtime client, runtime health monitor and one tunnel per
 // gateway address, with draining for graceful shutdown.
-import type { Logger } from "@modelgate/core";
+import type { Logger, MetricsSource, Readiness } from "@modelgate/core";
 import { type ClientTlsFiles, channelCredentials, type RuntimeHealth } from "@modelgate/protocol";
+import { createAgentMetrics } from "./metrics.js";
 import { createRuntimeClient, type RuntimeCredential } from "./runtime-client.js";
 import { createCapacityLimiter, TunnelClient } from "./tunnel-client.js";
 
@@ -18,11 +19,22 @@ export interface AgentOptions {
   version: string;
   logger: Logger;
   reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** Collect Node process metrics (default true; off when several agents share a process). */
+  processMetrics?: boolean;
 }
 
 export interface RunningAgent {
   readonly tunnels: readonly TunnelClient[];
   runtimeHealth(): RuntimeHealth;
+  /**
+   * Ready while at least one tunnel is registered with its gateway: then the
+   * agent takes requests. The runtime's health is in the details but does not
+   * count: gateways already route around an agent whose runtime is down, and
+   * an agent that restarted because of it would not mend the runtime.
+   */
+  readiness(): Readiness;
+  /** Prometheus text for the ops listener. */
+  readonly metrics: MetricsSource;
   /** Resolves once every tunnel has registered with its gateway. */
   connected(): Promise<void>;
   /**
@@ -33,6 +45,12 @@ export interface RunningAgent {
   close(): Promise<void>;
 }
 
+function runtimeLabel(health: RuntimeHealth): "healthy" | "unhealthy" | "unknown" {
+  if (health === "RUNTIME_HEALTH_HEALTHY") return "healthy";
+  if (health === "RUNTIME_HEALTH_UNHEALTHY") return "unhealthy";
+  return "unknown";
+}
+
 export function startAgent(options: AgentOptions): RunningAgent {
   const { logger } = options;
   const runtime = createRuntimeClient({
@@ -41,6 +59,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
     connections: options.capacity,
   });
   const limiter = createCapacityLimiter(options.capacity);
+  const metrics = createAgentMetrics({ processMetrics: options.processMetrics ?? true });
 
   // Unknown until the first probe; the gateway treats it like unhealthy only
   // when a healthy agent is available instead.
@@ -68,8 +87,15 @@ export function startAgent(options: AgentOptions): RunningAgent {
         runtimeHealth: () => health,
         logger,
         ...(options.reconnectBackoff ? { backoff: options.reconnectBackoff } : {}),
+        onOutcome: (outcome) => metrics.requests.inc({ outcome }),
       }),
   );
+  metrics.observe({
+    tunnels: () => tunnels,
+    inFlight: () => limiter.inFlight,
+    capacity: limiter.capacity,
+    runtimeHealthy: () => runtimeLabel(health) === "healthy",
+  });
   for (const tunnel of tunnels) tunnel.start();
 
   let closed = false;
@@ -84,6 +110,16 @@ export function startAgent(options: AgentOptions): RunningAgent {
   return {
     tunnels,
     runtimeHealth: () => health,
+    readiness: () => ({
+      ready: tunnels.some((tunnel) => tunnel.state === "connected"),
+      details: {
+        tunnels: tunnels.map((tunnel) => ({ gateway: tunnel.address, state: tunnel.state })),
+        runtime: runtimeLabel(health),
+        inFlight: limiter.inFlight,
+        capacity: limiter.capacity,
+      },
+    }),
+    metrics: metrics.registry,
     connected: () =>
       Promise.all(
         tunnels.map((tunnel) =>

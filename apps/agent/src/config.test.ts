@@ -18,6 +18,15 @@ describe("agent config", () => {
     expect(config).toMatchObject({ capacity: 32, runtimeHealthPath: "/health", runtimeCredential: undefined });
   });
 
+  it("puts the ops listener on loopback port 9082 unless told otherwise", () => {
+    expect(loadConfig(BASE).ops).toEqual({ host: "127.0.0.1", port: 9082 });
+    expect(loadConfig({ ...BASE, MODELGATE_AGENT_OPS_HOST: "0.0.0.0", MODELGATE_AGENT_OPS_PORT: "0" }).ops).toEqual({
+      host: "0.0.0.0",
+      port: 0,
+    });
+    expect(() => loadConfig({ ...BASE, MODELGATE_AGENT_OPS_PORT: "-1" })).toThrow(/MODELGATE_AGENT_OPS_PORT/);
+  });
+
   it("refuses plaintext to a remote gateway, duplicates and non-agent tokens", () => {
     expect(() => loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://gw.example:8443" })).toThrow(/plaintext gRPC/);
     expect(

@@ -1,4 +1,4 @@
-import { ConfigError, envBoolean, logLevel, parseEnv, SECRET_PREFIX, secretSetting } from "@modelgate/core";
+import { ConfigError, envBoolean, envPort, logLevel, parseEnv, SECRET_PREFIX, secretSetting } from "@modelgate/core";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
 import type { RuntimeCredential } from "./runtime-client.js";
@@ -23,6 +23,9 @@ const environment = z.object({
   MODELGATE_TUNNEL_CLIENT_CERT_FILE: z.string().optional(),
   MODELGATE_TUNNEL_CLIENT_KEY_FILE: z.string().optional(),
   MODELGATE_TUNNEL_ALLOW_INSECURE: envBoolean.default(false),
+  // /livez, /readyz and /metrics: the agent's only listener (docs/operations.md).
+  MODELGATE_AGENT_OPS_HOST: z.string().default("127.0.0.1"),
+  MODELGATE_AGENT_OPS_PORT: envPort.default(9082),
   LOG_LEVEL: logLevel.default("info"),
 });
 
@@ -35,6 +38,8 @@ export interface AgentConfig {
   capacity: number;
   drainTimeoutMs: number;
   tunnelTls: { caFile?: string | undefined; certFile?: string | undefined; keyFile?: string | undefined };
+  /** The ops listener (/livez, /readyz, /metrics). */
+  ops: { host: string; port: number };
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -105,6 +110,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       certFile: parsed.MODELGATE_TUNNEL_CLIENT_CERT_FILE,
       keyFile: parsed.MODELGATE_TUNNEL_CLIENT_KEY_FILE,
     },
+    ops: { host: parsed.MODELGATE_AGENT_OPS_HOST, port: parsed.MODELGATE_AGENT_OPS_PORT },
     logLevel: parsed.LOG_LEVEL,
   };
 }

@@ -41,6 +41,18 @@ function* frames(chunk: Buffer): Generator<Buffer> {
 
 export type SlotCall = grpc.ClientDuplexStream<AgentFrameInput, GatewayFrame>;
 
+/** How a request ended on the agent, a bounded set (the agent's requests metric). */
+export type ExchangeOutcome =
+  | "completed"
+  | "draining"
+  | "at_capacity"
+  | "masking_failed"
+  | "invalid_request"
+  | "runtime_timeout"
+  | "runtime_unavailable"
+  /** Cancelled by the client or the gateway, or the stream went away. */
+  | "aborted";
+
 export interface SlotContext {
   runtime: RuntimeClient;
   limiter: CapacityLimiter;
@@ -50,6 +62,8 @@ export interface SlotContext {
   onBusy: (busy: boolean) => void;
   /** The stream is gone (closed by the gateway, broken, or cancelled by us). */
   onClosed: () => void;
+  /** A request ended. */
+  onOutcome?: (outcome: ExchangeOutcome) => void;
 }
 
 /** Masking failed under `onError: "block"`: the rest of the response is withheld. */
@@ -176,10 +190,12 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
         controller.signal,
         () => abortReason,
         () => abort("timeout"),
-      ).finally(() => {
-        current = undefined;
-        context.onBusy(false);
-      });
+      )
+        .then((outcome) => context.onOutcome?.(outcome))
+        .finally(() => {
+          current = undefined;
+          context.onBusy(false);
+        });
     } else if (frame.cancel) {
       current?.abort("cancelled");
     }
@@ -210,18 +226,25 @@ async function runExchange(
   signal: AbortSignal,
   abortReason: () => AbortReason | undefined,
   abortSelf: () => void,
-): Promise<void> {
+): Promise<ExchangeOutcome> {
   const fail = (code: ErrorCode, message: string) => call.write({ error: { code, message } });
-  if (draining()) return void fail("ERROR_CODE_DRAINING", "agent is draining");
+  if (draining()) {
+    fail("ERROR_CODE_DRAINING", "agent is draining");
+    return "draining";
+  }
   let profile: MaskingProfile | undefined;
   try {
     profile = maskingProfileOf(head);
   } catch {
     // Never send a response whose masking could not even be read.
-    return void fail("ERROR_CODE_MASKING_FAILED", "the request's masking profile is unreadable");
+    fail("ERROR_CODE_MASKING_FAILED", "the request's masking profile is unreadable");
+    return "masking_failed";
   }
   // Another gateway may have filled this agent meanwhile.
-  if (!limiter.tryAcquire()) return void fail("ERROR_CODE_AT_CAPACITY", "agent is at capacity");
+  if (!limiter.tryAcquire()) {
+    fail("ERROR_CODE_AT_CAPACITY", "agent is at capacity");
+    return "at_capacity";
+  }
 
   // The gateway's deadline, enforced here too; one timer, no composite signal.
   let timedOut = false;
@@ -305,26 +328,36 @@ async function runExchange(
       clearTimeout(timer);
       await send({ head: takeHead(), body: pending ?? EMPTY, end: true, ...counts() });
     }
+    return "completed";
   } catch (error) {
     const reason = abortReason();
     // After the end part nothing more may be written: the gateway has handed
     // this stream to the next request already.
     if (ended) {
       logger.debug({ requestId: head.requestId, reason }, "stream closed after the end of a request");
-    } else if (reason === "cancelled" || reason === "gateway_gone") {
+      return "completed";
+    }
+    if (reason === "cancelled" || reason === "gateway_gone") {
       logger.debug({ requestId: head.requestId, reason }, "runtime request aborted");
-    } else if (timedOut) {
+      return "aborted";
+    }
+    if (timedOut) {
       fail("ERROR_CODE_RUNTIME_TIMEOUT", "the runtime did not answer in time");
-    } else if (error instanceof MaskingFailure) {
+      return "runtime_timeout";
+    }
+    if (error instanceof MaskingFailure) {
       // Leaving the body's loop closed it, which aborts the runtime request.
       fail("ERROR_CODE_MASKING_FAILED", "the response could not be masked");
-    } else if (error instanceof UnsafePathError) {
-      fail("ERROR_CODE_INVALID_REQUEST", `refused path: ${error.message}`);
-    } else {
-      // The detail names internal hosts; it stays in the agent's log.
-      logger.warn({ err: error, requestId: head.requestId }, "runtime request failed");
-      fail("ERROR_CODE_RUNTIME_UNAVAILABLE", "the runtime could not be reached or broke the connection");
+      return "masking_failed";
     }
+    if (error instanceof UnsafePathError) {
+      fail("ERROR_CODE_INVALID_REQUEST", `refused path: ${error.message}`);
+      return "invalid_request";
+    }
+    // The detail names internal hosts; it stays in the agent's log.
+    logger.warn({ err: error, requestId: head.requestId }, "runtime request failed");
+    fail("ERROR_CODE_RUNTIME_UNAVAILABLE", "the runtime could not be reached or broke the connection");
+    return "runtime_unavailable";
   } finally {
     clearTimeout(timer);
     limiter.release();

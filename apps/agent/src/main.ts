@@ -2,9 +2,10 @@
 import { ConfigError, createLogger } from "@modelgate/core";
 import { startAgent } from "./agent.js";
 import { loadConfig } from "./config.js";
+import { startAgentOps } from "./ops.js";
 import { VERSION } from "./version.js";
 
-function main(): void {
+async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ name: "agent", level: config.logLevel });
   logger.info(
@@ -17,14 +18,21 @@ function main(): void {
     "starting agent",
   );
   const agent = startAgent({ ...config, version: VERSION, logger });
+  const ops = await startAgentOps(agent, { ...config.ops, logger }).catch(async (error: unknown) => {
+    // A taken ops port: stop the tunnels, so the process can exit.
+    await agent.close();
+    throw error;
+  });
+  logger.info({ ops: ops.url }, "agent ops listening");
 
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal, drainTimeoutMs: config.drainTimeoutMs }, "draining");
-    void agent.drain(config.drainTimeoutMs).then((finished) => {
+    void agent.drain(config.drainTimeoutMs).then(async (finished) => {
       logger.info({ finished }, finished ? "drained, exiting" : "drain timed out, exiting");
+      await ops.close();
       process.exit(0);
     });
   };
@@ -32,9 +40,7 @@ function main(): void {
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
-try {
-  main();
-} catch (error) {
+main().catch((error: unknown) => {
   process.stderr.write(`agent failed to start: ${error instanceof ConfigError ? error.message : String(error)}\n`);
   process.exit(1);
-}
+});

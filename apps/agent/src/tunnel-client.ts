@@ -12,7 +12,7 @@ import {
   type RuntimeHealth,
   TUNNEL_ID_METADATA,
 } from "@modelgate/protocol";
-import { runSlot, type Slot, type SlotCall } from "./exchange.js";
+import { type ExchangeOutcome, runSlot, type Slot, type SlotCall } from "./exchange.js";
 import type { RuntimeClient } from "./runtime-client.js";
 
 export type TunnelState = "connecting" | "connected" | "draining" | "closed";
@@ -54,6 +54,8 @@ export interface TunnelClientOptions {
   logger: Logger;
   /** Bounds on the reconnect delay (exponential with jitter). */
   backoff?: { initialMs: number; maxMs: number };
+  /** A request on this tunnel ended (for the agent's metrics). */
+  onOutcome?: (outcome: ExchangeOutcome) => void;
 }
 
 /**
@@ -245,6 +247,7 @@ export class TunnelClient extends EventEmitter {
       limiter: this.#options.limiter,
       draining: () => this.#state === "draining" || this.#state === "closed",
       logger: this.#logger,
+      onOutcome: this.#options.onOutcome,
       onBusy: (busy) => {
         this.#inFlight += busy ? 1 : -1;
         // Finished its last request: a draining agent half-closes the

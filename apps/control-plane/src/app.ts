@@ -21,9 +21,9 @@ import { sessionRoutes } from "./features/sessions/routes.js";
 import { createSessionService } from "./features/sessions/service.js";
 import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
-import { ApiError } from "./http/errors.js";
+import { type ControlPlaneMetrics, setRouteTemplate } from "./http/metrics.js";
 import { buildOpenApiDocument } from "./http/openapi.js";
-import { errorHandler, notFoundHandler, sendProblem } from "./http/problem.js";
+import { errorHandler, notFoundHandler } from "./http/problem.js";
 import { assignRequestId } from "./http/request-id.js";
 import { authenticate, mountRoutes } from "./http/route.js";
 import { createSecretBox, type SecretBox } from "./secret-box.js";
@@ -31,7 +31,6 @@ import { createSecretBox, type SecretBox } from "./secret-box.js";
 export const API_BASE_PATH = "/api/v1";
 /** Control-plane bodies are small configuration documents. */
 export const MAX_BODY_BYTES = 1024 * 1024;
-const READINESS_TIMEOUT_MS = 2000;
 
 export interface ControlPlaneDeps {
   db: Database;
@@ -42,10 +41,20 @@ export interface ControlPlaneDeps {
   presence?: PresenceRegistry;
   /** Seals exporter secrets; without it they are stored unsealed (see secret-box.ts). */
   secrets?: SecretBox;
+  /** Counts requests for /metrics on the ops listener (server.ts). */
+  metrics?: ControlPlaneMetrics;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
-export function createApp({ db, logger, authenticator, version, presence, secrets }: ControlPlaneDeps): Express {
+export function createApp({
+  db,
+  logger,
+  authenticator,
+  version,
+  presence,
+  secrets,
+  metrics,
+}: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db })),
     ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
@@ -62,12 +71,13 @@ export function createApp({ db, logger, authenticator, version, presence, secret
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
+  if (metrics) app.use(metrics.http);
   app.use(assignRequestId);
   app.use(
     pinoHttp({
       logger,
       genReqId: (_req, res) => res.locals.requestId,
-      autoLogging: { ignore: (req) => req.url === "/healthz" || req.url === "/readyz" },
+      autoLogging: { ignore: (req) => req.url === "/healthz" },
     }),
   );
   app.use((_req, res, next) => {
@@ -77,23 +87,18 @@ export function createApp({ db, logger, authenticator, version, presence, secret
     next();
   });
 
+  // Liveness only: readiness (which names what is failing) and metrics are
+  // on the ops listener, off the public port (server.ts).
   app.get("/healthz", (_req, res) => {
+    setRouteTemplate(res, "/healthz");
     res.json({ status: "ok" });
-  });
-  app.get("/readyz", async (_req, res) => {
-    try {
-      await withTimeout(db.$queryRaw`SELECT 1`, READINESS_TIMEOUT_MS);
-      res.json({ status: "ready", checks: { database: "ok" } });
-    } catch (error) {
-      logger.warn({ err: error }, "readiness check failed");
-      sendProblem(res, new ApiError("unavailable", "the database is not reachable"));
-    }
   });
 
   const api = express.Router({ caseSensitive: true, strict: false });
   // The API description is public; everything after it needs a credential,
   // checked before the body is read.
-  api.get("/openapi.json", (_req, res) => {
+  api.get("/openapi.json", (req, res) => {
+    setRouteTemplate(res, `${req.baseUrl}/openapi.json`);
     res.json(openApiDocument);
   });
   api.use(authenticate(authenticator));
@@ -104,16 +109,4 @@ export function createApp({ db, logger, authenticator, version, presence, secret
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
   return app;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -33,6 +33,7 @@ describe("control-plane config", () => {
       adminToken: undefined,
       port: 8081,
       host: "127.0.0.1",
+      ops: { host: "127.0.0.1", port: 9081 },
       migrateOnStart: true,
     });
     expect(config.databaseUrl).toMatch(/^postgresql:\/\//);
@@ -45,6 +46,8 @@ describe("control-plane config", () => {
       MODELGATE_CONTROL_PLANE_HOST: "0.0.0.0",
       MODELGATE_CONTROL_PLANE_GRPC_PORT: "9002",
       MODELGATE_CONTROL_PLANE_PORT: "9001",
+      MODELGATE_CONTROL_PLANE_OPS_HOST: "10.0.0.5",
+      MODELGATE_CONTROL_PLANE_OPS_PORT: "9003",
       MODELGATE_MIGRATE_ON_START: "false",
       MODELGATE_DB_POOL_SIZE: "3",
       MODELGATE_AUDIT_QUEUE_PREFIX: "modelgate-eu",
@@ -53,6 +56,7 @@ describe("control-plane config", () => {
     expect(config).toEqual({
       host: "0.0.0.0",
       port: 9001,
+      ops: { host: "10.0.0.5", port: 9003 },
       databaseUrl: "postgresql://user:pw@db:5432/modelgate",
       adminToken: TOKEN,
       gatewayToken: GATEWAY_TOKEN,
@@ -64,6 +68,16 @@ describe("control-plane config", () => {
       retention: { contentDays: undefined, metadataDays: undefined },
       logLevel: "warn",
     });
+  });
+
+  it("keeps the ops listener off the public port", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(() => loadConfig({ ...base, MODELGATE_CONTROL_PLANE_OPS_PORT: "8081" })).toThrow(
+      /MODELGATE_CONTROL_PLANE_OPS_PORT: must differ/,
+    );
+    expect(
+      loadConfig({ ...base, MODELGATE_CONTROL_PLANE_PORT: "0", MODELGATE_CONTROL_PLANE_OPS_PORT: "0" }).ops,
+    ).toEqual({ host: "127.0.0.1", port: 0 });
   });
 
   it("redacts the admin token and the database password for logging", () => {

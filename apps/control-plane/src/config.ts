@@ -26,6 +26,9 @@ const environment = z
   .object({
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
     MODELGATE_CONTROL_PLANE_PORT: envPort.default(8081),
+    // /livez, /readyz and /metrics: on the operator's network only (docs/operations.md).
+    MODELGATE_CONTROL_PLANE_OPS_HOST: z.string().default("127.0.0.1"),
+    MODELGATE_CONTROL_PLANE_OPS_PORT: envPort.default(9081),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }).optional(),
     // Exactly what a Bearer header can carry: a token with a space, a
     // newline from a secret file or non-ASCII text could never log in.
@@ -92,6 +95,14 @@ const environment = z
         message: `must be set, and at most MODELGATE_RETENTION_METADATA_DAYS (${metadataDays}), when that is set`,
       });
     }
+    const opsPort = env.MODELGATE_CONTROL_PLANE_OPS_PORT;
+    if (opsPort !== 0 && opsPort === env.MODELGATE_CONTROL_PLANE_PORT) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MODELGATE_CONTROL_PLANE_OPS_PORT"],
+        message: "must differ from MODELGATE_CONTROL_PLANE_PORT (ops stay off the public port)",
+      });
+    }
     if ((contentDays !== undefined || metadataDays !== undefined) && !env.MODELGATE_REDIS_URL) {
       ctx.addIssue({
         code: "custom",
@@ -126,6 +137,8 @@ const environment = z
 export interface ControlPlaneConfig {
   host: string;
   port: number;
+  /** The ops listener (/livez, /readyz, /metrics). */
+  ops: { host: string; port: number };
   databaseUrl: string;
   /** Undefined in dev mode, where main.ts generates one, or when OIDC admins exist. */
   adminToken: string | undefined;
@@ -184,6 +197,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return {
     host: parsed.MODELGATE_CONTROL_PLANE_HOST,
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
+    ops: { host: parsed.MODELGATE_CONTROL_PLANE_OPS_HOST, port: parsed.MODELGATE_CONTROL_PLANE_OPS_PORT },
     databaseUrl: parsed.DATABASE_URL ?? DEV_DATABASE_URL,
     adminToken: parsed.MODELGATE_ADMIN_TOKEN,
     oidc: oidc ? { verifier: oidc, roleGroups } : undefined,

@@ -32,7 +32,10 @@ async function main(): Promise<void> {
   }
 
   const controlPlane = await startControlPlane({ ...config, adminToken, gatewayToken, version: VERSION, logger });
-  logger.info({ url: controlPlane.url, grpc: controlPlane.grpcAddress }, "control plane listening");
+  logger.info(
+    { url: controlPlane.url, grpc: controlPlane.grpcAddress, ops: controlPlane.opsUrl },
+    "control plane listening",
+  );
 
   let stopping = false;
   const stop = (signal: string) => {

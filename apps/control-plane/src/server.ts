@@ -5,7 +5,7 @@ import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { type AuditStore, type AuditWorker, startAuditWorker } from "@modelgate/audit";
-import type { Logger } from "@modelgate/core";
+import { type Logger, type OpsServer, startOpsServer } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
@@ -17,6 +17,8 @@ import { PresenceRegistry } from "./gateway-link/presence.js";
 import { startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
+import { createControlPlaneMetrics } from "./http/metrics.js";
+import { createReadinessChecks } from "./readiness.js";
 import { createSecretBox } from "./secret-box.js";
 
 /** Records the audit worker stores at once (see createSessionStore's batching). */
@@ -25,6 +27,10 @@ const AUDIT_WORKER_CONCURRENCY = 64;
 export interface ControlPlaneOptions {
   host: string;
   port: number;
+  /** The ops listener: /livez, /readyz, /metrics (port 0: any free one). */
+  ops: { host: string; port: number };
+  /** Collect Node process metrics (default true; off when tests run several in one process). */
+  processMetrics?: boolean;
   grpc: { host: string; port: number; tls?: ServerTlsFiles | undefined };
   databaseUrl: string;
   dbPoolSize: number;
@@ -51,6 +57,8 @@ export interface ControlPlaneOptions {
 
 export interface RunningControlPlane {
   url: string;
+  /** Base URL of the ops listener (/livez, /readyz, /metrics). */
+  opsUrl: string;
   /** `host:port` of the gRPC endpoint gateways dial. */
   grpcAddress: string;
   db: Database;
@@ -130,6 +138,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
   await verifier?.start();
+  const metrics = createControlPlaneMetrics({ processMetrics: options.processMetrics ?? true });
+  const readiness = await createReadinessChecks({ db, redisUrl: options.redisUrl, logger });
   const app = createApp({
     db,
     logger,
@@ -140,18 +150,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     version: options.version,
     presence,
     secrets,
+    metrics,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  let ops: OpsServer | undefined;
 
-  return {
+  const running: Omit<RunningControlPlane, "opsUrl"> = {
     url: `http://${host}:${port}`,
     grpcAddress: gatewayLink.address,
     db,
     auditStore,
     async close() {
+      readiness.stopping();
       const closed = new Promise((resolve) => server.close(resolve));
       // Keep-alive connections would hold close() open indefinitely.
       server.closeIdleConnections();
@@ -166,7 +179,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await retention?.close();
       await gatewayLink.close();
       await publisher.close();
+      await readiness.close();
+      // Last but the database: /readyz says "stopping" until here.
+      await ops?.close();
       await db.$disconnect();
     },
   };
+  try {
+    ops = await startOpsServer({
+      ...options.ops,
+      readiness: () => readiness.check(),
+      metrics: metrics.registry,
+      logger: logger.child({ component: "ops" }),
+    });
+  } catch (error) {
+    // A taken ops port: the caller sees that error, and nothing keeps running.
+    await running.close();
+    throw error;
+  }
+  return { ...running, opsUrl: ops.url };
 }

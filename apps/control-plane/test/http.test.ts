@@ -252,12 +252,13 @@ describe("control-plane HTTP behaviour", () => {
   });
 
   describe("health", () => {
-    it("reports liveness and database readiness", async () => {
+    it("reports liveness, and leaves readiness and metrics to the ops listener", async () => {
       expect((await api("GET", "/healthz", { token: null })).body).toEqual({ status: "ok" });
-      expect((await api("GET", "/readyz", { token: null })).body).toEqual({
-        status: "ready",
-        checks: { database: "ok" },
-      });
+      for (const path of ["/readyz", "/metrics", "/livez"]) {
+        for (const token of [null, cp.adminToken]) {
+          expectProblem(await api("GET", path, { token }), 404, "not_found");
+        }
+      }
     });
   });
 });
@@ -282,9 +283,5 @@ describe("control plane with an unreachable database", () => {
     expect(response.text).not.toContain(missingDatabase);
     expect(response.text).not.toMatch(/prisma|postgres|stack/i);
     expect(cp.logLines().some((line) => line.includes("unhandled error"))).toBe(true);
-  });
-
-  it("reports not ready", async () => {
-    expectProblem(await apiClient(cp)("GET", "/readyz", { token: null }), 503, "unavailable");
   });
 });

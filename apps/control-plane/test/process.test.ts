@@ -13,6 +13,7 @@ const run = promisify(execFile);
 interface Started {
   child: ChildProcessWithoutNullStreams;
   url: string;
+  ops: string;
   output: () => string;
 }
 
@@ -31,10 +32,13 @@ function start(env: Record<string, string>): Promise<Started> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no listening line within 15 s:\n${output}`)), 15_000);
     const check = () => {
-      const match = /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^}]*"msg":"control plane listening"/.exec(output);
-      if (match?.[1]) {
+      const match =
+        /"url":"(http:\/\/127\.0\.0\.1:\d+)"[^}]*"ops":"(http:\/\/127\.0\.0\.1:\d+)"[^}]*"msg":"control plane listening"/.exec(
+          output,
+        );
+      if (match?.[1] && match[2]) {
         clearTimeout(timer);
-        resolve({ child, url: match[1], output: () => output });
+        resolve({ child, url: match[1], ops: match[2], output: () => output });
       }
     };
     child.stdout.on("data", check);
@@ -69,6 +73,7 @@ describe("control-plane process", () => {
       MODELGATE_ADMIN_TOKEN: adminToken,
       MODELGATE_CONTROL_PLANE_PORT: "0",
       MODELGATE_CONTROL_PLANE_GRPC_PORT: "0",
+      MODELGATE_CONTROL_PLANE_OPS_PORT: "0",
       MODELGATE_GATEWAY_TOKEN: generateSecret("mggateway_"),
     });
     try {
@@ -108,6 +113,12 @@ describe("control-plane process", () => {
       expect(listed).toMatchObject({ status: 200, body: { items: [{ name: "llama" }], nextCursor: null } });
       const refused = await curl(`${started.url}/api/v1/connections`);
       expect(refused).toMatchObject({ status: 401, body: { code: "unauthenticated" } });
+      // Readiness on the ops listener the log line names; not on the API port.
+      expect(await curl(`${started.ops}/readyz`)).toMatchObject({
+        status: 200,
+        body: { status: "ready", checks: { database: "ok", migrations: "ok" } },
+      });
+      expect(await curl(`${started.url}/readyz`)).toMatchObject({ status: 404, body: { code: "not_found" } });
 
       const exited = new Promise<number | null>((resolve) => started.child.once("exit", resolve));
       started.child.kill("SIGTERM");

@@ -7,6 +7,7 @@ describe("gateway config", () => {
     expect(loadConfig(TOKEN)).toMatchObject({
       host: "127.0.0.1",
       port: 8080,
+      ops: { host: "127.0.0.1", port: 9080 },
       tunnelHost: "127.0.0.1",
       tunnelPort: 8443,
       tunnelTls: undefined,
@@ -15,6 +16,14 @@ describe("gateway config", () => {
       maxHeaderBytes: 64 * 1024,
       agentWaitMs: 0,
     });
+  });
+
+  it("reads the ops listener's address and keeps it off the public port", () => {
+    expect(
+      loadConfig({ ...TOKEN, MODELGATE_GATEWAY_OPS_HOST: "0.0.0.0", MODELGATE_GATEWAY_OPS_PORT: "0" }).ops,
+    ).toEqual({ host: "0.0.0.0", port: 0 });
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_GATEWAY_OPS_PORT: "8080" })).toThrow(/MODELGATE_GATEWAY_OPS_PORT/);
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_GATEWAY_OPS_PORT: "70000" })).toThrow(/MODELGATE_GATEWAY_OPS_PORT/);
   });
 
   it("requires the gateway token", () => {

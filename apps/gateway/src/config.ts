@@ -8,6 +8,9 @@ const MIB = 1024 * 1024;
 const environment = z.object({
   MODELGATE_GATEWAY_HOST: z.string().default("127.0.0.1"),
   MODELGATE_GATEWAY_PORT: envPort.default(8080),
+  // /livez, /readyz and /metrics: on the operator's network only (docs/operations.md).
+  MODELGATE_GATEWAY_OPS_HOST: z.string().default("127.0.0.1"),
+  MODELGATE_GATEWAY_OPS_PORT: envPort.default(9080),
   MODELGATE_TUNNEL_HOST: z.string().default("127.0.0.1"),
   MODELGATE_TUNNEL_PORT: envPort.default(8443),
   MODELGATE_TUNNEL_TLS_CERT_FILE: z.string().optional(),
@@ -72,6 +75,8 @@ const environment = z.object({
 export interface GatewayConfig {
   host: string;
   port: number;
+  /** The ops listener (/livez, /readyz, /metrics). */
+  ops: { host: string; port: number };
   tunnelHost: string;
   tunnelPort: number;
   tunnelTls: { certFile: string; keyFile: string; clientCaFile?: string | undefined } | undefined;
@@ -121,6 +126,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     }
   }
 
+  if (parsed.MODELGATE_GATEWAY_OPS_PORT !== 0 && parsed.MODELGATE_GATEWAY_OPS_PORT === parsed.MODELGATE_GATEWAY_PORT) {
+    throw new ConfigError(
+      "MODELGATE_GATEWAY_OPS_PORT: must differ from MODELGATE_GATEWAY_PORT (ops stay off the public port)",
+    );
+  }
+
   let target: GrpcTarget;
   try {
     target = parseGrpcUrl(parsed.MODELGATE_CONTROL_PLANE_GRPC_URL);
@@ -149,6 +160,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   return {
     host: parsed.MODELGATE_GATEWAY_HOST,
     port: parsed.MODELGATE_GATEWAY_PORT,
+    ops: { host: parsed.MODELGATE_GATEWAY_OPS_HOST, port: parsed.MODELGATE_GATEWAY_OPS_PORT },
     tunnelHost: parsed.MODELGATE_TUNNEL_HOST,
     tunnelPort: parsed.MODELGATE_TUNNEL_PORT,
     tunnelTls,

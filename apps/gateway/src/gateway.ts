@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
 import { AuditSink, type AuditTransport } from "@modelgate/audit";
-import type { Logger } from "@modelgate/core";
+import { type Logger, type OpsServer, startOpsServer } from "@modelgate/core";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import {
   type AgentPresenceInput,
@@ -32,6 +32,8 @@ import { createTunnelService, tunnelServiceDefinition } from "./tunnel-server.js
 export interface GatewayOptions {
   host: string;
   port: number;
+  /** The ops listener: /livez, /readyz, /metrics (port 0: any free one). */
+  ops: { host: string; port: number };
   tunnelHost: string;
   tunnelPort: number;
   tunnelTls?: ServerTlsFiles | undefined;
@@ -97,6 +99,8 @@ const HANDLER_SETTLE_MS = 5_000;
 export interface RunningGateway {
   readonly gatewayId: string;
   readonly url: string;
+  /** Base URL of the ops listener (/livez, /readyz, /metrics). */
+  readonly opsUrl: string;
   /** `host:port` agents dial. */
   readonly tunnelAddress: string;
   readonly store: ConfigStore;
@@ -231,6 +235,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     gatewayId,
     auditMaxBodyBytes: options.audit.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES,
     logPrompts: options.audit.logPrompts ?? false,
+  });
+  // What the ops listener reports on /readyz (started below, with /metrics).
+  const probes = {
     readiness: () => ({
       ready: store.loaded && !draining && audit.status().accepting,
       details: {
@@ -250,7 +257,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
         ...(oidc ? { oidc: oidc.status() } : {}),
       },
     }),
-  });
+  };
   // Handlers still running (answering, or building their audit record):
   // close() waits for them before the audit buffer is flushed.
   const handlers = new Set<Promise<void>>();
@@ -262,11 +269,19 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     handlers.add(handling);
     void handling.finally(() => handlers.delete(handling));
   });
+  let ops: OpsServer;
   try {
     http.listen(options.port, options.host);
     await once(http, "listening");
+    ops = await startOpsServer({
+      ...options.ops,
+      readiness: probes.readiness,
+      metrics: metrics.registry,
+      logger: logger.child({ component: "ops" }),
+    });
   } catch (error) {
     // A taken port: undo what already runs, so the caller sees one clear error.
+    http.close();
     clearInterval(reportTimer);
     oidc?.close();
     await rateLimiter.close();
@@ -282,6 +297,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   return {
     gatewayId,
     url: `${url}:${port}`,
+    opsUrl: ops.url,
     tunnelAddress: `${options.tunnelHost}:${tunnelPort}`,
     store,
     pool,
@@ -318,6 +334,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // Every finished request has submitted its record by now; hand them
     // over before the process goes.
     await audit.close(options.audit.flushTimeoutMs ?? 10_000);
+    // Last: /readyz says "draining" to the very end.
+    await ops.close();
   }
 }
 

@@ -63,8 +63,6 @@ export interface IngressOptions {
   auditMaxBodyBytes: number;
   /** Put the request body (masked when the policy asks) into the decision log line. */
   logPrompts: boolean;
-  /** Readiness details for /readyz. */
-  readiness: () => { ready: boolean; details: Record<string, unknown> };
 }
 
 /** Refusals that happen before the request's body is used: counted apart, they show an attack or a misbehaving client. */
@@ -214,22 +212,8 @@ export function createIngress(options: IngressOptions) {
     const sessionId = uuidv7();
     res.setHeader(SESSION_HEADER, sessionId);
     const pathname = (req.url ?? "/").split("?", 1)[0];
+    // Readiness and metrics are on the ops listener (gateway.ts), not here.
     if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
-    if (req.method === "GET" && pathname === "/readyz") {
-      const { ready, details } = options.readiness();
-      return sendJson(res, ready ? 200 : 503, { status: ready ? "ready" : "not_ready", ...details });
-    }
-    if (req.method === "GET" && pathname === "/metrics") {
-      try {
-        const body = await metrics.registry.metrics();
-        res.writeHead(200, { "content-type": metrics.registry.contentType });
-        res.end(body);
-      } catch (error) {
-        logger.error({ err: error }, "metrics could not be collected");
-        sendError(res, new GatewayError("internal", "internal error"));
-      }
-      return;
-    }
     const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
     const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
     const held: Held = { clientGone: new AbortController() };

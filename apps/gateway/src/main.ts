@@ -22,7 +22,7 @@ async function main(): Promise<void> {
     version: VERSION,
     logger,
   });
-  logger.info({ url: gateway.url, tunnel: gateway.tunnelAddress }, "gateway listening");
+  logger.info({ url: gateway.url, tunnel: gateway.tunnelAddress, ops: gateway.opsUrl }, "gateway listening");
 
   let stopping = false;
   const stop = (signal: string) => {

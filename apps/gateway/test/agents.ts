@@ -58,6 +58,7 @@ async function startAgentProcess(options: StartAgentOptions) {
       MODELGATE_RUNTIME_API_KEY: RUNTIME_API_KEY,
       MODELGATE_AGENT_CAPACITY: String(options.capacity ?? 8),
       MODELGATE_DRAIN_TIMEOUT_MS: "5000",
+      MODELGATE_AGENT_OPS_PORT: "0",
       LOG_LEVEL: "debug",
     },
     stdio: ["ignore", "pipe", "pipe"],

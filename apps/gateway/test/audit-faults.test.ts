@@ -44,6 +44,7 @@ async function startRecorder() {
   recorder = await startControlPlane({
     host: "127.0.0.1",
     port: 0,
+    ops: { host: "127.0.0.1", port: 0 },
     grpc: { host: "127.0.0.1", port: 0 },
     databaseUrl: postgres.url,
     dbPoolSize: 4,
@@ -85,7 +86,7 @@ async function startGateway() {
 }
 
 async function readiness() {
-  const answer = await fetch(`${gateway.url}/readyz`);
+  const answer = await fetch(`${gateway.ops}/readyz`);
   const body = (await answer.json()) as { agents: number; audit: { accepting: boolean } };
   return { httpStatus: answer.status, ...body };
 }

@@ -20,7 +20,7 @@ function listModels(key: string) {
 }
 
 async function readiness(): Promise<{ config?: { source?: string } }> {
-  return (await fetch(`${stack.gateway.url}/readyz`)).json() as Promise<{ config?: { source?: string } }>;
+  return (await fetch(`${stack.gateway.opsUrl}/readyz`)).json() as Promise<{ config?: { source?: string } }>;
 }
 
 /** Polls until the gateway answers with `status`; returns how long that took. */
@@ -80,9 +80,9 @@ describe("configuration push", () => {
       },
       { what: "readyz to report the last-known configuration" },
     );
-    const readyz = await fetch(`${stack.gateway.url}/readyz`);
+    const readyz = await fetch(`${stack.gateway.opsUrl}/readyz`);
     expect(readyz.status).toBe(200);
-    const metrics = await (await fetch(`${stack.gateway.url}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gateway.opsUrl}/metrics`)).text();
     expect(metrics).toContain("modelgate_config_live 0");
     expect(metrics).toMatch(/modelgate_config_received_timestamp_seconds \d{10}/);
     expect((await listModels(stack.apiKey)).status).toBe(200);

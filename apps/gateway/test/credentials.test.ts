@@ -113,7 +113,7 @@ describe("oversized and encrypted tokens", () => {
     const refusal = stack.logs.gateway.find((line) => line.includes("the HTTP parser refused a request"));
     expect(JSON.parse(refusal ?? "{}")).toMatchObject({ code: "HPE_HEADER_OVERFLOW", status: 431 });
     expect(stack.logs.gateway.some((line) => line.includes("secret-zzz"))).toBe(false);
-    const metrics = await (await fetch(`${stack.gateway.url}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gateway.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(/^modelgate_http_refused_total\{status="431"\} 1$/m);
   });
 

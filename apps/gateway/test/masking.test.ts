@@ -114,7 +114,7 @@ describe("masking at the agent", () => {
       .create({ model: "llama/demo-chat", messages: [{ role: "user", content: "x" }] })
       .withResponse();
     const sessionId = response.headers.get("x-modelgate-session");
-    const metrics = await fetch(`${stack.gateway.url}/metrics`).then((answer) => answer.text());
+    const metrics = await fetch(`${stack.gateway.opsUrl}/metrics`).then((answer) => answer.text());
     for (const entity of ["EMAIL", "CREDIT_CARD", "EMPLOYEE_ID"]) {
       expect(metrics).toMatch(new RegExp(`modelgate_masked_total\\{entity="${entity}"\\} [1-9]`));
     }

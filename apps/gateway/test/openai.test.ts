@@ -139,7 +139,7 @@ describe("OpenAI-compatible routes", () => {
 
   it("exposes Prometheus metrics for requests, latency, time to first byte and agents", async () => {
     await client.chat.completions.create({ model: "llama/demo-chat", messages: [{ role: "user", content: "m" }] });
-    const metrics = await (await fetch(`${stack.gateway.url}/metrics`)).text();
+    const metrics = await (await fetch(`${stack.gateway.opsUrl}/metrics`)).text();
     expect(metrics).toMatch(
       /modelgate_requests_total\{code="200",connection="llama",route="\/v1\/chat\/completions"\} [1-9]/,
     );

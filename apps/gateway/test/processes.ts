@@ -17,6 +17,8 @@ const GATEWAY_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 export interface GatewayProcess {
   url: string;
   tunnel: string;
+  /** The ops listener: /livez, /readyz, /metrics. */
+  ops: string;
   child: ChildProcess;
   lines: string[];
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
@@ -29,6 +31,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     env: {
       PATH: process.env.PATH,
       MODELGATE_GATEWAY_PORT: "0",
+      MODELGATE_GATEWAY_OPS_PORT: "0",
       MODELGATE_TUNNEL_PORT: "0",
       LOG_LEVEL: "info",
       ...env,
@@ -38,7 +41,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   const lines: string[] = [];
   child.stdout?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
   child.stderr?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
-  let listening: { url: string; tunnel: string } | undefined;
+  let listening: { url: string; tunnel: string; ops: string } | undefined;
   await waitFor(
     () => {
       for (const line of lines) {
@@ -50,10 +53,11 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     },
     { timeoutMs: 15_000, what: "the gateway process to listen" },
   );
-  const { url, tunnel } = listening as { url: string; tunnel: string };
+  const { url, tunnel, ops } = listening as { url: string; tunnel: string; ops: string };
   return {
     url,
     tunnel,
+    ops,
     child,
     lines,
     async stop() {

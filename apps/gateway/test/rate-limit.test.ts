@@ -52,7 +52,7 @@ beforeAll(async () => {
   for (const gateway of gateways) {
     await waitFor(
       async () => {
-        const ready = (await fetch(`${gateway.url}/readyz`).then((response) => response.json())) as {
+        const ready = (await fetch(`${gateway.ops}/readyz`).then((response) => response.json())) as {
           status: string;
           agents: number;
           policies: number;

@@ -79,6 +79,8 @@ export async function startStack(
     startControlPlane({
       host: "127.0.0.1",
       port,
+      ops: { host: "127.0.0.1", port: 0 },
+      processMetrics: false,
       grpc: { host: "127.0.0.1", port: grpcPort },
       databaseUrl: database.url,
       dbPoolSize: 4,
@@ -132,6 +134,7 @@ export async function startStack(
   const gateway = await startGateway({
     host: "127.0.0.1",
     port: 0,
+    ops: { host: "127.0.0.1", port: 0 },
     tunnelHost: "127.0.0.1",
     tunnelPort: 0,
     controlPlane: { address: controlPlane.grpcAddress, token: gatewayToken },

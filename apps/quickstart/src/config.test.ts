@@ -7,7 +7,15 @@ const REPO_ROOT = path.resolve(import.meta.dirname, "../../..");
 test("needs no environment at all", () => {
   expect(loadConfig({})).toEqual({
     host: "127.0.0.1",
-    ports: { gateway: 8080, controlPlane: 8081, controlPlaneGrpc: 8082, tunnel: 8443 },
+    ports: {
+      gateway: 8080,
+      controlPlane: 8081,
+      controlPlaneGrpc: 8082,
+      tunnel: 8443,
+      gatewayOps: 9080,
+      controlPlaneOps: 9081,
+      agentOps: 9082,
+    },
     dataDir: path.join(REPO_ROOT, ".data"),
     database: { kind: "embedded", port: 54329 },
     runtime: { kind: "demo" },

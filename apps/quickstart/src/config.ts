@@ -21,6 +21,10 @@ const environment = z
     MODELGATE_CONTROL_PLANE_PORT: envPort.default(8081),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: envPort.default(8082),
     MODELGATE_TUNNEL_PORT: envPort.default(8443),
+    // The ops listeners (/livez, /readyz, /metrics) always stay on loopback.
+    MODELGATE_GATEWAY_OPS_PORT: envPort.default(9080),
+    MODELGATE_CONTROL_PLANE_OPS_PORT: envPort.default(9081),
+    MODELGATE_AGENT_OPS_PORT: envPort.default(9082),
     MODELGATE_DATA_DIR: z.string().optional(),
     // Postgres cannot listen on "any free port" and report it back, so 0 is refused.
     MODELGATE_EMBEDDED_POSTGRES_PORT: envPort.min(1, "must be a port from 1 to 65535").default(54329),
@@ -69,7 +73,16 @@ export interface ExternalRuntimeConfig {
 export interface QuickstartConfig {
   /** Interface of the gateway and control-plane HTTP listeners. */
   host: string;
-  ports: { gateway: number; controlPlane: number; controlPlaneGrpc: number; tunnel: number };
+  ports: {
+    gateway: number;
+    controlPlane: number;
+    controlPlaneGrpc: number;
+    tunnel: number;
+    /** Ops listeners, on loopback whatever `host` says. */
+    gatewayOps: number;
+    controlPlaneOps: number;
+    agentOps: number;
+  };
   dataDir: string;
   database: { kind: "embedded"; port: number } | { kind: "external"; url: string };
   runtime: DemoRuntimeConfig | ExternalRuntimeConfig;
@@ -85,6 +98,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       controlPlane: parsed.MODELGATE_CONTROL_PLANE_PORT,
       controlPlaneGrpc: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,
       tunnel: parsed.MODELGATE_TUNNEL_PORT,
+      gatewayOps: parsed.MODELGATE_GATEWAY_OPS_PORT,
+      controlPlaneOps: parsed.MODELGATE_CONTROL_PLANE_OPS_PORT,
+      agentOps: parsed.MODELGATE_AGENT_OPS_PORT,
     },
     dataDir: path.resolve(parsed.MODELGATE_DATA_DIR ?? DEFAULT_DATA_DIR),
     database: parsed.DATABASE_URL

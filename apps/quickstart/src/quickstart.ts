@@ -2,7 +2,7 @@
 // agent and its runtime, provisioned through the admin API and checked end
 // to end before anyone is told the gateway is ready.
 import type { Writable } from "node:stream";
-import { startAgent } from "@modelgate/agent";
+import { startAgent, startAgentOps } from "@modelgate/agent";
 import { createStoreTransport } from "@modelgate/audit";
 import { startControlPlane, VERSION } from "@modelgate/control-plane";
 import { createLogger, generateSecret, type Logger } from "@modelgate/core";
@@ -16,7 +16,8 @@ import { resolveRuntime } from "./runtime.js";
 
 /**
  * The gRPC listeners carry tokens in plaintext and nothing outside this
- * process dials them, so they stay on loopback whatever MODELGATE_HOST says.
+ * process dials them, and the ops listeners are for this machine's
+ * operator, so they stay on loopback whatever MODELGATE_HOST says.
  */
 const INTERNAL_HOST = "127.0.0.1";
 const MIB = 1024 * 1024;
@@ -41,6 +42,8 @@ export interface RunningQuickstart {
   /** Model ids as callers send them: `<connection>/<model>`. */
   models: string[];
   controlPlaneUrl: string;
+  /** Ops listeners (/livez, /readyz, /metrics), on loopback. */
+  ops: { gateway: string; controlPlane: string; agent: string };
   /** Valid for this run only. */
   adminToken: string;
   runtime: { kind: "demo" | "external"; url: string; connection: string };
@@ -90,11 +93,14 @@ export async function startQuickstart(
     const adminToken = generateSecret("mgadmin_");
     const gatewayToken = generateSecret("mggateway_");
     const controlPlane = await step(
-      `start the control plane on ${config.host}:${config.ports.controlPlane} (MODELGATE_CONTROL_PLANE_PORT) and ${INTERNAL_HOST}:${config.ports.controlPlaneGrpc} (MODELGATE_CONTROL_PLANE_GRPC_PORT)`,
+      `start the control plane on ${config.host}:${config.ports.controlPlane} (MODELGATE_CONTROL_PLANE_PORT), ${INTERNAL_HOST}:${config.ports.controlPlaneGrpc} (MODELGATE_CONTROL_PLANE_GRPC_PORT) and ${INTERNAL_HOST}:${config.ports.controlPlaneOps} (MODELGATE_CONTROL_PLANE_OPS_PORT)`,
       () =>
         startControlPlane({
           host: config.host,
           port: config.ports.controlPlane,
+          ops: { host: INTERNAL_HOST, port: config.ports.controlPlaneOps },
+          // One process: the gateway's metrics carry the process's own.
+          processMetrics: false,
           grpc: { host: INTERNAL_HOST, port: config.ports.controlPlaneGrpc },
           databaseUrl,
           dbPoolSize: 5,
@@ -109,11 +115,12 @@ export async function startQuickstart(
     const controlPlaneUrl = reachable(controlPlane.url);
 
     const gateway = await step(
-      `start the gateway on ${config.host}:${config.ports.gateway} (MODELGATE_GATEWAY_PORT) and ${INTERNAL_HOST}:${config.ports.tunnel} (MODELGATE_TUNNEL_PORT)`,
+      `start the gateway on ${config.host}:${config.ports.gateway} (MODELGATE_GATEWAY_PORT), ${INTERNAL_HOST}:${config.ports.tunnel} (MODELGATE_TUNNEL_PORT) and ${INTERNAL_HOST}:${config.ports.gatewayOps} (MODELGATE_GATEWAY_OPS_PORT)`,
       () =>
         startGateway({
           host: config.host,
           port: config.ports.gateway,
+          ops: { host: INTERNAL_HOST, port: config.ports.gatewayOps },
           tunnelHost: INTERNAL_HOST,
           tunnelPort: config.ports.tunnel,
           controlPlane: { address: controlPlane.grpcAddress, token: gatewayToken },
@@ -162,8 +169,15 @@ export async function startQuickstart(
       capacity: 32,
       version: VERSION,
       logger: log("agent"),
+      processMetrics: false,
     });
     shutdown.push("agent", () => agent.drain(AGENT_DRAIN_MS));
+    const agentOps = await step(
+      `start the agent's ops listener on ${INTERNAL_HOST}:${config.ports.agentOps} (MODELGATE_AGENT_OPS_PORT)`,
+      () => startAgentOps(agent, { host: INTERNAL_HOST, port: config.ports.agentOps, logger: log("agent") }),
+    );
+    // Closed before the agent drains: nothing probes a launcher that is stopping.
+    shutdown.push("agent ops listener", () => agentOps.close());
     await within(agent.connected(), { what: "the agent to connect", timeoutMs: READY_TIMEOUT_MS, signal });
 
     // The same request a caller makes first: the key works and every model is listed.
@@ -179,6 +193,7 @@ export async function startQuickstart(
       apiKey: provisioned.apiKey.key,
       models,
       controlPlaneUrl,
+      ops: { gateway: gateway.opsUrl, controlPlane: controlPlane.opsUrl, agent: agentOps.url },
       adminToken,
       runtime: { kind: runtime.kind, url: runtime.url, connection: runtime.connection },
       database,

@@ -62,6 +62,14 @@ test("starts with no configuration, answers the OpenAI client through the demo r
   for await (const model of client.models.list()) models.push(model.id);
   expect(models).toContain("demo/demo-chat");
 
+  // Probes and metrics on the loopback ops listeners the banner names, each ready.
+  const ops = [...run.banner.text.matchAll(/^ {2}(Gateway|Control plane|Agent) +(http:\/\/127\.0\.0\.1:\d+)$/gm)];
+  expect(ops.map((match) => match[1])).toEqual(["Gateway", "Control plane", "Agent"]);
+  for (const [, , url] of ops) {
+    expect((await fetch(`${url}/readyz`)).status).toBe(200);
+    expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^modelgate_/m);
+  }
+
   const postgresPid = await postmasterPid();
   expect(postgresPid).toBeDefined();
   await stopWithSigint(run);
@@ -104,6 +112,9 @@ async function launch(): Promise<Launched> {
       MODELGATE_CONTROL_PLANE_PORT: "0",
       MODELGATE_CONTROL_PLANE_GRPC_PORT: "0",
       MODELGATE_TUNNEL_PORT: "0",
+      MODELGATE_GATEWAY_OPS_PORT: "0",
+      MODELGATE_CONTROL_PLANE_OPS_PORT: "0",
+      MODELGATE_AGENT_OPS_PORT: "0",
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

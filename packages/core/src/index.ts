@@ -5,6 +5,13 @@ export { resolveRuntimePath, UnsafePathError } from "./http-path.js";
 export { uuidv7 } from "./ids.js";
 export { type CreateLoggerOptions, createLogger, type Logger, REDACTED_PATHS, withoutRedaction } from "./logger.js";
 export {
+  type MetricsSource,
+  type OpsServer,
+  type OpsServerOptions,
+  type Readiness,
+  startOpsServer,
+} from "./ops-server.js";
+export {
   generateSecret,
   hashSecret,
   SECRET_PREFIX,

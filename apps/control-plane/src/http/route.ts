@@ -2,6 +2,7 @@ import type { Request, RequestHandler, Response, Router } from "express";
 import type { z } from "zod";
 import type { Authenticator, Principal, Role } from "./auth.js";
 import { ApiError, type ErrorCode, type FieldIssue, forbidden, invalidRequest } from "./errors.js";
+import { setRouteTemplate } from "./metrics.js";
 import { requestIdOf } from "./request-id.js";
 
 /**
@@ -155,6 +156,7 @@ function principalOf(res: Response): Principal {
 export function mountRoutes(router: Router, routes: readonly Route[]): void {
   for (const route of routes) {
     router[route.method](toExpressPath(route.path), async (req: Request, res: Response) => {
+      setRouteTemplate(res, `${req.baseUrl}${route.path}`);
       const principal = principalOf(res);
       if (!route.roles.some((role) => principal.roles.has(role))) {
         throw forbidden(`this operation needs the ${route.roles.join(" or ")} role`);
