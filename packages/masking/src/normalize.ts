@@ -62,6 +62,7 @@ const SPACE_RUNS = new RegExp(`${SPACE_SOURCE}+`, "gu");
  * Data: confusables.txt of Unicode 10, where these entries are unchanged
  * since; extend the table when a newer one adds Latin look-alikes.
  */
+// biome-ignore format: a table, seven entries a line
 const CONFUSABLE_ENTRIES: readonly (readonly [number, string])[] = [
   // Latin (IPA, small capitals, Latin Extended)
   [0x0131, "i"], [0x0184, "b"], [0x018d, "g"], [0x0196, "I"], [0x01a6, "R"], [0x01bd, "s"], [0x01c0, "l"],

@@ -20,9 +20,12 @@ function byForms(text: string): string {
 }
 
 describe("normalizeForMatching", () => {
-  it.each(OBFUSCATED_PHRASES.map((phrase) => [phrase.kind, phrase]))("reads %s as the plain phrase", (_kind, phrase) => {
-    expect(normalizeForMatching(phrase.text)).toBe(phrase.normal);
-  });
+  it.each(OBFUSCATED_PHRASES.map((phrase) => [phrase.kind, phrase]))(
+    "reads %s as the plain phrase",
+    (_kind, phrase) => {
+      expect(normalizeForMatching(phrase.text)).toBe(phrase.normal);
+    },
+  );
 
   it("keeps ASCII apart from white space, and letters of other scripts that do not imitate Latin", () => {
     expect(normalizeForMatching("Hello, World! I 0 l 1 | rn")).toBe("Hello, World! I 0 l 1 | rn");

@@ -377,8 +377,7 @@ function candidatePattern(first: ReadonlyMap<number, number>): RegExp {
   const wordStart: number[] = [];
   const anywhere: number[] = [];
   for (const [folded, kinds] of first) (kinds & ANYWHERE ? anywhere : wordStart).push(...(index.get(folded) ?? []));
-  const set = (codes: number[], extra = "") =>
-    `[${codes.map((code) => `\\u{${code.toString(16)}}`).join("")}${extra}]`;
+  const set = (codes: number[], extra = "") => `[${codes.map((code) => `\\u{${code.toString(16)}}`).join("")}${extra}]`;
   if (first.size === 0) return /(?!)/gu;
   const options = [];
   if (wordStart.length > 0) options.push(`(?<![\\p{L}\\p{N}_])${set(wordStart)}`);
