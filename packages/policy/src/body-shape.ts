@@ -176,12 +176,24 @@ export function shapeOf(format: BodyFormat): Shape {
 export interface BodyPath {
   readonly parent: BodyPath | undefined;
   readonly key: string | number;
+  /** A key of a free-form map: data from the prompt, not a field name. */
+  readonly data?: boolean;
 }
 
-/** "messages.2.content", "" for the body itself. */
+/** A free-form map's key shown in a path: a variable or property name, not prose or a number. */
+const SHOWN_DATA_KEY = /^[A-Za-z_][A-Za-z0-9_-]{0,63}$/;
+
+/**
+ * "messages.2.content", "" for the body itself. A path is reported in
+ * errors, logs and audit records, where prompt text must not go unmasked:
+ * a free-form map's key appears only when it looks like an identifier
+ * ("chat_template_kwargs.persona"), any other as "*".
+ */
 export function pathText(path: BodyPath | undefined): string {
   const keys: (string | number)[] = [];
-  for (let at = path; at !== undefined; at = at.parent) keys.push(at.key);
+  for (let at = path; at !== undefined; at = at.parent) {
+    keys.push(at.data === true && !SHOWN_DATA_KEY.test(String(at.key)) ? "*" : at.key);
+  }
   return keys.reverse().join(".");
 }
 

@@ -73,11 +73,12 @@ function collectText(format: BodyFormat, body: Record<string, unknown>) {
       const keys = Object.keys(value);
       for (let index = keys.length - 1; index >= 0; index--) {
         const key = keys[index] as string;
-        const at = { parent: path, key };
+        const at: BodyPath = shape.free ? { parent: path, key, data: true } : { parent: path, key };
         stack.push({ value: value[key], shape: fieldShape(shape, key), path: at });
         // A free-form map's keys are data the model may read (a schema's
-        // property names); pushed after the value, so read before it.
-        if (shape.free) stack.push({ value: key, shape, path: at });
+        // property names); pushed after the value, so read before it. When
+        // a key is what matched, the path names the map, not the key.
+        if (shape.free) stack.push({ value: key, shape, path: { parent: path, key: "*" } });
       }
     }
   }

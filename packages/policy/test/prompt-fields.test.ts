@@ -37,7 +37,7 @@ describe("prompt rules read every string a runtime may render", () => {
     [
       "a chat_template_kwargs key",
       { ...chat("hi"), chat_template_kwargs: { [PHRASE]: true } },
-      `chat_template_kwargs.${PHRASE}`,
+      "chat_template_kwargs.*",
     ],
     [
       "a message's name",
@@ -80,7 +80,7 @@ describe("prompt rules read every string a runtime may render", () => {
         ...chat("hi"),
         response_format: { type: "json_schema", json_schema: { name: "s", schema: { properties: { [PHRASE]: {} } } } },
       },
-      `response_format.json_schema.schema.properties.${PHRASE}`,
+      "response_format.json_schema.schema.properties.*",
     ],
     ["a reasoning effort outside its words", { ...chat("hi"), reasoning_effort: PHRASE }, "reasoning_effort"],
     [
@@ -118,6 +118,13 @@ describe("prompt rules read every string a runtime may render", () => {
   it("does not read Ollama's keep_alive, or stop sequences in options", () => {
     const body = { model: "m", prompt: "hi", keep_alive: PHRASE, options: { stop: [PHRASE] } };
     expect(rules.evaluate(alice, request(body, "ollama.generate")).decision).toBe("allowed");
+  });
+
+  it("keeps prompt text out of the reported path: a free-form key that is not a name reads *", () => {
+    const body = { ...chat("hi"), metadata: { "card 4111 1111 1111 1111": { note: PHRASE } } };
+    const evaluation = rules.evaluate(alice, request(body));
+    expect(fieldOf(evaluation)).toBe("metadata.*.note");
+    expect(JSON.stringify(evaluation)).not.toContain("4111");
   });
 
   it("counts what it reads against maxPromptChars", () => {
