@@ -3,6 +3,7 @@
 // masking's deny-lists.
 import { Masker, type MaskingProfile } from "@modelgate/masking";
 import { OBFUSCATED_PHRASES } from "@modelgate/masking/testing";
+import fc from "fast-check";
 import { type Evaluation, type EvaluationRequest, PolicySet } from "../src/index.js";
 import { normalizeRulePattern } from "../src/rule-pattern.js";
 import { alice, chat, policy } from "./helpers.js";
@@ -199,6 +200,57 @@ describe("rule patterns read as the prompt does", () => {
     for (const pattern of ["(export|dump) (all|every)", "\\bssn:\\s+\\d{3}", "[a-z]{2,}@corp\\.com", "a\\.b"]) {
       expect(normalizeRulePattern(pattern)).toBe(pattern);
     }
+  });
+
+  it("turns every pattern that compiles into one that compiles", () => {
+    const piece = fc.oneof(
+      fc.constantFrom(
+        "a",
+        "é",
+        "e\u0301",
+        "（",
+        "）",
+        "ｘ",
+        "ﬁ",
+        "⑴",
+        "а",
+        "\u200b",
+        " ",
+        "  ",
+        "\t",
+        "\u00a0",
+        "𝐀",
+        "-",
+      ),
+      fc.constantFrom(
+        "\\u00e9",
+        "\\u{1d400}",
+        "\\x41",
+        "\\t",
+        "\\n",
+        "\\s",
+        "\\d",
+        "\\b",
+        "\\.",
+        "\\-",
+        "\\p{L}",
+        "\\ud835\\udc00",
+      ),
+      fc.constantFrom("[éa-z]", "[^ё\\-]", "[а-я]", "[\\u00e0-\\u00ff]", "[-é]", "[é-]", "[（]", "[\\p{Lu}é]", "[ﬁ]"),
+      fc.constantFrom("(?:", "(?<n1>", "(", ")", "|", "*", "+", "?", "{2}", "{1,3}", "^", "$", "."),
+    );
+    fc.assert(
+      fc.property(fc.array(piece, { maxLength: 12 }), (pieces) => {
+        const pattern = pieces.join("");
+        try {
+          new RegExp(pattern, "u");
+        } catch {
+          return; // only patterns that compile as written are stored
+        }
+        expect(() => new RegExp(normalizeRulePattern(pattern), "u")).not.toThrow();
+      }),
+      { numRuns: 3000, seed: 42 },
+    );
   });
 
   it("writes literals so that they stay literals", () => {
