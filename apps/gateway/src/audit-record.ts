@@ -137,6 +137,13 @@ export function buildAuditRecord(
       errorCode === undefined
         ? undefined
         : { code: cut(errorCode, 64), message: cut(error?.message ?? errorCode.replaceAll("_", " "), 1024) },
+    promptRule: denial?.promptRule
+      ? {
+          policyId: cut(denial.promptRule.policyId, 64),
+          rule: denial.promptRule.rule,
+          field: cut(denial.promptRule.field, 300),
+        }
+      : undefined,
   } as AuditRecord;
 }
 
@@ -191,6 +198,7 @@ export function decisionLogFields(record: AuditRecord, includePrompt: boolean): 
     ttfbMs: record.ttfbMs,
     usage: record.usage,
     maskedCounts: record.maskedCounts,
+    promptRule: record.promptRule,
     requestBytes: record.request?.bytes,
     responseBytes: record.response?.bytes,
     prompt: includePrompt ? record.request?.text : undefined,

@@ -1,7 +1,7 @@
 // The decision stage: the policy set the control plane pushed decides
 // whether this identity may make this request, with which parameters, and
 // charges the winning grant's rate limits. Nothing here touches Postgres.
-import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet } from "@modelgate/policy";
+import type { ConnectionProtocol, Evaluation, EvaluationRequest, PolicySet, PromptRuleMatch } from "@modelgate/policy";
 import type { Decision } from "@modelgate/protocol";
 import { GatewayError } from "./errors.js";
 import type { JsonEdit } from "./http-body.js";
@@ -24,16 +24,19 @@ export class PolicyDenial extends GatewayError {
   readonly reasons: readonly string[];
   /** A `require_approval` prompt rule matched: held for a human, refused until approvals exist. */
   readonly requiresApproval: boolean;
+  /** The prompt rule that matched and the field of the body it matched in (for the audit record). */
+  readonly promptRule: PromptRuleMatch | undefined;
   constructor(
     error: GatewayError,
     policyIds: readonly string[],
     reasons: readonly string[],
-    { requiresApproval = false } = {},
+    { requiresApproval = false, promptRule }: { requiresApproval?: boolean; promptRule?: PromptRuleMatch } = {},
   ) {
     super(error.code, error.message, error.param, error.headers);
     this.policyIds = policyIds;
     this.reasons = reasons;
     this.requiresApproval = requiresApproval;
+    this.promptRule = promptRule;
   }
 }
 
@@ -59,7 +62,7 @@ export function evaluate(
       new GatewayError(evaluation.code, message, evaluation.param ?? paramOf(evaluation.code)),
       evaluation.policyIds,
       evaluation.reasons,
-      { requiresApproval: evaluation.requiresApproval === true },
+      { requiresApproval: evaluation.requiresApproval === true, promptRule: evaluation.promptRule },
     );
   }
   return {

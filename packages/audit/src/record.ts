@@ -87,6 +87,8 @@ export const auditRecordSchema = z.object({
   usage: z.record(z.string(), z.number()).optional(),
   maskedCounts: z.record(z.string(), z.number().int().min(0)).optional(),
   error: z.object({ code: text(64), message: text(1024) }).optional(),
+  /** For a prompt a rule blocked or held: the rule (policy, position in its promptRules) and the field it matched in. */
+  promptRule: z.object({ policyId: text(64), rule: z.number().int().min(0).max(1000), field: text(300) }).optional(),
 });
 
 export type AuditRecord = z.output<typeof auditRecordSchema>;

@@ -49,6 +49,8 @@ export interface SessionDetails {
   response?: RecordedBodyDetails;
   /** How many U+0000 characters were stored as U+FFFD (Postgres text cannot hold U+0000). */
   nulReplaced?: number;
+  /** The prompt rule that blocked (or held) the request, and the JSON path of the field it matched in. */
+  promptRule?: { policyId: string; rule: number; field: string };
 }
 
 export interface RecordedBodyDetails {
@@ -116,6 +118,13 @@ export function toSessionRows(record: AuditRecord): SessionRows {
     responseContentType: record.responseContentType === undefined ? undefined : clean(record.responseContentType),
     request: bodyDetails(record.request),
     response: bodyDetails(record.response),
+    promptRule: record.promptRule
+      ? {
+          policyId: clean(record.promptRule.policyId),
+          rule: record.promptRule.rule,
+          field: clean(record.promptRule.field),
+        }
+      : undefined,
   });
   const session: SessionRow = {
     id,

@@ -19,6 +19,7 @@ export {
   MaskingError,
   type MaskingStream,
 } from "./masker.js";
+export { confusableLetters, matchForm, normalizeForMatching } from "./normalize.js";
 export {
   type CustomDetector,
   type DenyList,

@@ -6,6 +6,8 @@ import { compileRulePattern, type PolicyDefinition, policyDefinitionSchema } fro
 export interface CompiledRule {
   regex: RegExp;
   description: string | undefined;
+  /** Its position in the policy's promptRules, as the audit record names it. */
+  index: number;
 }
 
 /** A policy ready for evaluation: everything that can be prepared once is. */
@@ -62,7 +64,7 @@ export function compilePolicy(stored: StoredPolicy): CompiledPolicy {
     } catch (error) {
       throw new PolicyCompileError(`promptRules.${index}.pattern does not compile: ${(error as Error).message}`);
     }
-    (rule.action === "block" ? blockRules : approvalRules).push({ regex, description: rule.description });
+    (rule.action === "block" ? blockRules : approvalRules).push({ regex, description: rule.description, index });
   }
   return {
     id: stored.id,

@@ -84,6 +84,17 @@ export type Evaluation =
       policyIds: string[];
       reasons: string[];
       requiresApproval?: boolean;
+      /** For prompt_blocked: the rule that matched and the field of the body it matched in. */
+      promptRule?: PromptRuleMatch;
     };
+
+/** Which prompt rule matched where: for the audit record of a blocked request. */
+export interface PromptRuleMatch {
+  policyId: string;
+  /** The rule's position in the policy's promptRules. */
+  rule: number;
+  /** The JSON path of the matched field in the request body, such as "messages.2.name". */
+  field: string;
+}
 
 export type Denial = Extract<Evaluation, { decision: "denied" }>;

@@ -5,12 +5,13 @@ export type {
   Evaluation,
   EvaluationRequest,
   ParameterEdit,
+  PromptRuleMatch,
   StoredPolicy,
   Subject,
 } from "./evaluation.js";
 export { checkPromptPatterns, type PatternCheckOptions, type PatternIssue } from "./pattern-safety.js";
 export { type BroadestGrant, PolicySet } from "./policy-set.js";
-export { type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
+export { type ExtractedPrompt, extractPrompt } from "./prompt.js";
 export {
   type BodyFormat,
   type ConnectionProtocol,

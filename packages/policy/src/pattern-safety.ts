@@ -1,4 +1,5 @@
 import { check, type Diagnostics } from "recheck";
+import { normalizeRulePattern } from "./rule-pattern.js";
 import { type PolicyDefinition, patternError } from "./schema.js";
 
 /** A problem with one part of a definition; `path` like "promptRules.2.pattern". */
@@ -116,9 +117,10 @@ const LOOKAROUND_MESSAGE =
 /** Every pattern of a definition that gateways or agents run over text, with where it sits. */
 function patternsOf(definition: PolicyDefinition) {
   return [
+    // A rule runs as its literals read in the prompt's normal form: that is the pattern to prove.
     ...definition.promptRules.map((rule, index) => ({
       path: `promptRules.${index}`,
-      pattern: rule.pattern,
+      pattern: normalizeRulePattern(rule.pattern),
       flags: rule.flags,
     })),
     ...(definition.masking?.custom ?? []).map((detector, index) => ({

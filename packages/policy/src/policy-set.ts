@@ -1,11 +1,17 @@
-import { DEFAULT_FIELDS, type MaskingProfile, mergeProfiles, resolveFields } from "@modelgate/masking";
+import {
+  DEFAULT_FIELDS,
+  type MaskingProfile,
+  mergeProfiles,
+  normalizeForMatching,
+  resolveFields,
+} from "@modelgate/masking";
 import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
 import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
 import type { ModelMatcher } from "./glob.js";
 import { nonCanonicalKey } from "./keys.js";
 import { explainLimitFailures, type LimitFailure, limitFailures } from "./limits.js";
 import { readGenerationParameters } from "./parameters.js";
-import { codePointLength, type ExtractedPrompt, extractPrompt, normalizePromptText } from "./prompt.js";
+import { codePointLength, type ExtractedPrompt, extractPrompt } from "./prompt.js";
 import type { Operation } from "./request-kind.js";
 import type { MaskingDefinition } from "./schema.js";
 import { listing, quote } from "./text.js";
@@ -13,7 +19,10 @@ import { listing, quote } from "./text.js";
 /** Operations whose requests carry a prompt, so prompt rules concern them. */
 const CARRIES_PROMPT: ReadonlySet<Operation> = new Set(["inference", "embeddings", "raw"]);
 
-const EMPTY_PROMPT: ExtractedPrompt = { text: "", nonText: false };
+const EMPTY_PROMPT: ExtractedPrompt = { text: "", pieces: [], fieldOf: () => "", nonText: false };
+
+/** Longest field path a denial carries (free-form keys are the caller's to choose). */
+const MAX_FIELD_PATH = 256;
 
 /** A policy's grant of one connection, with the matcher for that resource's model patterns. */
 interface Grant {
@@ -250,17 +259,68 @@ function noGrant(request: EvaluationRequest, otherOperations: readonly CompiledP
   ]);
 }
 
+/**
+ * The prompt as rules read it: each piece in the normal form, joined with
+ * "\n" (so with the `m` flag, `^` and `$` also match at each field's start
+ * and end), and where each piece starts, to tell which field a match is in.
+ */
+class NormalizedPrompt {
+  readonly text: string;
+  readonly #starts: number[] = [];
+  readonly #prompt: ExtractedPrompt;
+
+  constructor(prompt: ExtractedPrompt) {
+    this.#prompt = prompt;
+    let offset = 0;
+    const pieces = prompt.pieces.map((piece) => {
+      const normal = normalizeForMatching(piece);
+      this.#starts.push(offset);
+      offset += normal.length + 1;
+      return normal;
+    });
+    this.text = pieces.join("\n");
+  }
+
+  /** The JSON path of the field the normalised text's index falls in. */
+  fieldAt(index: number): string {
+    let low = 0;
+    let high = this.#starts.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if ((this.#starts[middle] ?? 0) <= index) low = middle;
+      else high = middle - 1;
+    }
+    const field = this.#prompt.fieldOf(low);
+    return field.length > MAX_FIELD_PATH ? `${field.slice(0, MAX_FIELD_PATH)}…` : field;
+  }
+}
+
 function firstMatch(
   grants: readonly CompiledPolicy[],
   rulesOf: (policy: CompiledPolicy) => readonly CompiledRule[],
-  text: string,
+  prompt: NormalizedPrompt,
 ) {
   for (const policy of grants) {
     for (const rule of rulesOf(policy)) {
-      if (rule.regex.test(text)) return { policy, rule };
+      const found = rule.regex.exec(prompt.text);
+      if (found !== null) return { policy, rule, field: prompt.fieldAt(found.index) };
     }
   }
   return undefined;
+}
+
+/** A prompt_blocked denial naming the rule, its policy and the field it matched in. */
+function blockedBy(match: NonNullable<ReturnType<typeof firstMatch>>, reason: (rule: string) => string): Denial {
+  const { policy, rule, field } = match;
+  const where = field === "" ? "" : ` (field ${quote(field)})`;
+  const denial = denied(
+    "prompt_blocked",
+    [policy],
+    [reason(`${ruleName(rule)} of policy ${quote(policy.name)}${where}`)],
+    field,
+  );
+  denial.promptRule = { policyId: policy.id, rule: rule.index, field };
+  return denial;
 }
 
 const ruleName = (rule: CompiledRule) =>
@@ -293,23 +353,16 @@ function checkPrompt(
     return denied("invalid_request", checking, [`prompt must be text when prompt rules apply (${names})`], "prompt");
   }
   if (!grants.some((policy) => policy.blockRules.length > 0 || policy.approvalRules.length > 0)) return undefined;
-  const text = normalizePromptText(prompt.text);
-  const blocked = firstMatch(grants, (policy) => policy.blockRules, text);
+  const normalized = new NormalizedPrompt(prompt);
+  const blocked = firstMatch(grants, (policy) => policy.blockRules, normalized);
   if (blocked) {
-    return denied(
-      "prompt_blocked",
-      [blocked.policy],
-      [`the prompt is blocked by ${ruleName(blocked.rule)} of policy ${quote(blocked.policy.name)}`],
-    );
+    return blockedBy(blocked, (rule) => `the prompt is blocked by ${rule}`);
   }
-  const held = firstMatch(grants, (policy) => policy.approvalRules, text);
+  const held = firstMatch(grants, (policy) => policy.approvalRules, normalized);
   if (held) {
-    const denial = denied(
-      "prompt_blocked",
-      [held.policy],
-      [
-        `the prompt needs approval under ${ruleName(held.rule)} of policy ${quote(held.policy.name)}, and approvals are not available yet`,
-      ],
+    const denial = blockedBy(
+      held,
+      (rule) => `the prompt needs approval under ${rule}, and approvals are not available yet`,
     );
     denial.requiresApproval = true;
     return denial;
@@ -325,8 +378,10 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     return denied(
       "invalid_request",
       [],
-      [`field names must be lower case (${ambiguous}): some runtimes read them without regard to case`],
-      ambiguous,
+      [
+        `field names must be lower-case ASCII letters, digits and "_" (${quote(ambiguous)}): some runtimes match field names loosely, ignoring case`,
+      ],
+      ambiguous.length > MAX_FIELD_PATH ? `${ambiguous.slice(0, MAX_FIELD_PATH)}…` : ambiguous,
     );
   }
   const prompt = body !== undefined && format !== "none" ? extractPrompt(format, body) : EMPTY_PROMPT;

@@ -1,35 +1,5 @@
+import { type BodyPath, fieldShape, isObject, pathText, type Shape, shapeOf } from "./body-shape.js";
 import type { BodyFormat } from "./request-kind.js";
-
-/**
- * Characters that render as nothing (or only steer rendering) and can be
- * slipped between the letters of a blocked phrase: zero-width spaces and
- * joiners, bidi controls, the soft hyphen, variation selectors and the tag
- * characters. Also U+061C (Arabic letter mark) and the supplementary
- * variation selectors, which hide text the same way.
- */
-const INVISIBLE =
-  // Default_Ignorable_Code_Point is Unicode's own list of what renders as
-  // nothing (it covers Hangul fillers and Mongolian selectors too); the
-  // explicit class adds the bidi embeddings and U+180E for older data.
-  // biome-ignore lint/suspicious/noMisleadingCharacterClass: each combining mark is removed on its own, which is the point
-  /\p{Default_Ignorable_Code_Point}|[\u00AD\u034F\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFE00-\uFE0F\uFEFF\u{E0000}-\u{E007F}\u{E0100}-\u{E01EF}]/gu;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: the whole ASCII range is what this tests
-const ASCII_ONLY = /^[\u0000-\u007f]*$/;
-
-/**
- * The text prompt rules are matched against: NFKC (so full-width and other
- * compatibility forms such as "ｅｘｐｏｒｔ" read as "export"), without
- * invisible characters. Removing a character can bring two others together
- * that NFKC composes, so the text is normalised again when anything was
- * removed.
- */
-export function normalizePromptText(text: string): string {
-  // Pure ASCII is already in NFKC and holds no invisible characters.
-  if (ASCII_ONLY.test(text)) return text;
-  const folded = text.normalize("NFKC");
-  const visible = folded.replace(INVISIBLE, "");
-  return visible.length === folded.length ? visible : visible.normalize("NFKC");
-}
 
 const SURROGATE = /[\uD800-\uDFFF]/;
 
@@ -54,6 +24,10 @@ export function codePointLength(text: string): number {
 export interface ExtractedPrompt {
   /** The prompt's text pieces joined with "\n". */
   text: string;
+  /** The pieces, in document order: every string the model may read. */
+  pieces: readonly string[];
+  /** The JSON path of a piece ("messages.2.name"): where a rule matched. */
+  fieldOf(piece: number): string;
   /**
    * The prompt holds input the text cannot show: token ids, images, audio,
    * or a value of a type the format does not define. Text rules cannot see
@@ -62,106 +36,125 @@ export interface ExtractedPrompt {
   nonText: boolean;
 }
 
-/** Collects a prompt's text pieces and whether anything was not text. */
-class PromptCollector {
-  readonly pieces: string[] = [];
-  nonText = false;
-
-  /** A field that must be a string when present. */
-  text(value: unknown): void {
-    if (typeof value === "string") this.pieces.push(value);
-    else if (value !== undefined && value !== null) this.nonText = true;
-  }
-
-  /** OpenAI `prompt` / `input` and Ollama `input`: a string, or a list of strings; numbers are token ids. */
-  textOrTokens(value: unknown): void {
-    if (Array.isArray(value)) {
-      for (const item of value) {
-        if (typeof item === "string") this.pieces.push(item);
-        else this.nonText = true;
+/**
+ * Every string of the body that may reach the model, with where it is.
+ *
+ * Runtimes render far more than the messages into the prompt: vLLM renders
+ * `documents`, `chat_template_kwargs` and each message's `name`, Ollama a
+ * request's `template`, tools their descriptions and JSON schemas, and the
+ * next release will render something else. So the sound default is to read
+ * everything: every string value at any depth, and the keys of free-form
+ * maps (a schema's property names, template variables), except the few
+ * places body-shape.ts describes as not text for the model (the model name,
+ * stop sequences, the end-user id, words of a fixed vocabulary such as a
+ * message's role, and media the engine refuses where rules apply).
+ * Numbers and booleans are not text. Iterative and linear in the body.
+ */
+function collectText(format: BodyFormat, body: Record<string, unknown>) {
+  const pieces: string[] = [];
+  const paths: (BodyPath | undefined)[] = [];
+  const stack: { value: unknown; shape: Shape; path: BodyPath | undefined }[] = [
+    { value: body, shape: shapeOf(format), path: undefined },
+  ];
+  for (let frame = stack.pop(); frame !== undefined; frame = stack.pop()) {
+    const { value, shape, path } = frame;
+    if (shape.skip) continue;
+    if (typeof value === "string") {
+      if (shape.vocabulary?.has(value) !== true) {
+        pieces.push(value);
+        paths.push(path);
       }
-    } else {
-      this.text(value);
-    }
-  }
-
-  /** Tool-call arguments: a JSON string (OpenAI) or an object (Ollama); the model reads either. */
-  arguments(value: unknown): void {
-    if (typeof value === "string") this.pieces.push(value);
-    else if (value !== undefined && value !== null) this.pieces.push(JSON.stringify(value));
-  }
-
-  /** A list field whose presence (non-empty) means non-text input, such as images. */
-  nonTextList(value: unknown): void {
-    if (value === undefined || value === null) return;
-    if (!Array.isArray(value) || value.length > 0) this.nonText = true;
-  }
-
-  /**
-   * Tool definitions: the model reads their descriptions and parameter
-   * schemas as part of its prompt, so instructions can hide there.
-   */
-  tools(value: unknown): void {
-    if (value === undefined || value === null) return;
-    if (!Array.isArray(value)) {
-      this.nonText = true;
-      return;
-    }
-    for (const tool of value) {
-      const definition = isObject(tool) && isObject(tool.function) ? tool.function : tool;
-      if (!isObject(definition)) {
-        this.nonText = true;
-        continue;
+    } else if (Array.isArray(value)) {
+      for (let index = value.length - 1; index >= 0; index--) {
+        stack.push({ value: value[index], shape, path: { parent: path, key: index } });
       }
-      this.text(definition.name);
-      this.text(definition.description);
-      if (definition.parameters !== undefined) this.pieces.push(JSON.stringify(definition.parameters));
-    }
-  }
-
-  messages(value: unknown, content: (message: Record<string, unknown>) => void): void {
-    if (value === undefined || value === null) return;
-    if (!Array.isArray(value)) {
-      this.nonText = true;
-      return;
-    }
-    for (const message of value) {
-      if (!isObject(message)) {
-        this.nonText = true;
-        continue;
+    } else if (isObject(value)) {
+      if (shape.nonText?.(value) === true) continue;
+      const keys = Object.keys(value);
+      for (let index = keys.length - 1; index >= 0; index--) {
+        const key = keys[index] as string;
+        const at: BodyPath = shape.free ? { parent: path, key, data: true } : { parent: path, key };
+        stack.push({ value: value[key], shape: fieldShape(shape, key), path: at });
+        // A free-form map's keys are data the model may read (a schema's
+        // property names); pushed after the value, so read before it. When
+        // a key is what matched, the path names the map, not the key.
+        if (shape.free) stack.push({ value: key, shape, path: { parent: path, key: "*" } });
       }
-      content(message);
-      const toolCalls = message.tool_calls;
-      if (Array.isArray(toolCalls)) {
-        for (const call of toolCalls) {
-          if (isObject(call) && isObject(call.function)) this.arguments(call.function.arguments);
-        }
-      }
-      // The legacy single function call of OpenAI's assistant messages.
-      if (isObject(message.function_call)) this.arguments(message.function_call.arguments);
     }
   }
-
-  result(): ExtractedPrompt {
-    return { text: this.pieces.join("\n"), nonText: this.nonText };
-  }
+  return { pieces, paths };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
+/** Whether a list field that must hold text (a prompt, an input) holds anything else: token ids. */
+function notTextList(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some((item) => typeof item !== "string");
+  return value !== undefined && value !== null && typeof value !== "string";
+}
+
+/** A field that must be a string when present. */
+const notText = (value: unknown) => value !== undefined && value !== null && typeof value !== "string";
+
+/** A list (of images, of token ids) that is present and not empty. */
+const nonEmpty = (value: unknown) =>
+  value !== undefined && value !== null && (!Array.isArray(value) || value.length > 0);
+
+/** Messages must be a list of objects. */
+function badMessages(value: unknown, message: (message: Record<string, unknown>) => boolean): boolean {
+  if (value === undefined || value === null) return false;
+  if (!Array.isArray(value)) return true;
+  return value.some((item) => !isObject(item) || message(item));
+}
+
+/** Tool definitions must be a list of objects. */
+function badTools(value: unknown): boolean {
+  if (value === undefined || value === null) return false;
+  if (!Array.isArray(value)) return true;
+  return value.some((tool) => !isObject(isObject(tool) && isObject(tool.function) ? tool.function : tool));
 }
 
 /** OpenAI chat content: a string, or parts of which only text (and refusal) parts are text. */
-function openAiContent(collector: PromptCollector, content: unknown): void {
-  if (!Array.isArray(content)) {
-    collector.text(content);
-    return;
-  }
-  for (const part of content) {
-    if (isObject(part) && part.type === "text" && typeof part.text === "string") collector.pieces.push(part.text);
-    else if (isObject(part) && part.type === "refusal" && typeof part.refusal === "string") {
-      collector.pieces.push(part.refusal);
-    } else collector.nonText = true;
+function openAiContentNotText(content: unknown): boolean {
+  if (!Array.isArray(content)) return notText(content);
+  return content.some(
+    (part) =>
+      !isObject(part) ||
+      !(
+        (part.type === "text" && typeof part.text === "string") ||
+        (part.type === "refusal" && typeof part.refusal === "string")
+      ),
+  );
+}
+
+/**
+ * Whether the body holds prompt input that is not text (token ids, images,
+ * audio, a value of a type the format does not define), per format.
+ */
+function holdsNonText(format: BodyFormat, body: Record<string, unknown>): boolean {
+  switch (format) {
+    case "openai.chat":
+      return (
+        badMessages(body.messages, (message) => openAiContentNotText(message.content)) ||
+        badTools(body.tools) ||
+        badTools(body.functions)
+      );
+    case "openai.completions":
+      return notTextList(body.prompt);
+    case "openai.embeddings":
+      return notTextList(body.input);
+    case "ollama.generate":
+      // Images, and the encoded previous conversation: token ids.
+      return notText(body.prompt) || nonEmpty(body.images) || nonEmpty(body.context);
+    case "ollama.chat":
+      return (
+        badMessages(body.messages, (message) => notText(message.content) || nonEmpty(message.images)) ||
+        badTools(body.tools)
+      );
+    case "ollama.embed":
+      return notTextList(body.input);
+    case "tgi.generate":
+      return notText(body.inputs);
+    case "none":
+      return false;
   }
 }
 
@@ -170,49 +163,12 @@ function openAiContent(collector: PromptCollector, content: unknown): void {
  * matched against and what maxPromptChars counts.
  */
 export function extractPrompt(format: BodyFormat, body: Record<string, unknown>): ExtractedPrompt {
-  const collector = new PromptCollector();
-  switch (format) {
-    case "openai.chat":
-      collector.messages(body.messages, (message) => openAiContent(collector, message.content));
-      collector.tools(body.tools);
-      collector.tools(body.functions);
-      // vLLM lets a request replace the chat template: text the model reads.
-      collector.text(body.chat_template);
-      break;
-    case "openai.completions":
-      collector.textOrTokens(body.prompt);
-      collector.text(body.suffix);
-      break;
-    case "openai.embeddings":
-      collector.textOrTokens(body.input);
-      break;
-    case "ollama.generate":
-      collector.text(body.system);
-      collector.text(body.prompt);
-      collector.text(body.suffix);
-      // A request's own template wraps the prompt in text the model reads.
-      collector.text(body.template);
-      collector.nonTextList(body.images);
-      // The encoded previous conversation: token ids the rules cannot read.
-      collector.nonTextList(body.context);
-      break;
-    case "ollama.chat":
-      collector.messages(body.messages, (message) => {
-        collector.text(message.content);
-        collector.nonTextList(message.images);
-      });
-      collector.tools(body.tools);
-      collector.text(body.template);
-      break;
-    case "ollama.embed":
-      collector.textOrTokens(body.input);
-      collector.text(body.prompt);
-      break;
-    case "tgi.generate":
-      collector.text(body.inputs);
-      break;
-    case "none":
-      break;
-  }
-  return collector.result();
+  if (format === "none") return { text: "", pieces: [], fieldOf: () => "", nonText: false };
+  const { pieces, paths } = collectText(format, body);
+  return {
+    text: pieces.join("\n"),
+    pieces,
+    fieldOf: (piece) => pathText(paths[piece]),
+    nonText: holdsNonText(format, body),
+  };
 }

@@ -1,6 +1,7 @@
 import { checkMaskingPattern, ENTITY_TYPES, MASK_NAME, MAX_PATH_LENGTH, parseFieldPath } from "@modelgate/masking";
 import { z } from "zod";
 import { OPERATIONS } from "./request-kind.js";
+import { normalizeRulePattern } from "./rule-pattern.js";
 
 /**
  * The policy document. Every object is strict: an unknown key is an error,
@@ -107,15 +108,19 @@ const validFlags = (flags: string) => /^[ims]*$/.test(flags) && new Set(flags).s
 /** Flags a rule may set; the engine always adds `u` (and nothing else). */
 const flagsSchema = z.string().refine(validFlags, "only the flags i, m and s are allowed, each at most once");
 
-/** How the engine compiles a rule, here and at every gateway. */
+/**
+ * How the engine compiles a prompt rule, here and at every gateway: its
+ * literal characters read as the prompt's normal form does (rule-pattern.ts).
+ */
 export function compileRulePattern(pattern: string, flags: string): RegExp {
-  return new RegExp(pattern, `${flags}u`);
+  return new RegExp(normalizeRulePattern(pattern), `${flags}u`);
 }
 
-/** The compiler's complaint about a pattern, or undefined when it compiles. */
-export function patternError(pattern: string, flags: string): string | undefined {
+/** The compiler's complaint about a pattern as written (and, for a prompt rule, as matched), or undefined. */
+export function patternError(pattern: string, flags: string, { rule = false } = {}): string | undefined {
   try {
-    compileRulePattern(pattern, flags);
+    new RegExp(pattern, `${flags}u`);
+    if (rule) compileRulePattern(pattern, flags);
     return undefined;
   } catch (error) {
     return error instanceof Error ? error.message : String(error);
@@ -132,7 +137,7 @@ const promptRuleSchema = z
   .superRefine((rule, context) => {
     // Refinements run even when a field failed; bad flags are reported once, above.
     if (typeof rule.flags !== "string" || !validFlags(rule.flags) || typeof rule.pattern !== "string") return;
-    const error = patternError(rule.pattern, rule.flags);
+    const error = patternError(rule.pattern, rule.flags, { rule: true });
     if (error !== undefined) {
       context.addIssue({ code: "custom", message: `does not compile: ${error}`, path: ["pattern"] });
     }

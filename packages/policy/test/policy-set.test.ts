@@ -367,7 +367,9 @@ describe("PolicySet: prompt rules", () => {
       decision: "denied",
       code: "prompt_blocked",
       policyIds: [ds.id],
-      reasons: ['the prompt is blocked by rule "bulk export" of policy "ds-public-llama"'],
+      reasons: ['the prompt is blocked by rule "bulk export" of policy "ds-public-llama" (field "messages.0.content")'],
+      param: "messages.0.content",
+      promptRule: { policyId: ds.id, rule: 0, field: "messages.0.content" },
     });
   });
 
@@ -390,7 +392,7 @@ describe("PolicySet: prompt rules", () => {
     expect(evaluation).toMatchObject({
       code: "prompt_blocked",
       policyIds: [guarded.id],
-      reasons: ['the prompt is blocked by a prompt rule of policy "guarded"'],
+      reasons: ['the prompt is blocked by a prompt rule of policy "guarded" (field "messages.0.content")'],
     });
     expect(allowance(set.evaluate(alice, inference(chat("hello")))).policyIds).toEqual([open.id]);
   });
@@ -422,7 +424,11 @@ describe("PolicySet: prompt rules", () => {
       code: "prompt_blocked",
       requiresApproval: true,
       policyIds: [p.id],
-      reasons: ['the prompt needs approval under rule "payroll" of policy "p", and approvals are not available yet'],
+      reasons: [
+        'the prompt needs approval under rule "payroll" of policy "p" (field "messages.0.content"), and approvals are not available yet',
+      ],
+      param: "messages.0.content",
+      promptRule: { policyId: p.id, rule: 0, field: "messages.0.content" },
     });
     const blocked = denial(set.evaluate(alice, inference(chat("salary and password"))));
     expect(blocked.requiresApproval).toBeUndefined();

@@ -1,3 +1,4 @@
+import { matchForm } from "../normalize.js";
 import { Cursor, type Detector, decideAt, type Hit, matchHit } from "./scan.js";
 
 /** First-character kinds: terms starting with it must start a word, or may start anywhere. */
@@ -6,12 +7,26 @@ const ANYWHERE = 2;
 
 /** A deny-list term's token for "a run of white space". */
 const SPACE_RUN = -1;
+/** What the reader answers past the end of a finished text, and after too many ignored characters. */
+const END = -2;
+const GAP = -3;
+const SPACE = 32;
 /** White space in a term matches 1 to this many white-space characters in the text. */
 export const MAX_SPACE_RUN = 8;
+/**
+ * Ignored characters (invisible ones, combining marks) a term tolerates
+ * before each of its characters and after its last one, in UTF-16 units:
+ * enough for a zero-width space, an emoji selector or a few accents per
+ * letter, and a bound on how far a stream must look ahead.
+ */
+export const MAX_GAP = 4;
+/** The most UTF-16 units one token of a term can take in the text: its ignored characters and itself. */
+const STEP = MAX_GAP + 4;
 
 let foldTable: Uint16Array | undefined;
-let unfoldTable: Map<number, number[]> | undefined;
 let wordTable: Uint8Array | undefined;
+let formTable: string[] | undefined;
+let firstUnitIndex: Map<number, number[]> | undefined;
 
 /**
  * Case folding of UTF-16 code units: each unit's lower case when that is
@@ -29,20 +44,47 @@ function folds(): Uint16Array {
   return foldTable;
 }
 
-/** Every code unit that folds to a given one (`k` ← `K`, the Kelvin sign). */
-function unfolds(): Map<number, number[]> {
-  if (unfoldTable === undefined) {
-    unfoldTable = new Map();
-    const fold = folds();
-    for (let code = 0; code < 65536; code++) {
-      const folded = fold[code] ?? code;
-      if (folded === code) continue;
-      const units = unfoldTable.get(folded);
-      if (units === undefined) unfoldTable.set(folded, [code]);
-      else units.push(code);
+function foldUnits(form: string): string {
+  const fold = folds();
+  let folded = "";
+  for (let index = 0; index < form.length; index++) {
+    const code = form.charCodeAt(index);
+    folded += String.fromCharCode(fold[code] ?? code);
+  }
+  return folded;
+}
+
+/**
+ * What a code point reads as to a deny-list: its match form (the normal
+ * form prompt rules read, see normalize.ts), case-folded. Cached for the
+ * Basic Multilingual Plane.
+ */
+function foldedForm(codePoint: number): string {
+  if (codePoint >= 0x10000) return foldUnits(matchForm(codePoint));
+  if (formTable === undefined) {
+    // Filled in order, so the engine keeps it a packed array of strings.
+    const table: string[] = [];
+    for (let code = 0; code < 0x10000; code++) table.push(foldUnits(matchForm(code)));
+    formTable = table;
+  }
+  return formTable[codePoint] as string;
+}
+
+/** BMP code points by the first unit of their folded form (`k` ← `K`, `ｋ`, the Kelvin sign, `𝐤` is astral). */
+function firstUnits(): Map<number, number[]> {
+  if (firstUnitIndex === undefined) {
+    firstUnitIndex = new Map();
+    for (let code = 0; code < 0x10000; code++) {
+      if (code >= 0xd800 && code <= 0xdfff) continue;
+      const form = foldedForm(code);
+      if (form === "" || form.charCodeAt(0) === SPACE) continue;
+      const first = form.charCodeAt(0);
+      const codes = firstUnitIndex.get(first);
+      if (codes === undefined) firstUnitIndex.set(first, [code]);
+      else codes.push(code);
     }
   }
-  return unfoldTable;
+  return firstUnitIndex;
 }
 
 /** Letters, digits and `_` of the Basic Multilingual Plane; surrogates are looked up by code point. */
@@ -58,21 +100,9 @@ function words(): Uint8Array {
 }
 
 const ASTRAL_WORD = /^[\p{L}\p{N}]$/u;
-const isSpace = (code: number) =>
-  code === 32 ||
-  (code >= 9 && code <= 13) ||
-  code === 0xa0 ||
-  code === 0x2028 ||
-  code === 0x2029 ||
-  code === 0x3000 ||
-  (code >= 0x2000 && code <= 0x200a) ||
-  code === 0x1680 ||
-  code === 0x202f ||
-  code === 0x205f ||
-  code === 0xfeff;
 
 interface Term {
-  /** Folded code units, SPACE_RUN for white space. */
+  /** Folded units of the term's normal form, SPACE_RUN for white space. */
   tokens: number[];
   /** Which list (index in the profile): its name labels the match, and the first list wins ties. */
   list: number;
@@ -82,17 +112,93 @@ interface Term {
 }
 
 /**
- * All deny-lists of a profile in one detector: literal terms matched
- * case-insensitively (per UTF-16 unit, by its lower case), white space in
- * a term matching 1-8 white-space characters, and whole words only: a term
- * that starts (ends) with a letter, digit or `_` must not have one before
- * (after) it in the text. At one position the longest matching term wins,
- * then the earlier list. Matches carry the list's name.
+ * Reads a text as folded forms, unit by unit, from a start position, through
+ * a cursor (so a stream reports "undecided" where the whole text might
+ * decide otherwise). `index` is where the next code point starts; `form` is
+ * the form of the last code point read and `offset` the next unit in it.
+ */
+class FormReader {
+  cursor = new Cursor();
+  index = 0;
+  form = "";
+  offset = 0;
+  /** UTF-16 units of the code point last looked at. */
+  width = 0;
+
+  reset(cursor: Cursor, start: number): void {
+    this.cursor = cursor;
+    this.index = start;
+    this.form = "";
+    this.offset = 0;
+  }
+
+  /** The folded form of the code point at `index` (undefined past the end of a finished text); sets `width`. */
+  formAt(index: number): string | undefined {
+    const code = this.cursor.at(index);
+    if (code === -1) return undefined;
+    if (code >= 0xd800 && code <= 0xdbff) {
+      const low = this.cursor.at(index + 1);
+      if (low >= 0xdc00 && low <= 0xdfff) {
+        this.width = 2;
+        return foldedForm((code - 0xd800) * 0x400 + (low - 0xdc00) + 0x10000);
+      }
+    }
+    this.width = 1;
+    return foldedForm(code);
+  }
+
+  /**
+   * The next unit without taking it: a folded code unit (SPACE for white
+   * space), END past the end of a finished text, or GAP when more than
+   * MAX_GAP units of ignored characters come first. Reading the next code
+   * point moves `index` past it (and past the ignored ones before it).
+   */
+  peek(): number {
+    if (this.offset < this.form.length) return this.form.charCodeAt(this.offset);
+    let gap = 0;
+    for (;;) {
+      const form = this.formAt(this.index);
+      if (form === undefined) return END;
+      this.index += this.width;
+      if (form !== "") {
+        this.form = form;
+        this.offset = 0;
+        return form.charCodeAt(0);
+      }
+      gap += this.width;
+      if (gap > MAX_GAP) return GAP;
+    }
+  }
+
+  /** Past the ignored characters (up to MAX_GAP units) after the last code point read; returns where they end. */
+  skipIgnored(): number {
+    let gap = 0;
+    for (;;) {
+      const form = this.formAt(this.index);
+      if (form !== "" || gap + this.width > MAX_GAP) return this.index;
+      gap += this.width;
+      this.index += this.width;
+    }
+  }
+}
+
+/**
+ * All deny-lists of a profile in one detector: literal terms matched in
+ * the normal form prompt rules read (normalize.ts: invisible characters
+ * and combining marks ignored, full-width and other compatibility forms
+ * and Latin look-alike letters read as plain letters), ignoring case, white
+ * space in a term matching 1-8 white-space characters, and whole words
+ * only: a term that starts (ends) with a letter, digit or `_` must not have
+ * one before (after) it in the text. Up to MAX_GAP units of ignored
+ * characters may come before each character of a term and after its last
+ * one (they are masked with it). At one position the longest matching term
+ * wins, then the earlier list. Matches carry the list's name, and their
+ * offsets are those of the text as given, so the original span is masked.
  *
- * Candidates are found by one regular expression for the first characters
- * of all terms (at word starts where the terms need one), and checked
- * against the terms in a bucket keyed by their first two tokens, so
- * thousands of terms cost about what a few do.
+ * Candidates are found by one regular expression for the characters that
+ * read as the first character of a term (at word starts where the terms
+ * need one), and checked against the terms in a bucket keyed by their
+ * first two tokens, so thousands of terms cost about what a few do.
  */
 export class DenyListDetector implements Detector {
   readonly name: string;
@@ -101,16 +207,16 @@ export class DenyListDetector implements Detector {
   readonly lookBehind = 2;
   readonly window: number;
   readonly #names: readonly string[];
-  /** By folded first unit (or minus the code point of an astral first character): WORD_START and/or ANYWHERE. */
+  /** By folded first unit: WORD_START and/or ANYWHERE. */
   readonly #first = new Map<number, number>();
-  /** Where a term can start: its first character in any case, at a word start if every such term needs one. */
+  /** Where a term can start: a character that reads as its first character, at a word start if every such term needs one. */
   readonly #candidates: RegExp;
   /** One-token terms by their token; longer ones by their first two tokens. */
   readonly #single = new Map<number, Term[]>();
   readonly #pairs = new Map<number, Term[]>();
-  readonly #fold = folds();
   readonly #word = words();
   readonly #cursor = new Cursor();
+  readonly #reader = new FormReader();
   readonly #decide = (cursor: Cursor, start: number) => this.#decideAt(cursor, start);
 
   constructor(rank: number, lists: readonly { name: string; terms: readonly string[] }[]) {
@@ -120,24 +226,26 @@ export class DenyListDetector implements Detector {
     let longest = 0;
     for (const [list, { terms }] of lists.entries()) {
       for (const raw of new Set(terms)) {
-        const term = this.#term(raw.trim(), list);
+        const term = this.#term(raw, list);
         if (term === undefined) continue;
         const [first = 0, second] = term.tokens;
-        // A term starting with a surrogate pair is found by its code point: the search runs in Unicode mode.
-        const point = raw.trim().codePointAt(0) ?? 0;
-        const key = point > 0xffff ? -point : first;
-        this.#first.set(key, (this.#first.get(key) ?? 0) | (term.wordStart ? WORD_START : ANYWHERE));
+        this.#first.set(first, (this.#first.get(first) ?? 0) | (term.wordStart ? WORD_START : ANYWHERE));
         const bucket = second === undefined ? this.#single : this.#pairs;
         const bucketKey = second === undefined ? first : pairKey(first, second);
         const terms = bucket.get(bucketKey);
         if (terms === undefined) bucket.set(bucketKey, [term]);
         else terms.push(term);
-        // A white-space run reads one character past its longest form.
-        const reach = term.tokens.reduce((sum, token) => sum + (token === SPACE_RUN ? MAX_SPACE_RUN + 1 : 1), 0);
+        // Each token reads at most STEP units; a white-space run reads one
+        // character past its longest form; after the term come its
+        // ignored characters and the character that says whether a word
+        // goes on.
+        const reach =
+          term.tokens.reduce((sum, token) => sum + (token === SPACE_RUN ? (MAX_SPACE_RUN + 1) * STEP : STEP), 0) +
+          MAX_GAP +
+          4;
         longest = Math.max(longest, reach);
       }
     }
-    // The term, and the character (perhaps a surrogate pair) after it that says whether a word goes on.
     this.window = Math.max(2, longest) + 2;
     this.#candidates = candidatePattern(this.#first);
   }
@@ -148,22 +256,26 @@ export class DenyListDetector implements Detector {
   }
 
   #term(text: string, list: number): Term | undefined {
-    if (text === "") return undefined;
     const tokens: number[] = [];
-    for (let index = 0; index < text.length; index++) {
-      const code = text.charCodeAt(index);
-      if (isSpace(code)) {
-        if (tokens.at(-1) !== SPACE_RUN) tokens.push(SPACE_RUN);
-      } else {
-        tokens.push(this.#fold[code] ?? code);
+    for (const char of text) {
+      const form = foldedForm(char.codePointAt(0) ?? 0);
+      for (let index = 0; index < form.length; index++) {
+        const unit = form.charCodeAt(index);
+        if (unit !== SPACE) tokens.push(unit);
+        else if (tokens.length > 0 && tokens.at(-1) !== SPACE_RUN) tokens.push(SPACE_RUN);
       }
     }
-    return {
-      tokens,
-      list,
-      wordStart: wordAt(text, 0, this.#word),
-      wordEnd: wordAt(text, lastCharStart(text), this.#word),
-    };
+    while (tokens.at(-1) === SPACE_RUN) tokens.pop();
+    if (tokens.length === 0) return undefined;
+    return { tokens, list, wordStart: this.#wordToken(tokens, 0), wordEnd: this.#wordToken(tokens, tokens.length - 1) };
+  }
+
+  /** Whether the character of the token at `index` (a surrogate pair read whole) is a letter, digit or `_`. */
+  #wordToken(tokens: readonly number[], index: number): boolean {
+    const unit = tokens[index] ?? 0;
+    if (unit >= 0xd800 && unit <= 0xdbff) return ASTRAL_WORD.test(String.fromCharCode(unit, tokens[index + 1] ?? 0));
+    if (unit >= 0xdc00 && unit <= 0xdfff) return ASTRAL_WORD.test(String.fromCharCode(tokens[index - 1] ?? 0, unit));
+    return this.#word[unit] === 1;
   }
 
   next(text: string, from: number, final: boolean): Hit | undefined {
@@ -181,10 +293,18 @@ export class DenyListDetector implements Detector {
   }
 
   #decideAt(cursor: Cursor, start: number): Hit | undefined {
-    const first = this.#fold[cursor.at(start)] ?? 0;
-    const afterFirst = cursor.at(start + 1);
-    const second = isSpace(afterFirst) ? SPACE_RUN : (this.#fold[afterFirst] ?? afterFirst);
-    const longer = afterFirst === -1 ? undefined : this.#pairs.get(pairKey(first, second));
+    const reader = this.#reader;
+    reader.reset(cursor, start);
+    // A match starts at a character that reads as something: never at an ignored one.
+    const lead = reader.formAt(start);
+    if (lead === undefined || lead === "" || lead.charCodeAt(0) === SPACE) return undefined;
+    reader.index = start + reader.width;
+    reader.form = lead;
+    reader.offset = 1;
+    const first = lead.charCodeAt(0);
+    const after = reader.peek();
+    const second = after === SPACE ? SPACE_RUN : after;
+    const longer = after < 0 ? undefined : this.#pairs.get(pairKey(first, second));
     const glued = this.#wordBefore(cursor, start);
     let best: Term | undefined;
     let bestEnd = -1;
@@ -204,23 +324,26 @@ export class DenyListDetector implements Detector {
 
   /** Where `term` ends when it matches at `start`, else -1. */
   #matchEnd(cursor: Cursor, start: number, term: Term): number {
-    let index = start;
+    const reader = this.#reader;
+    reader.reset(cursor, start);
     for (const token of term.tokens) {
       if (token === SPACE_RUN) {
         let run = 0;
-        while (isSpace(cursor.at(index))) {
+        while (reader.peek() === SPACE) {
           if (++run > MAX_SPACE_RUN) return -1;
-          index++;
+          reader.offset++;
         }
         if (run === 0) return -1;
       } else {
-        const code = cursor.at(index);
-        if (code === -1 || (this.#fold[code] ?? code) !== token) return -1;
-        index++;
+        if (reader.peek() !== token) return -1;
+        reader.offset++;
       }
     }
-    if (term.wordEnd && this.#wordAfter(cursor, index)) return -1;
-    return index;
+    // A match ends where a character ends, never inside what one reads as ("ﬁ" is not "f").
+    if (reader.offset < reader.form.length) return -1;
+    const end = reader.skipIgnored();
+    if (term.wordEnd && this.#wordAfter(cursor, end)) return -1;
+    return end;
   }
 
   #wordBefore(cursor: Cursor, start: number): boolean {
@@ -244,34 +367,24 @@ export class DenyListDetector implements Detector {
 
 /**
  * One pattern for the places a term can start, so that a text is searched
- * by the regular-expression engine rather than character by character.
+ * by the regular-expression engine rather than character by character:
+ * every character whose folded form starts with a term's first token, and
+ * any character outside the Basic Multilingual Plane (mathematical letters
+ * such as "𝐏" read as Latin ones; they are rare enough to check one by one).
  */
 function candidatePattern(first: ReadonlyMap<number, number>): RegExp {
-  const unfold = unfolds();
-  const units = (folded: number) => (folded < 0 ? [-folded] : [folded, ...(unfold.get(folded) ?? [])]);
+  const index = firstUnits();
   const wordStart: number[] = [];
   const anywhere: number[] = [];
-  for (const [folded, kinds] of first) (kinds & ANYWHERE ? anywhere : wordStart).push(...units(folded));
-  const set = (codes: number[]) => `[${codes.map((code) => `\\u{${code.toString(16)}}`).join("")}]`;
+  for (const [folded, kinds] of first) (kinds & ANYWHERE ? anywhere : wordStart).push(...(index.get(folded) ?? []));
+  const set = (codes: number[], extra = "") => `[${codes.map((code) => `\\u{${code.toString(16)}}`).join("")}${extra}]`;
+  if (first.size === 0) return /(?!)/gu;
   const options = [];
   if (wordStart.length > 0) options.push(`(?<![\\p{L}\\p{N}_])${set(wordStart)}`);
-  if (anywhere.length > 0) options.push(set(anywhere));
-  return new RegExp(options.length > 0 ? options.join("|") : "(?!)", "gu");
+  options.push(set(anywhere, "\\u{10000}-\\u{10FFFF}"));
+  return new RegExp(options.join("|"), "gu");
 }
 
 function pairKey(first: number, second: number): number {
   return first * 65537 + second + 1;
-}
-
-/** Index of the last character (a surrogate pair counts as one). */
-function lastCharStart(text: string): number {
-  const last = text.length - 1;
-  const code = text.charCodeAt(last);
-  return code >= 0xdc00 && code <= 0xdfff && last > 0 ? last - 1 : last;
-}
-
-function wordAt(text: string, index: number, table: Uint8Array): boolean {
-  const code = text.charCodeAt(index);
-  if (code >= 0xd800 && code <= 0xdfff) return ASTRAL_WORD.test(String.fromCodePoint(text.codePointAt(index) ?? 0));
-  return table[code] === 1;
 }
