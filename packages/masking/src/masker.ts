@@ -1,10 +1,11 @@
+import { AssignmentDetector } from "./detectors/assignment.js";
 import { compilePattern, RegexDetector } from "./detectors/custom.js";
 import { DenyListDetector } from "./detectors/deny-list.js";
 import { EmailDetector } from "./detectors/email.js";
 import { Ipv4Detector, Ipv6Detector } from "./detectors/ip.js";
 import { CardDetector, IbanDetector, PhoneDetector, SsnDetector } from "./detectors/numbers.js";
 import type { Detector } from "./detectors/scan.js";
-import { AssignmentDetector, PemDetector, TokenDetector } from "./detectors/secrets.js";
+import { PemDetector, TokenDetector } from "./detectors/secrets.js";
 import { ENTITY_TYPES, type EntityType, MASK_NAME, type MaskingProfile } from "./profile.js";
 import {
   type DetectedValue,
@@ -12,7 +13,9 @@ import {
   MaskingError,
   MaskingScan,
   type MaskingStream,
+  PATTERN_TIER,
   type ScanPlan,
+  VALIDATED_TIER,
 } from "./stream.js";
 import { createRenderer } from "./styles.js";
 
@@ -22,9 +25,11 @@ export interface MaskerOptions {
   /** Per-session secret for the `hash` style (required for it): pseudonyms are stable with one key only. */
   hashKey?: Uint8Array;
   /**
-   * Most characters a stream holds back for an ordinary entity, and the
-   * limit that unbounded repetitions in custom patterns are fitted into
-   * (default 64, at least 48 so that every built-in format fits).
+   * The window: most characters one detector's decision may need (the
+   * limit that unbounded repetitions in custom patterns are fitted into),
+   * and the length up to which overlapping matches are compared (default
+   * 64, at least 48 so that every built-in format fits). A stream holds
+   * back at most about twice this: see `Masker.holdback`.
    */
   maxHoldback?: number;
 }
@@ -34,10 +39,11 @@ const MIN_HOLDBACK = 48;
 const MAX_HOLDBACK = 1024;
 
 /**
- * Which match wins when two start and end at the same place: secrets
- * first (the most harmful to leak), then the entities in order of how
- * specific their validation is; custom detectors and deny-lists after the
- * built-ins, in profile order.
+ * The detector priority: which of two overlapping matches of the same tier
+ * and length that start at the same place wins (see stream.ts for the whole
+ * order). Secrets first (the most harmful to leak), then the entities in
+ * order of how specific their validation is; custom detectors and
+ * deny-lists after the built-ins, in profile order.
  */
 const ENTITY_RANK: Record<EntityType, number> = {
   SECRET: 0,
@@ -88,6 +94,7 @@ function buildPlan(profile: MaskingProfile, options: MaskerOptions): ScanPlan {
     if (!(ENTITY_TYPES as readonly string[]).includes(entity)) fail(`unknown entity ${JSON.stringify(entity)}`);
     detectors.push(...builtIns(entity, window));
   }
+  const validated = detectors.length;
   for (const [index, { name, pattern, flags = "" }] of profile.custom.entries()) {
     if (!MASK_NAME.test(name)) fail(`custom detector ${index}: the name must match ${MASK_NAME.source}`);
     if (!/^[ims]*$/.test(flags) || new Set(flags).size !== flags.length) {
@@ -113,9 +120,29 @@ function buildPlan(profile: MaskingProfile, options: MaskerOptions): ScanPlan {
   if (!["label", "partial", "hash"].includes(profile.style)) fail(`unknown style ${JSON.stringify(profile.style)}`);
   return {
     detectors,
+    tiers: detectors.map((_, index) => (index < validated ? VALIDATED_TIER : PATTERN_TIER)),
+    cap: window,
     renderer: createRenderer(profile.style, options.hashKey),
     context: Math.max(2, ...detectors.map((detector) => detector.lookBehind)),
   };
+}
+
+/**
+ * The most characters a stream of this plan holds back. A detector's own
+ * decision needs at most its `window`; a match that a rival starting inside
+ * it could still outrank waits for that rival's decision, so it adds the
+ * longest such match: up to `cap` for a validated entity (a longer one
+ * cannot be outranked by a later start), a pattern's own window for a custom
+ * pattern or deny-list term (any validated match inside it outranks it).
+ */
+function holdbackOf(plan: ScanPlan): number {
+  const windows = plan.detectors.map((detector) => detector.window);
+  const window = Math.max(0, ...windows);
+  if (plan.detectors.length < 2) return window;
+  const zone = Math.max(
+    ...plan.detectors.map((detector, index) => (plan.tiers[index] === VALIDATED_TIER ? plan.cap : detector.window)),
+  );
+  return zone + window;
 }
 
 /**
@@ -134,7 +161,7 @@ export class Masker {
   constructor(profile: MaskingProfile, options: MaskerOptions = {}) {
     this.#plan = buildPlan(profile, options);
     this.profile = profile;
-    this.holdback = Math.max(0, ...this.#plan.detectors.map((detector) => detector.window));
+    this.holdback = holdbackOf(this.#plan);
   }
 
   maskText(text: string): { text: string; counts: MaskCounts } {

@@ -34,9 +34,26 @@ export interface DetectedValue {
   value: string;
 }
 
+/**
+ * Validation tiers. A match of a higher tier outranks an overlapping match
+ * of a lower tier, whatever their lengths: a built-in entity is checked
+ * (a checksum, a structure, a secret's prefix or key word), a custom
+ * pattern or deny-list term only matches text.
+ */
+export const PATTERN_TIER = 0;
+export const VALIDATED_TIER = 1;
+
 /** What a scan needs from its Masker. */
 export interface ScanPlan {
   readonly detectors: readonly Detector[];
+  /** Each detector's validation tier (PATTERN_TIER or VALIDATED_TIER). */
+  readonly tiers: readonly number[];
+  /**
+   * Lengths are compared up to this many characters (the masker's window):
+   * two overlapping matches at least this long count as equally long, and
+   * the earlier one wins. It is what keeps a stream's decisions bounded.
+   */
+  readonly cap: number;
   readonly renderer: Renderer;
   /** Characters before the current position that detectors may look at. */
   readonly context: number;
@@ -50,6 +67,11 @@ interface OpenMatch {
 const isHighSurrogate = (code: number) => code >= 0xd800 && code <= 0xdbff;
 const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
 
+/** Verdicts of `#challenge`; an outranking rival (a Hit) means the candidate loses. */
+const WINS = 0;
+const WAIT = 1;
+type Verdict = typeof WINS | typeof WAIT | Hit;
+
 /**
  * The masking engine, for whole texts and streams alike. It keeps the text
  * that has not been released (plus a little released text as context for
@@ -59,20 +81,37 @@ const isLowSurrogate = (code: number) => code >= 0xdc00 && code <= 0xdfff;
  *    position at or after the current position.
  * 2. If the earliest answer is undecided (or nothing was found), release
  *    the text up to there unmasked and stop until more text arrives.
- * 3. Otherwise the earliest match wins; among matches that start at the
- *    same place the longest, then the detector with the lowest rank. An
- *    open match wins only once no rival starting there could outgrow it.
- *    Release the text before it, emit its replacement, continue after it.
- *    An open match (a long secret) is emitted as soon as it wins; the text
- *    that continues it is then dropped (or hashed) as it arrives, until its
- *    end is known.
+ * 3. Otherwise take the matches that start at the earliest position, best
+ *    first (the order below): the first one that no overlapping match of
+ *    another detector starting inside it outranks wins. Release the text
+ *    before it, emit its replacement, continue after it. When every match
+ *    there is outranked, the character there is plain text: continue after
+ *    it (the matches that outrank them come next).
+ *
+ * The order ("outranks"): a validated entity beats a custom pattern or
+ * deny-list term (see VALIDATED_TIER); then the longer match, lengths
+ * counted up to `cap`; then the earlier start; then the detector's rank.
+ * A checksum-valid card inside a custom pattern's match is therefore
+ * masked as a card, and a phone number is not cut short by a shorter
+ * reading that starts before it. An assignment's value that loses to a
+ * match starting inside it is cut there instead of dropped, so the part
+ * before the winner is not released (Detector.cuttable). Overlaps are
+ * judged between each detector's own readings, one after the other from the
+ * current position (`#challenge`), not the shorter readings inside them.
+ *
+ * Streaming: a match is decided once every rival that starts inside it is
+ * decided; an open match (a long secret, an email's domain) waits until it
+ * has ended or reached `cap` characters, after which nothing that starts
+ * later can outrank it. Its replacement is emitted then, and the text that
+ * continues it is dropped (or hashed) as it arrives, until its end is known.
  *
  * Whole-text masking runs the same steps with `final` set, when detectors
  * never answer "undecided"; a stream answers "undecided" wherever the whole
  * text could decide differently (a detector's decision reads through a
  * Cursor, which refuses to guess past the text received). So the two agree
  * for any chunking, and a stream holds back only what could still be part
- * of a match: at most the largest `window` of its detectors.
+ * of a match or decide one: at most the longest match that can still be
+ * outranked plus the largest `window` of its rivals (Masker.holdback).
  */
 export class MaskingScan implements MaskingStream {
   readonly #plan: ScanPlan;
@@ -143,13 +182,13 @@ export class MaskingScan implements MaskingStream {
 
   #advance(final: boolean): string {
     const text = this.#text;
-    const { detectors, renderer } = this.#plan;
+    const { detectors } = this.#plan;
     // Each detector's answer from some position at or before the current one;
     // still its first answer from the current position while it starts there or later.
     const answers: (Hit | null | undefined)[] = new Array(detectors.length);
     let position = this.#position;
     let out = "";
-    for (;;) {
+    scan: for (;;) {
       const open = this.#open;
       if (open !== undefined) {
         const end = open.resume(text, position, final);
@@ -198,51 +237,68 @@ export class MaskingScan implements MaskingStream {
       }
       if (first < position) throw new MaskingError("a detector answered before the current position");
 
-      let winner = -1;
+      const candidates: number[] = [];
       for (let index = 0; index < detectors.length; index++) {
         const answer = answers[index];
-        if (answer == null || answer.kind === "pending" || answer.start !== first) continue;
-        const best = answers[winner];
-        if (
-          best == null ||
-          answer.end > best.end ||
-          (answer.end === best.end && (detectors[index] as Detector).rank < (detectors[winner] as Detector).rank)
-        ) {
-          winner = index;
-        }
+        if (answer != null && answer.kind !== "pending" && answer.start === first) candidates.push(index);
       }
-      if (answers.some((answer, index) => index !== winner && answer?.kind === "open" && answer.start === first)) {
-        // A rival still growing might end up longer: wait for it.
+      // A match still growing may yet outrank the others, or be outranked by
+      // a longer one that starts inside it: wait for it.
+      if (candidates.some((index) => this.#growing(answers[index] as Hit))) {
         out += text.slice(position, first);
         position = first;
         break;
       }
-
-      const hit = answers[winner] as Hit;
+      candidates.sort((a, b) => this.#compare(answers[a] as Hit, a, answers[b] as Hit, b));
+      let winner = -1;
+      let won: Hit | undefined;
+      for (const index of candidates) {
+        const hit = answers[index] as Hit;
+        const verdict = this.#challenge(index, hit, answers, text, final);
+        if (verdict === WAIT) {
+          out += text.slice(position, first);
+          position = first;
+          break scan;
+        }
+        if (verdict === WINS) {
+          winner = index;
+          won = hit;
+          break;
+        }
+        if ((detectors[index] as Detector).cuttable === true && verdict.start > hit.start) {
+          winner = index;
+          won = { kind: "match", start: hit.start, end: verdict.start, name: hit.name };
+          break;
+        }
+      }
+      if (won === undefined) {
+        // Every match that starts here is outranked by one that starts later:
+        // this character is plain text.
+        let next = first + 1;
+        if (isHighSurrogate(text.charCodeAt(first)) && isLowSurrogate(text.charCodeAt(next))) next++;
+        out += text.slice(position, next);
+        position = next;
+        continue;
+      }
       const detector = detectors[winner] as Detector;
-      if (hit.end <= hit.start || hit.valueStart < hit.start || hit.valueStart >= hit.end) {
+      if (won.end <= won.start) {
         throw new MaskingError(`the ${detector.name} detector answered an empty match`);
       }
-      const name = hit.name ?? detector.name;
-      out += text.slice(position, hit.valueStart);
+      const name = won.name ?? detector.name;
+      out += text.slice(position, won.start);
       this.#counts[name] = (this.#counts[name] ?? 0) + 1;
-      if (hit.kind === "match") {
-        const value = text.slice(hit.valueStart, hit.end);
-        out += renderer.replace(name, detector.keepsLastDigits, value);
-        this.#found?.push({
-          name,
-          start: this.#offset + hit.valueStart,
-          end: this.#offset + hit.end,
-          value,
-        });
-        position = hit.end;
+      if (won.kind === "match") {
+        const value = text.slice(won.start, won.end);
+        out += this.#plan.renderer.replace(name, detector.keepsLastDigits, value);
+        this.#found?.push({ name, start: this.#offset + won.start, end: this.#offset + won.end, value });
+        position = won.end;
       } else {
-        let end = hit.end;
-        if (end > hit.valueStart && end === text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
-        const replacement = renderer.open(name);
-        replacement.add(text.slice(hit.valueStart, end));
+        let end = won.end;
+        if (end > won.start && end === text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+        const replacement = this.#plan.renderer.open(name);
+        replacement.add(text.slice(won.start, end));
         out += replacement.now;
-        this.#open = { replacement, resume: hit.resume as Resume };
+        this.#open = { replacement, resume: won.resume as Resume };
         position = end;
       }
     }
@@ -254,5 +310,67 @@ export class MaskingScan implements MaskingStream {
     }
     this.#position = position - drop;
     return out;
+  }
+
+  /** An open match shorter than the cap: its rank among overlapping matches may still change. */
+  #growing(hit: Hit): boolean {
+    return hit.kind === "open" && hit.end - hit.start < this.#plan.cap;
+  }
+
+  /** Negative when the match `a` (of detector `ai`) outranks `b` (of `bi`): the order described above. */
+  #compare(a: Hit, ai: number, b: Hit, bi: number): number {
+    const { tiers, cap, detectors } = this.#plan;
+    const tier = (tiers[bi] ?? PATTERN_TIER) - (tiers[ai] ?? PATTERN_TIER);
+    if (tier !== 0) return tier;
+    const length = Math.min(b.end - b.start, cap) - Math.min(a.end - a.start, cap);
+    if (length !== 0) return length;
+    if (a.start !== b.start) return a.start - b.start;
+    return (detectors[ai] as Detector).rank - (detectors[bi] as Detector).rank;
+  }
+
+  /**
+   * Whether the match `hit` of detector `index` wins against the matches of
+   * the other detectors that start inside it (`WINS`), cannot be decided
+   * until more text has arrived (`WAIT`), or is outranked by one (returned;
+   * for a cuttable match, the outranking rival that starts first).
+   */
+  #challenge(
+    index: number,
+    hit: Hit,
+    answers: readonly (Hit | null | undefined)[],
+    text: string,
+    final: boolean,
+  ): Verdict {
+    const { detectors, tiers, cap } = this.#plan;
+    const tier = tiers[index] ?? PATTERN_TIER;
+    // A rival starting later could at best tie, and ties go to the earlier start.
+    if (tier === VALIDATED_TIER && hit.end - hit.start >= cap) return WINS;
+    const cuttable = (detectors[index] as Detector).cuttable === true;
+    let outranked: Hit | undefined;
+    let limit = hit.end;
+    for (let other = 0; other < detectors.length; other++) {
+      if (other === index || (tiers[other] ?? PATTERN_TIER) < tier) continue;
+      const rival = detectors[other] as Detector;
+      // The rival's own readings from the current position, one after the
+      // other as it alone would mask them: not the shorter readings inside
+      // one of them (the rest of an email's local part), which would only
+      // lose to what that one loses to.
+      let answer = answers[other] ?? null;
+      if (answer !== null && answer.kind !== "pending" && answer.start === hit.start) {
+        answer = rival.next(text, answer.end, final) ?? null;
+      }
+      while (answer !== null && answer.start < limit) {
+        if (answer.kind === "pending") return WAIT;
+        if (this.#compare(answer, other, hit, index) < 0) {
+          if (!cuttable) return answer;
+          outranked = answer;
+          limit = answer.start;
+          break;
+        }
+        if (this.#growing(answer)) return WAIT;
+        answer = rival.next(text, answer.end, final) ?? null;
+      }
+    }
+    return outranked ?? WINS;
   }
 }

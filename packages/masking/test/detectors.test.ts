@@ -241,9 +241,9 @@ describe("SECRET", () => {
     ["password=hunter2", "password=[SECRET]"],
     ["passwd: hunter2", "passwd: [SECRET]"],
     ["secret=abc123", "secret=[SECRET]"],
-    ["api_key=abc123.", "api_key=[SECRET]."],
+    ["api_key=abc123.", "api_key=[SECRET]"],
     ["API-KEY = abc123", "API-KEY = [SECRET]"],
-    ["DB_PASSWORD=s3cr3t!", "DB_PASSWORD=[SECRET]!"],
+    ["DB_PASSWORD=s3cr3t!", "DB_PASSWORD=[SECRET]"],
     ["export AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI", "export AWS_SECRET_ACCESS_KEY=[SECRET]"],
     ['{"password": "correct horse battery"}', '{"password": "[SECRET]"}'],
     ["pwd='p@ss w0rd' ok", "pwd='[SECRET]' ok"],
@@ -251,6 +251,36 @@ describe("SECRET", () => {
   ])("masks the value of %s", (text, expected) => {
     expect(masked("SECRET", text)).toBe(expected);
   });
+
+  it.each([
+    ["password=hunter2!@#$%", "password=[SECRET]"],
+    ["token: abc.def-ghi/+=", "token: [SECRET]"],
+    ["Token:abc, then more", "Token:[SECRET] then more"],
+    ["PWD=p@ss;word.", "PWD=[SECRET]"],
+    ["password => 'x y'", "password => '[SECRET]'"],
+    ["password := s3cr3t", "password := [SECRET]"],
+    ["PASSWORD==abc", "PASSWORD=[SECRET]"],
+    ['{"password": "abc\\"def", "user": "bob"}', '{"password": "[SECRET]", "user": "bob"}'],
+    ['{"password": "abc\\\\", "user": "bob"}', '{"password": "[SECRET]", "user": "bob"}'],
+    [
+      '{"content": "{\\"token\\": \\"a\\\\\\"b\\", \\"n\\": 1}"}',
+      '{"content": "{\\"token\\": \\"[SECRET]\\", \\"n\\": 1}"}',
+    ],
+    ["Authorization: Bearer eyJhbGciOi.x-y_z", "Authorization: [SECRET]"],
+    ["authorization: basic dXNlcjpwYXNz\r\nHost: x", "authorization: [SECRET]\r\nHost: x"],
+    ['"Proxy-Authorization": "Bearer abc def"', '"Proxy-Authorization": "[SECRET]"'],
+    ["client_secret = 'a\\'b' # comment", "client_secret = '[SECRET]' # comment"],
+  ])("masks the whole value, punctuation included, of %s", (text, expected) => {
+    expect(masked("SECRET", text)).toBe(expected);
+    expect(new Masker(profile({ entities: ALL })).maskText(text).text).toBe(expected);
+  });
+
+  it.each(["max_tokens: 100", "tokens=5", "token count: 3", '"token": ""', "password:\nnext line"])(
+    "leaves %s alone",
+    (text) => {
+      expect(masked("SECRET", text)).toBe(text);
+    },
+  );
 
   it("masks a JWT through all its segments but not a trailing dot", () => {
     expect(masked("SECRET", `Bearer ${jwt}.`)).toBe("Bearer [SECRET].");
@@ -270,12 +300,78 @@ describe("overlapping matches", () => {
     expect(custom.maskText("bob@example.com and example").text).toBe("[EMAIL] and [DOMAIN]");
   });
 
-  it("on the same start the longest wins", () => {
+  it("a validated entity beats a longer custom pattern", () => {
     const masker = new Masker(
       profile({ entities: ["EMAIL"], custom: [{ name: "PROFILE_URL", pattern: "[a-z]+@example\\.com/[a-z]+" }] }),
     );
-    expect(masker.maskText("see bob@example.com/home").text).toBe("see [PROFILE_URL]");
+    expect(masker.maskText("see bob@example.com/home").text).toBe("see [EMAIL]/home");
     expect(masker.maskText("see bob@example.com home").text).toBe("see [EMAIL] home");
+  });
+
+  it("among custom patterns, the longest wins", () => {
+    const masker = new Masker(
+      profile({
+        custom: [
+          { name: "SHORT", pattern: "ab" },
+          { name: "LONG", pattern: "bcdef" },
+        ],
+      }),
+    );
+    expect(masker.maskText("abcdef").text).toBe("a[LONG]");
+    expect(masker.maskText("abcde").text).toBe("[SHORT]cde");
+  });
+
+  it("a checksum-invalid IBAN is left alone whole, not relabelled as a card or a phone", () => {
+    // Its account digits pass the Luhn check and read as a national phone number.
+    const invalid = "DE89 3704 0044 0532 0130 01";
+    for (const entities of [ALL, ["CREDIT_CARD"], ["PHONE"]] as EntityType[][]) {
+      expect(new Masker(profile({ entities })).maskText(`IBAN ${invalid}.`).text).toBe(`IBAN ${invalid}.`);
+    }
+    expect(new Masker(profile({ entities: ALL })).maskText("IBAN DE89 3704 0044 0532 0130 00.").text).toBe(
+      "IBAN [IBAN].",
+    );
+    // A card after a country-code-like word is still a card when the two do not form one chain.
+    const cards = new Masker(profile({ entities: ALL }));
+    expect(cards.maskText("XX00 4111 1111 1111 1111").text).toBe("XX00 4111 1111 1111 1111");
+    expect(cards.maskText("DE89 4111111111111111").text).toBe("DE89 [CREDIT_CARD]");
+    expect(cards.maskText("DE89 4111-1111-1111-1111").text).toBe("DE89 [CREDIT_CARD]");
+  });
+
+  it("a validated entity beats a custom pattern that overlaps it, wherever each starts", () => {
+    const masker = new Masker(
+      profile({
+        entities: ALL,
+        custom: [
+          { name: "ACCOUNT", pattern: "ACCT-[0-9]{4}" },
+          { name: "DB_KEY", pattern: "DB_PASSWORD" },
+        ],
+      }),
+    );
+    expect(masker.maskText("ACCT-4111 1111 1111 1111").text).toBe("ACCT-[CREDIT_CARD]");
+    expect(masker.maskText("ACCT-1234 and DB_PASSWORD=hunter2").text).toBe("[ACCOUNT] and [DB_KEY]=[SECRET]");
+  });
+
+  it("the longer of two overlapping entities wins, whichever starts first", () => {
+    const masker = new Masker(profile({ entities: ALL }));
+    // Not a one-word password followed by twelve card digits in clear.
+    expect(masker.maskText("The password: 4111 1111 1111 1111").text).toBe("The password: [CREDIT_CARD]");
+    expect(masker.maskText("see 1.2.3.123-45-6789").text).toBe("see 1.2.3.[US_SSN]");
+  });
+
+  it("a secret's value that an entity inside it outranks is cut there, not released", () => {
+    const masker = new Masker(profile({ entities: ALL }));
+    expect(masker.maskText("pwd=x-4111 1111 1111 1111 ok").text).toBe("pwd=[SECRET][CREDIT_CARD] ok");
+    expect(masker.detect("pwd=x-4111 1111 1111 1111").map(({ name, value }) => [name, value])).toEqual([
+      ["SECRET", "x-"],
+      ["CREDIT_CARD", "4111 1111 1111 1111"],
+    ]);
+  });
+
+  it("a private key quoted after a key word is masked to its END marker", () => {
+    const masker = new Masker(profile({ entities: ALL }));
+    const key = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx4Yc\nq9lG0w==\n-----END RSA PRIVATE KEY-----";
+    expect(masker.maskText(`private_key="${key}"\nnext`).text).toBe('private_key="[SECRET]"\nnext');
+    expect(masker.maskText(`private_key=${key}`).text).toBe("private_key=[SECRET]");
   });
 
   it("on the same span the fixed entity order decides", () => {

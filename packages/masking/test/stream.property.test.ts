@@ -70,10 +70,16 @@ const PII = fc.oneof(
   ),
   fc
     .tuple(
-      fc.constantFrom("password=", "passwd: ", "API_KEY = ", '"secret": "'),
-      fc.stringMatching(/^[A-Za-z0-9!#]{1,20}$/),
+      fc.constantFrom("password=", "passwd: ", "API_KEY = ", '"secret": "', "token: ", "Authorization: Bearer "),
+      fc.stringMatching(/^[A-Za-z0-9!#.,;:/+=@-]{1,80}$/),
     )
     .map(([key, value]) => (key.endsWith('"') ? `${key}${value}"` : `${key}${value}`)),
+  fc.constantFrom('"password": "a\\"b\\\\"', '{\\"token\\": \\"x\\\\\\"y\\"}', "pwd='it''s'"),
+  // Overlapping readings: a card inside a custom pattern, an IBAN-shaped
+  // chain or a secret's value; a phone glued to an address; an email around digits.
+  card.map((number) => `EMP-${number.replace(/[ -]/g, "")}`),
+  fc.tuple(fc.constantFrom("DE89 ", "XX00 ", "password: ", "pwd=x-", "ops_"), card).map(([a, b]) => a + b),
+  fc.constantFrom("DE89 3704 0044 0532 0130 01", "fe80::1 (415) 555-0100", "+1 415 555 0100@example.com"),
   digits(6).map((d) => `EMP-${d.join("")}`),
   fc.integer({ min: 1, max: 99999 }).map((n) => `ops-${n}`),
   fc.constantFrom("Project Falcon", "project  falcon", "Blue Heron", "Falcon", "Falconer"),

@@ -120,7 +120,7 @@ export class EmailDetector implements Detector {
       }
       if (index === labelStart) return undefined;
       if (labels >= 1 && letters && index - labelStart >= 2) {
-        return extendedHit(cursor.text, start, start, index, cursor.final, resumeDomain);
+        return extendedHit(cursor.text, start, index, cursor.final, resumeDomain);
       }
       if (code !== DOT) return undefined;
       if (index + 1 >= limit) return this.#commit(cursor, start, index);
@@ -131,6 +131,6 @@ export class EmailDetector implements Detector {
 
   /** Undecided after `window` characters: masked to the end of the domain-like run. */
   #commit(cursor: Cursor, start: number, index: number): Hit {
-    return extendedHit(cursor.text, start, start, index, cursor.final, resumeDomain);
+    return extendedHit(cursor.text, start, index, cursor.final, resumeDomain);
   }
 }

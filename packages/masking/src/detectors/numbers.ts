@@ -40,7 +40,7 @@ abstract class NumberDetector implements Detector {
   abstract readonly name: string;
   readonly rank: number;
   readonly keepsLastDigits: boolean = false;
-  readonly lookBehind = 2;
+  readonly lookBehind: number = 2;
   abstract readonly window: number;
   readonly #cursor = new Cursor();
   readonly #anchor = new RegExp(NUMBER_START.source, "g");
@@ -118,15 +118,18 @@ function cardLayout(groups: readonly number[]): { end: boolean; more: boolean } 
  * separated by single spaces or dashes (the same one throughout), that pass
  * the Luhn check. Not preceded by a letter or digit. When a group ends
  * several possible numbers (`4111 1111 1111 1111 2024`), the longest that
- * passes Luhn is the card. A Luhn-invalid number is left alone.
+ * passes Luhn is the card. A Luhn-invalid number is left alone, and so are
+ * the digits of an IBAN-shaped chain (see inIbanChain).
  */
 export class CardDetector extends NumberDetector {
   readonly name = "CREDIT_CARD";
   override readonly keepsLastDigits = true;
+  override readonly lookBehind = IBAN_LOOK_BEHIND;
   readonly window = 40;
 
   decide(cursor: Cursor, start: number): Hit | undefined {
     if (isWord(cursor.at(start - 1)) || !isDigit(cursor.at(start))) return undefined;
+    if (inIbanChain(cursor, start)) return undefined;
     const digits: number[] = [];
     const groups: number[] = [];
     let separator = -1;
@@ -171,11 +174,12 @@ export class CardDetector extends NumberDetector {
  *   (`020 7946 0958`, `030 12345678`, `01 23 45 67 89`).
  *
  * Dates (`2024-01-15`, `15.01.2024`: 8 digits), versions and plain digit
- * runs match none of these.
+ * runs match none of these, nor do the digits of an IBAN-shaped chain.
  */
 export class PhoneDetector extends NumberDetector {
   readonly name = "PHONE";
   override readonly keepsLastDigits = true;
+  override readonly lookBehind = IBAN_LOOK_BEHIND;
   readonly window = 48;
 
   override startsWith(code: number): boolean {
@@ -185,6 +189,7 @@ export class PhoneDetector extends NumberDetector {
   decide(cursor: Cursor, start: number): Hit | undefined {
     const before = cursor.at(start - 1);
     if (isWord(before) || before === PLUS || before === DOT || before === DASH) return undefined;
+    if (inIbanChain(cursor, start)) return undefined;
     const first = cursor.at(start);
     if (first === PLUS) return this.#international(cursor, start);
     if (first === 48) return this.#trunk(cursor, start);
@@ -335,6 +340,55 @@ export class SsnDetector extends NumberDetector {
 }
 
 const isIbanChar: CharTest = (code) => isUpper(code) || isDigit(code);
+
+/** Characters before a number that inIbanChain reads: seven groups of four and their spaces, and one more. */
+const IBAN_LOOK_BEHIND = 8 * 5 + 1;
+
+/**
+ * Whether the number at `start` continues an IBAN-shaped chain that began
+ * before it: a country code and two check digits (not glued to a word),
+ * then groups of four upper-case letters or digits separated by single
+ * spaces, the number starting one of them, the chain reaching at least 15
+ * characters, at most 34, and not glued to a word at that group's end
+ * (the IBAN detector's grouped form, whatever the mod-97 check says).
+ *
+ * Such digits are the bank and account codes of one identifier. When the
+ * check digits are wrong, the chain is not an IBAN (a typo, an example), and
+ * a run of its digits that passes Luhn by chance (one in ten) is not a card
+ * either: the chain is left alone whole, as a Luhn-invalid number is, rather
+ * than masked in part under a wrong label.
+ */
+function inIbanChain(cursor: Cursor, start: number): boolean {
+  let characters = 0;
+  let group = start;
+  // Back over whole groups to the country code.
+  for (;;) {
+    if (cursor.at(group - 1) !== SPACE || characters === 32) return false;
+    group -= 5;
+    characters += 4;
+    for (let offset = 0; offset < 4; offset++) {
+      if (!isIbanChar(cursor.at(group + offset))) return false;
+    }
+    const prefix =
+      isUpper(cursor.at(group)) &&
+      isUpper(cursor.at(group + 1)) &&
+      isDigit(cursor.at(group + 2)) &&
+      isDigit(cursor.at(group + 3));
+    if (prefix && !isWord(cursor.at(group - 1))) break;
+  }
+  // On over the groups from the number.
+  for (let index = start; ; index++) {
+    let length = 0;
+    while (isIbanChar(cursor.at(index))) {
+      if (++length > 4) return false;
+      index++;
+    }
+    characters += length;
+    if (characters > 34 || isWord(cursor.at(index))) return false;
+    if (characters >= 15) return true;
+    if (length < 4 || cursor.at(index) !== SPACE || !isIbanChar(cursor.at(index + 1))) return false;
+  }
+}
 const isIbanOrSpace: CharTest = (code) => isIbanChar(code) || code === SPACE;
 
 /** ISO 13616 check: the rearranged number, letters as 10-35, mod 97 is 1. */

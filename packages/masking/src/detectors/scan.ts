@@ -29,10 +29,12 @@ export type Resume = (text: string, from: number, final: boolean) => number;
 
 export interface Hit {
   kind: HitKind;
-  /** Where the match (or the undecided text) begins. */
+  /**
+   * Where the match (or the undecided text) begins: the replaced value,
+   * which is also what overlaps are judged by (an assignment's match is its
+   * value; `password=` before it is context, never replaced).
+   */
   start: number;
-  /** Where the replaced value begins: after `password=` for an assignment, else `start`. */
-  valueStart: number;
   /** Where the match ends; for an open match, the end known so far. */
   end: number;
   resume?: Resume;
@@ -43,8 +45,15 @@ export interface Hit {
 export interface Detector {
   /** Count key and label: the entity or the custom detector's or deny-list's name. */
   readonly name: string;
-  /** Breaks ties between matches with the same start and end: lower wins. */
+  /** Breaks ties between overlapping matches of the same tier and length at the same start: lower wins. */
   readonly rank: number;
+  /**
+   * A match cut short before its end is still a match of this detector (an
+   * assignment's value: `password=abc` is as much a secret as
+   * `password=abcdef`). When such a match loses to one that starts inside
+   * its value, the engine keeps the part before the winner (see stream.ts).
+   */
+  readonly cuttable?: boolean;
   /** `partial` style keeps this entity's last four digits (cards, phones). */
   readonly keepsLastDigits: boolean;
   /** Characters before a candidate the detector looks at (left context a stream must keep). */
@@ -55,29 +64,22 @@ export interface Detector {
   next(text: string, from: number, final: boolean): Hit | undefined;
 }
 
-export function matchHit(start: number, end: number, valueStart = start): Hit {
-  return { kind: "match", start, valueStart, end };
+export function matchHit(start: number, end: number): Hit {
+  return { kind: "match", start, end };
 }
 
 export function pendingHit(start: number): Hit {
-  return { kind: "pending", start, valueStart: start, end: start };
+  return { kind: "pending", start, end: start };
 }
 
 /**
  * A match whose end is what `extent` (a `Resume` run at `from`) says: a
  * match when it ends within the text, an open match when it may go on.
  */
-export function extendedHit(
-  text: string,
-  start: number,
-  valueStart: number,
-  from: number,
-  final: boolean,
-  resume: Resume,
-): Hit {
+export function extendedHit(text: string, start: number, from: number, final: boolean, resume: Resume): Hit {
   const end = resume(text, from, final);
-  if (end >= 0) return matchHit(start, end, valueStart);
-  return { kind: "open", start, valueStart, end: -1 - end, resume };
+  if (end >= 0) return matchHit(start, end);
+  return { kind: "open", start, end: -1 - end, resume };
 }
 
 /** Thrown by `Cursor.at` when a decision needs a character that has not arrived. */

@@ -1,5 +1,4 @@
 import {
-  ANY,
   type CharTest,
   Cursor,
   type Detector,
@@ -10,7 +9,6 @@ import {
   type Hit,
   isAlnum,
   isDigit,
-  isLetter,
   isUpper,
   literalAt,
   matchHit,
@@ -22,10 +20,11 @@ import {
  * SECRET detectors. Secrets can be long (a JWT is hundreds of characters, a
  * private-key block thousands), so none of them waits for the whole value:
  * each is recognised by a bounded prefix (a marker, a token prefix and its
- * first characters, `password=`), and from then on it is an open match that
- * runs to the end of its token (or to the END marker of a key block). A
- * stream emits the replacement as soon as the prefix is seen and drops the
- * rest as it arrives; whole-text masking replaces the same span.
+ * first characters), and from then on it is an open match that runs to the
+ * end of its token (or to the END marker of a key block). A stream emits the
+ * replacement once the secret has ended or reached the masker's window (see
+ * stream.ts) and drops the rest as it arrives; whole-text masking replaces
+ * the same span. Assignments (`password=…`) are in assignment.ts.
  */
 
 const DOT = 46;
@@ -147,7 +146,7 @@ export class TokenDetector implements Detector {
       }
       const end = bodyStart + kind.minimum;
       if (kind.exact) return isAlnum(cursor.at(end)) ? undefined : matchHit(start, end);
-      return extendedHit(cursor.text, start, start, end, cursor.final, kind.resume);
+      return extendedHit(cursor.text, start, end, cursor.final, kind.resume);
     }
     return undefined;
   }
@@ -156,12 +155,12 @@ export class TokenDetector implements Detector {
     const cap = start + this.window - 4;
     let index = start + 3;
     for (;;) {
-      if (index >= cap) return extendedHit(cursor.text, start, start, index, cursor.final, resumeJwt);
+      if (index >= cap) return extendedHit(cursor.text, start, index, cursor.final, resumeJwt);
       if (!isBase64Url(cursor.at(index))) break;
       index++;
     }
     if (index - start < 11 || cursor.at(index) !== DOT || !literalAt(cursor, index + 1, "eyJ")) return undefined;
-    return extendedHit(cursor.text, start, start, index + 4, cursor.final, resumeJwt);
+    return extendedHit(cursor.text, start, index + 4, cursor.final, resumeJwt);
   }
 }
 
@@ -251,184 +250,6 @@ export class PemDetector implements Detector {
     }
     const label = cursor.text.slice(labelStart, index);
     if (!/(^| )PRIVATE KEY( BLOCK)?$/.test(label) || !literalAt(cursor, index, DASHES)) return undefined;
-    return extendedHit(cursor.text, start, start, index + DASHES.length, cursor.final, resumePem);
+    return extendedHit(cursor.text, start, index + DASHES.length, cursor.final, resumePem);
   }
-}
-
-/**
- * Key words whose value is a secret, lower case, longest first. A key may
- * end a longer name (`DB_PASSWORD`, `aws_secret_access_key`).
- */
-const SECRET_KEYS = [
-  "client_secret",
-  "refresh_token",
-  "access_token",
-  "private_key",
-  "secret_key",
-  "access_key",
-  "auth_token",
-  "passphrase",
-  "password",
-  "api_key",
-  "api-key",
-  "passwd",
-  "apikey",
-  "secret",
-  "pwd",
-].map((key) => [...key].map((char) => char.charCodeAt(0)));
-
-const KEY_FIRST = new Set(SECRET_KEYS.map((key) => key[0] ?? 0));
-const KEY_LAST = new Set(SECRET_KEYS.map((key) => key.at(-1) ?? 0));
-
-/** Whether `key` (lower case) is at `start`, in any case. */
-function keyAt(key: readonly number[], start: number, at: (index: number) => number): boolean {
-  for (let offset = 0; offset < key.length; offset++) {
-    if (lower(at(start + offset)) !== key[offset]) return false;
-  }
-  return true;
-}
-
-const isSpace: CharTest = (code) => code === 32 || code === 9;
-const QUOTES = [34, 39, 96];
-/** Ends an unquoted value unless a value character follows (`pw=x.` vs `pw=a.b`). */
-const isValueJoiner: CharTest = (code) =>
-  code === DOT ||
-  code === 44 ||
-  code === 59 ||
-  code === 58 ||
-  code === 33 ||
-  code === 63 ||
-  code === 41 ||
-  code === 93 ||
-  code === 125;
-const isValueChar: CharTest = (code) =>
-  code > 32 && !QUOTES.includes(code) && !isValueJoiner(code) && code !== 60 && code !== 62 && code !== 127;
-const resumeUnquoted = resumeRun(isValueChar, isValueJoiner);
-const resumeQuoted = new Map(
-  QUOTES.map((quote) => [quote, resumeRun((code) => code !== quote && code !== 10 && code !== 13)] as const),
-);
-const MAX_SPACES = 8;
-
-function lower(code: number): number {
-  return isUpper(code) ? code + 32 : code;
-}
-
-/**
- * SECRET assignments: a key word (`password`, `passwd`, `pwd`, `secret`,
- * `api_key`, `access_token`, …, in any case, possibly ending a longer name),
- * an optional closing quote, up to 8 spaces, `=` or `:`, up to 8 spaces and
- * the value: to the closing quote if quoted, else to the next space or
- * quote (a trailing `.`, `,`, `;`, `:`, `!`, `?` or bracket left out). Only
- * the value is replaced: `password=[SECRET]`.
- */
-export class AssignmentDetector implements Detector {
-  readonly name = "SECRET";
-  readonly rank: number;
-  readonly keepsLastDigits = false;
-  readonly lookBehind = 0;
-  readonly window = 48;
-  readonly #cursor = new Cursor();
-  readonly #anchor = /[:=]/g;
-  readonly #decide = (cursor: Cursor, start: number) => this.#decideAt(cursor, start);
-
-  constructor(rank: number) {
-    this.rank = rank;
-  }
-
-  next(text: string, from: number, final: boolean): Hit | undefined {
-    const cursor = this.#cursor;
-    cursor.text = text;
-    cursor.final = final;
-    const anchor = this.#anchor;
-    anchor.lastIndex = from;
-    let hit: Hit | undefined;
-    for (let found = anchor.exec(text); found !== null; found = anchor.exec(text)) {
-      const start = this.#keyBefore(text, from, found.index);
-      if (start === -1) continue;
-      hit = decideAt(cursor, start, this.#decide);
-      if (hit !== undefined) break;
-    }
-    if (final) return hit;
-    return earlier(
-      hit,
-      firstPending(
-        cursor,
-        Math.max(from, keyTail(text)),
-        hit?.start ?? text.length,
-        this.window,
-        ANY,
-        (code) => KEY_FIRST.has(lower(code)),
-        this.#decide,
-      ),
-    );
-  }
-
-  /** The start of the key word that the separator at `separator` follows, or -1. */
-  #keyBefore(text: string, from: number, separator: number): number {
-    let end = separator;
-    while (end > from && separator - end < MAX_SPACES && isSpace(text.charCodeAt(end - 1))) end--;
-    if (end > from && QUOTES.includes(text.charCodeAt(end - 1))) end--;
-    // Most separators (`note:`, `x = 1`) follow no key: one character tells.
-    if (!KEY_LAST.has(lower(text.charCodeAt(end - 1)))) return -1;
-    for (const key of SECRET_KEYS) {
-      const start = end - key.length;
-      if (start >= from && keyAt(key, start, (index) => text.charCodeAt(index))) return start;
-    }
-    return -1;
-  }
-
-  #decideAt(cursor: Cursor, start: number): Hit | undefined {
-    if (!KEY_FIRST.has(lower(cursor.at(start)))) return undefined;
-    for (const key of SECRET_KEYS) {
-      if (!keyAt(key, start, (index) => cursor.at(index))) continue;
-      const hit = this.#valueAfter(cursor, start, start + key.length);
-      if (hit !== undefined) return hit;
-    }
-    return undefined;
-  }
-
-  #valueAfter(cursor: Cursor, start: number, keyEnd: number): Hit | undefined {
-    let index = keyEnd;
-    if (QUOTES.includes(cursor.at(index))) index++;
-    index = skipSpaces(cursor, index);
-    const separator = cursor.at(index);
-    if (separator !== 61 && separator !== 58) return undefined;
-    index = skipSpaces(cursor, index + 1);
-    const opening = cursor.at(index);
-    const quoted = resumeQuoted.get(opening);
-    if (quoted !== undefined) {
-      const first = cursor.at(index + 1);
-      if (first === opening || first === 10 || first === 13 || first === -1) return undefined;
-      return extendedHit(cursor.text, start, index + 1, index + 2, cursor.final, quoted);
-    }
-    if (!isValueChar(opening)) return undefined;
-    return extendedHit(cursor.text, start, index, index + 1, cursor.final, resumeUnquoted);
-  }
-}
-
-const isKeyChar: CharTest = (code) => isLetter(code) || code === 95 || code === 45;
-const isAfterKey: CharTest = (code) => isSpace(code) || QUOTES.includes(code) || code === 58 || code === 61;
-const LONGEST_KEY = Math.max(...SECRET_KEYS.map((key) => key.length));
-
-/**
- * Where an undecided assignment can start: the end of a text that is still
- * undecided is a key (or the start of one) followed by quotes, spaces and a
- * separator, so only the last letters before those can begin it.
- */
-function keyTail(text: string): number {
-  let index = text.length;
-  const floor = Math.max(0, index - 2 * MAX_SPACES - 4);
-  while (index > floor && isAfterKey(text.charCodeAt(index - 1))) index--;
-  const keyEnd = index;
-  while (index > 0 && keyEnd - index < LONGEST_KEY && isKeyChar(text.charCodeAt(index - 1))) index--;
-  return index;
-}
-
-function skipSpaces(cursor: Cursor, from: number): number {
-  let index = from;
-  while (index - from < MAX_SPACES) {
-    if (!isSpace(cursor.at(index))) break;
-    index++;
-  }
-  return index;
 }
