@@ -13,6 +13,7 @@ import { createApiKeyService } from "./features/api-keys/service.js";
 import { auditIntegrityRoutes } from "./features/audit-integrity/routes.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
+import { createExportEgress, type ExportEgress } from "./features/exporters/egress.js";
 import { exporterRoutes } from "./features/exporters/routes.js";
 import { createExporterService } from "./features/exporters/service.js";
 import { policyRoutes } from "./features/policies/routes.js";
@@ -42,10 +43,20 @@ export interface ControlPlaneDeps {
   presence?: PresenceRegistry;
   /** Seals exporter secrets; without it they are stored unsealed (see secret-box.ts). */
   secrets?: SecretBox;
+  /** Where exporters may connect; without it, global unicast addresses only (no MODELGATE_EXPORT_ALLOW_CIDRS). */
+  exportEgress?: ExportEgress;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
-export function createApp({ db, logger, authenticator, version, presence, secrets }: ControlPlaneDeps): Express {
+export function createApp({
+  db,
+  logger,
+  authenticator,
+  version,
+  presence,
+  secrets,
+  exportEgress,
+}: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db })),
     ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
@@ -53,7 +64,14 @@ export function createApp({ db, logger, authenticator, version, presence, secret
     ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
-    ...exporterRoutes(createExporterService({ db, secrets: secrets ?? createSecretBox(undefined) })),
+    ...exporterRoutes(
+      createExporterService({
+        db,
+        secrets: secrets ?? createSecretBox(undefined),
+        egress: exportEgress ?? createExportEgress(),
+        logger,
+      }),
+    ),
     ...alertRoutes(createAlertService({ db })),
     ...auditIntegrityRoutes({ db }),
   ];
