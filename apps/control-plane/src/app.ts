@@ -13,6 +13,7 @@ import { createApiKeyService } from "./features/api-keys/service.js";
 import { auditIntegrityRoutes } from "./features/audit-integrity/routes.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
+import { createExportEgress, type ExportEgress } from "./features/exporters/egress.js";
 import { exporterRoutes } from "./features/exporters/routes.js";
 import { createExporterService } from "./features/exporters/service.js";
 import { policyRoutes } from "./features/policies/routes.js";
@@ -43,6 +44,8 @@ export interface ControlPlaneDeps {
   secrets?: SecretBox;
   /** Counts requests for /metrics on the ops listener (server.ts). */
   metrics?: ControlPlaneMetrics;
+  /** Where exporters may connect; without it, global unicast addresses only (no MODELGATE_EXPORT_ALLOW_CIDRS). */
+  exportEgress?: ExportEgress;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
@@ -54,6 +57,7 @@ export function createApp({
   presence,
   secrets,
   metrics,
+  exportEgress,
 }: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db })),
@@ -62,7 +66,14 @@ export function createApp({
     ...policyRoutes(createPolicyService({ db })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
-    ...exporterRoutes(createExporterService({ db, secrets: secrets ?? createSecretBox(undefined) })),
+    ...exporterRoutes(
+      createExporterService({
+        db,
+        secrets: secrets ?? createSecretBox(undefined),
+        egress: exportEgress ?? createExportEgress(),
+        logger,
+      }),
+    ),
     ...alertRoutes(createAlertService({ db })),
     ...auditIntegrityRoutes({ db }),
   ];

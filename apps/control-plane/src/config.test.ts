@@ -65,6 +65,7 @@ describe("control-plane config", () => {
       migrateOnStart: false,
       dbPoolSize: 3,
       auditQueuePrefix: "modelgate-eu",
+      exportAllowCidrs: [],
       retention: { contentDays: undefined, metadataDays: undefined },
       logLevel: "warn",
     });
@@ -78,6 +79,25 @@ describe("control-plane config", () => {
     expect(
       loadConfig({ ...base, MODELGATE_CONTROL_PLANE_PORT: "0", MODELGATE_CONTROL_PLANE_OPS_PORT: "0" }).ops,
     ).toEqual({ host: "127.0.0.1", port: 0 });
+  });
+
+  it("lets exporters reach no special range unless MODELGATE_EXPORT_ALLOW_CIDRS names it, refusing bad ranges at start", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(loadConfig(base).exportAllowCidrs).toEqual([]);
+    expect(loadConfig({ ...base, MODELGATE_EXPORT_ALLOW_CIDRS: " " }).exportAllowCidrs).toEqual([]);
+    expect(
+      loadConfig({ ...base, MODELGATE_EXPORT_ALLOW_CIDRS: "10.20.0.0/16, fd00:1::/32,,127.0.0.1/32" }).exportAllowCidrs,
+    ).toEqual(["10.20.0.0/16", "fd00:1::/32", "127.0.0.1/32"]);
+    for (const [bad, message] of [
+      ["10.20.0.5/16", "10.20.0.5/16 has bits set past its prefix; did you mean 10.20.0.0/16?"],
+      ["10.0.0.0/16,siem.internal", "siem.internal is not a CIDR range"],
+      ["10.0.0.0", "10.0.0.0 is not a CIDR range"],
+      ["10.0.0.0/40", "10.0.0.0/40: the prefix length is at most 32"],
+    ]) {
+      expect(() => loadConfig({ ...base, MODELGATE_EXPORT_ALLOW_CIDRS: bad })).toThrow(
+        `MODELGATE_EXPORT_ALLOW_CIDRS: ${message}`,
+      );
+    }
   });
 
   it("redacts the admin token and the database password for logging", () => {

@@ -2,6 +2,7 @@ import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { parseAllowedCidrs } from "./features/exporters/address-policy.js";
 import { parseSecretsKey } from "./secret-box.js";
 
 const DEV_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/modelgate";
@@ -78,6 +79,20 @@ const environment = z
         return key;
       })
       .optional(),
+    // Ranges SIEM exporters may reach although they are not public addresses
+    // (docs/siem.md). Unset or empty: none; loopback, private, link-local and
+    // the other special ranges are refused.
+    MODELGATE_EXPORT_ALLOW_CIDRS: z
+      .string()
+      .default("")
+      .transform((value, ctx) => {
+        try {
+          return parseAllowedCidrs(value).map((cidr) => cidr.text);
+        } catch (error) {
+          ctx.addIssue({ code: "custom", message: (error as Error).message });
+          return z.NEVER;
+        }
+      }),
     // Retention of audit sessions in days; unset keeps them forever. Content
     // (bodies and events) may go earlier than the session's metadata, never later.
     MODELGATE_RETENTION_CONTENT_DAYS: retentionDays.optional(),
@@ -162,6 +177,8 @@ export interface ControlPlaneConfig {
   auditQueuePrefix: string;
   /** Seals webhook signing secrets at rest; undefined stores them unsealed. */
   secretsKey: Buffer | undefined;
+  /** CIDR ranges exporters may reach though not global unicast; empty: none. */
+  exportAllowCidrs: string[];
   /** Audit retention in days; both undefined: keep everything, and no purge job runs. */
   retention: { contentDays: number | undefined; metadataDays: number | undefined };
   logLevel: z.output<typeof logLevel>;
@@ -213,6 +230,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     redisUrl: parsed.MODELGATE_REDIS_URL,
     auditQueuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,
     secretsKey: parsed.MODELGATE_SECRETS_KEY,
+    exportAllowCidrs: parsed.MODELGATE_EXPORT_ALLOW_CIDRS,
     retention: {
       contentDays: parsed.MODELGATE_RETENTION_CONTENT_DAYS,
       metadataDays: parsed.MODELGATE_RETENTION_METADATA_DAYS,

@@ -11,6 +11,7 @@ import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { createApp } from "./app.js";
 import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
+import { createExportEgress } from "./features/exporters/egress.js";
 import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
@@ -51,6 +52,11 @@ export interface ControlPlaneOptions {
   gatewayToken: string;
   /** Seals webhook signing secrets (MODELGATE_SECRETS_KEY, 32 bytes). */
   secretsKey?: Buffer | undefined;
+  /**
+   * CIDR ranges exporters may reach although they are not global unicast
+   * (loopback, private, link-local, …); unset or empty: none. See docs/siem.md.
+   */
+  exportAllowCidrs?: readonly string[] | undefined;
   version: string;
   logger: Logger;
 }
@@ -69,6 +75,9 @@ export interface RunningControlPlane {
 
 export async function startControlPlane(options: ControlPlaneOptions): Promise<RunningControlPlane> {
   const { logger } = options;
+  // One egress policy for the export worker and the test endpoint: both send
+  // events out. First, so a bad allowed range fails before anything is opened.
+  const exportEgress = createExportEgress({ allowCidrs: options.exportAllowCidrs });
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl, maxConnections: options.dbPoolSize });
   const presence = new PresenceRegistry();
   const publisher = await startConfigPublisher({ db, databaseUrl: options.databaseUrl, logger });
@@ -100,6 +109,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       prefix: options.auditQueuePrefix,
       db,
       secrets,
+      egress: exportEgress,
       logger,
     });
     auditWorker = await startAuditWorker({
@@ -151,6 +161,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     presence,
     secrets,
     metrics,
+    exportEgress,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");
@@ -176,6 +187,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
       await siem?.close();
+      await exportEgress.close();
       await retention?.close();
       await gatewayLink.close();
       await publisher.close();

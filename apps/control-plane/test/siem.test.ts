@@ -1,7 +1,10 @@
 // SIEM export and alerts end to end on real Redis and Postgres: records
 // enqueued the way a gateway does, stored by the real audit worker, whose
 // hook feeds the export queue and the alert rules; a real HTTP webhook
-// receiver and a real syslog TCP server on loopback receive the events.
+// receiver and a real syslog TCP server on loopback receive the events,
+// reachable because the control plane is told to allow loopback as an
+// operator would with MODELGATE_EXPORT_ALLOW_CIDRS=127.0.0.0/8 (without it
+// exporters refuse loopback: test/export-egress.test.ts).
 
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
@@ -23,6 +26,7 @@ import { Queue } from "bullmq";
 import { createApp } from "../src/app.js";
 import { alertRoutes } from "../src/features/alerts/routes.js";
 import { EXPORT_QUEUE } from "../src/features/exporters/delivery.js";
+import { createExportEgress } from "../src/features/exporters/egress.js";
 import { type SiemPipeline, startSiemPipeline } from "../src/features/exporters/pipeline.js";
 import { exporterRoutes } from "../src/features/exporters/routes.js";
 import { createSessionStore } from "../src/features/sessions/store.js";
@@ -105,6 +109,7 @@ function verifySignature(request: Received, secret: string, nowSeconds = Math.fl
 
 describe("SIEM export and alerts", () => {
   const prefix = `mgtest-siem-${randomBytes(4).toString("hex")}`;
+  const egress = createExportEgress({ allowCidrs: "127.0.0.0/8" });
   const logLines: string[] = [];
   const logger = createLogger({
     name: "control-plane",
@@ -165,6 +170,7 @@ describe("SIEM export and alerts", () => {
       authenticator: createAuthenticator({ adminToken }),
       version: "test",
       secrets,
+      exportEgress: egress,
     });
     server = app.listen(0, "127.0.0.1");
     await once(server, "listening");
@@ -189,6 +195,7 @@ describe("SIEM export and alerts", () => {
       connection: REDIS_URL,
       db,
       secrets,
+      egress,
       logger,
       prefix,
       retry: { baseMs: 50, maxMs: 200 },
@@ -213,6 +220,7 @@ describe("SIEM export and alerts", () => {
     await audit.obliterate({ force: true });
     await audit.close();
     await receiver.close();
+    await egress.close();
     await cp.close();
   });
 
@@ -623,6 +631,7 @@ describe("SIEM export and alerts", () => {
         connection: REDIS_URL,
         db: cp.db,
         secrets: createSecretBox(randomBytes(32)),
+        egress,
         logger,
         prefix,
         retry: { baseMs: 50, maxMs: 200 },

@@ -52,6 +52,8 @@ async function startRecorder() {
     auditQueuePrefix: PREFIX,
     // Retries every few hundred milliseconds, so the test does not wait out minutes of backoff.
     auditRetry: { baseMs: 100, maxMs: 500 },
+    // The SIEM test's webhook receiver listens on loopback, which exporters refuse unless allowed.
+    exportAllowCidrs: ["127.0.0.0/8"],
     adminToken: recorderAdminToken,
     gatewayToken: randomBytes(24).toString("hex"),
     version: "test",

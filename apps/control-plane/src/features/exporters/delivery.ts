@@ -8,9 +8,11 @@ import type { Database, Prisma } from "@modelgate/db";
 import { type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
 import type { SecretBox } from "../../secret-box.js";
+import { DeliveryError } from "./delivery-error.js";
+import type { ExportEgress } from "./egress.js";
 import type { SiemEvent } from "./events.js";
 import { deliverSyslog, type SyslogTarget } from "./syslog.js";
-import { DeliveryError, deliverWebhook } from "./webhook.js";
+import { deliverWebhook } from "./webhook.js";
 
 export const EXPORT_QUEUE = "modelgate-export";
 export const EXPORT_JOB_NAME = "deliver";
@@ -83,8 +85,17 @@ export function createExportQueue({
 
 type ExporterRow = Prisma.ExporterGetPayload<object>;
 
-/** Delivers one event to one exporter as stored now; throws a DeliveryError when it did not arrive. */
-export async function deliverTo(exporter: ExporterRow, event: SiemEvent, secrets: SecretBox): Promise<void> {
+/**
+ * Delivers one event to one exporter as stored now; throws a DeliveryError
+ * when it did not arrive. The stored destination is checked again here
+ * (through `egress`): a row saved before the policy, or a name that now
+ * resolves elsewhere, is refused at connect time.
+ */
+export async function deliverTo(
+  exporter: ExporterRow,
+  event: SiemEvent,
+  { secrets, egress }: { secrets: SecretBox; egress: ExportEgress },
+): Promise<void> {
   const config = exporter.config as Record<string, unknown>;
   if (exporter.kind === "webhook") {
     if (!exporter.secret) throw new DeliveryError("the webhook has no signing secret");
@@ -94,10 +105,10 @@ export async function deliverTo(exporter: ExporterRow, event: SiemEvent, secrets
     } catch (error) {
       throw new DeliveryError((error as Error).message);
     }
-    await deliverWebhook({ url: String(config.url), timeoutMs: Number(config.timeoutMs), secret }, event);
+    await deliverWebhook({ url: String(config.url), timeoutMs: Number(config.timeoutMs), secret }, event, egress);
     return;
   }
-  await deliverSyslog(config as unknown as SyslogTarget, event);
+  await deliverSyslog(config as unknown as SyslogTarget, event, egress);
 }
 
 /** What a sealed secret is bound to: its exporter row. */
@@ -109,6 +120,8 @@ export interface ExportWorkerOptions {
   connection: RedisConnection;
   db: Database;
   secrets: SecretBox;
+  /** Where deliveries may connect (MODELGATE_EXPORT_ALLOW_CIDRS); the caller owns and closes it. */
+  egress: ExportEgress;
   logger: Logger;
   prefix?: string | undefined;
   /** Deliveries in parallel (default 16): each mostly waits on the network. */
@@ -123,7 +136,7 @@ export interface ExportWorker {
 const MAX_ERROR_CHARS = 1024;
 
 export async function startExportWorker(options: ExportWorkerOptions): Promise<ExportWorker> {
-  const { db, secrets, logger } = options;
+  const { db, secrets, egress, logger } = options;
   const retry = { ...DEFAULT_EXPORT_RETRY, ...options.retry };
   const owned = typeof options.connection === "string";
   // BullMQ requires maxRetriesPerRequest: null for a worker's blocking commands.
@@ -142,7 +155,7 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
       if (!exporter) return "skipped: exporter deleted";
       if (!exporter.enabled) return "skipped: exporter disabled";
       try {
-        await deliverTo(exporter, event, secrets);
+        await deliverTo(exporter, event, { secrets, egress });
       } catch (error) {
         const message = error instanceof DeliveryError ? error.message : "delivery failed";
         await db.exporter.updateMany({

@@ -8,12 +8,15 @@ import { Redis } from "ioredis";
 import type { SecretBox } from "../../secret-box.js";
 import { createAlertEvaluator } from "../alerts/evaluator.js";
 import { createExportQueue, type ExportWorker, startExportWorker } from "./delivery.js";
+import type { ExportEgress } from "./egress.js";
 import { alertEvent, type SiemEvent, sessionEvent, wantsEvent } from "./events.js";
 
 export interface SiemPipelineOptions {
   connection: RedisConnection;
   db: Database;
   secrets: SecretBox;
+  /** Where deliveries may connect; the caller owns and closes it. */
+  egress: ExportEgress;
   logger: Logger;
   /** BullMQ prefix of the export queue, and of the alert counters' keys (default `bull`). */
   prefix?: string | undefined;
@@ -38,6 +41,7 @@ export async function startSiemPipeline(options: SiemPipelineOptions): Promise<S
       connection: options.connection,
       db,
       secrets: options.secrets,
+      egress: options.egress,
       logger,
       prefix: options.prefix,
       retry: options.retry,

@@ -12,8 +12,9 @@ const signingSecret = z
 
 /**
  * http or https, no credentials in it (GET shows the URL, and the admin
- * audit log keeps it). Where it may point is the admin's decision: the
- * control plane will POST to internal addresses too (see docs/siem.md, SSRF).
+ * audit log keeps it). Where it may point is checked by the service, not
+ * here: only public addresses unless MODELGATE_EXPORT_ALLOW_CIDRS names the
+ * range, and again at every connection (egress.ts, docs/siem.md, SSRF).
  */
 const webhookUrl = z
   .url({ protocol: /^https?$/, hostname: z.regexes.hostname, error: "must be an http:// or https:// URL" })

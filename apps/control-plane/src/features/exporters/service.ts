@@ -1,4 +1,4 @@
-import { generateSecret, uuidv7 } from "@modelgate/core";
+import { generateSecret, type Logger, uuidv7 } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
 import { conflict, invalidRequest, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
@@ -6,9 +6,10 @@ import { isUniqueViolation } from "../../prisma-errors.js";
 import type { SecretBox } from "../../secret-box.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
 import { deliverTo, secretContext } from "./delivery.js";
+import { DeliveryError, DestinationRefused } from "./delivery-error.js";
+import type { ExportEgress } from "./egress.js";
 import { testEvent } from "./events.js";
 import type { CreatedExporterView, ExporterBody, ExporterView } from "./schemas.js";
-import { DeliveryError } from "./webhook.js";
 
 type ExporterRow = Prisma.ExporterGetPayload<object>;
 
@@ -58,9 +59,49 @@ function configOf(input: ExporterBody): Prisma.InputJsonObject {
     : { host: input.host, port: input.port, tls: input.tls, facility: input.facility, timeoutMs: input.timeoutMs };
 }
 
-export function createExporterService({ db, secrets }: { db: Database; secrets: SecretBox }) {
+/**
+ * What the test endpoint says whenever the event did not arrive, whatever the
+ * reason. Distinct answers for "refused address", "connection refused", "no
+ * answer" and "HTTP 404" would make the endpoint a port scanner of whatever
+ * the control plane can reach; the reason goes to the control plane's log.
+ */
+export const TEST_NOT_DELIVERED = "the test event was not delivered; the control plane's log says why";
+
+export function createExporterService({
+  db,
+  secrets,
+  egress,
+  logger,
+}: {
+  db: Database;
+  secrets: SecretBox;
+  /** Where exporters may point; checked on create and replace, and by every connection. */
+  egress: ExportEgress;
+  logger: Logger;
+}) {
+  /**
+   * Refuses a destination the egress policy refuses now, naming the rule:
+   * only admins call this, and they need to know which setting to change.
+   * Deliveries check again at connect time; this is the early, clear answer.
+   */
+  async function checkDestination(input: ExporterBody): Promise<void> {
+    const [host, path] =
+      input.kind === "webhook" ? [new URL(input.url).hostname, "body.url"] : [input.host, "body.host"];
+    try {
+      await egress.check(host);
+    } catch (error) {
+      if (!(error instanceof DeliveryError)) throw error;
+      const detail =
+        error instanceof DestinationRefused
+          ? `the exporter's destination is not allowed: ${error.message}`
+          : `the exporter's destination could not be checked: ${error.message}`;
+      throw invalidRequest(detail, [{ path, message: error.message }]);
+    }
+  }
+
   return {
     async create(input: ExporterBody, actor: Actor): Promise<CreatedExporterView> {
+      await checkDestination(input);
       const id = uuidv7();
       const generated = input.kind === "webhook" && !input.secret ? generateSecret(WEBHOOK_SECRET_PREFIX) : undefined;
       const secret = input.kind === "webhook" ? (input.secret ?? generated) : undefined;
@@ -114,6 +155,7 @@ export function createExporterService({ db, secrets }: { db: Database; secrets: 
 
     /** Replaces the settings; the kind stays. A webhook keeps its secret unless a new one is given. */
     async replace(id: string, input: ExporterBody, actor: Actor): Promise<ExporterView> {
+      await checkDestination(input);
       try {
         return await db.$transaction(async (tx) => {
           const [locked] = await tx.$queryRaw<
@@ -176,22 +218,22 @@ export function createExporterService({ db, secrets }: { db: Database; secrets: 
 
     /**
      * Sends one test event now, outside the queue and its retries, and says
-     * how it went: an admin checking a new destination wants the answer, not
-     * a retry schedule. It does not count as a delivery.
+     * whether it arrived: an admin checking a new destination wants the
+     * answer, not a retry schedule. It does not count as a delivery. Every
+     * failure gets the same answer (TEST_NOT_DELIVERED), the reason is logged.
      */
     async test(id: string): Promise<{ delivered: boolean; eventId: string; error: string | null }> {
       const row = await db.exporter.findUnique({ where: { id } });
       if (!row) throw notFound(`no exporter with id ${id}`);
       const event = testEvent(uuidv7(), row.name, new Date());
       try {
-        await deliverTo(row, event, secrets);
+        await deliverTo(row, event, { secrets, egress });
         return { delivered: true, eventId: event.id, error: null };
       } catch (error) {
-        return {
-          delivered: false,
-          eventId: event.id,
-          error: error instanceof DeliveryError ? error.message : "delivery failed",
-        };
+        // Only the safe message: an unknown error's text could carry the URL and a token in it.
+        const reason = error instanceof DeliveryError ? error.message : "delivery failed";
+        logger.warn({ exporterId: id, eventId: event.id, reason }, "test event not delivered");
+        return { delivered: false, eventId: event.id, error: TEST_NOT_DELIVERED };
       }
     },
   };

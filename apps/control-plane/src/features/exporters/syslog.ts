@@ -2,8 +2,9 @@ import { connect as connectTcp, isIP, type Socket } from "node:net";
 import { hostname } from "node:os";
 import { connect as connectTls } from "node:tls";
 import type { AuditDecision } from "@modelgate/audit";
+import { DeliveryError } from "./delivery-error.js";
+import type { ExportEgress } from "./egress.js";
 import type { SiemEvent } from "./events.js";
-import { DeliveryError } from "./webhook.js";
 
 export interface SyslogTarget {
   host: string;
@@ -62,19 +63,22 @@ export function frameOctetCounted(message: string): Buffer {
  * Sends one event on a connection of its own and closes it. TCP syslog has
  * no acknowledgement (RFC 6587): success means the frame was handed to the
  * operating system and the connection closed cleanly, not that the server
- * processed it.
+ * processed it. The socket resolves its host through `egress`, which
+ * checks each address before it is dialled.
  */
-export async function deliverSyslog(target: SyslogTarget, event: SiemEvent): Promise<void> {
+export async function deliverSyslog(target: SyslogTarget, event: SiemEvent, egress: ExportEgress): Promise<void> {
   const frame = frameOctetCounted(formatSyslog(event, target.facility));
+  await egress.checkBeforeDial(target.host);
   await new Promise<void>((resolve, reject) => {
     const socket: Socket = target.tls
       ? connectTls({
           host: target.host,
           port: target.port,
+          lookup: egress.lookup,
           // SNI carries names only; an IP address is checked against the certificate's IP entries.
           ...(isIP(target.host) === 0 ? { servername: target.host } : {}),
         })
-      : connectTcp({ host: target.host, port: target.port });
+      : connectTcp({ host: target.host, port: target.port, lookup: egress.lookup });
     let settled = false;
     const finish = (error?: Error) => {
       if (settled) return;
@@ -91,7 +95,12 @@ export async function deliverSyslog(target: SyslogTarget, event: SiemEvent): Pro
     );
     socket.once(target.tls ? "secureConnect" : "connect", () => socket.end(frame));
     socket.once("error", (error: NodeJS.ErrnoException) =>
-      finish(new DeliveryError(`the syslog connection failed: ${error.code ?? "error"}`)),
+      // The egress lookup's refusal is already a DeliveryError saying why.
+      finish(
+        error instanceof DeliveryError
+          ? error
+          : new DeliveryError(`the syslog connection failed: ${error.code ?? "error"}`),
+      ),
     );
     socket.once("close", (hadError) => {
       if (!hadError && socket.writableFinished) finish();

@@ -1,4 +1,7 @@
 import { createHmac } from "node:crypto";
+import { fetch } from "undici";
+import { DeliveryError } from "./delivery-error.js";
+import type { ExportEgress } from "./egress.js";
 import type { SiemEvent } from "./events.js";
 
 export const SIGNATURE_HEADER = "x-modelgate-signature";
@@ -24,15 +27,24 @@ export function signWebhook(secret: string, body: string, unixSeconds: number): 
 /**
  * POSTs one event. Success is a 2xx answer within the timeout; anything else
  * throws, and the export queue retries with backoff. Redirects are not
- * followed: a signed event goes only where an admin pointed it.
+ * followed: a signed event goes only where an admin pointed it, and a 3xx
+ * cannot lead the control plane to an address the egress policy would
+ * refuse. Connections go through `egress`, which checks each address dialled.
  */
-export async function deliverWebhook(target: WebhookTarget, event: SiemEvent, now = new Date()): Promise<void> {
+export async function deliverWebhook(
+  target: WebhookTarget,
+  event: SiemEvent,
+  egress: ExportEgress,
+  now = new Date(),
+): Promise<void> {
   const body = JSON.stringify(event);
-  let response: Response;
+  await egress.checkBeforeDial(new URL(target.url).hostname);
+  let response: Awaited<ReturnType<typeof fetch>>;
   try {
     response = await fetch(target.url, {
       method: "POST",
       redirect: "manual",
+      dispatcher: egress.dispatcher,
       signal: AbortSignal.timeout(target.timeoutMs),
       headers: {
         "content-type": "application/json",
@@ -44,6 +56,9 @@ export async function deliverWebhook(target: WebhookTarget, event: SiemEvent, no
       body,
     });
   } catch (error) {
+    // The egress lookup's refusal, raised inside the socket, arrives as the cause.
+    const cause = (error as { cause?: unknown } | undefined)?.cause;
+    if (cause instanceof DeliveryError) throw cause;
     throw new DeliveryError(describeFetchError(error, target.timeoutMs));
   }
   // The receiver's body is not ours to keep; read none of it.
@@ -51,11 +66,6 @@ export async function deliverWebhook(target: WebhookTarget, event: SiemEvent, no
   if (response.status < 200 || response.status > 299) {
     throw new DeliveryError(`the receiver answered HTTP ${response.status}`);
   }
-}
-
-/** A delivery failure whose message is safe to store and show: no secret, no response body. */
-export class DeliveryError extends Error {
-  override name = "DeliveryError";
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {
