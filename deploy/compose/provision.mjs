@@ -2,7 +2,7 @@
 // control plane's admin API, as an operator would, once the control plane
 // answers:
 //   - the connection `demo` (the demo runtime's models, OpenAI protocol);
-//   - an agent token for it, written to /var/lib/modelgate/agent-token,
+//   - an agent token for it, written to agent-token in the secrets volume,
 //     which the `agent` service reads (MODELGATE_AGENT_TOKEN_FILE);
 //   - an API key of group `compose-demo`, written to .../api-key and printed;
 //   - the policy `compose-demo`: that group may run inference on `demo`.
@@ -143,7 +143,7 @@ process.stdout.write(
     `    -d '{"model":"${CONNECTION}/${MODELS[0]}","messages":[{"role":"user","content":"Hello"}]}'`,
     "",
     "  API key (group compose-demo): docker compose logs provision",
-    "  admin token:                  docker compose exec control-plane cat /var/lib/modelgate/admin-token",
+    "  admin token:                  docker compose exec control-plane cat /run/modelgate/admin-token",
     "",
   ].join("\n"),
 );

@@ -3,8 +3,10 @@
 //   admin-token     the control plane's bootstrap admin token
 //   gateway-token   what gateways present to the control plane
 // Files that exist are kept, so every later `docker compose up` uses the
-// same tokens. Written by the image's user with mode 0600; the services that
-// read them run as that user and mount the volume read-only.
+// same tokens. Written by the image's user with mode 0600 (mounting the
+// volume first at the image's /var/lib/modelgate gives it that user and
+// mode 0700); the services that read them run as that user and mount the
+// volume read-only at /run/modelgate.
 import { randomBytes } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";

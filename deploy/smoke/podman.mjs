@@ -47,11 +47,12 @@ export function podmanLauncher(image) {
         async stop() {
           await podman("stop", "--time", String(STOP_TIMEOUT_S), name);
           const code = Number(await podman("inspect", "--format", "{{.State.ExitCode}}", name));
-          await podman("rm", name);
+          // With its anonymous volume (the image's /var/lib/modelgate).
+          await podman("rm", "--volumes", name);
           return code;
         },
         async kill() {
-          await podman("rm", "--force", "--time", "0", name);
+          await podman("rm", "--force", "--volumes", "--time", "0", name);
         },
         async logs() {
           return (await podmanOutput("logs", name)).output;

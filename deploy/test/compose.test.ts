@@ -81,6 +81,9 @@ describe("docker-compose.yml", () => {
       for (const port of service.ports ?? [])
         expect([name, port]).toEqual([name, expect.stringMatching(/^127\.0\.0\.1:/)]);
     }
+    // The gateway's audit spool (the image's /var/lib/modelgate) outlives the container.
+    const gateway = apps.find(([, service]) => service.command?.[0] === "gateway")?.[1];
+    expect(gateway?.volumes?.some((volume) => /^[a-z-]+:\/var\/lib\/modelgate$/.test(volume))).toBe(true);
     const redis = compose.services.redis;
     expect(redis?.command?.join(" ")).toMatch(/--appendonly yes/);
     expect(redis?.volumes?.some((volume) => volume.endsWith(":/data"))).toBe(true);
