@@ -1,6 +1,7 @@
 // The gateway's side of the agent tunnel: registers agents that present a
-// valid token, keeps their Exchange streams (slots) in the pool, and drops
-// them when their token is revoked or they stop sending heartbeats.
+// valid token, keeps their Exchange streams (slots) in the pool, drops them
+// when their token is revoked or they stop sending heartbeats, and tells
+// them when this gateway shuts down.
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { bearerToken, hashSecret, type Logger, secretsEqual } from "@modelgate/core";
@@ -34,7 +35,17 @@ export interface TunnelServiceOptions {
 
 export interface TunnelService {
   handlers: AgentTunnelHandlers;
-  /** Stops the heartbeat sweep; tunnels themselves close with the server. */
+  /**
+   * The gateway is shutting down: refuse new registrations (UNAVAILABLE, so
+   * agents retry soon, at this gateway's successor) and send Goodbye on
+   * every registered tunnel. Tunnels keep working: requests in flight, and
+   * those still arriving while load balancers move clients away, need them.
+   */
+  drain(): void;
+  /**
+   * Stops the heartbeat sweep and ends every registration with OK (after
+   * drain(): nothing runs on them any more). The streams go with the server.
+   */
   close(): void;
 }
 
@@ -59,6 +70,10 @@ export function createTunnelService({
 }: TunnelServiceOptions): TunnelService {
   /** Open Connect calls per agent id. */
   const registrations = new Map<string, number>();
+  /** Welcomed Connect calls, to say Goodbye to. */
+  const welcomed = new Set<grpc.ServerDuplexStream<AgentMessage, GatewayMessage>>();
+  let draining = false;
+  const GOODBYE = "gateway shutting down";
   // Revocation and deletion take effect on live tunnels, not only on the
   // next connection attempt.
   const onConfigChange = () => {
@@ -83,6 +98,7 @@ export function createTunnelService({
 
   const connect: AgentTunnelHandlers["Connect"] = (call: grpc.ServerDuplexStream<AgentMessage, GatewayMessage>) => {
     const token = bearerOf(call.metadata);
+    if (draining) return endWithStatus(call, grpc.status.UNAVAILABLE, GOODBYE);
     if (!store.loaded) {
       return endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
     }
@@ -148,6 +164,9 @@ export function createTunnelService({
             gatewayId,
           },
         });
+        welcomed.add(call);
+        // Registered in the moment the shutdown began: it hears it too.
+        if (draining) call.write({ goodbye: { reason: GOODBYE } });
         return;
       }
       if (message.heartbeat) pool.heartbeat(tunnel.tunnelId, healthOf(message.heartbeat.runtimeHealth));
@@ -162,6 +181,7 @@ export function createTunnelService({
       if (closed) return;
       closed = true;
       clearTimeout(helloTimer);
+      welcomed.delete(call);
       const remaining = (registrations.get(credential.id) ?? 1) - 1;
       if (remaining > 0) registrations.set(credential.id, remaining);
       else registrations.delete(credential.id);
@@ -196,9 +216,18 @@ export function createTunnelService({
 
   return {
     handlers: { Connect: connect, Exchange: exchange },
+    drain: () => {
+      if (draining) return;
+      draining = true;
+      for (const call of welcomed) call.write({ goodbye: { reason: GOODBYE } });
+    },
     close: () => {
       clearInterval(sweep);
       store.off("change", onConfigChange);
+      for (const call of [...welcomed]) {
+        welcomed.delete(call);
+        if (!call.writableEnded) call.end();
+      }
     },
   };
 }
