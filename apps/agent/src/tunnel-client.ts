@@ -289,7 +289,8 @@ export class TunnelClient extends EventEmitter {
       return;
     }
     this.#setState("connecting");
-    const { kind, delayMs } = this.#schedule.next(status.code);
+    // After its Goodbye the gateway is going away: as good as absent.
+    const { kind, delayMs } = this.#schedule.next(wasLeaving ? grpc.status.UNAVAILABLE : status.code);
     this.#logFailure(status, kind, delayMs, wasLeaving);
     // Never given up: a gateway can come back at any time, and an agent
     // exists to serve it. Only SIGTERM or SIGINT ends an agent.
