@@ -4,7 +4,7 @@
 // return in lockstep:
 //
 // - absent: nothing answered, or the gateway said UNAVAILABLE (it is
-//   starting and has no configuration yet, or shutting down). Asking an
+//   shutting down, or starting and still without configuration). Asking an
 //   absent gateway costs it nothing (the kernel refuses the connection), so
 //   the wait stays short, at most 1 s: an agent is back within about a
 //   second of its gateway's return, and the returning agents arrive spread

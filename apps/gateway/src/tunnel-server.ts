@@ -24,6 +24,13 @@ const MAX_CAPACITY = 4096;
  */
 const MAX_TUNNELS_PER_AGENT = 4;
 const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * A registration that arrives before the first configuration waits for it
+ * (agents probe a restarting gateway and should be taken the moment it can
+ * check their token), this long at most, and this many at once.
+ */
+const CONFIG_WAIT_MS = 5_000;
+const MAX_WAITING_FOR_CONFIG = 1_024;
 
 export interface TunnelServiceOptions {
   store: ConfigStore;
@@ -96,12 +103,29 @@ export function createTunnelService({
   }, heartbeatIntervalMs);
   sweep.unref();
 
+  let waitingForConfig = 0;
   const connect: AgentTunnelHandlers["Connect"] = (call: grpc.ServerDuplexStream<AgentMessage, GatewayMessage>) => {
-    const token = bearerOf(call.metadata);
     if (draining) return endWithStatus(call, grpc.status.UNAVAILABLE, GOODBYE);
     if (!store.loaded) {
-      return endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
+      const notYet = () =>
+        endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
+      if (waitingForConfig >= MAX_WAITING_FOR_CONFIG) return notYet();
+      waitingForConfig++;
+      const settle = (then: () => void) => {
+        waitingForConfig--;
+        clearTimeout(timer);
+        store.off("change", onConfig);
+        call.off("cancelled", onCancelled);
+        then();
+      };
+      const onConfig = () => settle(() => connect(call));
+      const onCancelled = () => settle(() => undefined);
+      const timer = setTimeout(() => settle(notYet), CONFIG_WAIT_MS);
+      store.once("change", onConfig);
+      call.once("cancelled", onCancelled);
+      return;
     }
+    const token = bearerOf(call.metadata);
     const credential = token ? store.agentByTokenHash(hashSecret(token)) : undefined;
     if (!credential) {
       logger.warn({ peer: call.getPeer() }, "agent refused: unknown or revoked token");
