@@ -37,7 +37,7 @@ const PREFIX = `topology-${randomBytes(4).toString("hex")}`;
 const ANSWER = "alpha bravo charlie delta echo foxtrot golf hotel india juliet";
 /** Concurrent callers; well within the agents' capacity, so the restarts, not the load, are under test. */
 const WORKERS = 4;
-/** Generous: a record is in transit for a millisecond or two, on a loaded machine for longer. */
+/** Generous: a record is in transit for milliseconds, on a loaded machine for longer. */
 const RECORD_IN_TRANSIT_MS = 500;
 
 interface Outcome {
@@ -351,10 +351,11 @@ it("loses nothing but what runs through a SIGKILLed process, while every agent a
   expect(answered.some((outcome) => !outcome.stream)).toBe(true);
 
   // Every answered request has its audit session. One exception, a known
-  // limit (docs/audit.md): a gateway hands a record to Redis just after the
-  // answer's last byte, so one SIGKILLed in that moment (a millisecond or
-  // two) takes the record with it. Allowed only for answers of the killed
-  // gateway that ended at most RECORD_IN_TRANSIT_MS before its kill.
+  // limit (docs/audit.md): a gateway submits a record just after the
+  // answer's last byte and holds it in memory until Redis has it, so one
+  // SIGKILLed in that moment takes the batch in flight with it. Allowed only
+  // for answers of the killed gateway that ended at most
+  // RECORD_IN_TRANSIT_MS before its kill, and counted (none so far).
   const gatewayKill = kills.find((kill) => kill.what === "gateway") as Kill;
   const inTransit = (outcome: Outcome) =>
     outcome.backend === "gateway-1" && Math.abs(gatewayKill.at - outcome.end) < RECORD_IN_TRANSIT_MS;
