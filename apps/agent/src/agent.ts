@@ -1,14 +1,21 @@
 // An agent: runtime client, runtime health monitor and one tunnel per
-// gateway address, with draining for graceful shutdown.
+// gateway replica (named, or found through DNS), with draining for
+// graceful shutdown.
 import type { Logger, MetricsSource, Readiness } from "@modelgate/core";
 import { type ClientTlsFiles, channelCredentials, type RuntimeHealth } from "@modelgate/protocol";
 import { createAgentMetrics } from "./metrics.js";
+import type { ReconnectSettings } from "./reconnect.js";
 import { createRuntimeClient, type RuntimeCredential } from "./runtime-client.js";
 import { createCapacityLimiter, TunnelClient } from "./tunnel-client.js";
+import { type GatewayTarget, type Resolve, TunnelSet } from "./tunnel-set.js";
 
 export interface AgentOptions {
-  /** `host:port` of each gateway's tunnel listener. */
-  gateways: { address: string; tls: boolean }[];
+  /** The gateways' tunnel listeners: fixed addresses, or DNS names resolving to every replica. */
+  gateways: GatewayTarget[];
+  /** How DNS names are resolved (default: `dns.lookup`, every address). */
+  resolve?: Resolve | undefined;
+  /** How often DNS names are resolved again (default 10 s). */
+  resolveIntervalMs?: number | undefined;
   tunnelTls?: ClientTlsFiles | undefined;
   token: string;
   runtimeUrl: string;
@@ -18,12 +25,16 @@ export interface AgentOptions {
   capacity: number;
   version: string;
   logger: Logger;
-  reconnectBackoff?: { initialMs: number; maxMs: number };
+  /** Bounds on reconnect delays (defaults: 200 ms first, 5 s most, 60 s for a refused token). */
+  reconnectBackoff?: Partial<ReconnectSettings> | undefined;
+  /** How long a replica that left DNS may take to finish its requests (default 30 s). */
+  retireTimeoutMs?: number | undefined;
   /** Collect Node process metrics (default true; off when several agents share a process). */
   processMetrics?: boolean;
 }
 
 export interface RunningAgent {
+  /** Every tunnel: live ones, and those finishing after their replica left DNS. */
   readonly tunnels: readonly TunnelClient[];
   runtimeHealth(): RuntimeHealth;
   /**
@@ -35,7 +46,7 @@ export interface RunningAgent {
   readiness(): Readiness;
   /** Prometheus text for the ops listener. */
   readonly metrics: MetricsSource;
-  /** Resolves once every tunnel has registered with its gateway. */
+  /** Resolves once DNS names are resolved and every tunnel has registered with its gateway. */
   connected(): Promise<void>;
   /**
    * Takes no new requests, waits up to `timeoutMs` for in-flight ones, then
@@ -72,70 +83,93 @@ export function startAgent(options: AgentOptions): RunningAgent {
     health = next;
   };
   void probe();
+  // Unref'd like every timer of the agent: an agent embedded in another
+  // process (tests, the zero-config launcher) must not hold it open. The
+  // agent process decides what keeps it alive (main.ts).
   const healthTimer = setInterval(() => void probe(), options.healthIntervalMs ?? 5_000);
   healthTimer.unref();
 
-  const tunnels = options.gateways.map(
-    (gateway) =>
+  const set = new TunnelSet<TunnelClient>({
+    targets: options.gateways,
+    resolve: options.resolve,
+    resolveIntervalMs: options.resolveIntervalMs,
+    retireTimeoutMs: options.retireTimeoutMs ?? 30_000,
+    logger,
+    createTunnel: (endpoint) =>
       new TunnelClient({
-        address: gateway.address,
-        credentials: channelCredentials(gateway.tls ? (options.tunnelTls ?? {}) : undefined),
+        address: endpoint.address,
+        serverName: endpoint.serverName,
+        // Per tunnel, so a replica found later reads the certificate files as they are then.
+        credentials: channelCredentials(endpoint.tls ? (options.tunnelTls ?? {}) : undefined),
         token: options.token,
         version: options.version,
         limiter,
         runtime,
         runtimeHealth: () => health,
         logger,
-        ...(options.reconnectBackoff ? { backoff: options.reconnectBackoff } : {}),
+        reconnect: options.reconnectBackoff,
         onOutcome: (outcome) => metrics.requests.inc({ outcome }),
       }),
-  );
+  });
   metrics.observe({
-    tunnels: () => tunnels,
+    tunnels: () => set.tunnels(),
     inFlight: () => limiter.inFlight,
     capacity: limiter.capacity,
     runtimeHealthy: () => runtimeLabel(health) === "healthy",
   });
-  for (const tunnel of tunnels) tunnel.start();
+  const resolved = set.start();
 
   let closed = false;
   const close = async () => {
     if (closed) return;
     closed = true;
     clearInterval(healthTimer);
-    for (const tunnel of tunnels) tunnel.close();
+    set.close();
     await runtime.close();
   };
 
+  const registered = (tunnel: TunnelClient) =>
+    tunnel.state === "connected"
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => {
+          const onState = (state: string) => {
+            if (state !== "connected") return;
+            tunnel.off("state", onState);
+            resolve();
+          };
+          tunnel.on("state", onState);
+        });
+
   return {
-    tunnels,
+    get tunnels() {
+      return set.tunnels();
+    },
     runtimeHealth: () => health,
-    readiness: () => ({
-      ready: tunnels.some((tunnel) => tunnel.state === "connected"),
-      details: {
-        tunnels: tunnels.map((tunnel) => ({ gateway: tunnel.address, state: tunnel.state })),
-        runtime: runtimeLabel(health),
-        inFlight: limiter.inFlight,
-        capacity: limiter.capacity,
-      },
-    }),
+    readiness: () => {
+      const tunnels = set.tunnels();
+      return {
+        // A tunnel to a gateway that said Goodbye does not count: it is about to end.
+        ready: tunnels.some((tunnel) => tunnel.state === "connected"),
+        details: {
+          tunnels: tunnels.map((tunnel) => ({
+            gateway: tunnel.address,
+            ...(tunnel.serverName ? { name: tunnel.serverName } : {}),
+            state: tunnel.state,
+          })),
+          runtime: runtimeLabel(health),
+          inFlight: limiter.inFlight,
+          capacity: limiter.capacity,
+        },
+      };
+    },
     metrics: metrics.registry,
-    connected: () =>
-      Promise.all(
-        tunnels.map((tunnel) =>
-          tunnel.state === "connected"
-            ? undefined
-            : new Promise<void>((resolve) => {
-                const onState = (state: string) => {
-                  if (state !== "connected") return;
-                  tunnel.off("state", onState);
-                  resolve();
-                };
-                tunnel.on("state", onState);
-              }),
-        ),
-      ).then(() => undefined),
+    connected: async () => {
+      await resolved;
+      await Promise.all(set.live().map(registered));
+    },
     async drain(timeoutMs) {
+      set.stop();
+      const tunnels = set.tunnels();
       const idle = tunnels.map(
         (tunnel) =>
           new Promise<void>((resolve) => {

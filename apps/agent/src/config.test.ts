@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { generateSecret } from "@modelgate/core";
-import { loadConfig } from "./config.js";
+import { gatewayLabel, loadConfig } from "./config.js";
 
 const TOKEN = generateSecret("mgagent_");
 const BASE = {
@@ -14,8 +14,61 @@ const BASE = {
 describe("agent config", () => {
   it("reads one tunnel per gateway URL", () => {
     const config = loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "grpc://127.0.0.1:8443, grpcs://gw2.example:443" });
-    expect(config.gateways.map((gateway) => gateway.address)).toEqual(["127.0.0.1:8443", "gw2.example:443"]);
+    expect(config.gateways.map(gatewayLabel)).toEqual(["127.0.0.1:8443", "gw2.example:443"]);
     expect(config).toMatchObject({ capacity: 32, runtimeHealthPath: "/health", runtimeCredential: undefined });
+  });
+
+  it("reads DNS names that resolve to every gateway replica, beside fixed addresses", () => {
+    const config = loadConfig({
+      ...BASE,
+      MODELGATE_GATEWAY_URLS:
+        "dns:///gateway-tunnel.modelgate.svc:8443, dns+grpc:///localhost:9443, dns+grpcs:///[::1]:7443, grpc://127.0.0.1:1",
+    });
+    expect(config.gateways).toEqual([
+      { kind: "dns", host: "gateway-tunnel.modelgate.svc", port: 8443, tls: true },
+      { kind: "dns", host: "localhost", port: 9443, tls: false },
+      { kind: "dns", host: "::1", port: 7443, tls: true },
+      { address: "127.0.0.1:1", tls: false },
+    ]);
+    expect(config.gateways.map(gatewayLabel)).toEqual([
+      "dns:///gateway-tunnel.modelgate.svc:8443",
+      "dns+grpc:///localhost:9443",
+      "dns:///[::1]:7443",
+      "127.0.0.1:1",
+    ]);
+    // Re-resolved every 10 s; reconnects wait at most 5 s, 60 s for a refused token.
+    expect(config).toMatchObject({ resolveIntervalMs: 10_000, reconnect: { maxMs: 5_000, refusedMaxMs: 60_000 } });
+  });
+
+  it.each([
+    ["dns://8.8.8.8/gw.example:8443", /no DNS server/],
+    ["dns:///gw.example", /no DNS server|dns:\/\/\/name:port/],
+    ["dns:///gw.example:99999", /name:port/],
+    ["dns:///gw_example:8443", /name:port/],
+    ["dns+grpc:///gw.example:8443", /plaintext gRPC/],
+  ])("refuses the gateway URL %j", (url, message) => {
+    expect(() => loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: url })).toThrow(message);
+  });
+
+  it("refuses a DNS name given twice, whatever its spelling", () => {
+    expect(() =>
+      loadConfig({ ...BASE, MODELGATE_GATEWAY_URLS: "dns:///gw.example:8443,dns+grpcs:///gw.example:8443" }),
+    ).toThrow(/twice/);
+  });
+
+  it("bounds the resolve interval and reconnect waits", () => {
+    expect(
+      loadConfig({
+        ...BASE,
+        MODELGATE_GATEWAY_RESOLVE_INTERVAL_MS: "2000",
+        MODELGATE_RECONNECT_MAX_MS: "1000",
+        MODELGATE_RECONNECT_REFUSED_MAX_MS: "5000",
+      }),
+    ).toMatchObject({ resolveIntervalMs: 2_000, reconnect: { maxMs: 1_000, refusedMaxMs: 5_000 } });
+    expect(() => loadConfig({ ...BASE, MODELGATE_GATEWAY_RESOLVE_INTERVAL_MS: "10" })).toThrow(
+      /MODELGATE_GATEWAY_RESOLVE_INTERVAL_MS/,
+    );
+    expect(() => loadConfig({ ...BASE, MODELGATE_RECONNECT_MAX_MS: "0" })).toThrow(/MODELGATE_RECONNECT_MAX_MS/);
   });
 
   it("puts the ops listener on loopback port 9082 unless told otherwise", () => {

@@ -1,10 +1,31 @@
 import { ConfigError, envBoolean, envPort, logLevel, parseEnv, SECRET_PREFIX, secretSetting } from "@modelgate/core";
-import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
+import { parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { DEFAULT_RECONNECT, type ReconnectSettings } from "./reconnect.js";
 import type { RuntimeCredential } from "./runtime-client.js";
+import { DEFAULT_RESOLVE_INTERVAL_MS, type GatewayTarget } from "./tunnel-set.js";
 
 const environment = z.object({
-  MODELGATE_GATEWAY_URLS: z.string({ error: "is required (e.g. grpcs://gateway.example:8443)" }),
+  MODELGATE_GATEWAY_URLS: z.string({
+    error: "is required (e.g. grpcs://gateway.example:8443, or dns:///gateway-tunnel.modelgate.svc:8443)",
+  }),
+  // How often dns:/// names are looked up again: new replicas get a tunnel within this.
+  MODELGATE_GATEWAY_RESOLVE_INTERVAL_MS: z.coerce
+    .number()
+    .int()
+    .min(500)
+    .max(3_600_000)
+    .default(DEFAULT_RESOLVE_INTERVAL_MS),
+  // The longest wait between reconnect attempts to a gateway that answered
+  // but failed the registration (one that is away is tried every second).
+  MODELGATE_RECONNECT_MAX_MS: z.coerce.number().int().min(200).max(600_000).default(DEFAULT_RECONNECT.maxMs),
+  // The longest wait between attempts while a gateway refuses the token.
+  MODELGATE_RECONNECT_REFUSED_MAX_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000)
+    .max(3_600_000)
+    .default(DEFAULT_RECONNECT.refusedMaxMs),
   MODELGATE_AGENT_TOKEN: z.string().optional(),
   MODELGATE_AGENT_TOKEN_FILE: z.string().optional(),
   MODELGATE_RUNTIME_URL: z.url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" }),
@@ -30,7 +51,9 @@ const environment = z.object({
 });
 
 export interface AgentConfig {
-  gateways: GrpcTarget[];
+  gateways: GatewayTarget[];
+  resolveIntervalMs: number;
+  reconnect: Pick<ReconnectSettings, "maxMs" | "refusedMaxMs">;
   token: string;
   runtimeUrl: string;
   runtimeCredential: RuntimeCredential | undefined;
@@ -43,6 +66,35 @@ export interface AgentConfig {
   logLevel: z.output<typeof logLevel>;
 }
 
+/**
+ * `dns:///name:port` (gRPC's naming; TLS, like `grpcs://`), `dns+grpcs:///`
+ * (the same, spelt out) or `dns+grpc:///` (plaintext, like `grpc://`): every
+ * address the name resolves to is a gateway replica listening on `port`.
+ * No authority (`dns://server/…`): the system resolver answers, as it does
+ * for every other name the agent looks up.
+ */
+const DNS_URL = /^(dns|dns\+grpcs|dns\+grpc):\/\/\/(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+function parseGatewayUrl(url: string): { target: GatewayTarget; host: string } {
+  if (/^dns(\+grpcs?)?:/.test(url)) {
+    const match = DNS_URL.exec(url);
+    const port = Number(match?.[4]);
+    const host = match?.[2] ?? match?.[3];
+    if (!match || !host || port < 1 || port > 65_535) {
+      throw new Error(`"${url}" must be dns:///name:port (or dns+grpc:/// for plaintext), with no DNS server named`);
+    }
+    return { target: { kind: "dns", host, port, tls: match[1] !== "dns+grpc" }, host };
+  }
+  const target = parseGrpcUrl(url);
+  return { target: { address: target.address, tls: target.tls }, host: target.host };
+}
+
+/** How a target appears in logs. */
+export function gatewayLabel(target: GatewayTarget): string {
+  if (target.kind !== "dns") return target.address;
+  return `${target.tls ? "dns" : "dns+grpc"}:///${target.host.includes(":") ? `[${target.host}]` : target.host}:${target.port}`;
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): AgentConfig {
   const parsed = parseEnv(environment, env);
 
@@ -50,18 +102,20 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     .map((url) => url.trim())
     .filter(Boolean)
     .map((url) => {
-      let target: GrpcTarget;
+      let parsedUrl: { target: GatewayTarget; host: string };
       try {
-        target = parseGrpcUrl(url);
+        parsedUrl = parseGatewayUrl(url);
       } catch (error) {
         throw new ConfigError(`MODELGATE_GATEWAY_URLS: ${(error as Error).message}`);
       }
-      const refusal = target.tls ? undefined : plaintextRefusal(target.host, parsed.MODELGATE_TUNNEL_ALLOW_INSECURE);
+      const { target, host } = parsedUrl;
+      const refusal = target.tls ? undefined : plaintextRefusal(host, parsed.MODELGATE_TUNNEL_ALLOW_INSECURE);
       if (refusal) throw new ConfigError(`MODELGATE_GATEWAY_URLS: ${refusal} (MODELGATE_TUNNEL_ALLOW_INSECURE=true)`);
       return target;
     });
   if (gateways.length === 0) throw new ConfigError("MODELGATE_GATEWAY_URLS: names no gateway");
-  if (new Set(gateways.map((gateway) => gateway.address)).size !== gateways.length) {
+  const labels = gateways.map((gateway) => gatewayLabel(gateway).replace(/^dns(\+grpcs?)?:/, "dns:"));
+  if (new Set(labels).size !== gateways.length) {
     throw new ConfigError("MODELGATE_GATEWAY_URLS: names a gateway twice");
   }
 
@@ -99,6 +153,8 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
 
   return {
     gateways,
+    resolveIntervalMs: parsed.MODELGATE_GATEWAY_RESOLVE_INTERVAL_MS,
+    reconnect: { maxMs: parsed.MODELGATE_RECONNECT_MAX_MS, refusedMaxMs: parsed.MODELGATE_RECONNECT_REFUSED_MAX_MS },
     token,
     runtimeUrl: parsed.MODELGATE_RUNTIME_URL,
     runtimeCredential,

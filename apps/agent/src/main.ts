@@ -1,7 +1,7 @@
 // The agent process: runs beside a model runtime and dials out to gateways.
 import { ConfigError, createLogger } from "@modelgate/core";
 import { startAgent } from "./agent.js";
-import { loadConfig } from "./config.js";
+import { gatewayLabel, loadConfig } from "./config.js";
 import { startAgentOps } from "./ops.js";
 import { VERSION } from "./version.js";
 
@@ -10,16 +10,31 @@ async function main(): Promise<void> {
   const logger = createLogger({ name: "agent", level: config.logLevel });
   logger.info(
     {
-      gateways: config.gateways.map((gateway) => gateway.address),
+      gateways: config.gateways.map(gatewayLabel),
       runtime: new URL(config.runtimeUrl).origin,
       capacity: config.capacity,
       runtimeCredential: config.runtimeCredential ? config.runtimeCredential.kind : "none",
     },
     "starting agent",
   );
-  const agent = startAgent({ ...config, version: VERSION, logger });
+  // What keeps this process alive: this handle, until SIGTERM or SIGINT,
+  // and nothing else ends it. The agent's own timers are unref'd (it also
+  // runs inside other processes), and a gRPC channel holds nothing while
+  // its gateway is away: without this, an agent whose gateways all went
+  // away would end quietly with status 0, and every model behind it would
+  // stay offline until someone restarted it. (The ops listener holds the
+  // loop too, but staying up must not hang on a side effect of it.)
+  const lifeline = setInterval(() => undefined, 2 ** 30);
+
+  const agent = startAgent({
+    ...config,
+    reconnectBackoff: config.reconnect,
+    version: VERSION,
+    logger,
+  });
   const ops = await startAgentOps(agent, { ...config.ops, logger }).catch(async (error: unknown) => {
     // A taken ops port: stop the tunnels, so the process can exit.
+    clearInterval(lifeline);
     await agent.close();
     throw error;
   });
@@ -33,6 +48,7 @@ async function main(): Promise<void> {
     void agent.drain(config.drainTimeoutMs).then(async (finished) => {
       logger.info({ finished }, finished ? "drained, exiting" : "drain timed out, exiting");
       await ops.close();
+      clearInterval(lifeline);
       process.exit(0);
     });
   };

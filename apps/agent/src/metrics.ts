@@ -6,7 +6,7 @@ import { Counter, collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { ExchangeOutcome } from "./exchange.js";
 import type { TunnelState } from "./tunnel-client.js";
 
-const TUNNEL_STATES: readonly TunnelState[] = ["connecting", "connected", "draining", "closed"];
+const TUNNEL_STATES: readonly TunnelState[] = ["connecting", "connected", "leaving", "draining", "closed"];
 /** Every outcome (a Record, so a new one cannot be forgotten), each series present from the start at 0. */
 const OUTCOMES: Record<ExchangeOutcome, true> = {
   completed: true,
@@ -41,7 +41,7 @@ export function createAgentMetrics({ processMetrics = true }: { processMetrics?:
   if (processMetrics) collectDefaultMetrics({ register: registry, prefix: "modelgate_agent_" });
   new Gauge({
     name: "modelgate_agent_tunnel_state",
-    help: "1 for each gateway tunnel's current state (connecting, connected, draining, closed), 0 for the others",
+    help: "1 for each gateway tunnel's current state (connecting, connected, leaving, draining, closed), 0 for the others",
     labelNames: ["gateway", "state"],
     registers: [registry],
     collect() {

@@ -1,8 +1,9 @@
 // One agent's tunnel to one gateway. An agent keeps one of these per gateway
-// address; they share only the capacity limiter and the runtime client.
+// address (a TunnelSet holds them); they share only the capacity limiter
+// and the runtime client.
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
-import { createBackoff, type Logger } from "@modelgate/core";
+import type { Logger } from "@modelgate/core";
 import {
   AGENT_CHANNEL_OPTIONS,
   type AgentMessageInput,
@@ -13,9 +14,27 @@ import {
   TUNNEL_ID_METADATA,
 } from "@modelgate/protocol";
 import { type ExchangeOutcome, runSlot, type Slot, type SlotCall } from "./exchange.js";
+import { createReconnectSchedule, type FailureKind, type ReconnectSettings } from "./reconnect.js";
 import type { RuntimeClient } from "./runtime-client.js";
 
-export type TunnelState = "connecting" | "connected" | "draining" | "closed";
+/**
+ * - connecting: not registered (first attempt, or the gateway went away);
+ * - connected: registered, taking requests;
+ * - leaving: registered, but the gateway said Goodbye (it is shutting down):
+ *   requests it still sends are served, and the tunnel does not count
+ *   towards the agent's readiness;
+ * - draining: this agent takes no new requests (SIGTERM, or the gateway's
+ *   address left DNS), finishing the ones in flight;
+ * - closed.
+ */
+export type TunnelState = "connecting" | "connected" | "leaving" | "draining" | "closed";
+
+/**
+ * A registration that has not been welcomed in this time is given up and
+ * tried again: a connection to an address that swallows packets (a replica
+ * whose IP went away) would otherwise wait out TCP's own timeout.
+ */
+const REGISTER_TIMEOUT_MS = 10_000;
 
 /** Caps requests across all of an agent's tunnels. */
 export interface CapacityLimiter {
@@ -44,7 +63,14 @@ export function createCapacityLimiter(capacity: number): CapacityLimiter {
 }
 
 export interface TunnelClientOptions {
+  /** `host:port` the tunnel dials. */
   address: string;
+  /**
+   * The DNS name a replica was found under: it is dialled at its IP
+   * address, but the name is its `:authority` and, with TLS, the name its
+   * certificate must carry.
+   */
+  serverName?: string | undefined;
   credentials: grpc.ChannelCredentials;
   token: string;
   version: string;
@@ -52,22 +78,25 @@ export interface TunnelClientOptions {
   runtime: RuntimeClient;
   runtimeHealth: () => RuntimeHealth;
   logger: Logger;
-  /** Bounds on the reconnect delay (exponential with jitter). */
-  backoff?: { initialMs: number; maxMs: number };
+  /** Bounds on the reconnect delays (reconnect.ts). */
+  reconnect?: Partial<ReconnectSettings> | undefined;
   /** A request on this tunnel ended (for the agent's metrics). */
   onOutcome?: (outcome: ExchangeOutcome) => void;
 }
 
 /**
- * Keeps a registration with the gateway alive, reconnecting with backoff, and
- * keeps one Exchange stream (slot) per unit of capacity open for the gateway
- * to send requests on. Emits "state" (TunnelState) and "idle" (draining, and
- * every request finished and its stream closed).
+ * Keeps a registration with the gateway alive, reconnecting with backoff
+ * for as long as the agent runs, and keeps one Exchange stream (slot) per
+ * unit of capacity open for the gateway to send requests on. Emits "state"
+ * (TunnelState) and "idle" (draining, and every request finished and its
+ * stream closed).
  */
 export class TunnelClient extends EventEmitter {
   readonly address: string;
+  readonly serverName: string | undefined;
   #state: TunnelState = "connecting";
-  #client: AgentTunnelClient;
+  /** The channel of the current registration attempt (a new one per attempt). */
+  #client: AgentTunnelClient | undefined;
   #options: TunnelClientOptions;
   #control: grpc.ClientDuplexStream<AgentMessageInput, GatewayMessage> | undefined;
   #tunnelId: string | undefined;
@@ -77,21 +106,38 @@ export class TunnelClient extends EventEmitter {
   #refillTimer: NodeJS.Timeout | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #reconnect: NodeJS.Timeout | undefined;
-  #backoff;
+  #registerTimer: NodeJS.Timeout | undefined;
+  #schedule;
+  /** The outage being retried: its first failure is logged at warn, the attempts after it at debug. */
+  #outage: { since: number; attempts: number; last: string } | undefined;
   #logger: Logger;
 
   constructor(options: TunnelClientOptions) {
     super();
     this.address = options.address;
+    this.serverName = options.serverName;
     this.#options = options;
-    this.#logger = options.logger.child({ gateway: options.address });
-    this.#backoff = createBackoff(options.backoff ?? { initialMs: 200, maxMs: 15_000 });
+    this.#logger = options.logger.child({
+      gateway: options.address,
+      ...(options.serverName ? { gatewayName: options.serverName } : {}),
+    });
+    this.#schedule = createReconnectSchedule(options.reconnect);
+  }
+
+  /**
+   * A new channel for each registration attempt. Reconnecting is this
+   * class's job alone: a channel that failed once would wait out gRPC's own
+   * connection backoff before trying again, on top of ours, and a fresh one
+   * dials at once.
+   */
+  #newChannel(): AgentTunnelClient {
     const { AgentTunnel } = loadAgentProto().modelgate.agent.v1;
-    this.#client = new AgentTunnel(options.address, options.credentials, {
+    const { serverName } = this.#options;
+    return new AgentTunnel(this.#options.address, this.#options.credentials, {
       ...AGENT_CHANNEL_OPTIONS,
-      // Reconnects are ours (with jitter), not the channel's.
-      "grpc.initial_reconnect_backoff_ms": 200,
-      "grpc.max_reconnect_backoff_ms": 5_000,
+      // Verify the certificate against the DNS name, and send it as the
+      // :authority, though the channel dials an IP address.
+      ...(serverName ? { "grpc.ssl_target_name_override": serverName, "grpc.default_authority": serverName } : {}),
     });
   }
 
@@ -112,15 +158,21 @@ export class TunnelClient extends EventEmitter {
     this.#connect();
   }
 
+  /** Registered with the gateway: it may send requests. */
+  get registered(): boolean {
+    return this.#state === "connected" || this.#state === "leaving";
+  }
+
   /** Sends a heartbeat now, e.g. because the runtime's health changed. */
   heartbeat(): void {
-    if (this.#state === "connected") this.#sendHeartbeat();
+    if (this.registered) this.#sendHeartbeat();
   }
 
   /** Stops taking requests from this gateway; in-flight ones continue. */
   drain(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#setState("draining");
+    clearTimeout(this.#reconnect);
     this.#control?.write({ drain: {} });
     // Idle slots go now; busy ones finish their request first.
     this.#closeSlots({ idleOnly: true });
@@ -134,9 +186,10 @@ export class TunnelClient extends EventEmitter {
     clearInterval(this.#heartbeat);
     clearTimeout(this.#reconnect);
     clearTimeout(this.#refillTimer);
+    clearTimeout(this.#registerTimer);
     this.#closeSlots({ idleOnly: false });
     this.#control?.cancel();
-    this.#client.close();
+    this.#client?.close();
   }
 
   #metadata(): grpc.Metadata {
@@ -155,8 +208,17 @@ export class TunnelClient extends EventEmitter {
   #connect(): void {
     if (this.#state === "closed" || this.#state === "draining") return;
     this.#tunnelId = undefined;
-    const control = this.#client.connect(this.#metadata());
+    const client = this.#newChannel();
+    this.#client = client;
+    const control = client.connect(this.#metadata());
     this.#control = control;
+    let timedOut = false;
+    this.#registerTimer = setTimeout(() => {
+      if (control !== this.#control || this.#tunnelId) return;
+      timedOut = true;
+      control.cancel();
+    }, REGISTER_TIMEOUT_MS);
+    this.#registerTimer.unref();
     control.write({
       hello: {
         agentVersion: this.#options.version,
@@ -165,12 +227,21 @@ export class TunnelClient extends EventEmitter {
       },
     });
     control.on("data", (message: GatewayMessage) => {
+      if (control !== this.#control) return;
       if (message.welcome) {
+        clearTimeout(this.#registerTimer);
         this.#tunnelId = message.welcome.tunnelId;
-        this.#backoff.reset();
+        this.#schedule.reset();
+        const outage = this.#outage;
+        this.#outage = undefined;
         this.#setState("connected");
         this.#logger.info(
-          { agentId: message.welcome.agentId, connection: message.welcome.connection },
+          {
+            agentId: message.welcome.agentId,
+            connection: message.welcome.connection,
+            gatewayId: message.welcome.gatewayId,
+            ...(outage ? { attempts: outage.attempts, awayMs: Date.now() - outage.since } : {}),
+          },
           "registered with gateway",
         );
         clearInterval(this.#heartbeat);
@@ -178,6 +249,11 @@ export class TunnelClient extends EventEmitter {
         this.#heartbeat = setInterval(() => this.#sendHeartbeat(), interval);
         this.#heartbeat.unref();
         this.#refill();
+      } else if (message.goodbye && this.#state === "connected") {
+        // The gateway is shutting down: it still finishes (and may still
+        // send) requests on this tunnel, then ends it. Expected, not an error.
+        this.#setState("leaving");
+        this.#logger.info({ reason: message.goodbye.reason }, "gateway is shutting down; serving its last requests");
       }
     });
     // Exactly one of "error" / "status"-with-OK ends a call; both lead here.
@@ -185,7 +261,11 @@ export class TunnelClient extends EventEmitter {
     const onEnd = (status: grpc.StatusObject | grpc.ServiceError) => {
       if (ended || control !== this.#control) return;
       ended = true;
-      this.#onControlEnded(status);
+      // Nobody welcomed us: as good as absent.
+      const why = timedOut
+        ? { ...status, code: grpc.status.UNAVAILABLE, details: `no welcome within ${REGISTER_TIMEOUT_MS} ms` }
+        : status;
+      this.#onControlEnded(why);
     };
     control.on("error", onEnd);
     control.on("status", (status: grpc.StatusObject) => {
@@ -195,23 +275,51 @@ export class TunnelClient extends EventEmitter {
 
   #onControlEnded(status: grpc.StatusObject): void {
     clearInterval(this.#heartbeat);
+    clearTimeout(this.#registerTimer);
+    const wasLeaving = this.#state === "leaving";
     this.#control = undefined;
     this.#tunnelId = undefined;
     this.#closeSlots({ idleOnly: false });
+    // The registration's channel goes with it; the next attempt dials a new one.
+    this.#client?.close();
+    this.#client = undefined;
     if (this.#state === "closed") return;
     if (this.#state === "draining") {
       this.#emitIdleWhenDone();
       return;
     }
     this.#setState("connecting");
-    const refused = status.code === grpc.status.UNAUTHENTICATED || status.code === grpc.status.PERMISSION_DENIED;
-    const delay = this.#backoff.next();
-    // A refused token will not start working by itself; say so loudly, but
-    // keep trying (it may be an agent registered a moment ago, not yet pushed).
-    const log = refused ? this.#logger.error.bind(this.#logger) : this.#logger.warn.bind(this.#logger);
-    log({ code: grpc.status[status.code], details: status.details, retryInMs: delay }, "gateway tunnel closed");
-    this.#reconnect = setTimeout(() => this.#connect(), delay);
+    // After its Goodbye the gateway is going away: as good as absent.
+    const { kind, delayMs } = this.#schedule.next(wasLeaving ? grpc.status.UNAVAILABLE : status.code);
+    this.#logFailure(status, kind, delayMs, wasLeaving);
+    // Never given up: a gateway can come back at any time, and an agent
+    // exists to serve it. Only SIGTERM or SIGINT ends an agent.
+    this.#reconnect = setTimeout(() => this.#connect(), delayMs);
     this.#reconnect.unref();
+  }
+
+  /**
+   * A refused token is logged at error every time: it will not start
+   * working by itself (but a token can be re-issued, or may not have reached
+   * this gateway yet, so it is retried). A gateway that said Goodbye ending
+   * the tunnel is expected (info). Anything else: warn once per outage and
+   * whenever the reason changes, debug for the attempts in between, so a
+   * gateway away for an hour does not fill the log.
+   */
+  #logFailure(status: grpc.StatusObject, kind: FailureKind, retryInMs: number, wasLeaving: boolean): void {
+    const fields = { code: grpc.status[status.code], details: status.details, retryInMs };
+    const reason = `${status.code} ${status.details}`;
+    const outage = this.#outage;
+    this.#outage = { since: outage?.since ?? Date.now(), attempts: (outage?.attempts ?? 0) + 1, last: reason };
+    if (kind === "refused") {
+      this.#logger.error(fields, "gateway refused the agent token; retrying slowly (is the token revoked or wrong?)");
+    } else if (wasLeaving) {
+      this.#logger.info(fields, "gateway closed the tunnel after its goodbye; reconnecting");
+    } else if (!outage || outage.last !== reason) {
+      this.#logger.warn(fields, outage ? "gateway still unreachable" : "gateway tunnel closed; reconnecting");
+    } else {
+      this.#logger.debug({ ...fields, attempts: this.#outage.attempts }, "gateway still unreachable");
+    }
   }
 
   #sendHeartbeat(): void {
@@ -226,13 +334,13 @@ export class TunnelClient extends EventEmitter {
    * cannot make this spin.
    */
   #refill(): void {
-    while (this.#state === "connected" && this.#tunnelId && this.#slots.size < this.#options.limiter.capacity) {
+    while (this.registered && this.#tunnelId && this.#slots.size < this.#options.limiter.capacity) {
       this.#openSlot();
     }
   }
 
   #scheduleRefill(): void {
-    if (this.#refillTimer || this.#state !== "connected") return;
+    if (this.#refillTimer || !this.registered) return;
     this.#refillTimer = setTimeout(() => {
       this.#refillTimer = undefined;
       this.#refill();
@@ -241,7 +349,9 @@ export class TunnelClient extends EventEmitter {
   }
 
   #openSlot(): void {
-    const call: SlotCall = this.#client.exchange(this.#metadata());
+    const client = this.#client;
+    if (!client) return;
+    const call: SlotCall = client.exchange(this.#metadata());
     const slot = runSlot(call, {
       runtime: this.#options.runtime,
       limiter: this.#options.limiter,

@@ -16,7 +16,11 @@ describe("gateway config", () => {
       maxBodyBytes: 10 * 1024 * 1024,
       maxHeaderBytes: 64 * 1024,
       agentWaitMs: 0,
+      // SIGTERM: 5 s unready but serving, for load balancers to notice.
+      shutdownDelayMs: 5_000,
     });
+    expect(loadConfig({ ...TOKEN, MODELGATE_SHUTDOWN_DELAY_MS: "0" }).shutdownDelayMs).toBe(0);
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_SHUTDOWN_DELAY_MS: "-1" })).toThrow(/MODELGATE_SHUTDOWN_DELAY_MS/);
   });
 
   it("reads the ops listener's address and keeps it off the public port", () => {

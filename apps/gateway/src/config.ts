@@ -49,6 +49,9 @@ const environment = z.object({
   MODELGATE_UPSTREAM_TIMEOUT_MS: z.coerce.number().int().min(100).max(86_400_000).default(600_000),
   MODELGATE_QUEUE_TIMEOUT_MS: z.coerce.number().int().min(0).max(600_000).default(10_000),
   MODELGATE_AGENT_WAIT_MS: z.coerce.number().int().min(0).max(600_000).default(0),
+  // On SIGTERM, how long the gateway keeps serving while unready, so load
+  // balancers notice before its listener closes (docs/operations.md).
+  MODELGATE_SHUTDOWN_DELAY_MS: z.coerce.number().int().min(0).max(120_000).default(5_000),
   // The audit queue, and rate limits shared by all gateway replicas.
   MODELGATE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: "must be a redis:// or rediss:// URL" }).optional(),
   MODELGATE_AUDIT_QUEUE_PREFIX: z
@@ -100,6 +103,8 @@ export interface GatewayConfig {
   upstreamTimeoutMs: number;
   queueWaitMs: number;
   agentWaitMs: number;
+  /** SIGTERM: serve this long while unready before closing the listener. */
+  shutdownDelayMs: number;
   /** Required: the audit queue lives there. */
   redisUrl: string;
   audit: {
@@ -186,6 +191,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,
     agentWaitMs: parsed.MODELGATE_AGENT_WAIT_MS,
+    shutdownDelayMs: parsed.MODELGATE_SHUTDOWN_DELAY_MS,
     redisUrl: parsed.MODELGATE_REDIS_URL,
     audit: {
       queuePrefix: parsed.MODELGATE_AUDIT_QUEUE_PREFIX,

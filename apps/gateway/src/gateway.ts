@@ -100,6 +100,8 @@ const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 64 * 1024;
 export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** How long close() waits for handlers to unwind once their sockets are closed. */
 const HANDLER_SETTLE_MS = 5_000;
+/** How long agents get to close their tunnels after theirs ended, before the rest is cut. */
+const TUNNEL_CLOSE_MS = 1_000;
 
 export interface RunningGateway {
   readonly gatewayId: string;
@@ -113,8 +115,14 @@ export interface RunningGateway {
   readonly audit: AuditSink;
   /** Resolves when the first configuration snapshot has arrived. */
   configured(): Promise<void>;
-  /** Stops taking requests, lets in-flight ones finish (bounded), closes. */
-  close(graceMs?: number): Promise<void>;
+  /**
+   * Shuts down in order: /readyz turns unready and agents hear Goodbye (no
+   * new registrations); for `delayMs` requests are still served, with
+   * `Connection: close`, while load balancers notice and move clients to
+   * other replicas; then the listener closes, in-flight requests finish
+   * (bounded by `graceMs`), tunnels end, audit records are flushed.
+   */
+  close(graceMs?: number, options?: { delayMs?: number }): Promise<void>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
@@ -274,6 +282,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   // close() waits for them before the audit buffer is flushed.
   const handlers = new Set<Promise<void>>();
   http.on("request", (req, res) => {
+    // Shutting down: a keep-alive client opens its next connection anew,
+    // which the load balancer sends to another replica.
+    if (draining) res.setHeader("connection", "close");
     const handling = handle(req, res).catch((error: unknown) => {
       logger.error({ err: error }, "request handler failed unexpectedly");
       res.destroy();
@@ -315,14 +326,19 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pool,
     audit,
     configured: () => (store.loaded ? Promise.resolve() : once(store, "change").then(() => undefined)),
-    close(graceMs = 10_000) {
-      closing ??= shutDown(graceMs);
+    close(graceMs = 10_000, { delayMs = 0 } = {}) {
+      closing ??= shutDown(graceMs, delayMs);
       return closing;
     },
   };
 
-  async function shutDown(graceMs: number): Promise<void> {
+  async function shutDown(graceMs: number, delayMs: number): Promise<void> {
+    // Unready first, so load balancers stop sending new clients here, and
+    // agents hear that this gateway is going.
     draining = true;
+    tunnelService.drain();
+    logger.info({ delayMs, graceMs }, "draining: unready, finishing requests");
+    if (delayMs > 0) await sleep(delayMs);
     http.close();
     http.closeIdleConnections();
     // In-flight responses finish (bounded by graceMs), then everything goes.
@@ -339,8 +355,21 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     await Promise.race([Promise.allSettled([...handlers]), sleep(HANDLER_SETTLE_MS, undefined, { ref: false })]);
     clearInterval(reportTimer);
     configClient.close();
+    // Every request is over: end the registrations (OK, after the Goodbye),
+    // so agents reconnect at once, to this gateway's successor. Agents close
+    // their idle streams when theirs ends; a GOAWAY (tryShutdown) lets that
+    // happen cleanly, and whatever remains after a moment is cut.
     tunnelService.close();
-    grpcServer.forceShutdown();
+    await new Promise<void>((resolve) => {
+      const cut = setTimeout(() => {
+        grpcServer.forceShutdown();
+        resolve();
+      }, TUNNEL_CLOSE_MS);
+      grpcServer.tryShutdown(() => {
+        clearTimeout(cut);
+        resolve();
+      });
+    });
     oidc?.close();
     await rateLimiter.close();
     // Every finished request has submitted its record by now; hand them

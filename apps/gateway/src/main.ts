@@ -28,9 +28,12 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, "shutting down: finishing in-flight requests");
-    void gateway.close(30_000).then(() => process.exit(0));
-    setTimeout(() => process.exit(1), 35_000).unref();
+    // SIGTERM comes from an orchestrator whose load balancer needs a moment
+    // to see /readyz fail; SIGINT is someone at a terminal, who wants it now.
+    const delayMs = signal === "SIGTERM" ? config.shutdownDelayMs : 0;
+    logger.info({ signal, delayMs }, "shutting down: finishing in-flight requests");
+    void gateway.close(30_000, { delayMs }).then(() => process.exit(0));
+    setTimeout(() => process.exit(1), delayMs + 35_000).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));
   process.on("SIGINT", () => stop("SIGINT"));

@@ -1,6 +1,7 @@
 // The gateway's side of the agent tunnel: registers agents that present a
-// valid token, keeps their Exchange streams (slots) in the pool, and drops
-// them when their token is revoked or they stop sending heartbeats.
+// valid token, keeps their Exchange streams (slots) in the pool, drops them
+// when their token is revoked or they stop sending heartbeats, and tells
+// them when this gateway shuts down.
 import { randomBytes } from "node:crypto";
 import * as grpc from "@grpc/grpc-js";
 import { bearerToken, hashSecret, type Logger, secretsEqual } from "@modelgate/core";
@@ -23,6 +24,13 @@ const MAX_CAPACITY = 4096;
  */
 const MAX_TUNNELS_PER_AGENT = 4;
 const HELLO_TIMEOUT_MS = 10_000;
+/**
+ * A registration that arrives before the first configuration waits for it
+ * (agents probe a restarting gateway and should be taken the moment it can
+ * check their token), this long at most, and this many at once.
+ */
+const CONFIG_WAIT_MS = 5_000;
+const MAX_WAITING_FOR_CONFIG = 1_024;
 
 export interface TunnelServiceOptions {
   store: ConfigStore;
@@ -34,7 +42,17 @@ export interface TunnelServiceOptions {
 
 export interface TunnelService {
   handlers: AgentTunnelHandlers;
-  /** Stops the heartbeat sweep; tunnels themselves close with the server. */
+  /**
+   * The gateway is shutting down: refuse new registrations (UNAVAILABLE, so
+   * agents retry soon, at this gateway's successor) and send Goodbye on
+   * every registered tunnel. Tunnels keep working: requests in flight, and
+   * those still arriving while load balancers move clients away, need them.
+   */
+  drain(): void;
+  /**
+   * Stops the heartbeat sweep and ends every registration with OK (after
+   * drain(): nothing runs on them any more). The streams go with the server.
+   */
   close(): void;
 }
 
@@ -59,6 +77,10 @@ export function createTunnelService({
 }: TunnelServiceOptions): TunnelService {
   /** Open Connect calls per agent id. */
   const registrations = new Map<string, number>();
+  /** Welcomed Connect calls, to say Goodbye to. */
+  const welcomed = new Set<grpc.ServerDuplexStream<AgentMessage, GatewayMessage>>();
+  let draining = false;
+  const GOODBYE = "gateway shutting down";
   // Revocation and deletion take effect on live tunnels, not only on the
   // next connection attempt.
   const onConfigChange = () => {
@@ -81,11 +103,29 @@ export function createTunnelService({
   }, heartbeatIntervalMs);
   sweep.unref();
 
+  let waitingForConfig = 0;
   const connect: AgentTunnelHandlers["Connect"] = (call: grpc.ServerDuplexStream<AgentMessage, GatewayMessage>) => {
-    const token = bearerOf(call.metadata);
+    if (draining) return endWithStatus(call, grpc.status.UNAVAILABLE, GOODBYE);
     if (!store.loaded) {
-      return endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
+      const notYet = () =>
+        endWithStatus(call, grpc.status.UNAVAILABLE, "gateway has not received its configuration yet");
+      if (waitingForConfig >= MAX_WAITING_FOR_CONFIG) return notYet();
+      waitingForConfig++;
+      const settle = (then: () => void) => {
+        waitingForConfig--;
+        clearTimeout(timer);
+        store.off("change", onConfig);
+        call.off("cancelled", onCancelled);
+        then();
+      };
+      const onConfig = () => settle(() => connect(call));
+      const onCancelled = () => settle(() => undefined);
+      const timer = setTimeout(() => settle(notYet), CONFIG_WAIT_MS);
+      store.once("change", onConfig);
+      call.once("cancelled", onCancelled);
+      return;
     }
+    const token = bearerOf(call.metadata);
     const credential = token ? store.agentByTokenHash(hashSecret(token)) : undefined;
     if (!credential) {
       logger.warn({ peer: call.getPeer() }, "agent refused: unknown or revoked token");
@@ -148,6 +188,9 @@ export function createTunnelService({
             gatewayId,
           },
         });
+        welcomed.add(call);
+        // Registered in the moment the shutdown began: it hears it too.
+        if (draining) call.write({ goodbye: { reason: GOODBYE } });
         return;
       }
       if (message.heartbeat) pool.heartbeat(tunnel.tunnelId, healthOf(message.heartbeat.runtimeHealth));
@@ -162,6 +205,7 @@ export function createTunnelService({
       if (closed) return;
       closed = true;
       clearTimeout(helloTimer);
+      welcomed.delete(call);
       const remaining = (registrations.get(credential.id) ?? 1) - 1;
       if (remaining > 0) registrations.set(credential.id, remaining);
       else registrations.delete(credential.id);
@@ -196,9 +240,18 @@ export function createTunnelService({
 
   return {
     handlers: { Connect: connect, Exchange: exchange },
+    drain: () => {
+      if (draining) return;
+      draining = true;
+      for (const call of welcomed) call.write({ goodbye: { reason: GOODBYE } });
+    },
     close: () => {
       clearInterval(sweep);
       store.off("change", onConfigChange);
+      for (const call of [...welcomed]) {
+        welcomed.delete(call);
+        if (!call.writableEnded) call.end();
+      }
     },
   };
 }

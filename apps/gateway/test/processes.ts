@@ -1,6 +1,7 @@
-// Real processes for tests that stop and start them: the built gateway, a
-// Redis and a Postgres of their own on spare loopback ports (the shared
-// ones serve every other test file and must never be stopped).
+// Real processes for tests that stop and start them: the built gateway,
+// agent and control plane, a Redis and a Postgres of their own on spare
+// loopback ports (the shared ones serve every other test file and must
+// never be stopped).
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { chown, mkdtemp, readdir, rm } from "node:fs/promises";
@@ -13,6 +14,8 @@ import { waitFor } from "./stack.js";
 
 const run = promisify(execFile);
 const GATEWAY_MAIN = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const AGENT_MAIN = fileURLToPath(new URL("../../agent/dist/main.js", import.meta.url));
+const CONTROL_PLANE_MAIN = fileURLToPath(new URL("../../control-plane/dist/main.js", import.meta.url));
 
 export interface GatewayProcess {
   url: string;
@@ -41,6 +44,8 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
       MODELGATE_GATEWAY_PORT: "0",
       MODELGATE_GATEWAY_OPS_PORT: "0",
       MODELGATE_TUNNEL_PORT: "0",
+      // SIGTERM shuts down at once unless a test asks for the delay.
+      MODELGATE_SHUTDOWN_DELAY_MS: "0",
       LOG_LEVEL: "info",
       ...(ownSpool ? { MODELGATE_AUDIT_SPOOL_DIR: ownSpool } : {}),
       ...env,
@@ -208,4 +213,109 @@ export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** A built app (dist/main.js) as a process, its output kept line by line. */
+export interface AppProcess {
+  child: ChildProcess;
+  lines: string[];
+  /** Resolves with [code, signal] once the process has exited. */
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+  readonly running: boolean;
+  /** SIGTERM (drain, then exit), and waits for the exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, as the OOM killer does: no drain, nothing flushed. */
+  kill(): Promise<void>;
+}
+
+/**
+ * Starts `main` with exactly `env` (and PATH) and waits for the log line
+ * whose `msg` is `listening`; returns that line's fields with the process.
+ */
+async function startApp(
+  main: string,
+  env: Record<string, string>,
+  listening: string,
+): Promise<{ app: AppProcess; fields: Record<string, unknown> }> {
+  const child = spawn(process.execPath, [main], {
+    env: { PATH: process.env.PATH, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  const exited = once(child, "exit") as Promise<[number | null, NodeJS.Signals | null]>;
+  child.stdout?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
+  child.stderr?.on("data", (chunk) => lines.push(...String(chunk).split("\n").filter(Boolean)));
+  let fields: Record<string, unknown> | undefined;
+  await waitFor(
+    () => {
+      if (child.exitCode !== null || child.signalCode !== null) {
+        throw new Error(`${path.basename(path.dirname(path.dirname(main)))} exited: ${lines.join("\n")}`);
+      }
+      const line = lines.find((candidate) => candidate.includes(`"msg":"${listening}"`));
+      fields = line ? (JSON.parse(line) as Record<string, unknown>) : undefined;
+      return fields !== undefined;
+    },
+    { timeoutMs: 20_000, what: `"${listening}" from ${main}` },
+  );
+  const running = () => child.exitCode === null && child.signalCode === null;
+  const app: AppProcess = {
+    child,
+    lines,
+    exited,
+    get running() {
+      return running();
+    },
+    async stop() {
+      if (running()) child.kill("SIGTERM");
+      const [code] = await exited;
+      return code;
+    },
+    async kill() {
+      if (running()) child.kill("SIGKILL");
+      await exited;
+    },
+  };
+  return { app, fields: fields as Record<string, unknown> };
+}
+
+export interface AgentProcess extends AppProcess {
+  /** The agent's ops listener: /livez, /readyz, /metrics. */
+  ops: string;
+}
+
+/** The built agent (apps/agent/dist/main.js), configured through `env` like in production. */
+export async function startAgentProcess(env: Record<string, string>): Promise<AgentProcess> {
+  const { app, fields } = await startApp(
+    AGENT_MAIN,
+    { MODELGATE_AGENT_OPS_PORT: "0", LOG_LEVEL: "info", ...env },
+    "agent ops listening",
+  );
+  return Object.assign(app, { ops: fields.ops as string });
+}
+
+export interface ControlPlaneProcess extends AppProcess {
+  url: string;
+  /** `host:port` of the gRPC endpoint gateways dial. */
+  grpc: string;
+  ops: string;
+}
+
+/** The built control plane (apps/control-plane/dist/main.js); it migrates its database at start. */
+export async function startControlPlaneProcess(env: Record<string, string>): Promise<ControlPlaneProcess> {
+  const { app, fields } = await startApp(
+    CONTROL_PLANE_MAIN,
+    {
+      MODELGATE_CONTROL_PLANE_PORT: "0",
+      MODELGATE_CONTROL_PLANE_GRPC_PORT: "0",
+      MODELGATE_CONTROL_PLANE_OPS_PORT: "0",
+      LOG_LEVEL: "info",
+      ...env,
+    },
+    "control plane listening",
+  );
+  return Object.assign(app, {
+    url: fields.url as string,
+    grpc: fields.grpc as string,
+    ops: fields.ops as string,
+  });
 }

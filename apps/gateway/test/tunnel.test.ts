@@ -146,7 +146,7 @@ describe("agent lifecycle", () => {
     });
   });
 
-  it("refuses a token nobody issued with UNAUTHENTICATED", async () => {
+  it("refuses a token nobody issued with UNAUTHENTICATED; the agent says so loudly and keeps trying, slowly", async () => {
     const runtime = await stack.addConnection("llama");
     const { startTestAgent } = await import("./agents.js");
     const { generateSecret } = await import("@modelgate/core");
@@ -157,10 +157,19 @@ describe("agent lifecycle", () => {
       runtimeUrl: runtime.url,
     });
     try {
-      await waitFor(() => impostor.logs.some((line) => line.includes('"code":"UNAUTHENTICATED"')), {
-        what: "the refusal",
-      });
+      const refusals = () =>
+        impostor.logs
+          .filter((line) => line.includes('"code":"UNAUTHENTICATED"'))
+          .map((line) => JSON.parse(line) as { level: string; retryInMs: number });
+      await waitFor(() => refusals().length >= 2, { what: "two refusals" });
       expect([...stack.gateway.pool.tunnels()]).toHaveLength(0);
+      // At error, every time; and a refused token waits at least half a
+      // second (1 s, doubling to a minute), though this agent's reconnects
+      // are otherwise set to 50-500 ms.
+      for (const refusal of refusals()) {
+        expect(refusal.level).toBe("error");
+        expect(refusal.retryInMs).toBeGreaterThanOrEqual(500);
+      }
     } finally {
       await impostor.stop();
     }
