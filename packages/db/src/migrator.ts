@@ -25,7 +25,16 @@ import pg from "pg";
 /** The key `prisma migrate` takes with pg_advisory_lock, so both exclude each other. */
 export const PRISMA_MIGRATION_LOCK_KEY = 72_707_369;
 
-export const DEFAULT_MIGRATIONS_DIR = path.resolve(import.meta.dirname, "../../../prisma/migrations");
+/**
+ * The migrations this release ships. The build copies `prisma/migrations`
+ * into `dist/migrations/`, so the built package migrates without the
+ * repository around it (the container image ships only `dist/`); run from its
+ * TypeScript source (tests), it reads the repository's folder. Decided by
+ * the module's own file name, so a build without its copies fails loudly.
+ */
+export const DEFAULT_MIGRATIONS_DIR = import.meta.filename.endsWith(".ts")
+  ? path.resolve(import.meta.dirname, "../../../prisma/migrations")
+  : path.resolve(import.meta.dirname, "migrations");
 
 const MIGRATION_NAME = /^[0-9]{14}_[a-z0-9_]+$/;
 

@@ -48,8 +48,17 @@ export type {
 export type { Policy as PolicyInput, Policy__Output as Policy } from "./generated/modelgate/config/v1/Policy.js";
 export type { Protocol } from "./generated/modelgate/config/v1/Protocol.js";
 
-/** `proto/` at the repository root; the same relative path from `src/` and `dist/`. */
-export const PROTO_ROOT = fileURLToPath(new URL("../../../proto/", import.meta.url));
+/**
+ * Where the `.proto` files are. The build copies them into `dist/proto/`
+ * beside the built module, so the built package needs nothing outside its
+ * own folder (the container image ships only `dist/`); run from its
+ * TypeScript source (tests), it reads the repository's `proto/` instead.
+ * Decided by the module's own file name, not by which folder exists, so a
+ * build that lost its copies fails loudly instead of reading a checkout.
+ */
+export const PROTO_ROOT = fileURLToPath(
+  import.meta.url.endsWith(".ts") ? new URL("../../../proto/", import.meta.url) : new URL("./proto/", import.meta.url),
+);
 
 // Must match the flags of the `generate` script, or the generated types lie.
 const LOADER_OPTIONS: protoLoader.Options = {
