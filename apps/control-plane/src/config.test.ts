@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { loadConfig, redactConfig } from "./config.js";
 
 const TOKEN = "t".repeat(32);
@@ -23,6 +26,55 @@ describe("control-plane config", () => {
       expect(() =>
         loadConfig({ ...REQUIRED, DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: unusable }),
       ).toThrow(/MODELGATE_ADMIN_TOKEN: must be printable ASCII without spaces/);
+    }
+  });
+
+  it("reads the admin and gateway tokens from files (mounted secrets), held to the variables' rules", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "mg-cp-secrets-"));
+    try {
+      const file = (name: string, content: string) => {
+        writeFileSync(path.join(dir, name), content);
+        return path.join(dir, name);
+      };
+      const DATABASE_URL = "postgresql://db/x";
+      // A secret file's one trailing newline is not part of the token.
+      const config = loadConfig({
+        DATABASE_URL,
+        MODELGATE_ADMIN_TOKEN_FILE: file("admin", `${TOKEN}\n`),
+        MODELGATE_GATEWAY_TOKEN_FILE: file("gateway", GATEWAY_TOKEN),
+      });
+      expect(config).toMatchObject({ adminToken: TOKEN, gatewayToken: GATEWAY_TOKEN });
+
+      const secret = `${"s".repeat(40)} and more`;
+      for (const [content, rule] of [
+        ["short", /MODELGATE_ADMIN_TOKEN_FILE: the token in .* must be at least 32 characters/],
+        [secret, /MODELGATE_ADMIN_TOKEN_FILE: the token in .* must be printable ASCII without spaces/],
+        ["", /MODELGATE_ADMIN_TOKEN_FILE: the token in .* must be at least 32 characters/],
+      ] as const) {
+        const run = () =>
+          loadConfig({
+            ...REQUIRED,
+            DATABASE_URL,
+            MODELGATE_ADMIN_TOKEN: "",
+            MODELGATE_ADMIN_TOKEN_FILE: file("bad", content),
+          });
+        expect(run).toThrow(rule);
+        // The content never shows in the message.
+        if (content !== "") expect(run).not.toThrow(content);
+      }
+      expect(() =>
+        loadConfig({ ...REQUIRED, DATABASE_URL, MODELGATE_GATEWAY_TOKEN_FILE: file("gateway2", GATEWAY_TOKEN) }),
+      ).toThrow("set MODELGATE_GATEWAY_TOKEN or MODELGATE_GATEWAY_TOKEN_FILE, not both");
+      expect(() =>
+        loadConfig({
+          ...REQUIRED,
+          DATABASE_URL,
+          MODELGATE_ADMIN_TOKEN: "",
+          MODELGATE_ADMIN_TOKEN_FILE: path.join(dir, "missing"),
+        }),
+      ).toThrow(/MODELGATE_ADMIN_TOKEN_FILE: cannot read .*missing \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

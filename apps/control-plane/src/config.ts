@@ -1,4 +1,4 @@
-import { ConfigError, envBoolean, envPort, logLevel, parseEnv } from "@modelgate/core";
+import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } from "@modelgate/core";
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
@@ -23,6 +23,13 @@ const retentionDays = z
   .transform(Number)
   .pipe(z.number().int().min(1, "must be at least 1 day").max(36_500, "must be at most 36500 days (100 years)"));
 
+// Exactly what a Bearer header can carry: a token with a space, a newline
+// from a secret file or non-ASCII text could never log in.
+const bearerSecret = z
+  .string()
+  .min(32, "must be at least 32 characters")
+  .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
+
 const environment = z
   .object({
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
@@ -31,24 +38,18 @@ const environment = z
     MODELGATE_CONTROL_PLANE_OPS_HOST: z.string().default("127.0.0.1"),
     MODELGATE_CONTROL_PLANE_OPS_PORT: envPort.default(9081),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL" }).optional(),
-    // Exactly what a Bearer header can carry: a token with a space, a
-    // newline from a secret file or non-ASCII text could never log in.
-    MODELGATE_ADMIN_TOKEN: z
-      .string()
-      .min(32, "must be at least 32 characters")
-      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
-      .optional(),
+    // Either the token or a file holding it (mounted container secrets);
+    // the file's content is checked like the variable, after parsing.
+    MODELGATE_ADMIN_TOKEN: bearerSecret.optional(),
+    MODELGATE_ADMIN_TOKEN_FILE: z.string().optional(),
     MODELGATE_CONTROL_PLANE_GRPC_HOST: z.string().default("127.0.0.1"),
     MODELGATE_CONTROL_PLANE_GRPC_PORT: envPort.default(8082),
     MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE: z.string().optional(),
     MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE: z.string().optional(),
     MODELGATE_GRPC_ALLOW_INSECURE: envBoolean.default(false),
     // Shared with the gateways, which present it on the configuration stream.
-    MODELGATE_GATEWAY_TOKEN: z
-      .string()
-      .min(32, "must be at least 32 characters")
-      .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces")
-      .optional(),
+    MODELGATE_GATEWAY_TOKEN: bearerSecret.optional(),
+    MODELGATE_GATEWAY_TOKEN_FILE: z.string().optional(),
     // Comma-separated identity-provider groups whose members hold each role.
     MODELGATE_ADMIN_GROUPS: groupList,
     MODELGATE_AUDITOR_GROUPS: groupList,
@@ -131,20 +132,21 @@ const environment = z
     if (!env.DATABASE_URL) {
       ctx.addIssue({ code: "custom", path: ["DATABASE_URL"], message: "is required unless MODELGATE_DEV=true" });
     }
-    if (!env.MODELGATE_GATEWAY_TOKEN) {
+    if (!env.MODELGATE_GATEWAY_TOKEN && !env.MODELGATE_GATEWAY_TOKEN_FILE) {
       ctx.addIssue({
         code: "custom",
         path: ["MODELGATE_GATEWAY_TOKEN"],
-        message: "is required unless MODELGATE_DEV=true (then one is generated and printed)",
+        message:
+          "is required (or MODELGATE_GATEWAY_TOKEN_FILE) unless MODELGATE_DEV=true (then one is generated and printed)",
       });
     }
     // With OIDC admins configured, the bootstrap token may be left out.
-    if (!env.MODELGATE_ADMIN_TOKEN && env.MODELGATE_ADMIN_GROUPS.length === 0) {
+    if (!env.MODELGATE_ADMIN_TOKEN && !env.MODELGATE_ADMIN_TOKEN_FILE && env.MODELGATE_ADMIN_GROUPS.length === 0) {
       ctx.addIssue({
         code: "custom",
         path: ["MODELGATE_ADMIN_TOKEN"],
         message:
-          "is required unless MODELGATE_ADMIN_GROUPS (with OIDC_ISSUER) is set or MODELGATE_DEV=true (then one is generated and printed)",
+          "is required (or MODELGATE_ADMIN_TOKEN_FILE) unless MODELGATE_ADMIN_GROUPS (with OIDC_ISSUER) is set or MODELGATE_DEV=true (then one is generated and printed)",
       });
     }
   });
@@ -184,8 +186,28 @@ export interface ControlPlaneConfig {
   logLevel: z.output<typeof logLevel>;
 }
 
+/** A token given as `NAME` or in the file `NAME_FILE` names, held to the variable's rules either way. */
+function bearerSetting(name: string, value: string | undefined, file: string | undefined): string | undefined {
+  const token = secretSetting(name, value, file);
+  if (token === undefined || file === undefined) return token;
+  const checked = bearerSecret.safeParse(token);
+  // The message names the file's variable and the rule, never the content.
+  if (!checked.success) throw new ConfigError(`${name}_FILE: the token in ${file} ${checked.error.issues[0]?.message}`);
+  return checked.data;
+}
+
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): ControlPlaneConfig {
   const parsed = parseEnv(environment, env);
+  const adminToken = bearerSetting(
+    "MODELGATE_ADMIN_TOKEN",
+    parsed.MODELGATE_ADMIN_TOKEN,
+    parsed.MODELGATE_ADMIN_TOKEN_FILE,
+  );
+  const gatewayToken = bearerSetting(
+    "MODELGATE_GATEWAY_TOKEN",
+    parsed.MODELGATE_GATEWAY_TOKEN,
+    parsed.MODELGATE_GATEWAY_TOKEN_FILE,
+  );
   const certFile = parsed.MODELGATE_CONTROL_PLANE_GRPC_TLS_CERT_FILE;
   const keyFile = parsed.MODELGATE_CONTROL_PLANE_GRPC_TLS_KEY_FILE;
   if (Boolean(certFile) !== Boolean(keyFile)) {
@@ -216,14 +238,14 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
     ops: { host: parsed.MODELGATE_CONTROL_PLANE_OPS_HOST, port: parsed.MODELGATE_CONTROL_PLANE_OPS_PORT },
     databaseUrl: parsed.DATABASE_URL ?? DEV_DATABASE_URL,
-    adminToken: parsed.MODELGATE_ADMIN_TOKEN,
+    adminToken,
     oidc: oidc ? { verifier: oidc, roleGroups } : undefined,
     grpc: {
       host: parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST,
       port: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,
       tls: certFile && keyFile ? { certFile, keyFile } : undefined,
     },
-    gatewayToken: parsed.MODELGATE_GATEWAY_TOKEN,
+    gatewayToken,
     dev: parsed.MODELGATE_DEV,
     migrateOnStart: parsed.MODELGATE_MIGRATE_ON_START,
     dbPoolSize: parsed.MODELGATE_DB_POOL_SIZE,

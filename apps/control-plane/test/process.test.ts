@@ -143,7 +143,9 @@ describe("control-plane process", () => {
     });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code).toBe(1);
-    expect(stderr).toContain("MODELGATE_ADMIN_TOKEN: is required unless MODELGATE_ADMIN_GROUPS");
+    expect(stderr).toContain(
+      "MODELGATE_ADMIN_TOKEN: is required (or MODELGATE_ADMIN_TOKEN_FILE) unless MODELGATE_ADMIN_GROUPS",
+    );
     expect(stderr).not.toMatch(/\n\s+at /);
   });
 });
