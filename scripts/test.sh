@@ -13,7 +13,7 @@ export NODE_OPTIONS="--experimental-vm-modules --no-warnings=ExperimentalWarning
 
 scripts/services.sh check
 
-workspaces=(packages/* apps/*)
+workspaces=(packages/* apps/* deploy)
 for workspace in "${workspaces[@]}"; do rm -f "$workspace/.jest-results.json"; done
 
 status=0
