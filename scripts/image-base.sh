@@ -86,4 +86,6 @@ tar -C "$rootfs" -c . | podman import \
   --change 'CMD ["node"]' \
   - "$image" >/dev/null
 echo "image-base: built $image in $((SECONDS - started)) s" >&2
+# Earlier bases of this script are never used again.
+podman images --format '{{.Repository}}:{{.Tag}}' localhost/modelgate-base | grep -vxF "$image" | xargs -r podman rmi >/dev/null 2>&1 || true
 echo "$image"
