@@ -6,31 +6,37 @@
 const APP_ROOT = new URL("../", import.meta.url);
 
 /**
- * `health`: how `healthcheck.mjs` finds the app's liveness endpoint from the
- * container's environment (the same variables and defaults as the app's
- * config); undefined where the app has no HTTP listener.
+ * `health`: where `healthcheck.mjs` asks whether the app is ready, read from
+ * the container's environment with the same variables and defaults as the
+ * app's config: the ops listener's `/readyz` (docs/operations.md), which
+ * stays on the container's loopback by default and is reached from inside
+ * it. Undefined for a one-shot command.
  */
 export const APPS = {
   "control-plane": {
     main: "apps/control-plane/dist/main.js",
     summary: "the control plane (admin API, configuration push, audit workers); applies migrations at start",
     health: {
-      host: "MODELGATE_CONTROL_PLANE_HOST",
-      port: "MODELGATE_CONTROL_PLANE_PORT",
-      defaultPort: 8081,
-      path: "/healthz",
+      host: "MODELGATE_CONTROL_PLANE_OPS_HOST",
+      port: "MODELGATE_CONTROL_PLANE_OPS_PORT",
+      defaultPort: 9081,
+      path: "/readyz",
     },
   },
   gateway: {
     main: "apps/gateway/dist/main.js",
     summary: "the gateway (data plane: clients in, agents' tunnels in)",
-    health: { host: "MODELGATE_GATEWAY_HOST", port: "MODELGATE_GATEWAY_PORT", defaultPort: 8080, path: "/healthz" },
+    health: {
+      host: "MODELGATE_GATEWAY_OPS_HOST",
+      port: "MODELGATE_GATEWAY_OPS_PORT",
+      defaultPort: 9080,
+      path: "/readyz",
+    },
   },
   agent: {
     main: "apps/agent/dist/main.js",
     summary: "an agent (beside a model runtime, dials out to the gateways)",
-    // No listener of its own yet: healthy while its process runs.
-    health: undefined,
+    health: { host: "MODELGATE_AGENT_OPS_HOST", port: "MODELGATE_AGENT_OPS_PORT", defaultPort: 9082, path: "/readyz" },
   },
   migrate: {
     main: "packages/db/dist/cli.js",

@@ -1,5 +1,5 @@
-// The image's HEALTHCHECK: probes the liveness endpoint of the app this
-// container runs. One image runs several apps, so the app is found by its
+// The image's HEALTHCHECK: asks the app this container runs whether it is
+// ready (apps.mjs says where). One image runs several apps, so the app is found by its
 // process (`modelgate.mjs <app>` in some process's command line; always true
 // in a container started with the image's entrypoint), or given as the first
 // argument. Exit 0: healthy; 1: not.
@@ -32,7 +32,7 @@ function fail(message) {
 const name = process.argv[2] ?? runningApp();
 if (name === undefined || !Object.hasOwn(APPS, name)) fail("no modelgate app runs in this container");
 const { health } = APPS[name];
-// Its process runs (found above), and it has nothing else to ask.
+// A one-shot command: its process runs (found above), nothing else to ask.
 if (health === undefined) process.exit(0);
 
 const env = (key) => {

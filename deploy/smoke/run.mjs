@@ -44,7 +44,9 @@ export async function runSmoke({ launcher, databaseUrl, redisUrl, log = () => {}
   const serverUrl = new URL(databaseUrl);
   const scratchUrl = new URL(databaseUrl);
   scratchUrl.pathname = `/${database}`;
-  const [controlPlanePort, grpcPort, gatewayPort, tunnelPort, runtimePort] = await freePorts(5);
+  const [controlPlanePort, grpcPort, gatewayPort, tunnelPort, runtimePort, ...opsPorts] = await freePorts(8);
+  // The ops listeners too: their defaults (9080-9082) may be taken on a shared machine.
+  const [controlPlaneOps, gatewayOps, agentOps] = opsPorts.map(String);
   const controlPlane = `http://127.0.0.1:${controlPlanePort}`;
   const gateway = `http://127.0.0.1:${gatewayPort}`;
   /** @type {RunningApp[]} */
@@ -66,6 +68,7 @@ export async function runSmoke({ launcher, databaseUrl, redisUrl, log = () => {}
       MODELGATE_GATEWAY_TOKEN: GATEWAY_TOKEN,
       MODELGATE_CONTROL_PLANE_PORT: String(controlPlanePort),
       MODELGATE_CONTROL_PLANE_GRPC_PORT: String(grpcPort),
+      MODELGATE_CONTROL_PLANE_OPS_PORT: controlPlaneOps,
       MODELGATE_REDIS_URL: redisUrl,
       MODELGATE_AUDIT_QUEUE_PREFIX: queuePrefix,
     });
@@ -109,6 +112,7 @@ export async function runSmoke({ launcher, databaseUrl, redisUrl, log = () => {}
     const gatewayApp = await launcher.start("gateway", {
       MODELGATE_GATEWAY_PORT: String(gatewayPort),
       MODELGATE_TUNNEL_PORT: String(tunnelPort),
+      MODELGATE_GATEWAY_OPS_PORT: gatewayOps,
       MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${grpcPort}`,
       MODELGATE_GATEWAY_TOKEN: GATEWAY_TOKEN,
       MODELGATE_REDIS_URL: redisUrl,
@@ -124,6 +128,7 @@ export async function runSmoke({ launcher, databaseUrl, redisUrl, log = () => {}
       MODELGATE_GATEWAY_URLS: `grpc://127.0.0.1:${tunnelPort}`,
       MODELGATE_AGENT_TOKEN: agentToken,
       MODELGATE_RUNTIME_URL: `http://127.0.0.1:${runtimePort}`,
+      MODELGATE_AGENT_OPS_PORT: agentOps,
     });
     running.push(agentApp);
 

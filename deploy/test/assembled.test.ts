@@ -25,8 +25,9 @@ function filesUnder(dir: string, prefix = ""): string[] {
 }
 
 function processLauncher(appRoot: string, cwd: string): Launcher {
-  const spawnApp = (app: string, env: Record<string, string>) => {
-    const child = spawn(process.execPath, [path.join(appRoot, "bin/modelgate.mjs"), app], {
+  const environments = new Map<RunningApp, Record<string, string>>();
+  const spawnApp = (app: string, env: Record<string, string>, script = "bin/modelgate.mjs") => {
+    const child = spawn(process.execPath, [path.join(appRoot, script), app], {
       cwd,
       env: { PATH: process.env.PATH, ...env },
       stdio: ["ignore", "pipe", "pipe"],
@@ -42,7 +43,7 @@ function processLauncher(appRoot: string, cwd: string): Launcher {
     async start(app, env): Promise<RunningApp> {
       const { child, output } = spawnApp(app, env);
       const exited = once(child, "exit");
-      return {
+      const running: RunningApp = {
         app,
         async stop() {
           if (exitCode(child) === undefined) child.kill("SIGTERM");
@@ -60,11 +61,20 @@ function processLauncher(appRoot: string, cwd: string): Launcher {
           return code === undefined ? undefined : Number(code) || -1;
         },
       };
+      environments.set(running, env);
+      return running;
     },
     async run(app, env) {
       const { child, output } = spawnApp(app, env);
       const [code] = (await once(child, "exit")) as [number | null];
       return { code, output: output() };
+    },
+    // The image's health check with the app's environment; the app is named,
+    // as the host's process list holds other apps than this test's.
+    async healthcheck(running) {
+      const { child, output } = spawnApp(running.app, environments.get(running) ?? {}, "bin/healthcheck.mjs");
+      const [code] = (await once(child, "exit")) as [number | null];
+      if (code !== 0) throw new Error(`the health check of ${running.app} failed (${code}): ${output()}`);
     },
   };
 }
