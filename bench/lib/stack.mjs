@@ -172,7 +172,7 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
         LOG_LEVEL: options.logLevel,
       },
-      profile(`${name}-gateway`),
+      [...profile(`${name}-gateway`), ...(options.gatewayNodeArgs ?? [])],
     );
     // /healthz answers on the client port in every revision; readiness
     // (configuration, agents) is checked below by listing models.
@@ -243,6 +243,8 @@ export async function startStack(services, options, { profileDir, audit = auditQ
 
   return {
     audit,
+    admin,
+    gatewayOpsUrl,
     fixture,
     controlPlane,
     gateway,

@@ -36,6 +36,8 @@ export function podmanLauncher(image) {
   const common = (env) => [
     "--network=host",
     "--read-only",
+    // The image's volume, writable by its user: the gateway's audit spool lives there.
+    "--tmpfs=/var/lib/modelgate:rw,mode=0700,U",
     ...Object.entries(env).flatMap(([key, value]) => ["--env", `${key}=${value}`]),
   ];
   return {

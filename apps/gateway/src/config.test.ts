@@ -1,3 +1,4 @@
+import path from "node:path";
 import { loadConfig } from "./config.js";
 
 const TOKEN = { MODELGATE_GATEWAY_TOKEN: "g".repeat(32), MODELGATE_REDIS_URL: "redis://127.0.0.1:6379" };
@@ -41,7 +42,15 @@ describe("gateway config", () => {
       bufferRecords: 10_000,
       bufferBytes: 256 * 1024 * 1024,
       logPrompts: false,
+      // Records wait on disk while Redis is away; relative paths are resolved once, at start.
+      spool: { dir: path.resolve(".data/audit-spool"), maxBytes: 1024 * 1024 * 1024 },
     });
+    expect(loadConfig({ ...TOKEN, MODELGATE_AUDIT_SPOOL_DIR: "/var/lib/modelgate/spool" }).audit.spool.dir).toBe(
+      "/var/lib/modelgate/spool",
+    );
+    expect(() => loadConfig({ ...TOKEN, MODELGATE_AUDIT_SPOOL_MAX_BYTES: "1000" })).toThrow(
+      /MODELGATE_AUDIT_SPOOL_MAX_BYTES/,
+    );
     expect(loadConfig({ ...TOKEN, MODELGATE_AUDIT_FAIL_OPEN: "true" }).audit.failOpen).toBe(true);
     expect(() => loadConfig({ ...TOKEN, MODELGATE_AUDIT_BUFFER_RECORDS: "0" })).toThrow(
       /MODELGATE_AUDIT_BUFFER_RECORDS/,

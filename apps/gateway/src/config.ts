@@ -1,3 +1,4 @@
+import path from "node:path";
 import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } from "@modelgate/core";
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
@@ -68,6 +69,15 @@ const environment = z.object({
     .min(MIB)
     .max(16 * 1024 * MIB)
     .default(256 * MIB),
+  // Records wait here while Redis is away (docs/audit.md). Relative to the
+  // working directory; the container image sets an absolute path.
+  MODELGATE_AUDIT_SPOOL_DIR: z.string().default(".data/audit-spool"),
+  MODELGATE_AUDIT_SPOOL_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(1024 * 1024 * MIB)
+    .default(1024 * MIB),
   MODELGATE_DECISION_LOG_PROMPTS: envBoolean.default(false),
   LOG_LEVEL: logLevel.default("info"),
 });
@@ -99,6 +109,8 @@ export interface GatewayConfig {
     bufferRecords: number;
     bufferBytes: number;
     logPrompts: boolean;
+    /** Where records wait on disk while the queue is unreachable (absolute). */
+    spool: { dir: string; maxBytes: number };
   };
   oidc: OidcVerifierOptions | undefined;
   logLevel: z.output<typeof logLevel>;
@@ -182,6 +194,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       bufferRecords: parsed.MODELGATE_AUDIT_BUFFER_RECORDS,
       bufferBytes: parsed.MODELGATE_AUDIT_BUFFER_BYTES,
       logPrompts: parsed.MODELGATE_DECISION_LOG_PROMPTS,
+      spool: { dir: path.resolve(parsed.MODELGATE_AUDIT_SPOOL_DIR), maxBytes: parsed.MODELGATE_AUDIT_SPOOL_MAX_BYTES },
     },
     oidc: oidcOptionsFromEnv(env),
     logLevel: parsed.LOG_LEVEL,

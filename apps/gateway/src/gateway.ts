@@ -6,7 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import * as grpc from "@grpc/grpc-js";
-import { AuditSink, type AuditTransport } from "@modelgate/audit";
+import { AuditSink, AuditSpool, type AuditTransport } from "@modelgate/audit";
 import { type Logger, type OpsServer, startOpsServer } from "@modelgate/core";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import {
@@ -86,6 +86,11 @@ export interface GatewayAuditOptions {
   logPrompts?: boolean | undefined;
   /** How long close() waits to hand over buffered records (default 10 s). */
   flushTimeoutMs?: number | undefined;
+  /**
+   * Keep records on disk, not in memory, while the transport fails, so a
+   * gateway killed meanwhile loses none (docs/audit.md). Unset: memory only.
+   */
+  spool?: { dir: string; maxBytes?: number | undefined } | undefined;
 }
 
 export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
@@ -115,6 +120,12 @@ export interface RunningGateway {
 export async function startGateway(options: GatewayOptions): Promise<RunningGateway> {
   const gatewayId = randomUUID();
   const logger = options.logger.child({ gatewayId: gatewayId.slice(0, 8) });
+  const auditLogger = logger.child({ component: "audit" });
+  // First, before anything that would need undoing: it refuses an unsafe
+  // directory, and adopts the records a killed predecessor left there.
+  const spool = options.audit.spool
+    ? await AuditSpool.open({ ...options.audit.spool, ownerId: gatewayId, logger: auditLogger })
+    : undefined;
   const store = new ConfigStore();
   const pool = new AgentPool();
   const metrics = createMetrics({ defaultMetrics: options.processMetrics ?? true });
@@ -125,11 +136,12 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     : new MemoryRateLimiter();
   const audit = new AuditSink({
     transport: options.audit.transport,
-    logger: logger.child({ component: "audit" }),
+    logger: auditLogger,
     failOpen: options.audit.failOpen,
     maxRecords: options.audit.bufferRecords,
     maxBytes: options.audit.bufferBytes,
     onDropped: () => metrics.auditDropped.inc(),
+    spool,
   });
   metrics.observeAudit(() => audit.status());
   // Discovery failures are retried in the background: API keys work meanwhile.
@@ -345,6 +357,17 @@ function auditReadiness(audit: AuditSink) {
     transport: status.transportHealthy ? "ok" : "failing",
     buffered: status.buffered,
     accepting: status.accepting,
+    ...(status.spool
+      ? {
+          spool: {
+            records: status.spool.records,
+            bytes: status.spool.bytes,
+            maxBytes: status.spool.maxBytes,
+            files: status.spool.files,
+            failing: status.spool.failing,
+          },
+        }
+      : {}),
     ...(status.failOpen ? { failOpen: true, dropped: status.dropped } : {}),
   };
 }

@@ -22,15 +22,24 @@ export interface GatewayMetrics {
   httpRefused: Counter<"status">;
   auditBuffered: Gauge;
   auditHealthy: Gauge;
+  auditSpoolRecords: Gauge;
+  auditSpoolBytes: Gauge;
   /** Where the audit gauges read their values at scrape time. */
-  observeAudit(status: () => { buffered: number; transportHealthy: boolean }): void;
+  observeAudit(status: () => AuditGaugeSource): void;
+}
+
+/** What the audit gauges show (the sink's status). */
+interface AuditGaugeSource {
+  buffered: number;
+  transportHealthy: boolean;
+  spool?: { records: number; bytes: number } | undefined;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: boolean } = {}): GatewayMetrics {
   const registry = new Registry();
-  let auditStatus: (() => { buffered: number; transportHealthy: boolean }) | undefined;
+  let auditStatus: (() => AuditGaugeSource) | undefined;
   if (defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "modelgate_gateway_" });
   return {
     registry,
@@ -135,6 +144,22 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
       registers: [registry],
       collect() {
         if (auditStatus) this.set(auditStatus().transportHealthy ? 1 : 0);
+      },
+    }),
+    auditSpoolRecords: new Gauge({
+      name: "modelgate_audit_spool_records",
+      help: "Audit records waiting in the gateway's spool on disk (while the queue was unreachable) to be handed over",
+      registers: [registry],
+      collect() {
+        if (auditStatus) this.set(auditStatus().spool?.records ?? 0);
+      },
+    }),
+    auditSpoolBytes: new Gauge({
+      name: "modelgate_audit_spool_bytes",
+      help: "Bytes of the gateway's audit spool files; at MODELGATE_AUDIT_SPOOL_MAX_BYTES requests are refused",
+      registers: [registry],
+      collect() {
+        if (auditStatus) this.set(auditStatus().spool?.bytes ?? 0);
       },
     }),
     observeAudit(status) {

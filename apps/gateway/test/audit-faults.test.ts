@@ -2,15 +2,23 @@
 // sends its records through a Redis of its own (persistent, append-only, as
 // production Redis for modelgate must be) to a control plane whose Postgres
 // is its own too, so both can be stopped and started without touching the
-// shared services the other test files use.
+// shared services the other test files use. The gateway's audit spool
+// directory is the file's own and survives the gateway's restarts.
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { once } from "node:events";
+import { copyFile, mkdtemp, readdir, rm } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
 import { startAgent } from "@modelgate/agent";
+import { AUDIT_QUEUE, DEFAULT_COMMIT_INTERVAL_MS } from "@modelgate/audit";
 import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
 import { createDatabaseClient, type Database, migrate } from "@modelgate/db";
 import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
 import {
   type DedicatedPostgres,
   type DedicatedRedis,
@@ -28,6 +36,13 @@ const PREFIX = `audit-faults-${randomBytes(4).toString("hex")}`;
  * burst below.
  */
 const BUFFER_RECORDS = 16;
+/**
+ * How long after its request was answered a record may still be only in
+ * the gateway's memory while Redis is down (docs/audit.md): the spool's
+ * group-commit interval, plus what writing and fsync take on this disk and
+ * the gateway's event loop on a busy machine.
+ */
+const DURABLE_WITHIN_MS = DEFAULT_COMMIT_INTERVAL_MS + 450;
 
 let stack: Stack;
 let runtime: RuntimeFixture;
@@ -38,6 +53,7 @@ let recorder: RunningControlPlane | undefined;
 let sessionsDb: Database;
 let gateway: GatewayProcess;
 let stopAgent: (() => Promise<void>) | undefined;
+let spoolDir: string;
 const recorderAdminToken = randomBytes(24).toString("hex");
 
 async function startRecorder() {
@@ -61,13 +77,15 @@ async function startRecorder() {
   });
 }
 
-async function startGateway() {
+async function startGateway(env: Record<string, string> = {}) {
   gateway = await startGatewayProcess({
     MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://${stack.controlPlane.grpcAddress}`,
     MODELGATE_GATEWAY_TOKEN: stack.gatewayToken,
     MODELGATE_REDIS_URL: redis.url,
     MODELGATE_AUDIT_QUEUE_PREFIX: PREFIX,
     MODELGATE_AUDIT_BUFFER_RECORDS: String(BUFFER_RECORDS),
+    MODELGATE_AUDIT_SPOOL_DIR: spoolDir,
+    ...env,
   });
   await stopAgent?.();
   const { token } = await stack.issueAgentToken("llama", `agent-${randomBytes(3).toString("hex")}`);
@@ -89,7 +107,10 @@ async function startGateway() {
 
 async function readiness() {
   const answer = await fetch(`${gateway.ops}/readyz`);
-  const body = (await answer.json()) as { agents: number; audit: { accepting: boolean } };
+  const body = (await answer.json()) as {
+    agents: number;
+    audit: { accepting: boolean; spool: { records: number; bytes: number; maxBytes: number } };
+  };
   return { httpStatus: answer.status, ...body };
 }
 
@@ -107,6 +128,19 @@ async function call(index: number, stream = index % 2 === 0): Promise<{ status: 
   return { status: answer.status, sessionId: answer.headers.get("x-modelgate-session") ?? "" };
 }
 
+/** Jobs of the audit queue not yet done. */
+async function pendingJobs(): Promise<number> {
+  const connection = new Redis(redis.url, { maxRetriesPerRequest: null });
+  const queue = new Queue(AUDIT_QUEUE, { connection, prefix: PREFIX });
+  try {
+    const counts = await queue.getJobCounts("waiting", "active", "delayed", "prioritized", "waiting-children");
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
+  } finally {
+    await queue.close();
+    await connection.quit();
+  }
+}
+
 async function storedCount(ids: readonly string[]): Promise<number> {
   return sessionsDb.session.count({ where: { id: { in: [...ids] } } });
 }
@@ -117,6 +151,7 @@ async function expectAllStored(ids: readonly string[], what: string) {
 }
 
 beforeAll(async () => {
+  spoolDir = path.join(await mkdtemp(path.join(tmpdir(), "modelgate-audit-faults-")), "spool");
   [stack, redis, postgres] = await Promise.all([startStack(), startDedicatedRedis(), startDedicatedPostgres()]);
   await migrate({ databaseUrl: postgres.url });
   sessionsDb = createDatabaseClient({ databaseUrl: postgres.url, maxConnections: 2 });
@@ -141,6 +176,7 @@ afterAll(async () => {
   await recorder?.close();
   await sessionsDb?.$disconnect();
   await Promise.all([stack?.close(), redis?.close(), postgres?.close()]);
+  if (spoolDir) await rm(path.dirname(spoolDir), { recursive: true, force: true });
 }, 60_000);
 
 it("stores exactly the N sessions of a burst made while Postgres was stopped, once it is back", async () => {
@@ -172,11 +208,71 @@ it("loses nothing across a Redis restart: records waiting in Redis and records t
   expect(await sessionsDb.session.count()).toBe(before + ids.length);
 }, 60_000);
 
-it("refuses requests with 503 audit_unavailable once its buffer is full, and serves again when Redis returns", async () => {
+it("keeps the records of a gateway killed with SIGKILL while Redis is down, and stores each once after a restart", async () => {
+  const before = await sessionsDb.session.count();
+  await redis.stop();
+  const total = 300;
+  const answered: { sessionId: string; status: number; at: number }[] = [];
+  let next = 0;
+  // Eight clients at once (the buffer's 16 places also bound the requests in flight).
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < total) {
+        const result = await call(next++);
+        answered.push({ ...result, at: performance.now() });
+      }
+    }),
+  );
+  const killedAt = performance.now();
+  await gateway.kill();
+  expect(answered.filter((result) => result.status !== 200 && result.status !== 403)).toEqual([]);
+  // A copy of what the killed gateway left, to replay a second time below.
+  const backup = await mkdtemp(path.join(tmpdir(), "modelgate-spool-copy-"));
+  const left = (await readdir(spoolDir)).filter((name) => name.endsWith(".spool"));
+  expect(left).toHaveLength(1);
+  for (const name of left) await copyFile(path.join(spoolDir, name), path.join(backup, name));
+
+  // The next gateway adopts the dead one's records while Redis is still down.
+  await startGateway();
+  const adopted = (await readiness()).audit.spool.records;
+  await redis.start();
+  const all = answered.map((result) => result.sessionId);
+  await waitFor(async () => (await storedCount(all).catch(() => -1)) >= adopted, {
+    timeoutMs: 30_000,
+    what: "the adopted records to be stored",
+  });
+  const stored = new Set(
+    (await sessionsDb.session.findMany({ where: { id: { in: all } }, select: { id: true } })).map((row) => row.id),
+  );
+  // 300 of 300, less at most the records of requests answered within the
+  // commit window before the kill; each stored once.
+  const lost = answered.filter((result) => !stored.has(result.sessionId));
+  expect(lost.filter((result) => result.at < killedAt - DURABLE_WITHIN_MS)).toEqual([]);
+  expect(stored.size).toBe(adopted);
+  expect(await sessionsDb.session.count()).toBe(before + adopted);
+
+  // Replaying the same file again (a gateway killed while handing it over) stores nothing twice.
+  await waitFor(async () => (await readiness()).audit.spool.records === 0, { what: "the spool to be handed over" });
+  await gateway.stop();
+  for (const name of left) await copyFile(path.join(backup, name), path.join(spoolDir, name));
+  await rm(backup, { recursive: true, force: true });
+  await startGateway();
+  await waitFor(async () => (await readiness()).audit.spool.records === 0, { what: "the copy to be handed over" });
+  expect((await readdir(spoolDir)).filter((name) => name.endsWith(".spool"))).toEqual([]);
+  // Handed over means in the queue (a batch the queue still knows is not added twice); once
+  // the queue is idle, every replayed record has been through the recorder.
+  await waitFor(async () => (await pendingJobs()) === 0, { timeoutMs: 30_000, what: "the audit queue to be idle" });
+  expect(await sessionsDb.session.count()).toBe(before + adopted);
+}, 60_000);
+
+it("refuses requests with 503 audit_unavailable once its spool is full, and serves again when Redis returns", async () => {
+  // A 64 KiB spool fills after a few dozen records.
+  await gateway.stop();
+  await startGateway({ MODELGATE_AUDIT_SPOOL_MAX_BYTES: String(64 * 1024) });
   await redis.stop();
   const served: string[] = [];
   let refused: Response | undefined;
-  for (let index = 0; index <= BUFFER_RECORDS; index++) {
+  for (let index = 0; index < 1_000; index++) {
     const answer = await fetch(`${gateway.url}/v1/chat/completions`, {
       method: "POST",
       headers: { authorization: `Bearer ${stack.apiKey}`, "content-type": "application/json" },
@@ -190,20 +286,21 @@ it("refuses requests with 503 audit_unavailable once its buffer is full, and ser
     await answer.arrayBuffer();
     served.push(answer.headers.get("x-modelgate-session") ?? "");
   }
-  // Exactly the buffer's size was served; the next one is refused, with a reason.
-  expect(served).toHaveLength(BUFFER_RECORDS);
+  // Served until the spool was full; the next one is refused, with a reason.
+  expect(served.length).toBeGreaterThan(BUFFER_RECORDS);
   if (!refused) throw new Error("no request was refused");
   expect(((await refused.json()) as { error: { code: string } }).error.code).toBe("audit_unavailable");
   const notReady = await readiness();
   expect(notReady.httpStatus).toBe(503);
   expect(notReady.audit.accepting).toBe(false);
+  expect(notReady.audit.spool.bytes).toBeGreaterThanOrEqual(64 * 1024);
 
   await redis.start();
   await waitFor(async () => (await readiness()).httpStatus === 200, {
     timeoutMs: 15_000,
     what: "the gateway to accept",
   });
-  await expectAllStored(served, "the sessions held in the gateway's buffer");
+  await expectAllStored(served, "the sessions held in the gateway's spool");
   expect((await call(0)).status).toBe(200);
 }, 60_000);
 

@@ -23,10 +23,18 @@ export interface GatewayProcess {
   lines: string[];
   /** SIGTERM, then waits for the exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** SIGKILL, as the OOM killer does: no shutdown, no flush. Resolves once it is gone. */
+  kill(): Promise<void>;
 }
 
-/** The built gateway (dist/main.js) as its own process, configured through the environment like in production. */
+/**
+ * The built gateway (dist/main.js) as its own process, configured through
+ * the environment like in production. It gets an audit spool directory of
+ * its own, removed when it stops, unless `env` names one (a test that
+ * restarts a gateway on the same spool).
+ */
 export async function startGatewayProcess(env: Record<string, string>): Promise<GatewayProcess> {
+  const ownSpool = env.MODELGATE_AUDIT_SPOOL_DIR ? undefined : await mkdtemp(path.join(tmpdir(), "modelgate-spool-"));
   const child = spawn(process.execPath, [GATEWAY_MAIN], {
     env: {
       PATH: process.env.PATH,
@@ -34,6 +42,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
       MODELGATE_GATEWAY_OPS_PORT: "0",
       MODELGATE_TUNNEL_PORT: "0",
       LOG_LEVEL: "info",
+      ...(ownSpool ? { MODELGATE_AUDIT_SPOOL_DIR: ownSpool } : {}),
       ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
@@ -54,6 +63,8 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     { timeoutMs: 15_000, what: "the gateway process to listen" },
   );
   const { url, tunnel, ops } = listening as { url: string; tunnel: string; ops: string };
+  const gone = () => child.exitCode !== null || child.signalCode !== null;
+  const removeOwnSpool = () => (ownSpool ? rm(ownSpool, { recursive: true, force: true }) : undefined);
   return {
     url,
     tunnel,
@@ -61,11 +72,19 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     child,
     lines,
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
+      if (gone()) return child.exitCode;
       const exited = once(child, "exit");
       child.kill("SIGTERM");
       const [code] = await exited;
+      await removeOwnSpool();
       return code as number | null;
+    },
+    async kill() {
+      if (gone()) return;
+      const exited = once(child, "exit");
+      child.kill("SIGKILL");
+      await exited;
+      await removeOwnSpool();
     },
   };
 }

@@ -35,6 +35,13 @@ export {
   type AuditTicket,
   type AuditTransport,
 } from "./sink.js";
+export {
+  AuditSpool,
+  type AuditSpoolOptions,
+  type AuditSpoolStatus,
+  DEFAULT_COMMIT_INTERVAL_MS,
+  DEFAULT_SPOOL_MAX_BYTES,
+} from "./spool.js";
 export { batchJobId, createQueueTransport, createStoreTransport, type QueueTransportOptions } from "./transport.js";
 export {
   type AuditStore,

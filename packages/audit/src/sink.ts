@@ -8,8 +8,16 @@
 // that place. When the buffer is full (the transport has been failing for a
 // while), new requests are refused with 503 `audit_unavailable` instead of
 // being served unrecorded, unless the operator opted out (`failOpen`).
+//
+// With a spool (spool.ts), records the transport cannot take go to disk
+// instead of memory: once a hand-over fails, what the buffer holds moves to
+// the spool, and every new record follows it there until the spool has
+// been handed over in full. So records keep their order, and a gateway
+// killed while Redis is away loses only what was not yet committed to disk.
+// While Redis is up the spool is not touched.
 import type { Logger } from "@modelgate/core";
 import type { AuditRecord } from "./record.js";
+import type { AuditSpool, AuditSpoolStatus } from "./spool.js";
 
 /** Where buffered records go. `send` resolves only once every record in the batch is durably handed over. */
 export interface AuditTransport {
@@ -38,6 +46,12 @@ export interface AuditSinkOptions {
   failOpen?: boolean | undefined;
   /** Called for each record dropped (fail-open only), for a metric. */
   onDropped?: (() => void) | undefined;
+  /**
+   * Where records wait while the transport fails, instead of memory; the
+   * sink closes it. Full (or failing to write), it refuses new requests
+   * like a full buffer does.
+   */
+  spool?: AuditSpool | undefined;
 }
 
 /** A place in the buffer reserved for one request's record. */
@@ -58,6 +72,8 @@ export interface AuditSinkStatus {
   accepting: boolean;
   failOpen: boolean;
   dropped: number;
+  /** Present when records spill to a spool on disk. */
+  spool?: AuditSpoolStatus | undefined;
 }
 
 const DEFAULTS = {
@@ -81,6 +97,7 @@ export class AuditSink {
   readonly #retry: { baseMs: number; maxMs: number };
   readonly #failOpen: boolean;
   readonly #onDropped: (() => void) | undefined;
+  readonly #spool: AuditSpool | undefined;
 
   readonly #queue: { record: AuditRecord; bytes: number }[] = [];
   #bytes = 0;
@@ -105,6 +122,11 @@ export class AuditSink {
     this.#retry = { baseMs: options.retry?.baseMs ?? DEFAULTS.baseMs, maxMs: options.retry?.maxMs ?? DEFAULTS.maxMs };
     this.#failOpen = options.failOpen ?? false;
     this.#onDropped = options.onDropped;
+    this.#spool = options.spool;
+    // Records reached the disk (or were adopted from a gateway that is gone): hand them over.
+    this.#spool?.onRecords(() => this.#startPump());
+    // What it adopted at start goes first.
+    if (this.#spool?.readable) this.#startPump();
     if (this.#failOpen) {
       this.#logger.warn(
         "MODELGATE_AUDIT_FAIL_OPEN is on: requests are served even when their audit record cannot be kept",
@@ -144,6 +166,7 @@ export class AuditSink {
       accepting: this.#hasRoom() || this.#failOpen,
       failOpen: this.#failOpen,
       dropped: this.#dropped,
+      ...(this.#spool ? { spool: this.#spool.status() } : {}),
     };
   }
 
@@ -155,7 +178,7 @@ export class AuditSink {
    */
   async flush(timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (this.#queue.length > 0 && Date.now() < deadline) {
+    while (this.#holding() && Date.now() < deadline) {
       this.#wake?.();
       this.#startPump();
       await new Promise<void>((resolve) => {
@@ -167,26 +190,52 @@ export class AuditSink {
         }
       });
     }
-    return this.#queue.length === 0;
+    return !this.#holding();
   }
 
-  /** Flushes (bounded by `timeoutMs`), reports what could not be sent, and closes the transport. */
+  /**
+   * Flushes (bounded by `timeoutMs`), and closes the transport. With a
+   * spool, what could not be handed over is written to it for the next
+   * gateway; without one it is reported as lost.
+   */
   async close(timeoutMs: number): Promise<void> {
     const flushed = await this.flush(timeoutMs);
     this.#closed = true;
     this.#wake?.();
-    if (!flushed) {
+    await this.#pumping;
+    if (!flushed && this.#spool && this.#queue.length > 0) {
+      this.#logger.warn(
+        { records: this.#queue.length },
+        "audit records not handed over before shutdown go to the spool",
+      );
+      this.#spill();
+    } else if (!flushed && this.#queue.length > 0) {
       this.#logger.error(
         { records: this.#queue.length, sessionIds: this.#queue.slice(0, 20).map((item) => item.record.sessionId) },
         "audit records could not be handed over before shutdown and are lost",
       );
     }
-    await this.#pumping;
+    await this.#spool?.close();
     await this.#transport.close();
   }
 
   #hasRoom(): boolean {
-    return this.#queue.length + this.#reserved < this.#maxRecords && this.#bytes < this.#maxBytes;
+    const memory = this.#queue.length + this.#reserved < this.#maxRecords && this.#bytes < this.#maxBytes;
+    return memory && (this.#spool?.hasRoom() ?? true);
+  }
+
+  /** Records not yet handed over: in memory, or in the spool. */
+  #holding(): boolean {
+    return this.#queue.length > 0 || (this.#spool !== undefined && !this.#spool.empty);
+  }
+
+  /** Moves what memory holds to the spool, oldest first, ahead of every record submitted after. */
+  #spill() {
+    const spool = this.#spool;
+    if (!spool) return;
+    for (const item of this.#queue) spool.append(item.record);
+    this.#queue.length = 0;
+    this.#bytes = 0;
   }
 
   #push(record: AuditRecord) {
@@ -196,6 +245,12 @@ export class AuditSink {
         { sessionId: record.sessionId, decision: record.decision },
         "audit record arrived after shutdown and is lost",
       );
+      return;
+    }
+    // While the transport fails, and until what the spool holds is handed
+    // over, records go to disk behind the ones already there.
+    if (this.#spool && (!this.#healthy || !this.#spool.empty)) {
+      this.#spool.append(record);
       return;
     }
     const bytes = estimateBytes(record);
@@ -217,23 +272,43 @@ export class AuditSink {
     if (this.#pumping || this.#closed) return;
     this.#pumping = this.#pump().finally(() => {
       this.#pumping = undefined;
-      // Records that arrived as the pump finished.
-      if (this.#queue.length > 0 && !this.#closed) this.#startPump();
+      // Records that arrived (or reached the disk) as the pump finished.
+      if ((this.#queue.length > 0 || this.#spool?.readable) && !this.#closed) this.#startPump();
     });
   }
 
+  /**
+   * Memory first, then the spool: memory only ever holds records older
+   * than the spool's (new records go to the spool while it holds any).
+   */
   async #pump() {
-    while (this.#queue.length > 0 && !this.#closed) {
-      const batch = this.#nextBatch();
-      try {
-        await this.#transport.send(batch.map((item) => item.record));
-      } catch (error) {
-        this.#onFailure(error);
-        await this.#sleep(backoff(this.#failures, this.#retry));
-        continue;
-      }
-      this.#queue.splice(0, batch.length);
-      for (const item of batch) this.#bytes -= item.bytes;
+    while (!this.#closed) {
+      if (this.#queue.length > 0) {
+        const batch = this.#nextBatch();
+        try {
+          await this.#transport.send(batch.map((item) => item.record));
+        } catch (error) {
+          this.#onFailure(error);
+          // Off to disk, where a crash cannot take them.
+          this.#spill();
+          await this.#sleep(backoff(this.#failures, this.#retry));
+          continue;
+        }
+        this.#queue.splice(0, batch.length);
+        for (const item of batch) this.#bytes -= item.bytes;
+      } else if (this.#spool) {
+        const records = await this.#spool.peek(this.#batchSize, this.#batchBytes);
+        // Nothing on disk yet: the spool wakes the pump when its commit is done.
+        if (records.length === 0) break;
+        try {
+          await this.#transport.send(records);
+        } catch (error) {
+          this.#onFailure(error);
+          await this.#sleep(backoff(this.#failures, this.#retry));
+          continue;
+        }
+        await this.#spool.ack();
+      } else break;
       this.#onSuccess();
       for (const waiter of this.#idleWaiters) waiter();
       this.#idleWaiters.clear();
@@ -259,8 +334,16 @@ export class AuditSink {
     if (this.#healthy || now - this.#lastFailureLogAt >= FAILURE_LOG_INTERVAL_MS) {
       this.#lastFailureLogAt = now;
       this.#logger.error(
-        { err: error, buffered: this.#queue.length, maxRecords: this.#maxRecords, failures: this.#failures },
-        "audit records cannot be handed over; buffering them (new requests are refused once the buffer is full)",
+        {
+          err: error,
+          buffered: this.#queue.length,
+          maxRecords: this.#maxRecords,
+          failures: this.#failures,
+          ...(this.#spool ? { spool: this.#spool.status() } : {}),
+        },
+        this.#spool
+          ? "audit records cannot be handed over; spooling them to disk (new requests are refused once the spool is full)"
+          : "audit records cannot be handed over; buffering them (new requests are refused once the buffer is full)",
       );
     }
     this.#healthy = false;
