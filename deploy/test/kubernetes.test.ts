@@ -347,6 +347,22 @@ whenKubectl(`deploy/kubernetes (${"version" in kubectl ? `kustomize ${kubectl.ve
         expected: "its NetworkPolicies leave out the agent's runtime",
       },
       {
+        name: "the audit spool on the read-only root filesystem",
+        breakIt: (o) => {
+          const gateway = containerOf(o, "gateway", "gateway");
+          gateway.volumeMounts = gateway.volumeMounts?.filter((mount) => mount.name !== "spool");
+        },
+        expected: "the audit spool /var/lib/modelgate/audit-spool is in no writable volume",
+      },
+      {
+        name: "a spool volume smaller than the gateway's bound on the spool",
+        breakIt: (o) => {
+          const volume = podOf(o, "gateway").spec.volumes?.find((candidate) => candidate.name === "spool");
+          if (volume) volume.emptyDir = { sizeLimit: "512Mi" };
+        },
+        expected: "the spool volume (512Mi) is smaller than MODELGATE_AUDIT_SPOOL_MAX_BYTES (1073741824)",
+      },
+      {
         name: "migrations at start",
         breakIt: (o) => setEnv(containerOf(o, "control-plane", "control-plane"), "MODELGATE_MIGRATE_ON_START", "true"),
         expected: "migrates at start",

@@ -201,6 +201,49 @@ function listenerProblems({ pod, container, loaded }: AppContainer, dockerfileEx
   return problems;
 }
 
+const QUANTITY = /^([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|Pi|k|M|G|T|P)?$/;
+const UNITS: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+};
+
+/** A Kubernetes quantity of bytes (`2Gi`, `500M`, `1073741824`). */
+function bytes(quantity: string | number): number | undefined {
+  const match = QUANTITY.exec(String(quantity));
+  return match ? Number(match[1]) * (UNITS[match[2] ?? ""] ?? 1) : undefined;
+}
+
+/** The gateway's audit spool needs a writable volume on disk, larger than the gateway's own bound on it. */
+function spoolProblems({ pod, container, loaded }: AppContainer): string[] {
+  if (loaded.app !== "gateway") return [];
+  const where = `${pod.name} container ${container.name}`;
+  const { dir, maxBytes } = loaded.config.audit.spool;
+  const mount = (container.volumeMounts ?? [])
+    .filter(({ mountPath }) => dir === mountPath || dir.startsWith(`${mountPath.replace(/\/$/, "")}/`))
+    .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
+  const volume = pod.spec.volumes?.find((candidate) => candidate.name === mount?.name);
+  if (!mount || mount.readOnly || !volume || (!volume.emptyDir && !volume.persistentVolumeClaim)) {
+    return [`${where}: the audit spool ${dir} is in no writable volume (the root filesystem is read-only)`];
+  }
+  const emptyDir = volume.emptyDir as { medium?: string; sizeLimit?: string } | undefined;
+  if (emptyDir?.medium === "Memory") return [`${where}: the audit spool is in memory, lost with the container`];
+  const size = emptyDir?.sizeLimit === undefined ? undefined : bytes(emptyDir.sizeLimit);
+  if (size !== undefined && size < maxBytes) {
+    return [
+      `${where}: the spool volume (${emptyDir?.sizeLimit}) is smaller than MODELGATE_AUDIT_SPOOL_MAX_BYTES (${maxBytes})`,
+    ];
+  }
+  return [];
+}
+
 const inNamespace = (object: KubeObject, namespace: string) => (object.metadata.namespace ?? "") === namespace;
 
 function serviceProblems(objects: KubeObject[], workloads: Pod[], apps: AppContainer[]): string[] {
@@ -592,7 +635,7 @@ export function checkManifests(objects: KubeObject[], options: CheckOptions): st
     rmSync(scratch, { recursive: true, force: true });
   }
   const exposed = dockerfileFacts(options.dockerfile).exposed;
-  for (const app of apps) problems.push(...listenerProblems(app, exposed));
+  for (const app of apps) problems.push(...listenerProblems(app, exposed), ...spoolProblems(app));
   problems.push(...serviceProblems(objects, workloads, apps));
   problems.push(...budgetProblems(objects, workloads, apps));
   problems.push(...ingressProblems(objects, workloads, apps));

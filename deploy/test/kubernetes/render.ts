@@ -22,13 +22,13 @@ export function kustomizeVersion(): { version: string } | { missing: string } {
   } catch (error) {
     return { missing: `kubectl is not installed (${(error as NodeJS.ErrnoException).code ?? error})` };
   }
-  const version = /Kustomize Version: v(\d+)\.(\d+)\.\d+/.exec(output);
+  const version = /Kustomize Version: (v(\d+)\.\d+\.\d+)/.exec(output);
   // Overlays use kustomize v5's fields (labels, replicas, patches); older
   // kubectl (before 1.27, such as Debian's kubernetes-client) cannot read them.
-  if (!version || Number(version[1]) < 5) {
+  if (!version || Number(version[2]) < 5) {
     return { missing: `kubectl's kustomize is older than v5 (${output.trim().split("\n").join("; ")})` };
   }
-  return { version: version[0] };
+  return { version: version[1] ?? "" };
 }
 
 export function render(dir: string): KubeObject[] {
