@@ -261,7 +261,7 @@ whenKubectl(`deploy/kubernetes (${"version" in kubectl ? `kustomize ${kubectl.ve
         breakIt: (o) => {
           objectOf(o, "Service", "gateway-tunnel").spec.clusterIP = undefined;
         },
-        expected: "must be headless, with ready gateways only",
+        expected: "must be headless, to name every replica",
       },
       {
         name: "agents pointed at the clients' port",

@@ -551,10 +551,8 @@ function wiringProblems(objects: KubeObject[], workloads: Pod[], launched: Launc
         const gateways = apps.filter(
           ({ pod: backend, loaded: app }) => found.backends.includes(backend) && app.app === "gateway",
         );
-        if (found.service.spec.clusterIP !== "None" || found.service.spec.publishNotReadyAddresses === true) {
-          problems.push(
-            `${where}: ${describeObject(found.service)} must be headless, with ready gateways only, to name every replica`,
-          );
+        if (found.service.spec.clusterIP !== "None") {
+          problems.push(`${where}: ${describeObject(found.service)} must be headless, to name every replica`);
         }
         if (
           gateways.length === 0 ||
