@@ -31,6 +31,17 @@ if ("missing" in kubectl) {
 }
 const whenKubectl = "missing" in kubectl ? describe.skip : describe;
 
+/** Each folder rendered once; every test gets its own copy to change. */
+const renders = new Map<string, KubeObject[]>();
+function rendered(dir: string): KubeObject[] {
+  let objects = renders.get(dir);
+  if (!objects) {
+    objects = render(path.join(KUBERNETES, dir));
+    renders.set(dir, objects);
+  }
+  return structuredClone(objects);
+}
+
 const options = (objects: KubeObject[], pinnedImage: boolean): CheckOptions => ({
   catalog: secretCatalog(README, objects),
   dockerfile: DOCKERFILE,
@@ -59,14 +70,14 @@ const setEnv = (container: Container, name: string, value: string | undefined) =
 
 whenKubectl(`deploy/kubernetes (${"version" in kubectl ? `kustomize ${kubectl.version}` : "skipped"})`, () => {
   it.each(FOLDERS)("$dir renders, validates against the schemas and agrees with the code", ({ dir, pinnedImage }) => {
-    const objects = render(path.join(KUBERNETES, dir));
+    const objects = rendered(dir);
     expect(objects.length).toBeGreaterThan(0);
     expect(checkManifests(objects, options(objects, pinnedImage))).toEqual([]);
   });
 
   it("deploys what the overlays promise", () => {
     const kinds = (objects: KubeObject[]) => objects.map((object) => `${object.kind}/${object.metadata.name}`).sort();
-    const base = render(path.join(KUBERNETES, "base"));
+    const base = rendered("base");
     expect(kinds(base)).toEqual(
       [
         "Deployment/control-plane",
@@ -87,20 +98,20 @@ whenKubectl(`deploy/kubernetes (${"version" in kubectl ? `kustomize ${kubectl.ve
     expect(base.some((object) => object.kind === "Secret")).toBe(false);
 
     // The example: the base in its namespace, and an agent beside vLLM in one pod.
-    const example = render(path.join(KUBERNETES, "overlays/example"));
+    const example = rendered("overlays/example");
     expect(new Set(example.filter((o) => o.kind !== "Namespace").map((o) => o.metadata.namespace))).toEqual(
       new Set(["modelgate"]),
     );
     expect(podOf(example, "vllm").spec.containers.map((container) => container.name)).toEqual(["vllm", "agent"]);
 
     // The standalone agent: one Deployment of the agent, and the policies around it and its runtime.
-    const standalone = render(path.join(KUBERNETES, "overlays/standalone-agent"));
+    const standalone = rendered("overlays/standalone-agent");
     expect(pods(standalone).map((pod) => pod.spec.containers.map((container) => container.args))).toEqual([
       [["agent"]],
     ]);
 
     // cert-manager issues every TLS Secret the example mounts.
-    const issued = render(path.join(KUBERNETES, "overlays/cert-manager"))
+    const issued = rendered("overlays/cert-manager")
       .filter((object) => object.kind === "Certificate")
       .map((object) => object.spec.secretName);
     expect(issued).toEqual(
@@ -382,7 +393,7 @@ whenKubectl(`deploy/kubernetes (${"version" in kubectl ? `kustomize ${kubectl.ve
     ];
 
     it.each(cases)("$name", ({ dir = "overlays/example", breakIt, expected }) => {
-      const objects = render(path.join(KUBERNETES, dir));
+      const objects = rendered(dir);
       breakIt(objects);
       const problems = checkManifests(objects, options(objects, true));
       expect(problems).toContainEqual(expect.stringContaining(expected));
