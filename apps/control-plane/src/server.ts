@@ -14,7 +14,7 @@ import { type RetentionPolicy, type RunningRetention, startRetention } from "./f
 import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
-import { startConfigPublisher } from "./gateway-link/publisher.js";
+import { type ConfigDistributionOptions, startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createSecretBox } from "./secret-box.js";
@@ -43,6 +43,8 @@ export interface ControlPlaneOptions {
   /** People sign in with OIDC access tokens; their groups give their roles. */
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   gatewayToken: string;
+  /** How configuration changes are kept and sent to gateways; the defaults suit production (tests shorten them). */
+  configDistribution?: ConfigDistributionOptions | undefined;
   /** Seals webhook signing secrets (MODELGATE_SECRETS_KEY, 32 bytes). */
   secretsKey?: Buffer | undefined;
   version: string;
@@ -63,7 +65,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const { logger } = options;
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl, maxConnections: options.dbPoolSize });
   const presence = new PresenceRegistry();
-  const publisher = await startConfigPublisher({ db, databaseUrl: options.databaseUrl, logger });
+  const publisher = await startConfigPublisher({
+    db,
+    databaseUrl: options.databaseUrl,
+    logger,
+    ...options.configDistribution,
+  });
   const gatewayLink = await startGatewayLinkServer({
     host: options.grpc.host,
     port: options.grpc.port,
@@ -138,6 +145,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       oidc: verifier && options.oidc ? { verifier, roleGroups: options.oidc.roleGroups } : undefined,
     }),
     version: options.version,
+    config: publisher,
     presence,
     secrets,
   });
