@@ -42,8 +42,8 @@ export interface ConfigDistributionOptions {
 }
 
 export interface ConfigPublisher extends ConfigPublishing {
-  /** The newest revision this replica has published. */
-  head(): ConfigPosition;
+  /** The newest revision this replica has published; undefined until it first reached Postgres. */
+  head(): ConfigPosition | undefined;
   /**
    * The message that brings a gateway holding `held` up to date: the delta
    * published on top of it, a delta read from the retained changes, an empty
@@ -54,8 +54,6 @@ export interface ConfigPublisher extends ConfigPublishing {
   snapshot(): Promise<ConfigSnapshotInput>;
   /** Called after each round that published something; returns an unsubscribe function. */
   subscribe(listener: () => void): () => void;
-  /** Deletes changes older than the retention (also done periodically). */
-  prune(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,22 +76,32 @@ export async function startConfigPublisher({
 } & ConfigDistributionOptions): Promise<ConfigPublisher> {
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  await claimEpoch(db);
-  let published: ConfigPosition = await readHead(db).then(({ epoch, revision }) => ({ epoch, revision }));
+  // Undefined until Postgres first answers: a control plane that starts
+  // while its database is away serves its API (which reports it) and
+  // publishes once the database is back.
+  let published: ConfigPosition | undefined;
   const recent = new Map<number, ConfigDeltaInput>();
   let closed = false;
 
   /** Reads what committed since the last round and publishes it as one delta. */
   const round = async (): Promise<void> => {
+    if (!published) {
+      await claimEpoch(db);
+      const { epoch, revision } = await readHead(db);
+      published = { epoch, revision };
+      events.emit("published");
+      return;
+    }
+    const from = published;
     const result = await db.$transaction(
       async (tx) => {
         const head = await readHead(tx);
-        if (head.epoch === published.epoch && head.revision === published.revision) return undefined;
-        if (head.epoch !== published.epoch || head.revision < published.revision) return { head, delta: undefined };
-        const changes = await changedBetween(tx, published.revision, head.revision, maxDeltaEntities);
+        if (head.epoch === from.epoch && head.revision === from.revision) return undefined;
+        if (head.epoch !== from.epoch || head.revision < from.revision) return { head, delta: undefined };
+        const changes = await changedBetween(tx, from.revision, head.revision, maxDeltaEntities);
         const delta: ConfigDeltaInput | undefined = changes && {
           epoch: head.epoch,
-          baseRevision: published.revision,
+          baseRevision: from.revision,
           revision: head.revision,
           ...(await readEntities(tx, changes)),
         };
@@ -103,15 +111,15 @@ export async function startConfigPublisher({
     );
     if (!result) return;
     const { head, delta } = result;
-    if (head.epoch === published.epoch && head.revision < published.revision) {
+    if (head.epoch === from.epoch && head.revision < from.revision) {
       // The history went backwards: a database restored from a backup. A new
       // epoch makes every gateway, here and at other replicas, take a snapshot
       // instead of applying deltas to what it holds.
-      logger.warn({ published, head }, "configuration revision went backwards; starting a new epoch");
+      logger.warn({ published: from, head }, "configuration revision went backwards; starting a new epoch");
       await db.$executeRaw`UPDATE config_head SET epoch = gen_random_uuid() WHERE id = 1 AND epoch = ${head.epoch}::uuid`;
       return round();
     }
-    if (head.epoch !== published.epoch) recent.clear();
+    if (head.epoch !== from.epoch) recent.clear();
     if (delta) {
       recent.set(delta.baseRevision as number, delta);
       for (const base of recent.keys()) {
@@ -186,7 +194,7 @@ export async function startConfigPublisher({
   const snapshot = async (): Promise<ConfigSnapshotInput> => {
     const wanted = published;
     const fits = (candidate: ConfigSnapshotInput) =>
-      candidate.epoch === wanted.epoch && Number(candidate.revision) >= wanted.revision;
+      !wanted || (candidate.epoch === wanted.epoch && Number(candidate.revision) >= wanted.revision);
     if (cached && Date.now() - cached.at <= snapshotReuseMs && fits(cached.snapshot)) return cached.snapshot;
     if (building) {
       const shared = await building;
@@ -250,7 +258,15 @@ export async function startConfigPublisher({
     // Changes committed while not listening are published at once.
     void publish();
   };
-  await listen();
+  try {
+    await listen();
+  } catch (error) {
+    logger.warn({ err: error }, "configuration change listener cannot connect; retrying");
+    scheduleListen();
+  }
+  // The first round reads where the history stands (the listener's own
+  // round may already be running; this waits for it).
+  await publish();
 
   const poll = setInterval(() => void publish(), pollIntervalMs);
   poll.unref();
@@ -263,7 +279,8 @@ export async function startConfigPublisher({
     publish,
     head: () => published,
     async updateFor(held) {
-      if (held && held.epoch === published.epoch && held.revision <= published.revision) {
+      if (!published) await publish();
+      if (held && published && held.epoch === published.epoch && held.revision <= published.revision) {
         const next = recent.get(held.revision);
         if (next) return { delta: next };
         if (held.revision === published.revision) {
@@ -281,7 +298,6 @@ export async function startConfigPublisher({
       events.on("published", fn);
       return () => events.off("published", fn);
     },
-    prune,
     async close() {
       closed = true;
       clearInterval(poll);

@@ -161,7 +161,7 @@ export async function startGatewayLinkServer({
         }
         if (first) return publisher.updateFor(sent);
         const head = publisher.head();
-        if (sent && sent.epoch === head.epoch && sent.revision >= head.revision) return undefined;
+        if (!head || (sent && sent.epoch === head.epoch && sent.revision >= head.revision)) return undefined;
         return publisher.updateFor(sent);
       };
       const run = async () => {
@@ -222,7 +222,7 @@ export async function startGatewayLinkServer({
           do {
             again = false;
             const head = publisher.head();
-            if (sent?.epoch === head.epoch && sent.revision >= head.revision) continue;
+            if (!head || (sent?.epoch === head.epoch && sent.revision >= head.revision)) continue;
             const snapshot = await publisher.snapshot();
             sent = { epoch: String(snapshot.epoch), revision: Number(snapshot.revision) };
             if (!(await write(call, snapshot))) stopped = true;
