@@ -433,19 +433,33 @@ describe("configuration deltas", () => {
     legacy.close();
   });
 
-  it("sends a new gateway a snapshot larger than gRPC's default 4 MiB (40,000 keys), then deltas", async () => {
-    const rows = Array.from({ length: 40_000 }, (_, index) => ({
-      id: uuidv7(),
-      name: `bulk-${index}`,
-      groups: ["bulk-group-with-a-realistic-name"],
-      keyHash: hashSecret(`bulk-${index}`),
-      keyPrefix: "mg_bulk",
-      createdBy: "test",
-    }));
-    await stack.controlPlane.db.apiKey.createMany({ data: rows });
+  it("sends a snapshot larger than gRPC's default 4 MiB (an import of 40,000 keys) where a delta would be larger, then deltas", async () => {
+    // An import script writes its keys and records them as one change, in
+    // one transaction, as any writer outside the API must.
+    const ids = Array.from({ length: 40_000 }, () => uuidv7());
+    const hashes = ids.map((_, index) => hashSecret(`bulk-${index}`));
+    const connected = recordChanges(stack.gateway.store);
+    await stack.controlPlane.db.$transaction(async (tx) => {
+      await tx.$executeRaw`
+        INSERT INTO api_keys (id, name, groups, key_hash, key_prefix, created_by)
+        SELECT id, 'bulk-' || ordinality, ARRAY['bulk-group-with-a-realistic-name'], key_hash, 'mg_bulk', 'test'
+        FROM unnest(${ids}::uuid[], ${hashes}::text[]) WITH ORDINALITY AS imported(id, key_hash, ordinality)`;
+      await recordConfigChange(
+        tx,
+        ids.map((id) => ({ kind: "api_key" as const, id })),
+      );
+    });
+    // Naming more than 10,000 entities, the change reaches connected
+    // gateways as a snapshot.
+    await waitFor(() => stack.gateway.store.apiKeyByHash(hashSecret("bulk-39999")) !== undefined, {
+      timeoutMs: 20_000,
+      what: "the import to reach the gateway",
+    });
+    expect(connected.map((change) => change.kind)).toEqual(["snapshot"]);
+
     const gateway = await connectClient(stack.controlPlane.grpcAddress);
     expect(gateway.changes.map((change) => change.kind)).toEqual(["snapshot"]);
-    expect(gateway.store.apiKeyByHash(hashSecret("bulk-39999"))).toBeDefined();
+    expect(gateway.store.apiKeyByHash(hashSecret("bulk-0"))).toBeDefined();
 
     const key = await createKey("among-many");
     await waitFor(() => gateway.store.apiKeyByHash(hashSecret(key.key)) !== undefined, { what: "the new key" });
@@ -453,5 +467,5 @@ describe("configuration deltas", () => {
     await waitFor(() => gateway.store.apiKeyByHash(hashSecret(key.key)) === undefined, { what: "the revocation" });
     expect(gateway.changes.map((change) => change.kind)).toEqual(["snapshot", "delta", "delta"]);
     gateway.client.close();
-  }, 30_000);
+  }, 60_000);
 });

@@ -37,8 +37,6 @@ export interface ConfigDistributionOptions {
   pollIntervalMs?: number;
   /** How often old changes are pruned (default 1 min). */
   pruneIntervalMs?: number;
-  /** How long a snapshot is kept for gateways that connect while nothing changes (default 10 s). */
-  snapshotReuseMs?: number;
 }
 
 export interface ConfigPublisher extends ConfigPublishing {
@@ -68,7 +66,6 @@ export async function startConfigPublisher({
   maxDeltaEntities = 10_000,
   pollIntervalMs = 10_000,
   pruneIntervalMs = 60_000,
-  snapshotReuseMs = 10_000,
 }: {
   db: Database;
   databaseUrl: string;
@@ -80,6 +77,9 @@ export async function startConfigPublisher({
   // while its database is away serves its API (which reports it) and
   // publishes once the database is back.
   let published: ConfigPosition | undefined;
+  /** The last snapshot built, kept while it is current, and the build in progress. */
+  let cached: ConfigSnapshotInput | undefined;
+  let building: Promise<ConfigSnapshotInput> | undefined;
   const recent = new Map<number, ConfigDeltaInput>();
   let closed = false;
 
@@ -128,6 +128,8 @@ export async function startConfigPublisher({
       }
     }
     published = { epoch: head.epoch, revision: head.revision };
+    // A snapshot older than what was just published is never sent again.
+    cached = undefined;
     events.emit("published");
   };
 
@@ -174,16 +176,14 @@ export async function startConfigPublisher({
     );
 
   // Snapshots are the expensive message (every key and policy): concurrent
-  // requests share one build, and so do gateways that connect within
-  // snapshotReuseMs while nothing changes. An older snapshot is never sent,
-  // even with the deltas after it: a new gateway would be ready, for a
-  // moment, with a revoked key.
-  let building: Promise<ConfigSnapshotInput> | undefined;
-  let cached: { snapshot: ConfigSnapshotInput; at: number } | undefined;
+  // requests share one build, and the last one is kept for the gateways that
+  // connect until the next change. An older snapshot is never sent, even
+  // with the deltas after it: a new gateway would be ready, for a moment,
+  // with a revoked key.
   const build = (): Promise<ConfigSnapshotInput> => {
     building ??= buildSnapshot(db)
       .then((snapshot) => {
-        cached = { snapshot, at: Date.now() };
+        cached = snapshot;
         return snapshot;
       })
       .finally(() => {
@@ -195,18 +195,13 @@ export async function startConfigPublisher({
     const wanted = published;
     const fits = (candidate: ConfigSnapshotInput) =>
       !wanted || (candidate.epoch === wanted.epoch && Number(candidate.revision) >= wanted.revision);
-    if (cached && Date.now() - cached.at <= snapshotReuseMs && fits(cached.snapshot)) return cached.snapshot;
+    if (cached && fits(cached)) return cached;
     if (building) {
       const shared = await building;
       if (fits(shared)) return shared;
     }
     return build();
   };
-  const dropStaleSnapshot = setInterval(() => {
-    if (cached && Date.now() - cached.at > snapshotReuseMs) cached = undefined;
-  }, snapshotReuseMs);
-  dropStaleSnapshot.unref();
-
   const prune = async (): Promise<void> => {
     const cutoff = new Date(Date.now() - retentionMs);
     await db.$transaction(async (tx) => {
@@ -302,7 +297,6 @@ export async function startConfigPublisher({
       closed = true;
       clearInterval(poll);
       clearInterval(pruning);
-      clearInterval(dropStaleSnapshot);
       clearTimeout(reconnectTimer);
       await running;
       await queued;
