@@ -75,14 +75,14 @@ async function loadTree(root) {
   return { root, db, core, protocol, ConfigClient: client.ConfigClient, ConfigStore: store.ConfigStore, pg };
 }
 
-async function recreateDatabase(pg, url) {
+async function resetDatabase(pg, url, { create }) {
   const admin = new URL(url);
   admin.pathname = "/postgres";
   const client = new pg.Client({ connectionString: admin.toString() });
   await client.connect();
   try {
     await client.query(`DROP DATABASE IF EXISTS "${databaseName}" WITH (FORCE)`);
-    await client.query(`CREATE DATABASE "${databaseName}"`);
+    if (create) await client.query(`CREATE DATABASE "${databaseName}"`);
   } finally {
     await client.end();
   }
@@ -200,7 +200,7 @@ async function measure(label, tree, { revokes, policyEdits }) {
   const proxies = [];
   const clients = [];
   try {
-    await recreateDatabase(tree.pg, DATABASE_URL);
+    await resetDatabase(tree.pg, DATABASE_URL, { create: true });
     await tree.db.migrate({ databaseUrl: DATABASE_URL });
     let started = performance.now();
     const { victims, policy } = await seed(tree.pg, DATABASE_URL);
@@ -377,6 +377,7 @@ async function measure(label, tree, { revokes, policyEdits }) {
     for (const client of clients) client.close();
     for (const proxy of proxies) proxy.close();
     await services.stopAll();
+    await resetDatabase(tree.pg, DATABASE_URL, { create: false });
   }
 }
 
