@@ -22,6 +22,7 @@ import os from "node:os";
 import { Writable } from "node:stream";
 import pg from "pg";
 import { createApp } from "../apps/control-plane/dist/app.js";
+import { startConfigPublisher } from "../apps/control-plane/dist/gateway-link/publisher.js";
 import { createAuthenticator } from "../apps/control-plane/dist/http/auth.js";
 import { createLogger, generateSecret } from "../packages/core/dist/index.js";
 import { createDatabaseClient } from "../packages/db/dist/index.js";
@@ -231,16 +232,19 @@ async function workloads(client) {
 async function startApi(databaseUrl) {
   const db = createDatabaseClient({ databaseUrl, maxConnections: 4 });
   const adminToken = generateSecret("mgadmin_");
+  // Request logs go nowhere: the benchmark times the listing, not log I/O.
+  const logger = createLogger({
+    name: "control-plane",
+    level: "warn",
+    destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
+  });
+  const config = await startConfigPublisher({ db, databaseUrl, logger });
   const app = createApp({
     db,
-    // Request logs go nowhere: the benchmark times the listing, not log I/O.
-    logger: createLogger({
-      name: "control-plane",
-      level: "warn",
-      destination: new Writable({ write: (_chunk, _encoding, callback) => callback() }),
-    }),
+    logger,
     authenticator: createAuthenticator({ adminToken }),
     version: "bench",
+    config,
   });
   const server = app.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -259,6 +263,7 @@ async function startApi(databaseUrl) {
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      await config.close();
       await db.$disconnect();
     },
   };

@@ -20,6 +20,7 @@ import { policyRoutes } from "./features/policies/routes.js";
 import { createPolicyService } from "./features/policies/service.js";
 import { sessionRoutes } from "./features/sessions/routes.js";
 import { createSessionService } from "./features/sessions/service.js";
+import type { ConfigPublishing } from "./gateway-link/changes.js";
 import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
 import { type ControlPlaneMetrics, setRouteTemplate } from "./http/metrics.js";
@@ -38,6 +39,8 @@ export interface ControlPlaneDeps {
   logger: Logger;
   authenticator: Authenticator;
   version: string;
+  /** Services that change what gateways enforce publish each change through it after committing. */
+  config: ConfigPublishing;
   /** Live agent tunnel state reported by gateways; empty when none report. */
   presence?: PresenceRegistry;
   /** Seals exporter secrets; without it they are stored unsealed (see secret-box.ts). */
@@ -54,16 +57,17 @@ export function createApp({
   logger,
   authenticator,
   version,
+  config,
   presence,
   secrets,
   metrics,
   exportEgress,
 }: ControlPlaneDeps): Express {
   const routes = [
-    ...connectionRoutes(createConnectionService({ db })),
-    ...agentRoutes(createAgentService({ db, ...(presence ? { presence } : {}) })),
-    ...apiKeyRoutes(createApiKeyService({ db })),
-    ...policyRoutes(createPolicyService({ db })),
+    ...connectionRoutes(createConnectionService({ db, config })),
+    ...agentRoutes(createAgentService({ db, config, ...(presence ? { presence } : {}) })),
+    ...apiKeyRoutes(createApiKeyService({ db, config })),
+    ...policyRoutes(createPolicyService({ db, config })),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
     ...exporterRoutes(

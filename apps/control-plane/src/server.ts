@@ -15,7 +15,7 @@ import { createExportEgress } from "./features/exporters/egress.js";
 import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
-import { startConfigPublisher } from "./gateway-link/publisher.js";
+import { type ConfigDistributionOptions, startConfigPublisher } from "./gateway-link/publisher.js";
 import { startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createControlPlaneMetrics } from "./http/metrics.js";
@@ -50,6 +50,8 @@ export interface ControlPlaneOptions {
   /** People sign in with OIDC access tokens; their groups give their roles. */
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   gatewayToken: string;
+  /** How configuration changes are kept and sent to gateways; the defaults suit production (tests shorten them). */
+  configDistribution?: ConfigDistributionOptions | undefined;
   /** Seals webhook signing secrets (MODELGATE_SECRETS_KEY, 32 bytes). */
   secretsKey?: Buffer | undefined;
   /**
@@ -80,7 +82,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   const exportEgress = createExportEgress({ allowCidrs: options.exportAllowCidrs });
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl, maxConnections: options.dbPoolSize });
   const presence = new PresenceRegistry();
-  const publisher = await startConfigPublisher({ db, databaseUrl: options.databaseUrl, logger });
+  const publisher = await startConfigPublisher({
+    db,
+    databaseUrl: options.databaseUrl,
+    logger,
+    ...options.configDistribution,
+  });
   const gatewayLink = await startGatewayLinkServer({
     host: options.grpc.host,
     port: options.grpc.port,
@@ -158,6 +165,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       oidc: verifier && options.oidc ? { verifier, roleGroups: options.oidc.roleGroups } : undefined,
     }),
     version: options.version,
+    config: publisher,
     presence,
     secrets,
     metrics,

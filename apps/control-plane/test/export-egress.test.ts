@@ -27,6 +27,7 @@ import {
 import { createExportEgress, type ExportEgress, type Resolver } from "../src/features/exporters/egress.js";
 import { testEvent } from "../src/features/exporters/events.js";
 import { TEST_NOT_DELIVERED } from "../src/features/exporters/service.js";
+import { startConfigPublisher } from "../src/gateway-link/publisher.js";
 import { createAuthenticator } from "../src/http/auth.js";
 import { createSecretBox } from "../src/secret-box.js";
 import { apiClient, expectProblem, type RunningControlPlane } from "./harness.js";
@@ -114,6 +115,7 @@ describe("exporter egress policy", () => {
   const egresses: ExportEgress[] = [];
   let database: TestDatabase;
   let db: Database;
+  let config: Awaited<ReturnType<typeof startConfigPublisher>>;
   let receiver: Awaited<ReturnType<typeof listening<Server>>>;
   let receiverConnections: { count: number };
 
@@ -125,6 +127,7 @@ describe("exporter egress policy", () => {
       logger,
       authenticator: createAuthenticator({ adminToken }),
       version: "test",
+      config,
       secrets,
       exportEgress: egress,
     });
@@ -136,6 +139,7 @@ describe("exporter egress policy", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = createDatabaseClient({ databaseUrl: database.url, maxConnections: 6 });
+    config = await startConfigPublisher({ db, databaseUrl: database.url, logger });
     receiver = await listening(createHttpServer((_req, res) => res.writeHead(200).end()));
     receiverConnections = countConnections(receiver);
     servers.push(receiver);
@@ -143,6 +147,7 @@ describe("exporter egress policy", () => {
   afterAll(async () => {
     for (const server of servers) await server.stop();
     for (const egress of egresses) await egress.close();
+    await config.close();
     await db.$disconnect();
     await database.drop();
   });

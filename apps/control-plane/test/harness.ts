@@ -6,6 +6,7 @@ import { createLogger, generateSecret } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
 import { createApp } from "../src/app.js";
+import { startConfigPublisher } from "../src/gateway-link/publisher.js";
 import { type AuthenticatorOptions, createAuthenticator } from "../src/http/auth.js";
 
 /** A control plane on its own fresh database, listening on a loopback port. */
@@ -32,11 +33,16 @@ export async function startControlPlane(
     },
   });
   const adminToken = options.adminToken ?? generateSecret("mgadmin_");
+  const logger = createLogger({ name: "control-plane", level: "info", destination });
+  // No gateway listens here, but every change still goes through the real
+  // publishing step.
+  const config = await startConfigPublisher({ db, databaseUrl: options.databaseUrl ?? database.url, logger });
   const app = createApp({
     db,
-    logger: createLogger({ name: "control-plane", level: "info", destination }),
+    logger,
     authenticator: createAuthenticator({ adminToken, oidc: options.oidc }),
     version: "test",
+    config,
   });
   const server: Server = app.listen(0, "127.0.0.1");
   await once(server, "listening");
@@ -50,6 +56,7 @@ export async function startControlPlane(
     async close() {
       server.closeAllConnections();
       await new Promise((resolve) => server.close(resolve));
+      await config.close();
       await db.$disconnect();
       await database.drop();
     },

@@ -30,6 +30,7 @@ import { createExportEgress } from "../src/features/exporters/egress.js";
 import { type SiemPipeline, startSiemPipeline } from "../src/features/exporters/pipeline.js";
 import { exporterRoutes } from "../src/features/exporters/routes.js";
 import { createSessionStore } from "../src/features/sessions/store.js";
+import { startConfigPublisher } from "../src/gateway-link/publisher.js";
 import { createAuthenticator } from "../src/http/auth.js";
 import { createSecretBox } from "../src/secret-box.js";
 import { apiClient, expectProblem, type RunningControlPlane } from "./harness.js";
@@ -164,11 +165,13 @@ describe("SIEM export and alerts", () => {
     const db = createDatabaseClient({ databaseUrl: database.url, maxConnections: 8 });
     const adminToken = generateSecret("mgadmin_");
     const secrets = createSecretBox(randomBytes(32));
+    const config = await startConfigPublisher({ db, databaseUrl: database.url, logger });
     const app = createApp({
       db,
       logger,
       authenticator: createAuthenticator({ adminToken }),
       version: "test",
+      config,
       secrets,
       exportEgress: egress,
     });
@@ -184,6 +187,7 @@ describe("SIEM export and alerts", () => {
       async close() {
         server.closeAllConnections();
         await new Promise((resolve) => server.close(resolve));
+        await config.close();
         await db.$disconnect();
         await database.drop();
       },

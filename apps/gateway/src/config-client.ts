@@ -1,13 +1,16 @@
-// Keeps the gateway's configuration current: a Watch stream to the control
-// plane delivers snapshots; the gateway reports its agents on the same
-// stream. When the control plane is unreachable the gateway keeps serving
-// with its last-known configuration and reconnects with backoff.
+// Keeps the gateway's configuration current: a Subscribe stream to the
+// control plane delivers a snapshot or the deltas since what the gateway
+// holds, then a delta per published change; the gateway reports its agents
+// on the same stream. A delta that does not fit what the store holds (a
+// missing revision, another history) makes the gateway ask for a snapshot.
+// When the control plane is unreachable the gateway keeps serving with its
+// last-known configuration and reconnects with backoff, saying what it holds.
 import { EventEmitter } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { createBackoff, type Logger } from "@modelgate/core";
 import {
   type AgentPresenceInput,
-  type ConfigSnapshot,
+  type ConfigUpdate,
   type GatewayConfigClient,
   type GatewayReportInput,
   KEEPALIVE_OPTIONS,
@@ -35,7 +38,7 @@ export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 export class ConfigClient extends EventEmitter {
   #options: ConfigClientOptions;
   #client: GatewayConfigClient;
-  #call: grpc.ClientDuplexStream<GatewayReportInput, ConfigSnapshot> | undefined;
+  #call: grpc.ClientDuplexStream<GatewayReportInput, ConfigUpdate> | undefined;
   #connected = false;
   #closed = false;
   #retry: NodeJS.Timeout | undefined;
@@ -48,14 +51,14 @@ export class ConfigClient extends EventEmitter {
     const { GatewayConfig } = loadConfigProto().modelgate.config.v1;
     this.#client = new GatewayConfig(options.address, options.credentials, {
       ...KEEPALIVE_OPTIONS,
-      // A snapshot holds every key and agent: about 150 bytes per key, so
+      // A snapshot holds every key and policy: about 150 bytes per key, so
       // gRPC's default 4 MiB would stop config (revocations included) at
       // roughly 30,000 keys.
       "grpc.max_receive_message_length": MAX_SNAPSHOT_BYTES,
     });
   }
 
-  /** Whether a stream to the control plane is open and has delivered a snapshot. */
+  /** Whether a stream to the control plane is open and has brought the configuration up to date. */
   get connected(): boolean {
     return this.#connected;
   }
@@ -85,17 +88,49 @@ export class ConfigClient extends EventEmitter {
     if (this.#closed) return;
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${this.#options.token}`);
-    const call = this.#client.watch(metadata);
+    const call = this.#client.subscribe(metadata);
     this.#call = call;
+    const { store } = this.#options;
     call.write({
-      hello: { gatewayId: this.#options.gatewayId, version: this.#options.version, publicUrl: this.#options.publicUrl },
+      hello: {
+        gatewayId: this.#options.gatewayId,
+        version: this.#options.version,
+        publicUrl: this.#options.publicUrl,
+        // What the store holds, so a reconnect costs the deltas since then.
+        epoch: store.epoch,
+        revision: store.loaded ? store.revision : 0,
+      },
     });
-    call.on("data", (snapshot: ConfigSnapshot) => {
-      this.#options.store.apply(snapshot);
+    // Deltas that arrive after asking for a snapshot are built on what the
+    // store does not hold either; they are ignored until the snapshot comes.
+    let awaitingSnapshot = false;
+    call.on("data", (update: ConfigUpdate) => {
+      if (update.snapshot) {
+        store.applySnapshot(update.snapshot);
+        awaitingSnapshot = false;
+      } else if (update.delta && !awaitingSnapshot) {
+        const outcome = store.applyDelta(update.delta);
+        if (outcome === "gap" || outcome === "epoch_mismatch") {
+          awaitingSnapshot = true;
+          this.#options.logger.warn(
+            { held: store.revision, base: update.delta.baseRevision, revision: update.delta.revision, outcome },
+            "configuration delta does not fit what this gateway holds; asking for a snapshot",
+          );
+          call.write({
+            snapshotRequest: {
+              revision: store.loaded ? store.revision : 0,
+              reason: outcome === "gap" ? "SNAPSHOT_REASON_GAP" : "SNAPSHOT_REASON_EPOCH_MISMATCH",
+            },
+          });
+          return;
+        }
+      } else {
+        return;
+      }
       if (!this.#connected) {
         this.#connected = true;
         this.#backoff.reset();
-        this.#options.logger.info({ revision: snapshot.revision }, "configuration stream connected");
+        this.#options.logger.info({ revision: store.revision, kind: update.kind }, "configuration stream connected");
         this.emit("connected");
         this.reportAgents();
       }

@@ -1,8 +1,18 @@
-// What the gateway enforces, held in memory and replaced as a whole by each
-// snapshot the control plane pushes: the request path never queries Postgres.
+// What the gateway enforces, held in memory: the request path never queries
+// Postgres. A snapshot replaces all of it; a delta changes only the entities
+// it names, so revoking one key among 100,000 touches one map entry and
+// leaves the compiled policies alone.
 import { EventEmitter } from "node:events";
 import { type PolicyDefinition, PolicySet, type StoredPolicy } from "@modelgate/policy";
-import type { ConfigSnapshot, Protocol } from "@modelgate/protocol";
+import type {
+  AgentCredentialMessage as AgentMessage,
+  ApiKeyCredentialMessage as ApiKeyMessage,
+  ConfigDelta,
+  ConfigSnapshot,
+  ConnectionMessage,
+  Policy as PolicyMessage,
+  Protocol,
+} from "@modelgate/protocol";
 
 export interface ConnectionConfig {
   id: string;
@@ -44,22 +54,55 @@ export interface PolicyProblem {
 }
 
 export interface ConfigChange {
+  /** How the configuration changed: replaced as a whole, or the entities of a delta. */
+  kind: "snapshot" | "delta";
+  /** The revision now held. */
+  revision: number;
   /** Agents no longer valid (revoked or deleted): their tunnels must close. */
   removedAgents: string[];
+  /** Every policy this gateway cannot use now (not only those of this change). */
   policyProblems: PolicyProblem[];
 }
 
-/** Emits "change" (a ConfigChange) after each accepted snapshot. */
+/**
+ * What applying a delta did. Anything but "applied" and "stale" means the
+ * delta does not fit what the store holds (nothing was changed): the caller
+ * asks for a snapshot.
+ */
+export type DeltaOutcome =
+  /** Applied (or, when empty, confirmed the store is current). */
+  | "applied"
+  /** Already contained in what the store holds: ignored. */
+  | "stale"
+  /** Its base is not the store's revision: a revision is missing. */
+  | "gap"
+  /** Another history (another database), or nothing held yet. */
+  | "epoch_mismatch";
+
+/** A policy as received: read once when it arrives, compiled into the PolicySet with the others. */
+type PolicyRecord = { ok: true; stored: StoredPolicy } | { ok: false; problem: PolicyProblem };
+
+/** Emits "change" (a ConfigChange) after each snapshot or non-empty delta. */
 export class ConfigStore extends EventEmitter {
+  #epoch = "";
   #revision = -1;
   #receivedAt: number | undefined;
-  #connectionsByName = new Map<string, ConnectionConfig>();
   #connectionsById = new Map<string, ConnectionConfig>();
+  #connectionsByName = new Map<string, ConnectionConfig>();
   #connectionsByModel = new Map<string, ConnectionConfig[]>();
   #agentsByTokenHash = new Map<string, AgentCredential>();
   #agentsById = new Map<string, AgentCredential>();
   #apiKeysByHash = new Map<string, ApiKeyIdentity>();
+  /** id → key hash: deltas name removed keys by id. */
+  #apiKeyHashes = new Map<string, string>();
+  #policyRecords = new Map<string, PolicyRecord>();
   #policies = new PolicySet([]);
+  #policyProblems: PolicyProblem[] = [];
+
+  /** The history the configuration belongs to; empty before the first snapshot. */
+  get epoch(): string {
+    return this.#epoch;
+  }
 
   get revision(): number {
     return this.#revision;
@@ -74,68 +117,136 @@ export class ConfigStore extends EventEmitter {
     return this.#receivedAt !== undefined;
   }
 
-  /**
-   * Replaces the configuration. Snapshots are applied in arrival order: one
-   * stream delivers them in order, and after a reconnect (possibly to another
-   * control-plane replica with another clock) the newest is the first one.
-   */
-  apply(snapshot: ConfigSnapshot, now = Date.now()): void {
-    const connectionsByName = new Map<string, ConnectionConfig>();
-    const connectionsById = new Map<string, ConnectionConfig>();
-    const connectionsByModel = new Map<string, ConnectionConfig[]>();
-    for (const connection of snapshot.connections) {
-      const config: ConnectionConfig = {
-        id: connection.id,
-        name: connection.name,
-        protocol: connection.protocol,
-        models: [...connection.models],
-      };
-      connectionsByName.set(config.name, config);
-      connectionsById.set(config.id, config);
-      for (const model of config.models) {
-        const serving = connectionsByModel.get(model) ?? [];
-        serving.push(config);
-        connectionsByModel.set(model, serving);
-      }
-    }
-    const agentsByTokenHash = new Map<string, AgentCredential>();
-    const agentsById = new Map<string, AgentCredential>();
-    for (const agent of snapshot.agents) {
-      const credential = {
-        id: agent.id,
-        name: agent.name,
-        connectionId: agent.connectionId,
-        tokenHash: agent.tokenHash,
-      };
-      agentsByTokenHash.set(agent.tokenHash, credential);
-      agentsById.set(agent.id, credential);
-    }
+  /** Replaces the configuration as a whole. */
+  applySnapshot(snapshot: ConfigSnapshot, now = Date.now()): void {
+    const connectionsById = new Map(
+      snapshot.connections.map((connection) => [connection.id, toConnection(connection)]),
+    );
+    const agentsById = new Map(snapshot.agents.map((agent) => [agent.id, toAgent(agent)]));
+    const agentsByTokenHash = new Map([...agentsById.values()].map((agent) => [agent.tokenHash, agent]));
     const apiKeysByHash = new Map<string, ApiKeyIdentity>();
+    const apiKeyHashes = new Map<string, string>();
     for (const key of snapshot.apiKeys) {
-      apiKeysByHash.set(key.keyHash, {
-        id: key.id,
-        name: key.name,
-        groups: [...key.groups],
-        expiresAt: key.expiresAt > 0 ? key.expiresAt : undefined,
-      });
+      apiKeysByHash.set(key.keyHash, toApiKey(key));
+      apiKeyHashes.set(key.id, key.keyHash);
     }
-    const { policies, problems } = compilePolicies(snapshot);
+    const policyRecords = new Map(snapshot.policies.map((policy) => [policy.id, readPolicy(policy)]));
+    const compiled = compilePolicies(policyRecords);
     const removedAgents = [...this.#agentsById.keys()].filter((id) => !agentsById.has(id));
 
+    this.#epoch = snapshot.epoch;
     this.#revision = snapshot.revision;
     this.#receivedAt = now;
-    this.#connectionsByName = connectionsByName;
-    this.#connectionsById = connectionsById;
-    this.#connectionsByModel = connectionsByModel;
+    this.#setConnections(connectionsById);
     this.#agentsByTokenHash = agentsByTokenHash;
     this.#agentsById = agentsById;
     this.#apiKeysByHash = apiKeysByHash;
-    this.#policies = policies;
-    const change: ConfigChange = { removedAgents, policyProblems: problems };
+    this.#apiKeyHashes = apiKeyHashes;
+    this.#policyRecords = policyRecords;
+    this.#policies = compiled.policies;
+    this.#policyProblems = compiled.problems;
+    this.#changed("snapshot", removedAgents);
+  }
+
+  /**
+   * Applies a delta on top of exactly the revision it was built on, as a
+   * whole: everything that can fail (reading and compiling policies) runs
+   * before the first map changes, and the rest cannot throw, so a request
+   * never sees half a delta. Connections and agents are few and their
+   * indexes are rebuilt; keys change one entry each; the PolicySet is
+   * rebuilt from the held definitions only when a policy changed.
+   */
+  applyDelta(delta: ConfigDelta, now = Date.now()): DeltaOutcome {
+    if (!this.loaded || delta.epoch !== this.#epoch) return "epoch_mismatch";
+    if (delta.baseRevision !== this.#revision) return delta.revision <= this.#revision ? "stale" : "gap";
+    if (delta.revision === delta.baseRevision) return "applied";
+
+    let compiled: { policies: PolicySet; problems: PolicyProblem[] } | undefined;
+    let policyRecords: Map<string, PolicyRecord> | undefined;
+    if (delta.policies.length > 0 || delta.removedPolicyIds.length > 0) {
+      policyRecords = new Map(this.#policyRecords);
+      for (const id of delta.removedPolicyIds) policyRecords.delete(id);
+      for (const policy of delta.policies) policyRecords.set(policy.id, readPolicy(policy));
+      compiled = compilePolicies(policyRecords);
+    }
+
+    const removedAgents: string[] = [];
+    const removeAgent = (id: string) => {
+      const agent = this.#agentsById.get(id);
+      if (!agent) return;
+      this.#agentsById.delete(id);
+      this.#agentsByTokenHash.delete(agent.tokenHash);
+      removedAgents.push(id);
+    };
+    if (delta.connections.length > 0 || delta.removedConnectionIds.length > 0) {
+      const connectionsById = new Map(this.#connectionsById);
+      for (const id of delta.removedConnectionIds) connectionsById.delete(id);
+      for (const connection of delta.connections) connectionsById.set(connection.id, toConnection(connection));
+      this.#setConnections(connectionsById);
+      // A removed connection's agents went with it; the delta lists them too.
+      for (const agent of [...this.#agentsById.values()]) {
+        if (!connectionsById.has(agent.connectionId)) removeAgent(agent.id);
+      }
+    }
+    for (const id of delta.removedAgentIds) removeAgent(id);
+    for (const message of delta.agents) {
+      const agent = toAgent(message);
+      const previous = this.#agentsById.get(agent.id);
+      if (previous) this.#agentsByTokenHash.delete(previous.tokenHash);
+      this.#agentsById.set(agent.id, agent);
+      this.#agentsByTokenHash.set(agent.tokenHash, agent);
+    }
+    for (const id of delta.removedApiKeyIds) {
+      const hash = this.#apiKeyHashes.get(id);
+      if (hash === undefined) continue;
+      this.#apiKeyHashes.delete(id);
+      this.#apiKeysByHash.delete(hash);
+    }
+    for (const key of delta.apiKeys) {
+      const previous = this.#apiKeyHashes.get(key.id);
+      if (previous !== undefined) this.#apiKeysByHash.delete(previous);
+      this.#apiKeyHashes.set(key.id, key.keyHash);
+      this.#apiKeysByHash.set(key.keyHash, toApiKey(key));
+    }
+    if (policyRecords && compiled) {
+      this.#policyRecords = policyRecords;
+      this.#policies = compiled.policies;
+      this.#policyProblems = compiled.problems;
+    }
+    this.#revision = delta.revision;
+    this.#receivedAt = now;
+    this.#changed("delta", removedAgents);
+    return "applied";
+  }
+
+  #setConnections(connectionsById: Map<string, ConnectionConfig>): void {
+    // By name, as snapshots list them: /v1/models answers in the same order
+    // whether the configuration arrived whole or in deltas.
+    const byName = [...connectionsById.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    const connectionsByModel = new Map<string, ConnectionConfig[]>();
+    for (const connection of byName) {
+      for (const model of connection.models) {
+        const serving = connectionsByModel.get(model) ?? [];
+        serving.push(connection);
+        connectionsByModel.set(model, serving);
+      }
+    }
+    this.#connectionsById = connectionsById;
+    this.#connectionsByName = new Map(byName.map((connection) => [connection.name, connection]));
+    this.#connectionsByModel = connectionsByModel;
+  }
+
+  #changed(kind: ConfigChange["kind"], removedAgents: string[]): void {
+    const change: ConfigChange = {
+      kind,
+      revision: this.#revision,
+      removedAgents,
+      policyProblems: this.#policyProblems,
+    };
     this.emit("change", change);
   }
 
-  /** The enabled policies, compiled; replaced as a whole with each snapshot. */
+  /** The enabled policies, compiled; replaced as a whole when any of them changes. */
   get policies(): PolicySet {
     return this.#policies;
   }
@@ -193,25 +304,60 @@ export class ConfigStore extends EventEmitter {
   }
 }
 
+const toConnection = (connection: ConnectionMessage): ConnectionConfig => ({
+  id: connection.id,
+  name: connection.name,
+  protocol: connection.protocol,
+  models: [...connection.models],
+});
+
+const toAgent = (agent: AgentMessage): AgentCredential => ({
+  id: agent.id,
+  name: agent.name,
+  connectionId: agent.connectionId,
+  tokenHash: agent.tokenHash,
+});
+
+const toApiKey = (key: ApiKeyMessage): ApiKeyIdentity => ({
+  id: key.id,
+  name: key.name,
+  groups: [...key.groups],
+  expiresAt: key.expiresAt > 0 ? key.expiresAt : undefined,
+});
+
+function readPolicy(policy: PolicyMessage): PolicyRecord {
+  let definition: PolicyDefinition;
+  try {
+    definition = JSON.parse(policy.definitionJson) as PolicyDefinition;
+  } catch {
+    return { ok: false, problem: { policyId: policy.id, message: "definition is not valid JSON" } };
+  }
+  return {
+    ok: true,
+    stored: { id: policy.id, name: policy.name, revision: policy.revision, enabled: true, definition },
+  };
+}
+
 /**
- * Reads each policy's definition. PolicySet validates it with the schema the
- * control plane wrote it with; a policy this gateway cannot read (say, from a
- * newer control plane) is left out and reported, so it grants nothing: never
- * a wider grant than intended.
+ * Compiles the held policies. PolicySet validates each definition with the
+ * schema the control plane wrote it with; a policy this gateway cannot read
+ * (say, from a newer control plane) is left out and reported, so it grants
+ * nothing: never a wider grant than intended. This is the one step whose
+ * cost grows with the number of policies (docs/benchmarks.md).
  */
-function compilePolicies(snapshot: ConfigSnapshot): { policies: PolicySet; problems: PolicyProblem[] } {
+function compilePolicies(records: ReadonlyMap<string, PolicyRecord>): {
+  policies: PolicySet;
+  problems: PolicyProblem[];
+} {
   const problems: PolicyProblem[] = [];
   const stored: StoredPolicy[] = [];
-  for (const policy of snapshot.policies) {
-    let definition: PolicyDefinition;
-    try {
-      definition = JSON.parse(policy.definitionJson) as PolicyDefinition;
-    } catch {
-      problems.push({ policyId: policy.id, message: "definition is not valid JSON" });
-      continue;
-    }
-    stored.push({ id: policy.id, name: policy.name, revision: policy.revision, enabled: true, definition });
+  for (const record of records.values()) {
+    if (record.ok) stored.push(record.stored);
+    else problems.push(record.problem);
   }
+  // In id order, as snapshots list them: among equally permissive grants the
+  // first one named in a decision is the same however the policies arrived.
+  stored.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
   const policies = new PolicySet(stored);
   problems.push(...policies.errors);
   return { policies, problems };

@@ -228,7 +228,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       logger.error(problem, "policy cannot be enforced by this gateway; it grants nothing here");
     }
   });
-  store.on("change", () => metrics.configReceived.set((store.receivedAt ?? 0) / 1000));
+  store.on("change", (change: ConfigChange) => {
+    metrics.configReceived.set((store.receivedAt ?? 0) / 1000);
+    metrics.configUpdates.inc({ kind: change.kind });
+  });
   configClient.on("connected", () => metrics.configLive.set(1));
   configClient.on("disconnected", () => metrics.configLive.set(0));
   // Heartbeats change "last seen" without changing the pool's shape; report

@@ -14,6 +14,8 @@ export interface GatewayMetrics {
   masked: Counter<"entity">;
   configLive: Gauge;
   configReceived: Gauge;
+  /** Configuration messages applied, by kind (snapshot, delta). */
+  configUpdates: Counter<"kind">;
   auditRefused: Counter;
   auditDropped: Counter;
   auditUnrecorded: Counter;
@@ -83,6 +85,12 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     configReceived: new Gauge({
       name: "modelgate_config_received_timestamp_seconds",
       help: "When the configuration in use arrived (Unix seconds); 0 before the first",
+      registers: [registry],
+    }),
+    configUpdates: new Counter({
+      name: "modelgate_config_updates_total",
+      help: "Configuration messages applied, by kind: snapshot (all of it) or delta (what changed)",
+      labelNames: ["kind"],
       registers: [registry],
     }),
     decisions: new Counter({

@@ -1,6 +1,6 @@
 // Configuration reaches running gateways by push, within a second, and a
 // gateway that loses the control plane keeps serving what it last knew.
-import { hashSecret, uuidv7 } from "@modelgate/core";
+import { hashSecret } from "@modelgate/core";
 import { type Stack, startStack, waitFor } from "./stack.js";
 
 let stack: Stack;
@@ -102,25 +102,5 @@ describe("configuration push", () => {
     const created = await stack.admin("POST", "/api-keys", { name: "after-restart", groups: [] });
     expect(await msUntilStatus(created.body.key, 200)).toBeLessThan(1_000);
     expect(stack.gateway.store.apiKeyByHash(hashSecret(created.body.key))).toBeDefined();
-  }, 30_000);
-
-  it("keeps delivering configuration, revocations included, with 40,000 keys (beyond gRPC's default 4 MiB)", async () => {
-    const rows = Array.from({ length: 40_000 }, (_, index) => ({
-      id: uuidv7(),
-      name: `bulk-${index}`,
-      groups: ["bulk-group-with-a-realistic-name"],
-      keyHash: hashSecret(`bulk-${index}`),
-      keyPrefix: "mg_bulk",
-      createdBy: "test",
-    }));
-    await stack.controlPlane.db.apiKey.createMany({ data: rows });
-    // Full snapshots grow with the key count: at this size a change takes
-    // about 2 s to reach the gateway (docs/data-path.md); what must hold is
-    // that it arrives at all, revocations included.
-    const created = await stack.admin("POST", "/api-keys", { name: "among-many", groups: [] });
-    await msUntilStatus(created.body.key, 200, 10_000);
-    expect(stack.gateway.store.apiKeyByHash(hashSecret("bulk-39999"))).toBeDefined();
-    expect((await stack.admin("DELETE", `/api-keys/${created.body.id}`)).status).toBe(204);
-    await msUntilStatus(created.body.key, 401, 10_000);
   }, 30_000);
 });

@@ -3,7 +3,7 @@
 // in this process (agents can also run as child processes).
 import { Writable } from "node:stream";
 import { type AuditTransport, createStoreTransport } from "@modelgate/audit";
-import { type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
+import { type ControlPlaneOptions, type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
 import { createLogger, generateSecret, hashSecret, type Logger } from "@modelgate/core";
 import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
 import { type GatewayOptions, type RunningGateway, startGateway } from "@modelgate/gateway";
@@ -42,6 +42,10 @@ export interface Stack {
   /** Starts the control plane again on the same ports and database. */
   startControlPlane(): Promise<void>;
   gateway: RunningGateway;
+  /** Starts one more gateway on the same control plane (closed with the stack). */
+  addGateway(overrides?: Partial<GatewayOptions>): Promise<RunningGateway>;
+  /** The control plane's database. */
+  databaseUrl: string;
   gatewayToken: string;
   adminToken: string;
   /** An API key for callers. */
@@ -69,7 +73,7 @@ const TEST_CONNECTIONS = ["llama", "idle", "local", "other", "json", "sse"];
 
 export async function startStack(
   gatewayOverrides: Partial<GatewayOptions> = {},
-  options: { grantEveryone?: boolean } = {},
+  options: { grantEveryone?: boolean; controlPlane?: Partial<ControlPlaneOptions> } = {},
 ): Promise<Stack> {
   const database: TestDatabase = await createTestDatabase();
   const adminToken = generateSecret("mgadmin_");
@@ -88,6 +92,7 @@ export async function startStack(
       gatewayToken,
       version: "test",
       logger: cpLog.logger,
+      ...options.controlPlane,
     });
   let controlPlane = await launchControlPlane(0, 0);
   let controlPlaneRunning = true;
@@ -131,24 +136,27 @@ export async function startStack(
     },
     async close() {},
   };
-  const gateway = await startGateway({
-    host: "127.0.0.1",
-    port: 0,
-    ops: { host: "127.0.0.1", port: 0 },
-    tunnelHost: "127.0.0.1",
-    tunnelPort: 0,
-    controlPlane: { address: controlPlane.grpcAddress, token: gatewayToken },
-    maxBodyBytes: 256 * 1024,
-    upstreamTimeoutMs: 30_000,
-    queueWaitMs: 2_000,
-    agentWaitMs: 0,
-    heartbeatIntervalMs: 1_000,
-    audit: { transport: auditTransport, flushTimeoutMs: 5_000 },
-    version: "test",
-    logger: gwLog.logger,
-    processMetrics: false,
-    ...gatewayOverrides,
-  });
+  const launchGateway = (overrides: Partial<GatewayOptions>) =>
+    startGateway({
+      host: "127.0.0.1",
+      port: 0,
+      ops: { host: "127.0.0.1", port: 0 },
+      tunnelHost: "127.0.0.1",
+      tunnelPort: 0,
+      controlPlane: { address: controlPlane.grpcAddress, token: gatewayToken },
+      maxBodyBytes: 256 * 1024,
+      upstreamTimeoutMs: 30_000,
+      queueWaitMs: 2_000,
+      agentWaitMs: 0,
+      heartbeatIntervalMs: 1_000,
+      audit: { transport: auditTransport, flushTimeoutMs: 5_000 },
+      version: "test",
+      logger: gwLog.logger,
+      processMetrics: false,
+      ...overrides,
+    });
+  const gateway = await launchGateway(gatewayOverrides);
+  const extraGateways: RunningGateway[] = [];
   await gateway.configured();
   const apiKey = createdKey.body.key as string;
   await waitFor(
@@ -182,6 +190,13 @@ export async function startStack(
       controlPlaneRunning = true;
     },
     gateway,
+    async addGateway(overrides = {}) {
+      const added = await launchGateway(overrides);
+      extraGateways.push(added);
+      await added.configured();
+      return added;
+    },
+    databaseUrl: database.url,
     gatewayToken,
     adminToken,
     apiKey,
@@ -218,6 +233,7 @@ export async function startStack(
     },
     async close() {
       for (const agent of agents) await agent.stop();
+      for (const added of extraGateways) await added.close(1_000);
       await gateway.close(1_000);
       if (controlPlaneRunning) await controlPlane.close();
       for (const fixture of fixtures) await fixture.close();

@@ -31,15 +31,26 @@ export type {
 } from "./generated/modelgate/agent/v1/ResponseHead.js";
 export type { ResponsePart as ResponsePartInput } from "./generated/modelgate/agent/v1/ResponsePart.js";
 export type { RuntimeHealth } from "./generated/modelgate/agent/v1/RuntimeHealth.js";
+export type { AgentCredential__Output as AgentCredentialMessage } from "./generated/modelgate/config/v1/AgentCredential.js";
 export type {
   AgentPresence as AgentPresenceInput,
   AgentPresence__Output as AgentPresence,
 } from "./generated/modelgate/config/v1/AgentPresence.js";
 export type { AgentState } from "./generated/modelgate/config/v1/AgentState.js";
+export type { ApiKeyCredential__Output as ApiKeyCredentialMessage } from "./generated/modelgate/config/v1/ApiKeyCredential.js";
+export type {
+  ConfigDelta as ConfigDeltaInput,
+  ConfigDelta__Output as ConfigDelta,
+} from "./generated/modelgate/config/v1/ConfigDelta.js";
 export type {
   ConfigSnapshot as ConfigSnapshotInput,
   ConfigSnapshot__Output as ConfigSnapshot,
 } from "./generated/modelgate/config/v1/ConfigSnapshot.js";
+export type {
+  ConfigUpdate as ConfigUpdateInput,
+  ConfigUpdate__Output as ConfigUpdate,
+} from "./generated/modelgate/config/v1/ConfigUpdate.js";
+export type { Connection__Output as ConnectionMessage } from "./generated/modelgate/config/v1/Connection.js";
 export type { GatewayConfigClient, GatewayConfigHandlers } from "./generated/modelgate/config/v1/GatewayConfig.js";
 export type {
   GatewayReport as GatewayReportInput,
@@ -47,6 +58,7 @@ export type {
 } from "./generated/modelgate/config/v1/GatewayReport.js";
 export type { Policy as PolicyInput, Policy__Output as Policy } from "./generated/modelgate/config/v1/Policy.js";
 export type { Protocol } from "./generated/modelgate/config/v1/Protocol.js";
+export type { SnapshotReason } from "./generated/modelgate/config/v1/SnapshotReason.js";
 
 /**
  * Where the `.proto` files are. The build copies them into `dist/proto/`

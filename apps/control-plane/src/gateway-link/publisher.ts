@@ -1,75 +1,217 @@
-// Builds configuration snapshots and tells subscribers (gateway streams)
-// when a new one is ready. Changes are signalled through Postgres
-// LISTEN/NOTIFY, so a change made through any control-plane replica reaches
-// the gateways connected to every replica.
+// Publishes configuration changes to the gateway streams of this replica.
+// Services record each change with a revision in their own transaction
+// (changes.ts) and call publish() once it commits; other replicas hear of it
+// through Postgres LISTEN/NOTIFY, and a periodic poll covers a notification
+// lost while the listener reconnects. Each round reads the revisions
+// committed since the last one and turns them into one delta that every
+// current gateway receives; gateways that are behind get the deltas since
+// their revision from Postgres, and a snapshot only when they hold nothing
+// usable or are too far behind.
 import { EventEmitter } from "node:events";
 import { createBackoff, type Logger } from "@modelgate/core";
-import type { Database, Prisma } from "@modelgate/db";
-import type { ConfigSnapshotInput } from "@modelgate/protocol";
+import type { Database } from "@modelgate/db";
+import type { ConfigDeltaInput, ConfigSnapshotInput, ConfigUpdateInput } from "@modelgate/protocol";
 import pg from "pg";
-import { buildSnapshot } from "./snapshot.js";
+import { CONFIG_CHANNEL, type ConfigPublishing } from "./changes.js";
+import {
+  buildSnapshot,
+  type ConfigHead,
+  type ConfigPosition,
+  changedBetween,
+  claimEpoch,
+  readEntities,
+  readHead,
+} from "./reader.js";
 
-export const CONFIG_CHANNEL = "modelgate_config";
+export type { ConfigPosition } from "./reader.js";
 
-/**
- * Marks the configuration as changed. Called inside the transaction that
- * changes it: Postgres delivers the notification only if, and when, the
- * transaction commits.
- */
-export async function notifyConfigChanged(tx: Prisma.TransactionClient): Promise<void> {
-  await tx.$executeRaw`SELECT pg_notify(${CONFIG_CHANNEL}, '')`;
+export interface ConfigDistributionOptions {
+  /** How long changes stay in Postgres for gateways that reconnect (default 24 h). */
+  retentionMs?: number;
+  /**
+   * A gateway that would need a delta naming more entities than this gets a
+   * snapshot instead (default 10,000, a delta of about 1.5 MB).
+   */
+  maxDeltaEntities?: number;
+  /** Safety net for a notification lost while the listener reconnects (default 10 s). */
+  pollIntervalMs?: number;
+  /** How often old changes are pruned (default 1 min). */
+  pruneIntervalMs?: number;
 }
 
-export interface ConfigPublisher {
-  /** The latest snapshot (builds the first one on demand). */
-  current(): Promise<ConfigSnapshotInput>;
-  /** Called with each new snapshot; returns an unsubscribe function. */
-  subscribe(listener: (snapshot: ConfigSnapshotInput) => void): () => void;
-  /** Rebuilds now (also done on every notification and periodically). */
-  refresh(): Promise<void>;
+export interface ConfigPublisher extends ConfigPublishing {
+  /** The newest revision this replica has published; undefined until it first reached Postgres. */
+  head(): ConfigPosition | undefined;
+  /**
+   * The message that brings a gateway holding `held` up to date: the delta
+   * published on top of it, a delta read from the retained changes, an empty
+   * delta when it is current, or a snapshot.
+   */
+  updateFor(held: ConfigPosition | undefined): Promise<ConfigUpdateInput>;
+  /** A snapshot at least as new as the published head; concurrent callers share one build. */
+  snapshot(): Promise<ConfigSnapshotInput>;
+  /** Called after each round that published something; returns an unsubscribe function. */
+  subscribe(listener: () => void): () => void;
   close(): Promise<void>;
 }
+
+/** Published deltas kept in memory by base revision, for gateways a round or two behind. */
+const RECENT_DELTAS = 32;
 
 export async function startConfigPublisher({
   db,
   databaseUrl,
   logger,
-  resyncIntervalMs = 30_000,
+  retentionMs = 24 * 60 * 60 * 1000,
+  maxDeltaEntities = 10_000,
+  pollIntervalMs = 10_000,
+  pruneIntervalMs = 60_000,
 }: {
   db: Database;
   databaseUrl: string;
   logger: Logger;
-  /** Safety net for a lost notification (e.g. while LISTEN reconnects), and for key expiry. */
-  resyncIntervalMs?: number;
-}): Promise<ConfigPublisher> {
+} & ConfigDistributionOptions): Promise<ConfigPublisher> {
   const events = new EventEmitter();
   events.setMaxListeners(0);
-  let snapshot: ConfigSnapshotInput | undefined;
-  let revision = 0;
-  let building: Promise<void> | undefined;
-  let rebuildRequested = false;
+  // Undefined until Postgres first answers: a control plane that starts
+  // while its database is away serves its API (which reports it) and
+  // publishes once the database is back.
+  let published: ConfigPosition | undefined;
+  /** The last snapshot built, kept while it is current, and the build in progress. */
+  let cached: ConfigSnapshotInput | undefined;
+  let building: Promise<ConfigSnapshotInput> | undefined;
+  const recent = new Map<number, ConfigDeltaInput>();
   let closed = false;
 
-  // One build at a time; a change during a build triggers exactly one more,
-  // so bursts of changes coalesce without missing the last one.
-  const rebuild = (): Promise<void> => {
-    if (building) {
-      rebuildRequested = true;
-      return building;
+  /** Reads what committed since the last round and publishes it as one delta. */
+  const round = async (): Promise<void> => {
+    if (!published) {
+      await claimEpoch(db);
+      const { epoch, revision } = await readHead(db);
+      published = { epoch, revision };
+      events.emit("published");
+      return;
     }
-    building = (async () => {
-      do {
-        rebuildRequested = false;
-        // Revisions follow the clock so they keep increasing across restarts.
-        revision = Math.max(revision + 1, Date.now());
-        const next = await buildSnapshot(db, revision);
-        snapshot = next;
-        events.emit("snapshot", next);
-      } while (rebuildRequested && !closed);
-    })().finally(() => {
-      building = undefined;
+    const from = published;
+    const result = await db.$transaction(
+      async (tx) => {
+        const head = await readHead(tx);
+        if (head.epoch === from.epoch && head.revision === from.revision) return undefined;
+        if (head.epoch !== from.epoch || head.revision < from.revision) return { head, delta: undefined };
+        const changes = await changedBetween(tx, from.revision, head.revision, maxDeltaEntities);
+        const delta: ConfigDeltaInput | undefined = changes && {
+          epoch: head.epoch,
+          baseRevision: from.revision,
+          revision: head.revision,
+          ...(await readEntities(tx, changes)),
+        };
+        return { head, delta };
+      },
+      { isolationLevel: "RepeatableRead" },
+    );
+    if (!result) return;
+    const { head, delta } = result;
+    if (head.epoch === from.epoch && head.revision < from.revision) {
+      // The history went backwards: a database restored from a backup. A new
+      // epoch makes every gateway, here and at other replicas, take a snapshot
+      // instead of applying deltas to what it holds.
+      logger.warn({ published: from, head }, "configuration revision went backwards; starting a new epoch");
+      await db.$executeRaw`UPDATE config_head SET epoch = gen_random_uuid() WHERE id = 1 AND epoch = ${head.epoch}::uuid`;
+      return round();
+    }
+    if (head.epoch !== from.epoch) recent.clear();
+    if (delta) {
+      recent.set(delta.baseRevision as number, delta);
+      for (const base of recent.keys()) {
+        if (recent.size <= RECENT_DELTAS) break;
+        recent.delete(base);
+      }
+    }
+    published = { epoch: head.epoch, revision: head.revision };
+    // A snapshot older than what was just published is never sent again.
+    cached = undefined;
+    events.emit("published");
+  };
+
+  // One round at a time. A round that is running may have read the head
+  // before a caller's commit, so callers that arrive meanwhile share exactly
+  // one more round: bursts coalesce without missing the last change.
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const publish = (): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (!running) {
+      running = round()
+        .catch((error: unknown) => logger.error({ err: error }, "could not publish configuration changes"))
+        .finally(() => {
+          running = undefined;
+        });
+      return running;
+    }
+    queued ??= running.then(() => {
+      queued = undefined;
+      return publish();
     });
+    return queued;
+  };
+
+  /** The delta from `held` to the newest committed revision, read from the retained changes. */
+  const readDeltaSince = (held: ConfigPosition): Promise<ConfigDeltaInput | undefined> =>
+    db.$transaction(
+      async (tx) => {
+        const head: ConfigHead = await readHead(tx);
+        if (head.epoch !== held.epoch || held.revision < head.prunedThrough || held.revision > head.revision) {
+          return undefined;
+        }
+        const changes = await changedBetween(tx, held.revision, head.revision, maxDeltaEntities);
+        if (!changes) return undefined;
+        return {
+          epoch: head.epoch,
+          baseRevision: held.revision,
+          revision: head.revision,
+          ...(await readEntities(tx, changes)),
+        };
+      },
+      { isolationLevel: "RepeatableRead" },
+    );
+
+  // Snapshots are the expensive message (every key and policy): concurrent
+  // requests share one build, and the last one is kept for the gateways that
+  // connect until the next change. An older snapshot is never sent, even
+  // with the deltas after it: a new gateway would be ready, for a moment,
+  // with a revoked key.
+  const build = (): Promise<ConfigSnapshotInput> => {
+    building ??= buildSnapshot(db)
+      .then((snapshot) => {
+        cached = snapshot;
+        return snapshot;
+      })
+      .finally(() => {
+        building = undefined;
+      });
     return building;
+  };
+  const snapshot = async (): Promise<ConfigSnapshotInput> => {
+    const wanted = published;
+    const fits = (candidate: ConfigSnapshotInput) =>
+      !wanted || (candidate.epoch === wanted.epoch && Number(candidate.revision) >= wanted.revision);
+    if (cached && fits(cached)) return cached;
+    if (building) {
+      const shared = await building;
+      if (fits(shared)) return shared;
+    }
+    return build();
+  };
+  const prune = async (): Promise<void> => {
+    const cutoff = new Date(Date.now() - retentionMs);
+    await db.$transaction(async (tx) => {
+      const [oldest] = await tx.$queryRaw<{ revision: bigint | null }[]>`
+        SELECT max(revision) AS revision FROM config_changes WHERE created_at < ${cutoff}`;
+      if (oldest?.revision == null) return;
+      await tx.$executeRaw`DELETE FROM config_changes WHERE revision <= ${oldest.revision}`;
+      await tx.$executeRaw`
+        UPDATE config_head SET pruned_through = GREATEST(pruned_through, ${oldest.revision}) WHERE id = 1`;
+    });
   };
 
   let listener: pg.Client | undefined;
@@ -96,9 +238,7 @@ export async function startConfigPublisher({
       void client.end().catch(() => undefined);
       scheduleListen();
     };
-    client.on("notification", () => {
-      rebuild().catch((error: unknown) => logger.error({ err: error }, "could not build configuration snapshot"));
-    });
+    client.on("notification", () => void publish());
     client.on("error", lost);
     client.on("end", () => lost());
     try {
@@ -110,30 +250,56 @@ export async function startConfigPublisher({
     }
     listener = client;
     reconnectBackoff.reset();
-    // Changes made while not listening are caught up at once.
-    if (snapshot) await rebuild();
+    // Changes committed while not listening are published at once.
+    void publish();
   };
-  await listen();
+  try {
+    await listen();
+  } catch (error) {
+    logger.warn({ err: error }, "configuration change listener cannot connect; retrying");
+    scheduleListen();
+  }
+  // The first round reads where the history stands (the listener's own
+  // round may already be running; this waits for it).
+  await publish();
 
-  const resync = setInterval(() => {
-    rebuild().catch((error: unknown) => logger.error({ err: error }, "could not build configuration snapshot"));
-  }, resyncIntervalMs);
-  resync.unref();
+  const poll = setInterval(() => void publish(), pollIntervalMs);
+  poll.unref();
+  const pruning = setInterval(() => {
+    prune().catch((error: unknown) => logger.warn({ err: error }, "could not prune configuration changes"));
+  }, pruneIntervalMs);
+  pruning.unref();
 
   return {
-    async current() {
-      if (!snapshot) await rebuild();
-      return snapshot as ConfigSnapshotInput;
+    publish,
+    head: () => published,
+    async updateFor(held) {
+      if (!published) await publish();
+      if (held && published && held.epoch === published.epoch && held.revision <= published.revision) {
+        const next = recent.get(held.revision);
+        if (next) return { delta: next };
+        if (held.revision === published.revision) {
+          return { delta: { epoch: held.epoch, baseRevision: held.revision, revision: held.revision } };
+        }
+      }
+      // Behind by more than the recent deltas, or ahead of this replica (it
+      // was served by one that published sooner): Postgres has the rest.
+      const delta = held ? await readDeltaSince(held) : undefined;
+      if (delta) return { delta };
+      return { snapshot: await snapshot() };
     },
+    snapshot,
     subscribe(fn) {
-      events.on("snapshot", fn);
-      return () => events.off("snapshot", fn);
+      events.on("published", fn);
+      return () => events.off("published", fn);
     },
-    refresh: rebuild,
     async close() {
       closed = true;
-      clearInterval(resync);
+      clearInterval(poll);
+      clearInterval(pruning);
       clearTimeout(reconnectTimer);
+      await running;
+      await queued;
       await building?.catch(() => undefined);
       const last = listener;
       listener = undefined;

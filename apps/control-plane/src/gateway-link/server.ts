@@ -1,10 +1,14 @@
-// The control plane's gRPC endpoint for gateways: streams configuration
-// snapshots to each connected gateway and collects their agent reports.
+// The control plane's gRPC endpoint for gateways: keeps each connected
+// gateway's configuration current (Subscribe: a first message, then deltas;
+// Watch: snapshots, for gateways that predate deltas) and collects their
+// agent reports.
+import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { bearerToken, type Logger, secretsEqual } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
 import {
   type ConfigSnapshotInput,
+  type ConfigUpdateInput,
   type GatewayConfigHandlers,
   type GatewayReport,
   loadConfigProto,
@@ -13,17 +17,21 @@ import {
   serverCredentials,
 } from "@modelgate/protocol";
 import type { PresenceRegistry } from "./presence.js";
-import type { ConfigPublisher } from "./publisher.js";
+import type { ConfigPosition, ConfigPublisher } from "./publisher.js";
 
 /** How often an agent's "last seen" and version are written to Postgres at most. */
 const LAST_SEEN_WRITE_INTERVAL_MS = 60_000;
 const MAX_REPORTED_AGENTS = 100_000;
+/** Longest epoch a gateway may present (a UUID has 36 characters). */
+const MAX_EPOCH_LENGTH = 64;
 
 export interface GatewayLinkServer {
   /** `host:port` gateways dial. */
   address: string;
   close(): Promise<void>;
 }
+
+type Call = Parameters<GatewayConfigHandlers["Subscribe"]>[0] | Parameters<GatewayConfigHandlers["Watch"]>[0];
 
 export async function startGatewayLinkServer({
   host,
@@ -63,7 +71,15 @@ export async function startGatewayLinkServer({
     }
   };
 
-  const watch: GatewayConfigHandlers["Watch"] = (call) => {
+  /**
+   * What both streams share: the gateway token, the hello, agent reports and
+   * the end of the stream. `keepCurrent` runs the configuration side and
+   * returns what to do on a snapshot request and when the stream ends.
+   */
+  const serve = (
+    call: Call,
+    keepCurrent: (hello: NonNullable<GatewayReport["hello"]>, gatewayId: string) => { stop(): void; resync?(): void },
+  ) => {
     const presented = bearerToken(call.metadata.get("authorization")[0]);
     if (!presented || !secretsEqual(presented, gatewayToken)) {
       logger.warn({ peer: call.getPeer() }, "gateway refused: wrong gateway token");
@@ -71,31 +87,29 @@ export async function startGatewayLinkServer({
       return;
     }
     let gatewayId: string | undefined;
-    let unsubscribe: (() => void) | undefined;
-    const send = (snapshot: ConfigSnapshotInput) => {
-      if (!call.cancelled && !call.writableEnded) call.write(snapshot);
-    };
-
+    let session: ReturnType<typeof keepCurrent> | undefined;
     call.on("data", (report: GatewayReport) => {
       if (report.hello && !gatewayId) {
         gatewayId = report.hello.gatewayId.slice(0, 64) || "unnamed";
         logger.info({ gatewayId, version: report.hello.version, url: report.hello.publicUrl }, "gateway connected");
-        unsubscribe = publisher.subscribe(send);
-        publisher.current().then(send, (error: unknown) => {
-          logger.error({ err: error }, "could not build configuration for a gateway");
-          call.emit("error", { code: grpc.status.UNAVAILABLE, details: "configuration unavailable" });
-        });
+        session = keepCurrent(report.hello, gatewayId);
       } else if (report.agents && gatewayId) {
         const agents = report.agents.agents.slice(0, MAX_REPORTED_AGENTS);
         presence.report(gatewayId, agents);
         persistLastSeen({ agents });
+      } else if (report.snapshotRequest && gatewayId) {
+        logger.warn(
+          { gatewayId, revision: report.snapshotRequest.revision, reason: report.snapshotRequest.reason },
+          "gateway asked for a configuration snapshot",
+        );
+        session?.resync?.();
       }
     });
     let closed = false;
     const onClose = () => {
       if (closed) return;
       closed = true;
-      unsubscribe?.();
+      session?.stop();
       if (gatewayId) {
         presence.forget(gatewayId);
         logger.info({ gatewayId }, "gateway disconnected");
@@ -110,8 +124,131 @@ export async function startGatewayLinkServer({
     call.on("close", onClose);
   };
 
+  /** Writes one message; resolves when the stream can take the next (or is gone). */
+  const write = async (call: Call, message: ConfigUpdateInput | ConfigSnapshotInput): Promise<boolean> => {
+    if (call.cancelled || call.writableEnded || call.destroyed) return false;
+    // A slow gateway must not make this process buffer snapshot after snapshot.
+    if (!(call as { write(message: unknown): boolean }).write(message)) {
+      await Promise.race([once(call, "drain"), once(call, "close")]).catch(() => undefined);
+    }
+    return !call.cancelled && !call.destroyed;
+  };
+
+  const unavailable = (call: Call, error: unknown) => {
+    logger.error({ err: error }, "could not read configuration for a gateway");
+    call.emit("error", { code: grpc.status.UNAVAILABLE, details: "configuration unavailable" });
+  };
+
+  /**
+   * One loop per stream brings the gateway from what it holds to the
+   * published head, one message at a time, and runs again whenever the
+   * publisher moves on; runs requested meanwhile coalesce into one.
+   */
+  const subscribe: GatewayConfigHandlers["Subscribe"] = (call) =>
+    serve(call, (hello, gatewayId) => {
+      const epoch = hello.epoch.slice(0, MAX_EPOCH_LENGTH);
+      let sent: ConfigPosition | undefined = epoch ? { epoch, revision: Number(hello.revision) } : undefined;
+      let first = true;
+      let wantSnapshot = false;
+      let stopped = false;
+      let running = false;
+      let again = false;
+
+      const next = async (): Promise<ConfigUpdateInput | undefined> => {
+        if (wantSnapshot) {
+          wantSnapshot = false;
+          return { snapshot: await publisher.snapshot() };
+        }
+        if (first) return publisher.updateFor(sent);
+        const head = publisher.head();
+        if (!head || (sent && sent.epoch === head.epoch && sent.revision >= head.revision)) return undefined;
+        return publisher.updateFor(sent);
+      };
+      const run = async () => {
+        if (running) {
+          again = true;
+          return;
+        }
+        running = true;
+        try {
+          do {
+            again = false;
+            for (let update = await next(); update && !stopped; update = await next()) {
+              first = false;
+              const position = update.snapshot ?? update.delta;
+              if (position) sent = { epoch: String(position.epoch), revision: Number(position.revision) };
+              if (update.snapshot) {
+                logger.info({ gatewayId, revision: sent?.revision }, "sending a configuration snapshot");
+              }
+              if (!(await write(call, update))) stopped = true;
+            }
+          } while (again && !stopped);
+        } catch (error) {
+          stopped = true;
+          unavailable(call, error);
+        } finally {
+          running = false;
+        }
+      };
+      const unsubscribe = publisher.subscribe(() => void run());
+      void run();
+      return {
+        stop() {
+          stopped = true;
+          unsubscribe();
+        },
+        resync() {
+          wantSnapshot = true;
+          void run();
+        },
+      };
+    });
+
+  /** The deprecated stream: a whole snapshot whenever the published head moves. */
+  const watch: GatewayConfigHandlers["Watch"] = (call) =>
+    serve(call, (_hello, gatewayId) => {
+      logger.warn({ gatewayId }, "gateway uses the deprecated Watch stream (full snapshots); upgrade it");
+      let sent: ConfigPosition | undefined;
+      let stopped = false;
+      let running = false;
+      let again = false;
+      const run = async () => {
+        if (running) {
+          again = true;
+          return;
+        }
+        running = true;
+        try {
+          do {
+            again = false;
+            const head = publisher.head();
+            if (!head || (sent?.epoch === head.epoch && sent.revision >= head.revision)) continue;
+            const snapshot = await publisher.snapshot();
+            sent = { epoch: String(snapshot.epoch), revision: Number(snapshot.revision) };
+            if (!(await write(call, snapshot))) stopped = true;
+          } while (again && !stopped);
+        } catch (error) {
+          stopped = true;
+          unavailable(call, error);
+        } finally {
+          running = false;
+        }
+      };
+      const unsubscribe = publisher.subscribe(() => void run());
+      void run();
+      return {
+        stop() {
+          stopped = true;
+          unsubscribe();
+        },
+      };
+    });
+
   const server = new grpc.Server(SERVER_KEEPALIVE_OPTIONS);
-  server.addService(loadConfigProto().modelgate.config.v1.GatewayConfig.service, { Watch: watch });
+  server.addService(loadConfigProto().modelgate.config.v1.GatewayConfig.service, {
+    Subscribe: subscribe,
+    Watch: watch,
+  });
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, serverCredentials(tls), (error, bound) =>
       error ? reject(error) : resolve(bound),
@@ -122,7 +259,7 @@ export async function startGatewayLinkServer({
     close: () =>
       new Promise<void>((resolve) => {
         server.tryShutdown(() => resolve());
-        // Watch streams never end by themselves.
+        // Config streams never end by themselves.
         setTimeout(() => server.forceShutdown(), 1_000).unref();
       }),
   };

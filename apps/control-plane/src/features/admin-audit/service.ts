@@ -1,5 +1,4 @@
 import type { Database, Prisma } from "@modelgate/db";
-import { notifyConfigChanged } from "../../gateway-link/publisher.js";
 import type { Principal } from "../../http/auth.js";
 import { type Page, toPage } from "../../http/schemas.js";
 
@@ -37,9 +36,6 @@ export async function recordAdminChange(tx: Prisma.TransactionClient, actor: Act
       requestId: actor.requestId,
     },
   });
-  // Every configuration change passes here, inside its transaction: the
-  // gateways hear about it when (and only if) it commits.
-  await notifyConfigChanged(tx);
 }
 
 export interface AdminAuditEntryView {

@@ -1,5 +1,6 @@
 import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix, uuidv7 } from "@modelgate/core";
 import type { Agent, Database } from "@modelgate/db";
+import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/changes.js";
 import type { AgentStatus, PresenceRegistry } from "../../gateway-link/presence.js";
 import { conflict, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
@@ -36,11 +37,19 @@ function toAuditView(row: Agent & { connection: { name: string } }): Omit<AgentV
   return view;
 }
 
-export function createAgentService({ db, presence }: { db: Database; presence?: PresenceRegistry }) {
+export function createAgentService({
+  db,
+  config,
+  presence,
+}: {
+  db: Database;
+  config: ConfigPublishing;
+  presence?: PresenceRegistry;
+}) {
   return {
     /** Issues an agent token for a connection. Only its hash is stored. */
     async create(connectionName: string, name: string, actor: Actor): Promise<CreatedAgentView> {
-      return db.$transaction(async (tx) => {
+      const created = await db.$transaction(async (tx) => {
         // Locking the connection serialises agent creation per connection, so
         // the duplicate-name check below cannot race with itself.
         const [connection] = await tx.$queryRaw<{ id: string }[]>`
@@ -69,8 +78,11 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
           targetId: row.id,
           after: toAuditView(row),
         });
+        await recordConfigChange(tx, [{ kind: "agent", id: row.id }]);
         return { id: row.id, name: row.name, connection: connectionName, token };
       });
+      await config.publish();
+      return created;
     },
 
     async list(query: {
@@ -97,7 +109,7 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
 
     /** Revokes an agent's token at once. Revoking a revoked agent changes nothing. */
     async revoke(id: string, actor: Actor): Promise<void> {
-      await db.$transaction(async (tx) => {
+      const revoked = await db.$transaction(async (tx) => {
         const before = await tx.agent.findUnique({
           where: { id },
           include: { connection: { select: { name: true } } },
@@ -109,7 +121,7 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
           where: { id, revokedAt: null },
           data: { revokedAt: new Date() },
         });
-        if (count === 0) return;
+        if (count === 0) return false;
         const after = await tx.agent.findUniqueOrThrow({
           where: { id },
           include: { connection: { select: { name: true } } },
@@ -121,7 +133,10 @@ export function createAgentService({ db, presence }: { db: Database; presence?: 
           before: toAuditView(before),
           after: toAuditView(after),
         });
+        await recordConfigChange(tx, [{ kind: "agent", id }]);
+        return true;
       });
+      if (revoked) await config.publish();
     },
   };
 }

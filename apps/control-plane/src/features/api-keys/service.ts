@@ -1,5 +1,6 @@
 import { generateSecret, hashSecret, SECRET_PREFIX, secretDisplayPrefix, uuidv7 } from "@modelgate/core";
 import type { ApiKey, Database } from "@modelgate/db";
+import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/changes.js";
 import { notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
@@ -26,12 +27,12 @@ function toApiKeyView(row: ApiKey, now = new Date()): ApiKeyView {
   };
 }
 
-export function createApiKeyService({ db }: { db: Database }) {
+export function createApiKeyService({ db, config }: { db: Database; config: ConfigPublishing }) {
   return {
     /** Issues a service-account key. Only its SHA-256 is stored; the key is returned once. */
     async create(input: CreateApiKey, actor: Actor): Promise<CreatedApiKeyView> {
       const key = generateSecret(SECRET_PREFIX.apiKey);
-      return db.$transaction(async (tx) => {
+      const created = await db.$transaction(async (tx) => {
         const row = await tx.apiKey.create({
           data: {
             id: uuidv7(),
@@ -49,6 +50,7 @@ export function createApiKeyService({ db }: { db: Database }) {
           targetId: row.id,
           after: toApiKeyView(row),
         });
+        await recordConfigChange(tx, [{ kind: "api_key", id: row.id }]);
         return {
           id: row.id,
           name: row.name,
@@ -57,6 +59,8 @@ export function createApiKeyService({ db }: { db: Database }) {
           key,
         };
       });
+      await config.publish();
+      return created;
     },
 
     async list({ limit, cursor }: { limit: number; cursor?: string | undefined }): Promise<Page<ApiKeyView>> {
@@ -76,7 +80,7 @@ export function createApiKeyService({ db }: { db: Database }) {
 
     /** Revokes a key at once. Revoking a revoked key changes nothing. */
     async revoke(id: string, actor: Actor): Promise<void> {
-      await db.$transaction(async (tx) => {
+      const revoked = await db.$transaction(async (tx) => {
         const before = await tx.apiKey.findUnique({ where: { id } });
         if (!before) throw notFound(`no API key with id ${id}`);
         // Conditional update: of concurrent revocations exactly one changes
@@ -85,7 +89,7 @@ export function createApiKeyService({ db }: { db: Database }) {
           where: { id, revokedAt: null },
           data: { revokedAt: new Date() },
         });
-        if (count === 0) return;
+        if (count === 0) return false;
         const after = await tx.apiKey.findUniqueOrThrow({ where: { id } });
         await recordAdminChange(tx, actor, {
           action: "api_key.revoke",
@@ -94,7 +98,10 @@ export function createApiKeyService({ db }: { db: Database }) {
           before: toApiKeyView(before),
           after: toApiKeyView(after),
         });
+        await recordConfigChange(tx, [{ kind: "api_key", id }]);
+        return true;
       });
+      if (revoked) await config.publish();
     },
   };
 }

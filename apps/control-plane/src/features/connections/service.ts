@@ -1,5 +1,6 @@
 import { uuidv7 } from "@modelgate/core";
 import type { Connection, Database } from "@modelgate/db";
+import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/changes.js";
 import { conflict, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
 import { isUniqueViolation } from "../../prisma-errors.js";
@@ -17,11 +18,12 @@ export function toConnectionView(row: Connection): ConnectionView {
   };
 }
 
-export function createConnectionService({ db }: { db: Database }) {
+export function createConnectionService({ db, config }: { db: Database; config: ConfigPublishing }) {
   return {
     async create(input: CreateConnection, actor: Actor): Promise<ConnectionView> {
+      let view: ConnectionView;
       try {
-        return await db.$transaction(async (tx) => {
+        view = await db.$transaction(async (tx) => {
           const row = await tx.connection.create({
             data: {
               id: uuidv7(),
@@ -38,12 +40,15 @@ export function createConnectionService({ db }: { db: Database }) {
             targetId: row.name,
             after: view,
           });
+          await recordConfigChange(tx, [{ kind: "connection", id: row.id }]);
           return view;
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict(`a connection named ${input.name} already exists`);
         throw error;
       }
+      await config.publish();
+      return view;
     },
 
     async list({ limit, cursor }: { limit: number; cursor?: string | undefined }): Promise<Page<ConnectionView>> {
@@ -62,7 +67,7 @@ export function createConnectionService({ db }: { db: Database }) {
     },
 
     async update(name: string, patch: UpdateConnection, actor: Actor): Promise<ConnectionView> {
-      return db.$transaction(async (tx) => {
+      const updated = await db.$transaction(async (tx) => {
         // FOR UPDATE: two concurrent edits must not both record the same "before".
         const [locked] = await tx.$queryRaw<
           { id: string }[]
@@ -86,15 +91,26 @@ export function createConnectionService({ db }: { db: Database }) {
           before: toConnectionView(before),
           after: view,
         });
+        await recordConfigChange(tx, [{ kind: "connection", id: row.id }]);
         return view;
       });
+      await config.publish();
+      return updated;
     },
 
     /** Deletes the connection and, with it, its agents (their tokens stop working). */
     async remove(name: string, actor: Actor): Promise<void> {
       await db.$transaction(async (tx) => {
-        const row = await tx.connection.findUnique({ where: { name }, include: { agents: { select: { id: true } } } });
-        if (!row) throw notFound(`no connection named ${name}`);
+        // FOR UPDATE: agent creation locks the connection too, so the agents
+        // read here are all the ones the delete takes with it.
+        const [locked] = await tx.$queryRaw<
+          { id: string }[]
+        >`SELECT id FROM connections WHERE name = ${name} FOR UPDATE`;
+        if (!locked) throw notFound(`no connection named ${name}`);
+        const row = await tx.connection.findUniqueOrThrow({
+          where: { id: locked.id },
+          include: { agents: { select: { id: true } } },
+        });
         await tx.connection.delete({ where: { id: row.id } });
         await recordAdminChange(tx, actor, {
           action: "connection.delete",
@@ -102,7 +118,13 @@ export function createConnectionService({ db }: { db: Database }) {
           targetId: name,
           before: { ...toConnectionView(row), agentIds: row.agents.map((agent) => agent.id) },
         });
+        // Its agents went with it (ON DELETE CASCADE): gateways must drop them too.
+        await recordConfigChange(tx, [
+          { kind: "connection", id: row.id },
+          ...row.agents.map((agent) => ({ kind: "agent" as const, id: agent.id })),
+        ]);
       });
+      await config.publish();
     },
   };
 }

@@ -8,6 +8,7 @@ import {
   policyDefinitionSchema,
   type StoredPolicy,
 } from "@modelgate/policy";
+import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/changes.js";
 import { conflict, invalidRequest, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
 import { isUniqueViolation } from "../../prisma-errors.js";
@@ -100,14 +101,15 @@ function defaultFormat(operation: EvaluateBody["request"]["operation"], body: Re
   return body && "prompt" in body && !("messages" in body) ? "openai.completions" : "openai.chat";
 }
 
-export function createPolicyService({ db }: { db: Database }) {
+export function createPolicyService({ db, config }: { db: Database; config: ConfigPublishing }) {
   return {
     async create(input: PolicyBody, actor: Actor): Promise<PolicyView> {
       assertStorable(input, "body");
       const { name, description, enabled, definition } = split(input);
       await assertSafePatterns(definition);
+      let created: PolicyView;
       try {
-        return await db.$transaction(async (tx) => {
+        created = await db.$transaction(async (tx) => {
           const row = await tx.policy.create({
             data: { id: uuidv7(), name, description, enabled, definition: definition as object },
           });
@@ -118,12 +120,15 @@ export function createPolicyService({ db }: { db: Database }) {
             targetId: row.id,
             after: view,
           });
+          await recordConfigChange(tx, [{ kind: "policy", id: row.id }]);
           return view;
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict(`a policy named ${name} already exists`);
         throw error;
       }
+      await config.publish();
+      return created;
     },
 
     async list({ limit, cursor }: { limit: number; cursor?: string | undefined }): Promise<Page<PolicyView>> {
@@ -146,8 +151,9 @@ export function createPolicyService({ db }: { db: Database }) {
       assertStorable(input, "body");
       const { name, description, enabled, definition } = split(input);
       await assertSafePatterns(definition);
+      let replaced: PolicyView;
       try {
-        return await db.$transaction(async (tx) => {
+        replaced = await db.$transaction(async (tx) => {
           // FOR UPDATE: two concurrent edits must not both record the same "before".
           const [locked] = await tx.$queryRaw<
             { id: string }[]
@@ -173,12 +179,15 @@ export function createPolicyService({ db }: { db: Database }) {
             before: auditImage(before),
             after: view,
           });
+          await recordConfigChange(tx, [{ kind: "policy", id }]);
           return view;
         });
       } catch (error) {
         if (isUniqueViolation(error)) throw conflict(`a policy named ${name} already exists`);
         throw error;
       }
+      await config.publish();
+      return replaced;
     },
 
     async remove(id: string, actor: Actor): Promise<void> {
@@ -194,7 +203,9 @@ export function createPolicyService({ db }: { db: Database }) {
           targetId: id,
           before: auditImage(row),
         });
+        await recordConfigChange(tx, [{ kind: "policy", id }]);
       });
+      await config.publish();
     },
 
     /**
