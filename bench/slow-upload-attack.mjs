@@ -28,6 +28,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
+import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads";
 import { loadOptions } from "./lib/options.mjs";
 import { Services } from "./lib/processes.mjs";
 import { formatTable } from "./lib/report.mjs";
@@ -142,6 +143,32 @@ function attack(port, apiKey, count) {
   };
 }
 
+/**
+ * The attack on a thread of its own: its thousands of sockets and timers
+ * must not delay the victim's requests inside this process, or the victim's
+ * latencies would measure the benchmark rather than the gateway.
+ */
+function attackInWorker(port, apiKey, count) {
+  const worker = new Worker(new URL(import.meta.url), { workerData: { port, apiKey, count } });
+  return {
+    async stop() {
+      const answers = new Promise((resolve) => worker.once("message", resolve));
+      worker.postMessage("stop");
+      const result = new Map(await answers);
+      await worker.terminate();
+      return result;
+    },
+  };
+}
+
+if (!isMainThread) {
+  const running = attack(workerData.port, workerData.apiKey, workerData.count);
+  parentPort.once("message", async () => {
+    await running.stop();
+    parentPort.postMessage([...running.answers]);
+  });
+}
+
 async function main() {
   const runDir = path.join(benchDir, "results", `attack-${new Date().toISOString().replace(/[:.]/g, "-")}`);
   mkdirSync(runDir, { recursive: true });
@@ -175,12 +202,12 @@ async function main() {
 
     const phase = async (name, attackKey) => {
       progress(`bench: ${name}`);
-      const attacker = attackKey ? attack(port, attackKey, ATTACKERS) : undefined;
+      const attacker = attackKey ? attackInWorker(port, attackKey, ATTACKERS) : undefined;
       const sampler = setInterval(() => sampleMemory(name), 250);
       const result = await steady(url, target.apiKey, target.model, PHASE_S);
       clearInterval(sampler);
-      await attacker?.stop();
-      rows.push({ name, ...result, attackAnswers: attacker?.answers });
+      const attackAnswers = await attacker?.stop();
+      rows.push({ name, ...result, attackAnswers });
     };
     await phase("unloaded");
     await phase(`${ATTACKERS} slow uploads, key without grants`, zeroGrantKey);
@@ -285,7 +312,8 @@ async function main() {
   }
 }
 
-main().catch((error) => {
-  console.error(`bench: ${error.stack ?? error}`);
-  process.exitCode = 1;
-});
+if (isMainThread)
+  main().catch((error) => {
+    console.error(`bench: ${error.stack ?? error}`);
+    process.exitCode = 1;
+  });
