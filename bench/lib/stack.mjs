@@ -166,6 +166,8 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         MODELGATE_TUNNEL_PORT: String(tunnelPort),
         // Revisions before the ops listener ignore it.
         MODELGATE_GATEWAY_OPS_PORT: String(opsPort),
+        // No load balancer to wait for: stop at once (and write --cpu-prof profiles).
+        MODELGATE_SHUTDOWN_DELAY_MS: "0",
         MODELGATE_CONTROL_PLANE_GRPC_URL: `grpc://127.0.0.1:${ports.controlPlaneGrpc}`,
         MODELGATE_GATEWAY_TOKEN: gatewayToken,
         MODELGATE_REDIS_URL: audit.redisUrl,
