@@ -1,4 +1,6 @@
 import { randomBytes } from "node:crypto";
+import { once } from "node:events";
+import { connect } from "node:net";
 import { withDatabase } from "@modelgate/db/testing";
 import { MAX_BODY_BYTES } from "../src/app.js";
 import { apiClient, expectProblem, type RunningControlPlane, startControlPlane } from "./harness.js";
@@ -25,6 +27,26 @@ describe("control-plane HTTP behaviour", () => {
       const response = await api("GET", "/api/v1/connections", { token: presented });
       expectProblem(response, 401, "unauthenticated");
       expect(response.headers.get("www-authenticate")).toMatch(/^Bearer /);
+    });
+
+    it.each([
+      ["the same token twice", ["TOKEN", "TOKEN"]],
+      ["the right token and a wrong one", ["TOKEN", "mgadmin_wrong"]],
+      ["a wrong token and the right one", ["mgadmin_wrong", "TOKEN"]],
+    ])("refuses two Authorization headers (%s) with 400, whichever comes first", async (_case, tokens) => {
+      // fetch would merge the two headers into one; a raw socket sends them as they are.
+      const socket = connect(Number(new URL(cp.url).port), "127.0.0.1");
+      await once(socket, "connect");
+      let answer = "";
+      socket.on("data", (chunk) => {
+        answer += String(chunk);
+      });
+      const headers = tokens.map((token) => `authorization: Bearer ${token.replace("TOKEN", cp.adminToken)}\r\n`);
+      socket.write(`GET /api/v1/connections HTTP/1.1\r\nhost: cp\r\n${headers.join("")}connection: close\r\n\r\n`);
+      await once(socket, "close");
+      expect(answer.split("\r\n", 1)[0]).toBe("HTTP/1.1 400 Bad Request");
+      expect(answer).toContain('"code":"invalid_request"');
+      expect(answer).not.toContain(cp.adminToken);
     });
 
     it.each([

@@ -140,9 +140,23 @@ const toExpressPath = (path: string) => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$
  */
 export function authenticate(authenticator: Authenticator): RequestHandler {
   return async (req, res, next) => {
+    // Node keeps the first of several Authorization headers and drops the
+    // rest, where a proxy in front may keep the last: two credentials are
+    // refused, never resolved by whichever one a component reads.
+    if (authorizationHeaders(req.rawHeaders) > 1) {
+      throw new ApiError("invalid_request", "the request carries more than one Authorization header");
+    }
     res.locals.principal = await authenticator.authenticate(req.get("authorization"));
     next();
   };
+}
+
+function authorizationHeaders(rawHeaders: readonly string[]): number {
+  let count = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2) {
+    if ((rawHeaders[index] as string).toLowerCase() === "authorization") count++;
+  }
+  return count;
 }
 
 function principalOf(res: Response): Principal {
