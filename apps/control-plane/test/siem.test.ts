@@ -543,6 +543,7 @@ describe("SIEM export and alerts", () => {
         decision: "blocked",
         reason: "règle: export",
         subject: { id: "sys-user", groups: [], authMethod: "oidc" },
+        promptRule: { policyId: "01900000-0000-7000-8000-000000000001", rule: 2, field: "documents.0.text" },
       });
       await producer.enqueue(item);
       await until(() => frames.some((frame) => frame.includes(item.sessionId)));
@@ -556,7 +557,12 @@ describe("SIEM export and alerts", () => {
       expect(event).toMatchObject({
         version: 1,
         type: "session",
-        session: { id: item.sessionId, reason: "règle: export" },
+        session: {
+          id: item.sessionId,
+          reason: "règle: export",
+          // Which rule and which field, so a SIEM can tell what was blocked without the prompt.
+          promptRule: { policyId: "01900000-0000-7000-8000-000000000001", rule: 2, field: "documents.0.text" },
+        },
       });
       expect(frame).not.toContain("TOP-SECRET");
       await api("DELETE", `/api/v1/exporters/${exporter.id}`);

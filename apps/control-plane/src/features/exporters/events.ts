@@ -43,6 +43,8 @@ export interface SessionEventBody {
   ttfbMs: number | null;
   usage: Record<string, number> | null;
   maskedCounts: Record<string, number> | null;
+  /** The prompt rule that blocked or held the request, and the field it matched in (never the text). */
+  promptRule: { policyId: string; rule: number; field: string } | null;
   error: { code: string; message: string } | null;
   /** Sizes only: the bodies themselves never leave the control plane through an exporter. */
   request: { bytes: number; truncated: boolean } | null;
@@ -116,6 +118,7 @@ export function sessionEvent(record: AuditRecord): SiemEvent {
       ttfbMs: record.ttfbMs ?? null,
       usage: record.usage ?? null,
       maskedCounts: record.maskedCounts ?? null,
+      promptRule: record.promptRule ?? null,
       error: record.error ?? null,
       request: record.request ? { bytes: record.request.bytes, truncated: record.request.truncated } : null,
       response: record.response ? { bytes: record.response.bytes, truncated: record.response.truncated } : null,
