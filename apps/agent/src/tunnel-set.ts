@@ -9,6 +9,9 @@ import { EventEmitter } from "node:events";
 import { isIP } from "node:net";
 import type { Logger } from "@modelgate/core";
 
+/** Gateway replicas one DNS name may give an agent tunnels to (sorted addresses, the first kept). */
+export const MAX_REPLICAS_PER_NAME = 64;
+
 export type GatewayTarget =
   /** One replica at a fixed address (`host:port`). */
   | { kind?: "static"; address: string; tls: boolean }
@@ -140,8 +143,18 @@ export class TunnelSet<T extends ManagedTunnel> extends EventEmitter {
       const name = hostPort(target.host, target.port);
       let found = this.#known.get(name);
       try {
-        const addresses = [...new Set(await this.#resolve(target.host))].sort();
-        if (addresses.length === 0) throw new Error("no addresses");
+        const all = [...new Set(await this.#resolve(target.host))].sort();
+        if (all.length === 0) throw new Error("no addresses");
+        // A tunnel per address, so the answer is bounded: one DNS answer
+        // (planted, or a misconfigured name) must not make the agent dial
+        // thousands of addresses every second.
+        const addresses = all.slice(0, MAX_REPLICAS_PER_NAME);
+        if (all.length > MAX_REPLICAS_PER_NAME) {
+          this.#options.logger.warn(
+            { gateways: name, addresses: all.length, using: MAX_REPLICAS_PER_NAME },
+            "the gateways' DNS name has more addresses than an agent keeps tunnels to; using the first",
+          );
+        }
         found = addresses.map((ip) => ({
           address: hostPort(ip, target.port),
           tls: target.tls,

@@ -106,7 +106,12 @@ export class ConfigClient extends EventEmitter {
     let awaitingSnapshot = false;
     call.on("data", (update: ConfigUpdate) => {
       if (update.snapshot) {
-        store.applySnapshot(update.snapshot);
+        if (store.applySnapshot(update.snapshot) === "stale") {
+          this.#options.logger.warn(
+            { held: store.revision, snapshot: update.snapshot.revision },
+            "configuration snapshot is older than what this gateway holds; kept what it holds",
+          );
+        }
         awaitingSnapshot = false;
       } else if (update.delta && !awaitingSnapshot) {
         const outcome = store.applyDelta(update.delta);

@@ -142,6 +142,21 @@ describe("ConfigStore deltas", () => {
     expect(changes).toEqual([]);
   });
 
+  it("keeps what it holds when a snapshot of the same history is older (a replica that has not published a revoke yet)", () => {
+    const local = new ConfigStore();
+    local.applySnapshot(snapshot({ revision: 5 }));
+    expect(local.applyDelta(delta({ removedApiKeyIds: ["k1"], baseRevision: 5, revision: 6 }))).toBe("applied");
+    expect(local.apiKeyByHash("kh1")).toBeUndefined();
+    // Revision 5 still has the key: applying it would bring the revoked key back.
+    expect(local.applySnapshot(snapshot({ revision: 5 }))).toBe("stale");
+    expect(local.apiKeyByHash("kh1")).toBeUndefined();
+    expect(local.revision).toBe(6);
+    // The same revision, a newer one, or another history (a restore) is applied.
+    expect(local.applySnapshot(snapshot({ revision: 6 }))).toBe("applied");
+    expect(local.applySnapshot(snapshot({ epoch: "restored", revision: 2 }))).toBe("applied");
+    expect(local.revision).toBe(2);
+  });
+
   it("drops a removed connection's agents and reports them", () => {
     const local = new ConfigStore();
     local.applySnapshot(snapshot());

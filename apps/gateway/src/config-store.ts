@@ -117,8 +117,15 @@ export class ConfigStore extends EventEmitter {
     return this.#receivedAt !== undefined;
   }
 
-  /** Replaces the configuration as a whole. */
-  applySnapshot(snapshot: ConfigSnapshot, now = Date.now()): void {
+  /**
+   * Replaces the configuration as a whole, unless the snapshot is older than
+   * what the store holds in the same history (epoch): a control-plane
+   * replica that has not yet published the latest change could otherwise
+   * hand back a key revoked a moment ago. "stale" snapshots change nothing;
+   * the deltas that follow bring the store on.
+   */
+  applySnapshot(snapshot: ConfigSnapshot, now = Date.now()): "applied" | "stale" {
+    if (this.loaded && snapshot.epoch === this.#epoch && snapshot.revision < this.#revision) return "stale";
     const connectionsById = new Map(
       snapshot.connections.map((connection) => [connection.id, toConnection(connection)]),
     );
@@ -146,6 +153,7 @@ export class ConfigStore extends EventEmitter {
     this.#policies = compiled.policies;
     this.#policyProblems = compiled.problems;
     this.#changed("snapshot", removedAgents);
+    return "applied";
   }
 
   /**
