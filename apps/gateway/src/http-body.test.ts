@@ -132,6 +132,37 @@ describe("readBody", () => {
   });
 });
 
+describe("readBody after an earlier stage awaited", () => {
+  it("reports a caller that left while the request waited (an OIDC verification) as gone, never hangs", async () => {
+    const outcomes: (Buffer | Error)[] = [];
+    const server: Server = createServer(async (req, res) => {
+      // What an earlier stage's await gives the client time to do: leave.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await readBody(req, LIMITS).then(
+        (body) => outcomes.push(body),
+        (error: Error) => outcomes.push(error),
+      );
+      res.destroy();
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server, "listening");
+    const { port } = server.address() as AddressInfo;
+    for (const body of ["", "partial"]) {
+      const socket = connect(port, "127.0.0.1");
+      await once(socket, "connect");
+      socket.write(`POST / HTTP/1.1\r\nhost: x\r\ncontent-length: ${body === "" ? 0 : 100}\r\n\r\n${body}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      socket.destroy();
+    }
+    const deadline = Date.now() + 2_000;
+    while (outcomes.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(outcomes).toHaveLength(2);
+    for (const outcome of outcomes) expect(outcome).toBeInstanceOf(ClientGoneError);
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+});
+
 /** The nesting depth of a parsed JSON value. */
 function depthOf(value: unknown): number {
   if (Array.isArray(value)) return 1 + Math.max(0, ...value.map(depthOf));

@@ -28,12 +28,17 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
   if (declared !== undefined && Number(declared) > maxBytes) {
     return Promise.reject(new GatewayError("payload_too_large", `request body exceeds ${maxBytes} bytes`));
   }
+  // The caller may have left while an earlier stage awaited (an OIDC
+  // verification): its request is destroyed and will emit nothing more, so
+  // waiting for its events would hang the request, holding its places.
+  if (req.destroyed || req.readableAborted) return Promise.reject(new ClientGoneError());
   const startedAt = performance.now();
   // Plain events rather than `for await`: this runs on every request, and
   // the async iterator costs measurably more per chunk.
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
+    let ended = false;
     const fail = (error: Error) => {
       cleanup();
       // Stop reading; the response (413, 408) closes the connection.
@@ -56,6 +61,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       chunks.push(chunk);
     };
     const onEnd = () => {
+      ended = true;
       cleanup();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     };
@@ -64,6 +70,10 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       reject(error);
     };
     const onAborted = () => onError(new ClientGoneError());
+    // Closed before its end: gone, whichever of the events above Node sent.
+    const onClose = () => {
+      if (!ended) onError(new ClientGoneError());
+    };
     // The socket's own idle timer: re-armed by Node on every read, no timer
     // work per chunk here. Listened for on the request, so Node's server
     // leaves the socket open for the 408.
@@ -74,6 +84,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
       req.off("end", onEnd);
       req.off("error", onError);
       req.off("aborted", onAborted);
+      req.off("close", onClose);
       req.off("timeout", onIdle);
       req.socket?.setTimeout(0);
     };
@@ -81,6 +92,7 @@ export function readBody(req: IncomingMessage, limits: BodyLimits): Promise<Buff
     req.on("end", onEnd);
     req.on("error", onError);
     req.on("aborted", onAborted);
+    req.on("close", onClose);
     req.setTimeout(idleTimeoutMs, onIdle);
   });
 }
