@@ -84,6 +84,13 @@ const DEFAULTS = {
   baseMs: 100,
   maxMs: 5_000,
 };
+/**
+ * A hand-over to the queue slower than this moves the records held in
+ * memory to the spool: a healthy Redis answers in milliseconds, a hanging
+ * one only at its command timeout. With the spool's group commit, this
+ * bounds what a crash during a stalled queue can lose.
+ */
+export const SLOW_SEND_SPILL_MS = 250;
 /** A failing transport is reported at most this often, not once per retry. */
 const FAILURE_LOG_INTERVAL_MS = 30_000;
 
@@ -285,17 +292,34 @@ export class AuditSink {
     while (!this.#closed) {
       if (this.#queue.length > 0) {
         const batch = this.#nextBatch();
+        // A queue that hangs rather than refuses (a partition, a stalled
+        // Redis) fails only at its command timeout, seconds later; until
+        // then what memory holds would be lost to a crash. So a hand-over
+        // slower than SLOW_SEND_SPILL_MS moves memory to the spool (the
+        // batch in flight included: a record sent twice is stored once),
+        // and new records follow it there.
+        let spilledWhileSending = false;
+        const slow = this.#spool
+          ? setTimeout(() => {
+              spilledWhileSending = true;
+              this.#spill();
+            }, SLOW_SEND_SPILL_MS)
+          : undefined;
         try {
           await this.#transport.send(batch.map((item) => item.record));
         } catch (error) {
+          clearTimeout(slow);
           this.#onFailure(error);
           // Off to disk, where a crash cannot take them.
           this.#spill();
           await this.#sleep(backoff(this.#failures, this.#retry));
           continue;
         }
-        this.#queue.splice(0, batch.length);
-        for (const item of batch) this.#bytes -= item.bytes;
+        clearTimeout(slow);
+        if (!spilledWhileSending) {
+          this.#queue.splice(0, batch.length);
+          for (const item of batch) this.#bytes -= item.bytes;
+        }
       } else if (this.#spool) {
         const records = await this.#spool.peek(this.#batchSize, this.#batchBytes);
         // Nothing on disk yet: the spool wakes the pump when its commit is done.

@@ -63,8 +63,11 @@ function freshDir() {
   return path.join(root, `dir-${dirs}`, "spool");
 }
 
-const open = (dir: string, ownerId: string, extra: { maxBytes?: number; leaseMs?: number } = {}) =>
-  AuditSpool.open({ dir, ownerId, logger: captureLogger().logger, ...extra });
+const open = (
+  dir: string,
+  ownerId: string,
+  extra: { maxBytes?: number; leaseMs?: number; commitIntervalMs?: number } = {},
+) => AuditSpool.open({ dir, ownerId, logger: captureLogger().logger, ...extra });
 
 /** Everything a spool gives back, handing each batch over. */
 async function drain(spool: AuditSpool, batch = 7): Promise<string[]> {
@@ -298,6 +301,39 @@ async function until(condition: () => boolean, what: string) {
 }
 
 describe("AuditSink with a spool", () => {
+  it("moves records to disk while a hand-over hangs (a stalled Redis fails only at its timeout), and sends each", async () => {
+    const dir = freshDir();
+    const sent: string[] = [];
+    let hanging = true;
+    const transport: AuditTransport = {
+      async send(records) {
+        // A stalled queue: the command neither succeeds nor fails for seconds.
+        while (hanging) await new Promise((resolve) => setTimeout(resolve, 20));
+        for (const item of records) if (!sent.includes(item.sessionId)) sent.push(item.sessionId);
+      },
+      async close() {},
+    };
+    const spool = await open(dir, "gw-a", { commitIntervalMs: 10 });
+    const sink = new AuditSink({ transport, logger: captureLogger().logger, retry: { baseMs: 5, maxMs: 20 }, spool });
+    const submitted: string[] = [];
+    for (let index = 0; index < 40; index++) {
+      const ticket = sink.admit();
+      if (!ticket) throw new Error("refused");
+      const item = record();
+      submitted.push(item.sessionId);
+      ticket.submit(item);
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // About a second of records while the first hand-over hangs: all of
+    // them but those of the last moments are on disk, none only in memory.
+    await until(() => (spool.status().records ?? 0) >= submitted.length, "the records to reach the spool");
+    expect(sink.status().buffered).toBe(0);
+    hanging = false;
+    await until(() => sent.length === submitted.length, "every record to be sent");
+    expect([...sent].sort()).toEqual([...submitted].sort());
+    await sink.close(1_000);
+  });
+
   it("spools what it cannot hand over, in order, refuses requests once the spool is full, and recovers", async () => {
     const dir = freshDir();
     const { transport, sent, setDown } = switchableTransport();
