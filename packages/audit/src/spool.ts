@@ -20,6 +20,7 @@
 // is missing (a clean shutdown removes it), or its process is no longer
 // running on this host, or it has not refreshed the lock for a lease.
 import { randomUUID } from "node:crypto";
+import { readlinkSync } from "node:fs";
 import {
   constants,
   type FileHandle,
@@ -81,8 +82,24 @@ const RETRY_MS = { first: 100, max: 5_000 };
  */
 const PROCESS_NONCE = randomUUID();
 
+/**
+ * The PID namespace this process runs in (Linux), so a pid in a lock is
+ * compared only with processes it can name: containers sharing the host's
+ * network share its host name, but each has its own pids (every gateway is
+ * pid 1), and one must not take a live sibling's pid for a dead one.
+ */
+const PID_NAMESPACE = (() => {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return undefined;
+  }
+})();
+
 interface Lock {
   pid: number;
+  /** PID_NAMESPACE of the holder; absent where it cannot be read. */
+  pidNamespace?: string | undefined;
   host: string;
   process: string;
   holder: string;
@@ -496,6 +513,7 @@ export class AuditSpool {
   async #writeLock() {
     const lock: Lock = {
       pid: process.pid,
+      pidNamespace: PID_NAMESPACE,
       host: hostname(),
       process: PROCESS_NONCE,
       holder: this.#ownerId,
@@ -615,12 +633,13 @@ export class AuditSpool {
       return !info || Date.now() - info.mtimeMs > this.#leaseMs;
     }
     if (lock.process === PROCESS_NONCE) return false;
-    if (lock.host === hostname()) {
-      // A process of this host: alive or not is known at once (our own pid
-      // here means a predecessor in a restarted container).
+    if (lock.host === hostname() && lock.pidNamespace === PID_NAMESPACE) {
+      // A process this one can see: alive or not is known at once (our own
+      // pid here means a predecessor that had it, in a restarted process).
       if (lock.pid === process.pid || !processAlive(lock.pid)) return true;
     }
-    // Another host, or a pid that is alive (possibly reused): the lease decides.
+    // Another host, another PID namespace (a container sharing the host's
+    // name), or a pid that is alive (possibly reused): the lease decides.
     return Date.now() - modified > this.#leaseMs;
   }
 }

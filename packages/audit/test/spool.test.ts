@@ -5,8 +5,22 @@
 // behind is exercised with the real process in apps/gateway's fault tests;
 // here a dead gateway's leftovers are its files and a lock naming a process
 // that has exited.
+
 import { spawnSync } from "node:child_process";
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises";
+import { readlinkSync } from "node:fs";
+import {
+  chmod,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from "node:fs/promises";
 import { hostname, tmpdir } from "node:os";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -104,11 +118,26 @@ async function leaveBehind(dir: string, owner: string, records: AuditRecord[]): 
   if (!name) throw new Error("the writer left no file");
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await copyFile(path.join(scratch, name), path.join(dir, name));
-  const lock = { pid: deadPid(), host: hostname(), process: "a-process-that-exited", holder: owner };
+  const lock = {
+    pid: deadPid(),
+    pidNamespace: PID_NAMESPACE,
+    host: hostname(),
+    process: "a-process-that-exited",
+    holder: owner,
+  };
   await writeFile(path.join(dir, `${owner}.lock`), JSON.stringify(lock), { mode: 0o600 });
   await writer.close();
   return path.join(dir, name);
 }
+
+/** This process's PID namespace, as the spool writes it in its locks. */
+const PID_NAMESPACE = (() => {
+  try {
+    return readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return undefined;
+  }
+})();
 
 describe("AuditSpool", () => {
   it("keeps records in order, in 0600 files of a 0700 directory, for the next gateway when closed unsent", async () => {
@@ -223,6 +252,28 @@ describe("AuditSpool", () => {
     // B starts while A is alive: A's file is A's.
     const b = await open(dir, "gw-b", { leaseMs: 150 });
     expect(b.status().records).toBe(0);
+    // A lock of this host but another PID namespace (a container sharing the
+    // host's name, its gateway pid 1 too) names a pid this process cannot
+    // see: judged by its lease, never by a pid of ours that happens to match.
+    await writeFile(
+      path.join(dir, "gw-sibling.lock"),
+      JSON.stringify({
+        pid: deadPid(),
+        pidNamespace: "pid:[another-container]",
+        host: hostname(),
+        process: "x",
+        holder: "gw-sibling",
+      }),
+    );
+    await copyFile(
+      await leaveBehind(freshDir(), "gw-sibling", [record()]),
+      path.join(dir, `000000000000001-000001-gw-sibling.gw-sibling.spool`),
+    );
+    const c2 = await open(dir, "gw-c2");
+    expect(c2.status().records).toBe(0);
+    await c2.close();
+    await unlink(path.join(dir, "gw-sibling.lock"));
+    await unlink(path.join(dir, `000000000000001-000001-gw-sibling.gw-sibling.spool`));
     // A lock of another host is judged by its lease alone: fresh, it is live.
     await writeFile(
       path.join(dir, "gw-remote.lock"),
