@@ -129,7 +129,14 @@ export async function startGatewayLinkServer({
     if (call.cancelled || call.writableEnded || call.destroyed) return false;
     // A slow gateway must not make this process buffer snapshot after snapshot.
     if (!(call as { write(message: unknown): boolean }).write(message)) {
-      await Promise.race([once(call, "drain"), once(call, "close")]).catch(() => undefined);
+      // The listener that loses the race is removed, so a slow gateway
+      // does not pile up listeners on its stream.
+      const settled = new AbortController();
+      await Promise.race([
+        once(call, "drain", { signal: settled.signal }),
+        once(call, "close", { signal: settled.signal }),
+      ]).catch(() => undefined);
+      settled.abort();
     }
     return !call.cancelled && !call.destroyed;
   };
@@ -137,6 +144,48 @@ export async function startGatewayLinkServer({
   const unavailable = (call: Call, error: unknown) => {
     logger.error({ err: error }, "could not read configuration for a gateway");
     call.emit("error", { code: grpc.status.UNAVAILABLE, details: "configuration unavailable" });
+  };
+
+  /**
+   * One loop per stream: `pass` brings the gateway up to date (returning
+   * false once the stream is gone) and runs again whenever the publisher
+   * moves on; runs requested while one is running coalesce into one more.
+   * The caller starts the first run, once it holds the loop.
+   */
+  const streamLoop = (call: Call, pass: () => Promise<boolean>) => {
+    let stopped = false;
+    let running = false;
+    let again = false;
+    const run = async () => {
+      if (stopped) return;
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      try {
+        do {
+          again = false;
+          if (!(await pass())) stopped = true;
+        } while (again && !stopped);
+      } catch (error) {
+        stopped = true;
+        unavailable(call, error);
+      } finally {
+        running = false;
+      }
+    };
+    const unsubscribe = publisher.subscribe(() => void run());
+    return {
+      run,
+      get stopped() {
+        return stopped;
+      },
+      stop() {
+        stopped = true;
+        unsubscribe();
+      },
+    };
   };
 
   /**
@@ -150,9 +199,6 @@ export async function startGatewayLinkServer({
       let sent: ConfigPosition | undefined = epoch ? { epoch, revision: Number(hello.revision) } : undefined;
       let first = true;
       let wantSnapshot = false;
-      let stopped = false;
-      let running = false;
-      let again = false;
 
       const next = async (): Promise<ConfigUpdateInput | undefined> => {
         if (wantSnapshot) {
@@ -164,42 +210,24 @@ export async function startGatewayLinkServer({
         if (!head || (sent && sent.epoch === head.epoch && sent.revision >= head.revision)) return undefined;
         return publisher.updateFor(sent);
       };
-      const run = async () => {
-        if (running) {
-          again = true;
-          return;
+      const loop = streamLoop(call, async () => {
+        for (let update = await next(); update && !loop.stopped; update = await next()) {
+          first = false;
+          const position = update.snapshot ?? update.delta;
+          if (position) sent = { epoch: String(position.epoch), revision: Number(position.revision) };
+          if (update.snapshot) {
+            logger.info({ gatewayId, revision: sent?.revision }, "sending a configuration snapshot");
+          }
+          if (!(await write(call, update))) return false;
         }
-        running = true;
-        try {
-          do {
-            again = false;
-            for (let update = await next(); update && !stopped; update = await next()) {
-              first = false;
-              const position = update.snapshot ?? update.delta;
-              if (position) sent = { epoch: String(position.epoch), revision: Number(position.revision) };
-              if (update.snapshot) {
-                logger.info({ gatewayId, revision: sent?.revision }, "sending a configuration snapshot");
-              }
-              if (!(await write(call, update))) stopped = true;
-            }
-          } while (again && !stopped);
-        } catch (error) {
-          stopped = true;
-          unavailable(call, error);
-        } finally {
-          running = false;
-        }
-      };
-      const unsubscribe = publisher.subscribe(() => void run());
-      void run();
+        return true;
+      });
+      void loop.run();
       return {
-        stop() {
-          stopped = true;
-          unsubscribe();
-        },
+        stop: loop.stop,
         resync() {
           wantSnapshot = true;
-          void run();
+          void loop.run();
         },
       };
     });
@@ -209,39 +237,15 @@ export async function startGatewayLinkServer({
     serve(call, (_hello, gatewayId) => {
       logger.warn({ gatewayId }, "gateway uses the deprecated Watch stream (full snapshots); upgrade it");
       let sent: ConfigPosition | undefined;
-      let stopped = false;
-      let running = false;
-      let again = false;
-      const run = async () => {
-        if (running) {
-          again = true;
-          return;
-        }
-        running = true;
-        try {
-          do {
-            again = false;
-            const head = publisher.head();
-            if (!head || (sent?.epoch === head.epoch && sent.revision >= head.revision)) continue;
-            const snapshot = await publisher.snapshot();
-            sent = { epoch: String(snapshot.epoch), revision: Number(snapshot.revision) };
-            if (!(await write(call, snapshot))) stopped = true;
-          } while (again && !stopped);
-        } catch (error) {
-          stopped = true;
-          unavailable(call, error);
-        } finally {
-          running = false;
-        }
-      };
-      const unsubscribe = publisher.subscribe(() => void run());
-      void run();
-      return {
-        stop() {
-          stopped = true;
-          unsubscribe();
-        },
-      };
+      const loop = streamLoop(call, async () => {
+        const head = publisher.head();
+        if (!head || (sent?.epoch === head.epoch && sent.revision >= head.revision)) return true;
+        const snapshot = await publisher.snapshot();
+        sent = { epoch: String(snapshot.epoch), revision: Number(snapshot.revision) };
+        return write(call, snapshot);
+      });
+      void loop.run();
+      return { stop: loop.stop };
     });
 
   const server = new grpc.Server(SERVER_KEEPALIVE_OPTIONS);
