@@ -6,8 +6,8 @@
 // processes.
 import { Writable } from "node:stream";
 import { createLogger } from "@modelgate/core";
-import type { AuditRecord } from "../src/record.js";
 import { AuditSink, type AuditTransport } from "../src/sink.js";
+import { record } from "./records.js";
 
 function quietLogger() {
   const lines: string[] = [];
@@ -40,26 +40,6 @@ function switchableTransport() {
       down = value;
     },
     calls: () => calls,
-  };
-}
-
-let counter = 0;
-function record(): AuditRecord {
-  counter += 1;
-  const now = new Date().toISOString();
-  return {
-    version: 1,
-    sessionId: `session-${counter}`,
-    gatewayId: "gw",
-    receivedAt: now,
-    finishedAt: now,
-    endpoint: "/v1/chat/completions",
-    method: "POST",
-    decision: "allowed",
-    policyIds: [],
-    capped: [],
-    latencyMs: 1,
-    events: [],
   };
 }
 

@@ -30,6 +30,7 @@ import type { AuditRecord } from "../src/record.js";
 import { AuditSink, type AuditTransport } from "../src/sink.js";
 import { AuditSpool } from "../src/spool.js";
 import { encodeFrame, FRAME_HEADER_BYTES } from "../src/spool-file.js";
+import { record } from "./records.js";
 
 function captureLogger() {
   const lines: string[] = [];
@@ -40,27 +41,6 @@ function captureLogger() {
     },
   });
   return { logger: createLogger({ name: "spool-test", level: "debug", destination }), lines };
-}
-
-let counter = 0;
-function record(text = ""): AuditRecord {
-  counter += 1;
-  const now = new Date().toISOString();
-  return {
-    version: 1,
-    sessionId: `session-${counter}`,
-    gatewayId: "gw",
-    receivedAt: now,
-    finishedAt: now,
-    endpoint: "/v1/chat/completions",
-    method: "POST",
-    decision: "allowed",
-    policyIds: [],
-    capped: [],
-    latencyMs: 1,
-    events: [],
-    request: { text, truncated: false, bytes: Buffer.byteLength(text) },
-  };
 }
 
 let root: string;
