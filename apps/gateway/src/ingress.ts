@@ -70,6 +70,8 @@ const EARLY_REFUSALS = new Set<GatewayErrorCode>(["too_many_in_flight", "request
 
 /** What a request holds while it runs; given back, whatever happens, when it ends. */
 interface Held {
+  /** The route template, as metrics label it. */
+  route: string;
   /** Aborted when the client goes away before its answer is complete. */
   clientGone: AbortController;
   releaseInFlight?: () => void;
@@ -144,7 +146,6 @@ export function createIngress(options: IngressOptions) {
     // engine did not (numbers keep their exact text).
     const forwardedBody = target.json ? rewriteJson(target.body, [...target.edits, ...verdict.edits]) : target.body;
     const connectionName = target.connection.name;
-    const route_ = routeLabel(req.url ?? "/");
     metrics.inFlight.inc({ connection: connectionName });
     try {
       trail.outcome = await forward(
@@ -171,7 +172,7 @@ export function createIngress(options: IngressOptions) {
           onRetry: () => metrics.retries.inc({ connection: connectionName }),
           onFirstByte: () =>
             metrics.timeToFirstByte.observe(
-              { connection: connectionName, route: route_ },
+              { connection: connectionName, route: held.route },
               (performance.now() - trail.receivedAt) / 1000,
             ),
         },
@@ -216,7 +217,7 @@ export function createIngress(options: IngressOptions) {
     if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
     const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
     const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
-    const held: Held = { clientGone: new AbortController() };
+    const held: Held = { route: routeLabel(req.url ?? "/"), clientGone: new AbortController() };
     res.once("close", () => {
       if (!res.writableFinished) held.clientGone.abort();
     });
@@ -229,7 +230,7 @@ export function createIngress(options: IngressOptions) {
       // The record is built after the answer ended, off the client's path.
       recorder.record(req, res, trail, capture, held.auditTicket);
       const status = trail.outcome?.status ?? res.statusCode;
-      const route = routeLabel(req.url ?? "/");
+      const { route } = held;
       metrics.requests.inc({ code: String(status), connection: trail.connection ?? "", route });
       metrics.latency.observe({ connection: trail.connection ?? "", route }, (performance.now() - receivedAt) / 1000);
     }
