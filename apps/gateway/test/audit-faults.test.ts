@@ -168,6 +168,11 @@ beforeAll(async () => {
   await startGateway();
 }, 90_000);
 
+// A test that fails while Redis is stopped must not take the next ones down with it.
+afterEach(async () => {
+  await redis.start();
+}, 15_000);
+
 afterAll(async () => {
   // A failed test may have left a service stopped; the gateway's shutdown flush needs Redis.
   await redis?.start().catch(() => undefined);

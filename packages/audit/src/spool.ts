@@ -141,6 +141,12 @@ export class AuditSpool {
 
   #pending: Buffer[] = [];
   #pendingBytes = 0;
+  /**
+   * Bytes of the commit running now: off the pending list, not yet on disk.
+   * They count against the size bound like both, or a slow fsync would
+   * open room that is not there.
+   */
+  #writingBytes = 0;
   /** Records appended and not yet durable: pending, and in the commit running now. */
   #unsynced = 0;
   #committing: Promise<void> | undefined;
@@ -223,14 +229,19 @@ export class AuditSpool {
 
   /** Whether the spool takes more records: below its size bound, and its disk writes succeed. */
   hasRoom(): boolean {
-    return this.#diskBytes + this.#pendingBytes < this.#maxBytes && !(this.#failures > 0 && this.#unsynced > 0);
+    return this.#heldBytes() < this.#maxBytes && !(this.#failures > 0 && this.#unsynced > 0);
+  }
+
+  /** On disk, being written, or waiting to be: what the size bound applies to. */
+  #heldBytes(): number {
+    return this.#diskBytes + this.#writingBytes + this.#pendingBytes;
   }
 
   status(): AuditSpoolStatus {
     return {
       dir: this.#dir,
       records: this.#diskRecords + this.#unsynced,
-      bytes: this.#diskBytes + this.#pendingBytes,
+      bytes: this.#heldBytes(),
       maxBytes: this.#maxBytes,
       files: this.#segments.length,
       failing: this.#failures > 0,
@@ -367,6 +378,7 @@ export class AuditSpool {
     const bytes = this.#pendingBytes;
     this.#pending = [];
     this.#pendingBytes = 0;
+    this.#writingBytes = bytes;
     let segment = this.#active;
     try {
       if (segment && !(await this.#stillOurs(segment))) segment = undefined;
@@ -377,11 +389,13 @@ export class AuditSpool {
       // Back in front, in order; whatever part reached the file is cut off
       // again so the next attempt does not leave a torn frame mid-file.
       this.#pending = frames.concat(this.#pending);
+      this.#writingBytes = 0;
       this.#pendingBytes += bytes;
       if (segment) await segment.handle.truncate(segment.size).catch(() => undefined);
       this.#onWriteFailure(error);
       return;
     }
+    this.#writingBytes = 0;
     segment.size += bytes;
     segment.end = segment.size;
     segment.records += frames.length;

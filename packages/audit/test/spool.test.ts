@@ -307,6 +307,26 @@ describe("AuditSpool", () => {
     expect(await drain(spool)).toEqual([kept.sessionId]);
     await spool.close();
   });
+
+  it("counts the bytes of a commit still being written against its size bound (a slow fsync opens no room)", async () => {
+    const dir = freshDir();
+    const full = record("fills-the-spool");
+    const frameBytes = encodeFrame(full).length;
+    const spool = await open(dir, "gw-a", { maxBytes: frameBytes });
+    spool.append(full);
+    expect(spool.hasRoom()).toBe(false);
+    // The commit takes the frame off the pending list before its first await: from here until
+    // the fsync returns, the bytes are neither pending nor on disk, and must still count.
+    const committing = spool.sync();
+    expect(spool.status().bytes).toBe(frameBytes);
+    expect(spool.hasRoom()).toBe(false);
+    await committing;
+    expect(spool.status().bytes).toBe(frameBytes);
+    expect(spool.hasRoom()).toBe(false);
+    expect(await drain(spool)).toEqual([full.sessionId]);
+    expect(spool.hasRoom()).toBe(true);
+    await spool.close();
+  });
 });
 
 /** A transport that stores what it is sent (in order, once per id), or fails while `down` is set. */
