@@ -62,7 +62,7 @@ export function evaluate(
       new GatewayError(evaluation.code, message, evaluation.param ?? paramOf(evaluation.code)),
       evaluation.policyIds,
       evaluation.reasons,
-      { requiresApproval: evaluation.requiresApproval === true, promptRule: evaluation.promptRule },
+      { promptRule: evaluation.promptRule },
     );
   }
   return {

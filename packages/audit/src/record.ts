@@ -89,6 +89,30 @@ export const auditRecordSchema = z.object({
   error: z.object({ code: text(64), message: text(1024) }).optional(),
   /** For a prompt a rule blocked or held: the rule (policy, position in its promptRules) and the field it matched in. */
   promptRule: z.object({ policyId: text(64), rule: z.number().int().min(0).max(1000), field: text(300) }).optional(),
+  /**
+   * The human approval the request needed (docs/approvals.md): on the
+   * refused request, the approval it opened or joined; on the request an
+   * approval admitted (or a denial released), who decided, when and why.
+   */
+  approval: z
+    .object({
+      id: z.uuid(),
+      status: z.enum(["pending", "approved", "denied", "expired"]),
+      grant: z.enum(["request", "window"]).optional(),
+      deciders: z
+        .array(
+          z.object({
+            id: text(256),
+            email: text(320).optional(),
+            decision: z.enum(["approve", "deny"]),
+            comment: text(1024).optional(),
+            at: timestamp,
+          }),
+        )
+        .max(20)
+        .optional(),
+    })
+    .optional(),
 });
 
 export type AuditRecord = z.output<typeof auditRecordSchema>;

@@ -97,6 +97,15 @@ function normalizeDefault(columnDefault: string | null): string | null {
   return columnDefault.replace(/::[\w" ]+(\(\d+\))?$/, "");
 }
 
+/**
+ * Indexes only the migrations declare: partial ones (`WHERE …`), which
+ * schema.prisma has no syntax for. Each is listed as the test describes it.
+ */
+const SQL_ONLY_INDEXES = [
+  // One pending approval per identical request (docs/approvals.md).
+  "approvals(dedupe_key) UNIQUE",
+];
+
 describe("schema.prisma and the SQL migrations", () => {
   let db: TestDatabase;
   let client: pg.Client;
@@ -265,6 +274,8 @@ describe("schema.prisma and the SQL migrations", () => {
         ),
       );
     }
+    // Partial indexes, which the Prisma schema cannot express: each is named here, so any other drift still fails.
+    expected.push(...SQL_ONLY_INDEXES);
     const actual = indexes
       .filter((index) => index.table_name !== "_prisma_migrations")
       .map((index) =>

@@ -74,6 +74,11 @@ export type Evaluation =
        * second policy never weakens it); undefined when no grant masks.
        */
       masking: MaskingProfile | undefined;
+      /**
+       * Set when a human must approve the request first: the gateway admits
+       * it only with a grant for it (docs/approvals.md).
+       */
+      approval?: ApprovalRequirement;
     }
   | {
       decision: "denied";
@@ -83,7 +88,6 @@ export type Evaluation =
       /** The caller's own policies behind the denial; never set for model_not_allowed. */
       policyIds: string[];
       reasons: string[];
-      requiresApproval?: boolean;
       /** For prompt_blocked: the rule that matched and the field of the body it matched in. */
       promptRule?: PromptRuleMatch;
     };
@@ -98,3 +102,20 @@ export interface PromptRuleMatch {
 }
 
 export type Denial = Extract<Evaluation, { decision: "denied" }>;
+
+/** Why a request needs approval, under which policy, and what that policy says about approving it. */
+export interface ApprovalRequirement {
+  policyId: string;
+  policyName: string;
+  /** The `require_approval` rule's position in promptRules; undefined when the grant itself requires approval. */
+  rule: number | undefined;
+  /** The JSON path of the field the rule matched in ("" for a grant). */
+  field: string;
+  reason: string;
+  approverGroups: readonly string[];
+  minApprovals: number;
+  grant: "request" | "window";
+  /** For window grants. */
+  windowMinutes: number | undefined;
+  expiresMinutes: number;
+}

@@ -1,5 +1,6 @@
 export { classifyNativeRequest, classifyOpenAiRoute } from "./classify.js";
 export type {
+  ApprovalRequirement,
   DenialCode,
   EffectiveLimits,
   Evaluation,
@@ -20,6 +21,8 @@ export {
   type RequestKind,
 } from "./request-kind.js";
 export {
+  APPROVAL_LIMITS,
+  type ApprovalDefinition,
   type MaskingDefinition,
   type PolicyDefinition,
   type PolicyInput,

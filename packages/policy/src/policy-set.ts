@@ -6,7 +6,15 @@ import {
   resolveFields,
 } from "@modelgate/masking";
 import { type CompiledPolicy, type CompiledRule, compilePolicy, morePermissiveFirst } from "./compile.js";
-import type { Denial, Evaluation, EvaluationRequest, ParameterEdit, StoredPolicy, Subject } from "./evaluation.js";
+import type {
+  ApprovalRequirement,
+  Denial,
+  Evaluation,
+  EvaluationRequest,
+  ParameterEdit,
+  StoredPolicy,
+  Subject,
+} from "./evaluation.js";
 import type { ModelMatcher } from "./glob.js";
 import { nonCanonicalKey } from "./keys.js";
 import { explainLimitFailures, type LimitFailure, limitFailures } from "./limits.js";
@@ -326,12 +334,15 @@ function blockedBy(match: NonNullable<ReturnType<typeof firstMatch>>, reason: (r
 const ruleName = (rule: CompiledRule) =>
   rule.description === undefined ? "a prompt rule" : `rule ${quote(rule.description)}`;
 
-/** Content checks shared by every grant: deny overrides. */
+/** What checkPrompt finds: a refusal, or a `require_approval` rule that matched (the request may still be refused later). */
+type PromptCheck = { denial: Denial } | { held: NonNullable<ReturnType<typeof firstMatch>> } | undefined;
+
+/** Content checks shared by every grant: deny overrides, then approval rules. */
 function checkPrompt(
   grants: readonly CompiledPolicy[],
   request: EvaluationRequest,
   prompt: ExtractedPrompt,
-): Denial | undefined {
+): PromptCheck {
   const checking = grants.filter((policy) => policy.checksPrompt);
   if (checking.length === 0) return undefined;
   const names = policyNames(checking);
@@ -339,35 +350,31 @@ function checkPrompt(
     // The engine does not read this body (a raw pass-through, TGI's /embed):
     // a prompt could pass rules it cannot see.
     if (CARRIES_PROMPT.has(request.operation)) {
-      return denied("invalid_request", checking, [
-        `the prompt of this request cannot be checked, and ${names} ${checking.length > 1 ? "have" : "has"} prompt rules or a prompt size limit`,
-      ]);
+      return {
+        denial: denied("invalid_request", checking, [
+          `the prompt of this request cannot be checked, and ${names} ${checking.length > 1 ? "have" : "has"} prompt rules or a prompt size limit`,
+        ]),
+      };
     }
     return undefined;
   }
   if (request.body === undefined) {
-    return denied("invalid_request", checking, [`a request body is needed to check the prompt rules of ${names}`]);
+    return {
+      denial: denied("invalid_request", checking, [`a request body is needed to check the prompt rules of ${names}`]),
+    };
   }
   if (prompt.nonText) {
     // Token ids, images or audio would slip past text rules.
-    return denied("invalid_request", checking, [`prompt must be text when prompt rules apply (${names})`], "prompt");
+    return {
+      denial: denied("invalid_request", checking, [`prompt must be text when prompt rules apply (${names})`], "prompt"),
+    };
   }
   if (!grants.some((policy) => policy.blockRules.length > 0 || policy.approvalRules.length > 0)) return undefined;
   const normalized = new NormalizedPrompt(prompt);
   const blocked = firstMatch(grants, (policy) => policy.blockRules, normalized);
-  if (blocked) {
-    return blockedBy(blocked, (rule) => `the prompt is blocked by ${rule}`);
-  }
+  if (blocked) return { denial: blockedBy(blocked, (rule) => `the prompt is blocked by ${rule}`) };
   const held = firstMatch(grants, (policy) => policy.approvalRules, normalized);
-  if (held) {
-    const denial = blockedBy(
-      held,
-      (rule) => `the prompt needs approval under ${rule}, and approvals are not available yet`,
-    );
-    denial.requiresApproval = true;
-    return denial;
-  }
-  return undefined;
+  return held ? { held } : undefined;
 }
 
 /** The request has at least one grant: content rules of all, then limits of each. */
@@ -404,8 +411,8 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
       "prompt",
     );
   }
-  const promptDenial = checkPrompt(grants, request, prompt);
-  if (promptDenial) return promptDenial;
+  const promptCheck = checkPrompt(grants, request, prompt);
+  if (promptCheck && "denial" in promptCheck) return promptCheck.denial;
 
   const parameters = readGenerationParameters(format, body);
   // A malformed parameter a grant limits cannot be compared, and the
@@ -431,16 +438,21 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
   }
 
   // Grants come most permissive first, so the first one the request
-  // satisfies is the winner.
+  // satisfies is the winner; one that needs no approval is preferred to
+  // one that does (another grant admits the request outright).
   const failures: LimitFailure[] = [];
   let winner: CompiledPolicy | undefined;
   for (const policy of grants) {
     const broken = limitFailures(policy, parameters, promptChars);
-    if (broken.length === 0) {
+    if (broken.length > 0) {
+      failures.push(...broken);
+      continue;
+    }
+    if (policy.definition.approval?.required !== true) {
       winner = policy;
       break;
     }
-    failures.push(...broken);
+    winner ??= policy;
   }
   if (winner === undefined) {
     const { param, reasons } = explainLimitFailures(failures);
@@ -495,7 +507,7 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
   }
   if (profile)
     reasons.push(`the response is masked as ${policyNames(masking)} ${masking.length > 1 ? "require" : "requires"}`);
-  return {
+  const evaluation: Evaluation = {
     decision: "allowed",
     policyIds,
     reasons,
@@ -504,6 +516,53 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     rateLimit,
     estimatedTokens: Math.ceil(promptChars / 4) + generated * parameters.choices,
     masking: profile,
+  };
+  // A request refused anyway is never held for a human: approval comes last.
+  const approval = promptCheck
+    ? ruleApproval(promptCheck.held)
+    : winner.definition.approval?.required
+      ? grantApproval(winner)
+      : undefined;
+  if (approval) {
+    evaluation.approval = approval;
+    reasons.push(approval.reason);
+  }
+  return evaluation;
+}
+
+/** What the policy says about approving; defaults where it says nothing (no `approval` block). */
+function approvalSettings(policy: CompiledPolicy) {
+  const settings = policy.definition.approval;
+  return {
+    approverGroups: settings?.approverGroups ?? [],
+    minApprovals: settings?.minApprovals ?? 1,
+    grant: settings?.grant ?? "request",
+    windowMinutes: settings?.windowMinutes,
+    expiresMinutes: settings?.expiresMinutes ?? 60,
+  };
+}
+
+function ruleApproval(match: NonNullable<ReturnType<typeof firstMatch>>): ApprovalRequirement {
+  const { policy, rule, field } = match;
+  const where = field === "" ? "" : ` (field ${quote(field)})`;
+  return {
+    policyId: policy.id,
+    policyName: policy.name,
+    rule: rule.index,
+    field,
+    reason: `the prompt needs approval under ${ruleName(rule)} of policy ${quote(policy.name)}${where}`,
+    ...approvalSettings(policy),
+  };
+}
+
+function grantApproval(policy: CompiledPolicy): ApprovalRequirement {
+  return {
+    policyId: policy.id,
+    policyName: policy.name,
+    rule: undefined,
+    field: "",
+    reason: `policy ${quote(policy.name)} grants this only with approval`,
+    ...approvalSettings(policy),
   };
 }
 

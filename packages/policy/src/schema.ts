@@ -203,6 +203,49 @@ const maskingSchema = z
     "name at least one entity, custom detector or deny-list",
   );
 
+/** Caps on what one approval may grant (docs/approvals.md). */
+export const APPROVAL_LIMITS = {
+  maxWindowMinutes: 24 * 60,
+  maxExpiresMinutes: 7 * 24 * 60,
+  maxMinApprovals: 10,
+} as const;
+
+/**
+ * Who may approve a request this policy holds, and what a yes grants. With
+ * `required`, every request the policy grants needs approval; without it,
+ * only those its `require_approval` prompt rules match.
+ */
+const approvalSchema = z
+  .strictObject({
+    required: z.boolean().default(false),
+    approverGroups: uniqueList(plainText(256), 100)
+      .default([])
+      .describe("identity-provider groups whose members may decide; MODELGATE_APPROVER_GROUPS members always may"),
+    minApprovals: count(APPROVAL_LIMITS.maxMinApprovals)
+      .default(1)
+      .describe("distinct approvers needed; one denial decides"),
+    grant: z
+      .enum(["request", "window"])
+      .default("request")
+      .describe("request: the approved body, once; window: the subject on this connection and rule for windowMinutes"),
+    windowMinutes: count(APPROVAL_LIMITS.maxWindowMinutes).optional(),
+    expiresMinutes: count(APPROVAL_LIMITS.maxExpiresMinutes)
+      .default(60)
+      .describe("a pending approval not decided by then expires"),
+  })
+  .superRefine((approval, context) => {
+    if (approval.grant === "window" && approval.windowMinutes === undefined) {
+      context.addIssue({ code: "custom", message: 'give windowMinutes with grant "window"', path: ["windowMinutes"] });
+    }
+    if (approval.grant !== "window" && approval.windowMinutes !== undefined) {
+      context.addIssue({
+        code: "custom",
+        message: 'windowMinutes applies only to grant "window"',
+        path: ["windowMinutes"],
+      });
+    }
+  });
+
 const operationsSchema = z
   .array(z.enum(OPERATIONS))
   .min(1)
@@ -223,6 +266,7 @@ const definitionShape = {
   limits: limitsSchema.default({}),
   promptRules: z.array(promptRuleSchema).max(100).default([]),
   masking: maskingSchema.optional(),
+  approval: approvalSchema.optional(),
 };
 
 /** What is stored in the policy's JSON column and pushed to gateways. */
@@ -250,3 +294,4 @@ export type PolicyDefinition = z.output<typeof policyDefinitionSchema>;
 export type PromptRule = PolicyDefinition["promptRules"][number];
 export type PolicyLimits = PolicyDefinition["limits"];
 export type MaskingDefinition = NonNullable<PolicyDefinition["masking"]>;
+export type ApprovalDefinition = NonNullable<PolicyDefinition["approval"]>;

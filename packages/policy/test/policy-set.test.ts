@@ -410,29 +410,90 @@ describe("PolicySet: prompt rules", () => {
     expect(set.evaluate(alice, inference(chat("the secret"))).decision).toBe("allowed");
   });
 
-  it("holds a prompt for approval (blocked, for now) when only a require_approval rule matches", () => {
+  it("allows a prompt a require_approval rule matches, naming the rule and the policy's approval settings", () => {
     const p = policy("p", {
       promptRules: [
         { pattern: "salary", action: "require_approval", description: "payroll" },
         { pattern: "password", action: "block" },
       ],
+      approval: { approverGroups: ["security"], minApprovals: 2, grant: "window", windowMinutes: 30 },
     });
     const set = new PolicySet([p]);
-    const held = denial(set.evaluate(alice, inference(chat("what is the salary band?"))));
-    expect(held).toEqual({
-      decision: "denied",
-      code: "prompt_blocked",
-      requiresApproval: true,
-      policyIds: [p.id],
-      reasons: [
-        'the prompt needs approval under rule "payroll" of policy "p" (field "messages.0.content"), and approvals are not available yet',
-      ],
-      param: "messages.0.content",
-      promptRule: { policyId: p.id, rule: 0, field: "messages.0.content" },
+    const held = allowance(set.evaluate(alice, inference(chat("what is the salary band?"))));
+    expect(held.approval).toEqual({
+      policyId: p.id,
+      policyName: "p",
+      rule: 0,
+      field: "messages.0.content",
+      reason: 'the prompt needs approval under rule "payroll" of policy "p" (field "messages.0.content")',
+      approverGroups: ["security"],
+      minApprovals: 2,
+      grant: "window",
+      windowMinutes: 30,
+      expiresMinutes: 60,
     });
+    expect(held.reasons).toContain(held.approval?.reason);
+    // A block rule overrides an approval rule: nothing a human could approve.
     const blocked = denial(set.evaluate(alice, inference(chat("salary and password"))));
-    expect(blocked.requiresApproval).toBeUndefined();
+    expect(blocked.code).toBe("prompt_blocked");
     expect(blocked.reasons[0]).toContain("blocked by a prompt rule");
+    expect(allowance(set.evaluate(alice, inference(chat("hello")))).approval).toBeUndefined();
+  });
+
+  it("takes the defaults when a policy with require_approval rules has no approval block", () => {
+    const p = policy("p", { promptRules: [{ pattern: "salary", action: "require_approval" }] });
+    const held = allowance(new PolicySet([p]).evaluate(alice, inference(chat("salary"))));
+    expect(held.approval).toMatchObject({
+      rule: 0,
+      approverGroups: [],
+      minApprovals: 1,
+      grant: "request",
+      windowMinutes: undefined,
+      expiresMinutes: 60,
+    });
+  });
+
+  it("never holds for approval a request the policies refuse anyway", () => {
+    const p = policy("p", {
+      limits: { maxTokens: 100 },
+      promptRules: [{ pattern: "salary", action: "require_approval" }],
+      approval: { required: true },
+    });
+    const refused = denial(new PolicySet([p]).evaluate(alice, inference({ ...chat("salary"), max_tokens: 500 })));
+    expect(refused.code).toBe("parameter_limit_exceeded");
+  });
+
+  it("holds every request of a grant with approval.required, unless another grant admits it outright", () => {
+    const guarded = policy("guarded", { approval: { required: true, approverGroups: ["security"] } });
+    const held = allowance(new PolicySet([guarded]).evaluate(alice, inference()));
+    expect(held.approval).toMatchObject({
+      policyId: guarded.id,
+      rule: undefined,
+      field: "",
+      reason: 'policy "guarded" grants this only with approval',
+      approverGroups: ["security"],
+    });
+    expect(held.policyIds[0]).toBe(guarded.id);
+    // A second grant without the requirement admits it, even if the guarded one is more permissive.
+    const plain = policy("plain", { limits: { maxTokens: 10 } });
+    const both = allowance(new PolicySet([guarded, plain]).evaluate(alice, inference()));
+    expect(both.approval).toBeUndefined();
+    expect(both.policyIds[0]).toBe(plain.id);
+    // Its limits still apply: a request only the guarded grant admits needs approval.
+    const big = allowance(
+      new PolicySet([guarded, plain]).evaluate(alice, inference({ ...chat("hi"), max_tokens: 50 })),
+    );
+    expect(big.approval?.policyId).toBe(guarded.id);
+  });
+
+  it("asks for the prompt rule's approval before the grant's, both under their own policy", () => {
+    const guarded = policy("guarded", {
+      approval: { required: true, approverGroups: ["security"] },
+      promptRules: [{ pattern: "salary", action: "require_approval", description: "payroll" }],
+    });
+    const set = new PolicySet([guarded]);
+    expect(allowance(set.evaluate(alice, inference(chat("salary")))).approval).toMatchObject({ rule: 0 });
+    expect(allowance(set.evaluate(alice, inference(chat("weather")))).approval).toMatchObject({ rule: undefined });
   });
 
   it("matches rules across messages, tool-call arguments and every format", () => {

@@ -28,6 +28,38 @@ function withDefinition(patch: Record<string, unknown>): Record<string, unknown>
 }
 
 describe("policyInputSchema", () => {
+  it("validates approval settings: caps on the window, the expiry and approvers, and windowMinutes with window only", () => {
+    const approval = (settings: Record<string, unknown>) => withDefinition({ approval: settings });
+    expect(policyInputSchema.parse(approval({})).approval).toEqual({
+      required: false,
+      approverGroups: [],
+      minApprovals: 1,
+      grant: "request",
+      expiresMinutes: 60,
+    });
+    expect(
+      issuePaths(
+        approval({
+          required: true,
+          approverGroups: ["security"],
+          minApprovals: 2,
+          grant: "window",
+          windowMinutes: 1440,
+        }),
+      ),
+    ).toEqual([]);
+    expect(issuePaths(approval({ expiresMinutes: 7 * 24 * 60 }))).toEqual([]);
+    expect(issuePaths(approval({ grant: "window", windowMinutes: 1441 }))).toEqual(["approval.windowMinutes"]);
+    expect(issuePaths(approval({ expiresMinutes: 7 * 24 * 60 + 1 }))).toEqual(["approval.expiresMinutes"]);
+    expect(issuePaths(approval({ expiresMinutes: 0 }))).toEqual(["approval.expiresMinutes"]);
+    expect(issuePaths(approval({ minApprovals: 11 }))).toEqual(["approval.minApprovals"]);
+    expect(issuePaths(approval({ grant: "window" }))).toEqual(["approval.windowMinutes"]);
+    expect(issuePaths(approval({ grant: "request", windowMinutes: 5 }))).toEqual(["approval.windowMinutes"]);
+    expect(issuePaths(approval({ grant: "forever" }))).toEqual(["approval.grant"]);
+    expect(issuePaths(approval({ approverGroups: ["a", "a"] }))).toEqual(["approval.approverGroups.1"]);
+    expect(issuePaths(approval({ approvers: ["a"] }))).toEqual(["approval"]);
+  });
+
   it("accepts the documented example as it is", () => {
     expect(policyInputSchema.parse(valid)).toEqual(valid);
   });
@@ -177,6 +209,7 @@ describe("policyDefinitionSchema", () => {
     expect(policyDefinitionSchema.parse(definition)).toEqual(definition);
     expect(policyDefinitionSchema.safeParse(valid).success).toBe(false);
     expect(Object.keys(policyDefinitionSchema.shape).sort()).toEqual([
+      "approval",
       "limits",
       "masking",
       "operations",

@@ -39,6 +39,20 @@ export type {
 export type { AgentState } from "./generated/modelgate/config/v1/AgentState.js";
 export type { ApiKeyCredential__Output as ApiKeyCredentialMessage } from "./generated/modelgate/config/v1/ApiKeyCredential.js";
 export type {
+  Approval as ApprovalInput,
+  Approval__Output as ApprovalMessage,
+} from "./generated/modelgate/config/v1/Approval.js";
+export type { ApprovalDecider__Output as ApprovalDeciderMessage } from "./generated/modelgate/config/v1/ApprovalDecider.js";
+export type { ApprovalOutcome } from "./generated/modelgate/config/v1/ApprovalOutcome.js";
+export type {
+  ApprovalRequest as ApprovalRequestInput,
+  ApprovalRequest__Output as ApprovalRequestMessage,
+} from "./generated/modelgate/config/v1/ApprovalRequest.js";
+export type {
+  ApprovalTicket as ApprovalTicketInput,
+  ApprovalTicket__Output as ApprovalTicket,
+} from "./generated/modelgate/config/v1/ApprovalTicket.js";
+export type {
   ConfigDelta as ConfigDeltaInput,
   ConfigDelta__Output as ConfigDelta,
 } from "./generated/modelgate/config/v1/ConfigDelta.js";
@@ -51,6 +65,14 @@ export type {
   ConfigUpdate__Output as ConfigUpdate,
 } from "./generated/modelgate/config/v1/ConfigUpdate.js";
 export type { Connection__Output as ConnectionMessage } from "./generated/modelgate/config/v1/Connection.js";
+export type {
+  ConsumeApprovalRequest as ConsumeApprovalRequestInput,
+  ConsumeApprovalRequest__Output as ConsumeApprovalRequestMessage,
+} from "./generated/modelgate/config/v1/ConsumeApprovalRequest.js";
+export type {
+  ConsumeApprovalResult as ConsumeApprovalResultInput,
+  ConsumeApprovalResult__Output as ConsumeApprovalResult,
+} from "./generated/modelgate/config/v1/ConsumeApprovalResult.js";
 export type { GatewayConfigClient, GatewayConfigHandlers } from "./generated/modelgate/config/v1/GatewayConfig.js";
 export type {
   GatewayReport as GatewayReportInput,

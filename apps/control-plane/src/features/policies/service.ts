@@ -245,13 +245,20 @@ export function createPolicyService({ db, config }: { db: Database; config: Conf
           rateLimit: evaluation.rateLimit ?? null,
           estimatedTokens: evaluation.estimatedTokens,
           masking: (evaluation.masking as Record<string, unknown> | undefined) ?? null,
+          approval: evaluation.approval
+            ? {
+                ...evaluation.approval,
+                approverGroups: [...evaluation.approval.approverGroups],
+                rule: evaluation.approval.rule ?? null,
+                windowMinutes: evaluation.approval.windowMinutes ?? null,
+              }
+            : null,
         };
       }
       return {
         decision: "denied",
         code: evaluation.code,
         ...(evaluation.param === undefined ? {} : { param: evaluation.param }),
-        ...(evaluation.requiresApproval ? { requiresApproval: true } : {}),
         policyIds: evaluation.policyIds,
         reasons: evaluation.reasons,
         effectiveLimits: null,
