@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { AUDIT_RECORD_VERSION, type AuditDecision, type AuditRecord } from "@modelgate/audit";
 import { Masker, type MaskingProfile } from "@modelgate/masking";
+import type { ApprovalTrail } from "./approve.js";
 import type { CapturedResponse } from "./audit-capture.js";
 import { recordBody } from "./audit-capture.js";
 import type { Verdict } from "./decide.js";
@@ -27,6 +28,8 @@ export interface RequestTrail {
   /** The body as received (before any rewrite). */
   requestBody?: Buffer;
   verdict?: Verdict;
+  /** Set when the policy held the request for a human: the approval, and whether a grant admitted it. */
+  approval?: ApprovalTrail;
   /** For a refused request: the masking its subject's grants on the connection ask for the audit record. */
   refusedAuditMasking?: MaskingProfile | undefined;
   /** The error answered, when the request was refused or failed. */
@@ -53,15 +56,18 @@ const FAILURE_CODES = new Set([
 ]);
 
 export function decisionOf(trail: RequestTrail): AuditDecision {
-  const { error, outcome, verdict } = trail;
+  const { error, outcome, verdict, approval } = trail;
   if (error instanceof PolicyDenial) {
-    if (error.requiresApproval) return "approval_required";
     if (error.code === "prompt_blocked") return "blocked";
     if (error.code === "rate_limited") return "rate_limited";
     return "denied";
   }
+  // Held for a human and not admitted: still waiting for approval (the
+  // caller may have gone), or denied by an approver.
+  if (approval && !approval.admitted) return approval.record.status === "denied" ? "denied" : "approval_required";
   if (outcome?.error && outcome.error !== "client_gone") return "error";
   if (error) return FAILURE_CODES.has(error.code) ? "error" : "denied";
+  if (approval?.admitted) return "approved";
   if (verdict || outcome) {
     const masked = Object.values(outcome?.maskedCounts ?? {}).some((count) => count > 0);
     return masked ? "masked" : "allowed";
@@ -143,8 +149,16 @@ export function buildAuditRecord(
           rule: denial.promptRule.rule,
           field: cut(denial.promptRule.field, 300),
         }
-      : undefined,
+      : approvalRule(trail),
+    approval: trail.approval?.record,
   } as AuditRecord;
+}
+
+/** For a request held for approval by a prompt rule: the rule and the field it matched in. */
+function approvalRule(trail: RequestTrail): AuditRecord["promptRule"] {
+  const requirement = trail.verdict?.evaluation.approval;
+  if (!trail.approval || requirement?.rule === undefined) return undefined;
+  return { policyId: cut(requirement.policyId, 64), rule: requirement.rule, field: cut(requirement.field, 300) };
 }
 
 /**
@@ -152,7 +166,7 @@ export function buildAuditRecord(
  * policy asks for it (`maskPromptsInAudit`). A body that cannot be masked
  * is withheld, never stored unmasked.
  */
-function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes: number): AuditRecord["request"] {
+export function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes: number): AuditRecord["request"] {
   const recorded = recordBody(body, maxBodyBytes);
   const profile = (trail.verdict?.evaluation.masking as MaskingProfile | undefined) ?? trail.refusedAuditMasking;
   if (!profile?.maskPromptsInAudit) return recorded;

@@ -10,7 +10,10 @@ import * as grpc from "@grpc/grpc-js";
 import { createBackoff, type Logger } from "@modelgate/core";
 import {
   type AgentPresenceInput,
+  type ApprovalRequestInput,
+  type ApprovalTicket,
   type ConfigUpdate,
+  type ConsumeApprovalRequestInput,
   type GatewayConfigClient,
   type GatewayReportInput,
   KEEPALIVE_OPTIONS,
@@ -77,6 +80,34 @@ export class ConfigClient extends EventEmitter {
     });
   }
 
+  /**
+   * Opens an approval for a held request, or finds the pending one of an
+   * identical request (docs/approvals.md). Rejects when the control plane
+   * cannot be reached in `timeoutMs`: the caller fails closed.
+   */
+  requestApproval(request: ApprovalRequestInput, timeoutMs: number): Promise<ApprovalTicket> {
+    return new Promise((resolve, reject) => {
+      this.#client.requestApproval(request, this.#metadata(), { deadline: Date.now() + timeoutMs }, (error, ticket) =>
+        error || !ticket ? reject(error ?? new Error("no approval ticket")) : resolve(ticket),
+      );
+    });
+  }
+
+  /** Uses a grant for one request; true for exactly one request per `request` grant across every gateway. */
+  consumeApproval(request: ConsumeApprovalRequestInput, timeoutMs: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.#client.consumeApproval(request, this.#metadata(), { deadline: Date.now() + timeoutMs }, (error, result) =>
+        error || !result ? reject(error ?? new Error("no answer")) : resolve(result.granted),
+      );
+    });
+  }
+
+  #metadata(): grpc.Metadata {
+    const metadata = new grpc.Metadata();
+    metadata.set("authorization", `Bearer ${this.#options.token}`);
+    return metadata;
+  }
+
   close(): void {
     this.#closed = true;
     clearTimeout(this.#retry);
@@ -86,9 +117,7 @@ export class ConfigClient extends EventEmitter {
 
   #open(): void {
     if (this.#closed) return;
-    const metadata = new grpc.Metadata();
-    metadata.set("authorization", `Bearer ${this.#options.token}`);
-    const call = this.#client.subscribe(metadata);
+    const call = this.#client.subscribe(this.#metadata());
     this.#call = call;
     const { store } = this.#options;
     call.write({

@@ -2,6 +2,7 @@
 // Postgres. A snapshot replaces all of it; a delta changes only the entities
 // it names, so revoking one key among 100,000 touches one map entry and
 // leaves the compiled policies alone.
+
 import { EventEmitter } from "node:events";
 import { type PolicyDefinition, PolicySet, type StoredPolicy } from "@modelgate/policy";
 import type {
@@ -13,6 +14,7 @@ import type {
   Policy as PolicyMessage,
   Protocol,
 } from "@modelgate/protocol";
+import { ApprovalGrants } from "./approval-grants.js";
 
 export interface ConnectionConfig {
   id: string;
@@ -98,6 +100,8 @@ export class ConfigStore extends EventEmitter {
   #policyRecords = new Map<string, PolicyRecord>();
   #policies = new PolicySet([]);
   #policyProblems: PolicyProblem[] = [];
+  /** Approval grants in force, and the requests waiting on approvals (docs/approvals.md). */
+  readonly approvals = new ApprovalGrants();
 
   /** The history the configuration belongs to; empty before the first snapshot. */
   get epoch(): string {
@@ -152,6 +156,7 @@ export class ConfigStore extends EventEmitter {
     this.#policyRecords = policyRecords;
     this.#policies = compiled.policies;
     this.#policyProblems = compiled.problems;
+    this.approvals.replace(snapshot.approvals ?? []);
     this.#changed("snapshot", removedAgents);
     return "applied";
   }
@@ -223,6 +228,8 @@ export class ConfigStore extends EventEmitter {
     }
     this.#revision = delta.revision;
     this.#receivedAt = now;
+    // Last: decisions wake waiting requests, which must see this revision's policies.
+    this.approvals.update(delta.approvals ?? []);
     this.#changed("delta", removedAgents);
     return "applied";
   }

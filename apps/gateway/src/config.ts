@@ -39,6 +39,10 @@ const environment = z.object({
     .default(64 * 1024),
   MODELGATE_MAX_JSON_DEPTH: z.coerce.number().int().min(8).max(1_000).default(64),
   MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT: z.coerce.number().int().min(1).max(1_000_000).default(64),
+  // Requests held open with `Prefer: wait` until their approval is decided (docs/approvals.md).
+  MODELGATE_APPROVAL_MAX_WAIT_SECONDS: z.coerce.number().int().min(0).max(300).default(300),
+  MODELGATE_APPROVAL_MAX_WAITING_PER_SUBJECT: z.coerce.number().int().min(0).max(10_000).default(8),
+  MODELGATE_APPROVAL_MAX_WAITING: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
   // Request line and headers; a credential up to 16 KiB must fit with room to spare.
   MODELGATE_MAX_HEADER_BYTES: z.coerce
     .number()
@@ -99,6 +103,7 @@ export interface GatewayConfig {
   bodyMinBytesPerSecond: number;
   maxJsonDepth: number;
   maxInFlightPerSubject: number;
+  approvals: { maxWaitSeconds: number; maxWaitingPerSubject: number; maxWaiting: number };
   maxHeaderBytes: number;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
@@ -187,6 +192,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     bodyMinBytesPerSecond: parsed.MODELGATE_BODY_MIN_BYTES_PER_SECOND,
     maxJsonDepth: parsed.MODELGATE_MAX_JSON_DEPTH,
     maxInFlightPerSubject: parsed.MODELGATE_MAX_IN_FLIGHT_PER_SUBJECT,
+    approvals: {
+      maxWaitSeconds: parsed.MODELGATE_APPROVAL_MAX_WAIT_SECONDS,
+      maxWaitingPerSubject: parsed.MODELGATE_APPROVAL_MAX_WAITING_PER_SUBJECT,
+      maxWaiting: parsed.MODELGATE_APPROVAL_MAX_WAITING,
+    },
     maxHeaderBytes: parsed.MODELGATE_MAX_HEADER_BYTES,
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,
     queueWaitMs: parsed.MODELGATE_QUEUE_TIMEOUT_MS,

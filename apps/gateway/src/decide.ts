@@ -22,20 +22,17 @@ export interface Verdict {
 export class PolicyDenial extends GatewayError {
   readonly policyIds: readonly string[];
   readonly reasons: readonly string[];
-  /** A `require_approval` prompt rule matched: held for a human, refused until approvals exist. */
-  readonly requiresApproval: boolean;
   /** The prompt rule that matched and the field of the body it matched in (for the audit record). */
   readonly promptRule: PromptRuleMatch | undefined;
   constructor(
     error: GatewayError,
     policyIds: readonly string[],
     reasons: readonly string[],
-    { requiresApproval = false, promptRule }: { requiresApproval?: boolean; promptRule?: PromptRuleMatch } = {},
+    { promptRule }: { promptRule?: PromptRuleMatch } = {},
   ) {
-    super(error.code, error.message, error.param, error.headers);
+    super(error.code, error.message, error.param, error.headers, error.fields);
     this.policyIds = policyIds;
     this.reasons = reasons;
-    this.requiresApproval = requiresApproval;
     this.promptRule = promptRule;
   }
 }

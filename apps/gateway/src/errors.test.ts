@@ -60,3 +60,22 @@ describe("errorBody", () => {
     expect(errorBody("token_malformed", "bad", null, "tgi")).toMatchObject({ error_type: "authentication" });
   });
 });
+
+describe("errorBody with extra fields (an approval's id and URL)", () => {
+  const fields = { approval_id: "0b3c", approval_url: "https://cp.example/api/v1/approvals/0b3c" };
+  it("puts them beside the code in every dialect, where each API's clients keep the body", () => {
+    expect(errorBody("approval_required", "needs approval", null, "openai", fields)).toEqual({
+      error: { message: "needs approval", type: "permission_error", code: "approval_required", param: null, ...fields },
+    });
+    expect(errorBody("approval_required", "needs approval", null, "ollama", fields)).toEqual({
+      error: "needs approval",
+      code: "approval_required",
+      ...fields,
+    });
+    expect(errorBody("approval_required", "needs approval", null, "tgi", fields)).toMatchObject({
+      error: "needs approval",
+      error_type: "validation",
+      ...fields,
+    });
+  });
+});

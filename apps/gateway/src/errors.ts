@@ -20,6 +20,10 @@ export const GATEWAY_ERRORS = {
   operation_not_allowed: { status: 403, type: "permission_error" },
   parameter_limit_exceeded: { status: 403, type: "permission_error" },
   prompt_blocked: { status: 403, type: "permission_error" },
+  // A human must approve the request first; the body names the approval and where it is decided.
+  approval_required: { status: 403, type: "permission_error" },
+  // An approver denied it; the message carries their comment.
+  approval_denied: { status: 403, type: "permission_error" },
   not_found: { status: 404, type: "invalid_request_error" },
   method_not_allowed: { status: 405, type: "invalid_request_error" },
   // The body did not arrive in time (idle too long, or slower than the minimum rate).
@@ -28,6 +32,8 @@ export const GATEWAY_ERRORS = {
   rate_limited: { status: 429, type: "rate_limit_error" },
   // The caller already has as many requests in flight as one subject may.
   too_many_in_flight: { status: 429, type: "rate_limit_error" },
+  // The caller has as many approvals pending as one subject may.
+  too_many_pending_approvals: { status: 429, type: "rate_limit_error" },
   internal: { status: 500, type: "server_error" },
   upstream_error: { status: 502, type: "server_error" },
   // The agent could not mask the response; nothing unmasked was sent.
@@ -37,6 +43,8 @@ export const GATEWAY_ERRORS = {
   rate_limiter_unavailable: { status: 503, type: "server_error" },
   // The request's audit record could not be kept (issue: no unrecorded inference).
   audit_unavailable: { status: 503, type: "server_error" },
+  // The control plane, which opens and settles approvals, cannot be reached: held requests are refused.
+  approval_unavailable: { status: 503, type: "server_error" },
   upstream_timeout: { status: 504, type: "server_error" },
 } as const;
 
@@ -47,17 +55,21 @@ export class GatewayError extends Error {
   readonly param: string | null;
   /** Extra response headers (retry-after, www-authenticate). */
   readonly headers: Readonly<Record<string, string>>;
+  /** Extra fields of the error body, such as `approval_id` (beside `code`, in every dialect). */
+  readonly fields: Readonly<Record<string, string>>;
   constructor(
     code: GatewayErrorCode,
     message: string,
     param: string | null = null,
     headers: Readonly<Record<string, string>> = {},
+    fields: Readonly<Record<string, string>> = {},
   ) {
     super(message);
     this.name = "GatewayError";
     this.code = code;
     this.param = param;
     this.headers = headers;
+    this.fields = fields;
   }
 
   get status(): number {
@@ -113,14 +125,15 @@ export function errorBody(
   message: string,
   param: string | null = null,
   dialect: ErrorDialect = "openai",
+  fields: Readonly<Record<string, string>> = {},
 ) {
   switch (dialect) {
     case "ollama":
-      return { error: message, code };
+      return { error: message, code, ...fields };
     case "tgi":
-      return { error: message, error_type: tgiErrorType(GATEWAY_ERRORS[code].status), code };
+      return { error: message, error_type: tgiErrorType(GATEWAY_ERRORS[code].status), code, ...fields };
     case "openai":
-      return { error: { message, type: GATEWAY_ERRORS[code].type, code, param } };
+      return { error: { message, type: GATEWAY_ERRORS[code].type, code, param, ...fields } };
   }
 }
 
@@ -131,7 +144,7 @@ export function errorBody(
 export function sendError(res: ServerResponse, error: GatewayError, headers: Record<string, string> = {}): void {
   if (res.headersSent || res.destroyed) return;
   const dialect = errorDialectFor(res.req.url ?? "/");
-  const body = JSON.stringify(errorBody(error.code, error.message, error.param, dialect));
+  const body = JSON.stringify(errorBody(error.code, error.message, error.param, dialect, error.fields));
   res.writeHead(error.status, {
     ...error.headers,
     ...headers,

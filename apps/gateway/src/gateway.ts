@@ -70,7 +70,25 @@ export interface GatewayOptions {
   maxHeaderBytes?: number | undefined;
   /** Collect Node process metrics (off when several gateways share a process). */
   processMetrics?: boolean;
+  /** Requests held for human approval (docs/approvals.md); defaults below. */
+  approvals?: GatewayApprovalOptions | undefined;
 }
+
+export interface GatewayApprovalOptions {
+  /** Longest `Prefer: wait` honoured, in seconds (default and cap 300). */
+  maxWaitSeconds?: number | undefined;
+  /** Requests one subject may have waiting on this gateway (default 8). */
+  maxWaitingPerSubject?: number | undefined;
+  /** Requests waiting on this gateway, all subjects together (default 1,000). */
+  maxWaiting?: number | undefined;
+}
+
+/** RFC 7240 lets the server choose; the issue caps a wait at five minutes. */
+export const MAX_APPROVAL_WAIT_SECONDS = 300;
+const DEFAULT_APPROVAL_WAITING_PER_SUBJECT = 8;
+const DEFAULT_APPROVAL_WAITING = 1_000;
+/** A held request is refused (fail closed) when the control plane takes longer than this to open or spend an approval. */
+const APPROVAL_CALL_TIMEOUT_MS = 5_000;
 
 export interface GatewayAuditOptions {
   /** The BullMQ queue (createQueueTransport) or, in the zero-config process, the control plane's store. */
@@ -258,6 +276,16 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     gatewayId,
     auditMaxBodyBytes: options.audit.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES,
     logPrompts: options.audit.logPrompts ?? false,
+    approvals: {
+      link: configClient,
+      maxWaitSeconds: Math.min(
+        options.approvals?.maxWaitSeconds ?? MAX_APPROVAL_WAIT_SECONDS,
+        MAX_APPROVAL_WAIT_SECONDS,
+      ),
+      maxWaitingPerSubject: options.approvals?.maxWaitingPerSubject ?? DEFAULT_APPROVAL_WAITING_PER_SUBJECT,
+      maxWaiting: options.approvals?.maxWaiting ?? DEFAULT_APPROVAL_WAITING,
+      controlPlaneTimeoutMs: APPROVAL_CALL_TIMEOUT_MS,
+    },
   });
   // What the ops listener reports on /readyz (started below, with /metrics).
   const probes = {
@@ -340,6 +368,10 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // agents hear that this gateway is going.
     draining = true;
     tunnelService.drain();
+    // Requests waiting for an approval are answered now (approval_required,
+    // the approval stays pending): their callers send again, to a replica
+    // that stays.
+    store.approvals.close();
     logger.info({ delayMs, graceMs }, "draining: unready, finishing requests");
     if (delayMs > 0) await sleep(delayMs);
     http.close();

@@ -8,6 +8,7 @@
 //   read body     http-body.ts    bounded in size, idle time, rate and JSON depth
 //   target        target.ts       the model the body names, and its connection
 //   decide        decide.ts       the policy decision
+//   approve       approve.ts      a grant, when the policy holds the request for a human
 //   reserve       record.ts       the request's place in the audit buffer
 //   charge        decide.ts       the winning grant's rate limits
 //   forward       forward.ts      to an agent, streaming the answer back
@@ -16,15 +17,17 @@
 // Nothing shared is taken before the caller is authenticated and has a
 // grant that could admit the request; each stage that holds something
 // (an in-flight place, a body, an audit place) is bounded per subject by
-// the admit stage.
+// the admit stage. A request waiting for its approval gives its in-flight
+// place back and holds no audit place; the approve stage bounds waiters.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuditSink, AuditTicket } from "@modelgate/audit";
 import { headersForRuntime, type Logger, uuidv7 } from "@modelgate/core";
 import { MASK_NAME } from "@modelgate/masking";
 import { InFlightLimiter } from "./admission.js";
 import type { AgentPool } from "./agent-pool.js";
+import { type ApprovalLink, createApprovalStage } from "./approve.js";
 import { ResponseCapture } from "./audit-capture.js";
-import type { RequestTrail } from "./audit-record.js";
+import { type RequestTrail, requestForAudit } from "./audit-record.js";
 import type { ConfigStore } from "./config-store.js";
 import { chargeGrant, chargeRateLimits, evaluate, PolicyDenial } from "./decide.js";
 import { GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
@@ -63,6 +66,18 @@ export interface IngressOptions {
   auditMaxBodyBytes: number;
   /** Put the request body (masked when the policy asks) into the decision log line. */
   logPrompts: boolean;
+  /** Requests held for human approval (docs/approvals.md). */
+  approvals: ApprovalOptions;
+}
+
+export interface ApprovalOptions {
+  /** The control plane's approval calls. */
+  link: ApprovalLink;
+  /** Longest `Prefer: wait` honoured, in seconds. */
+  maxWaitSeconds: number;
+  maxWaitingPerSubject: number;
+  maxWaiting: number;
+  controlPlaneTimeoutMs: number;
 }
 
 /** Refusals that happen before the request's body is used: counted apart, they show an attack or a misbehaving client. */
@@ -89,6 +104,13 @@ export function createIngress(options: IngressOptions) {
     gatewayId: options.gatewayId,
     auditMaxBodyBytes: options.auditMaxBodyBytes,
     logPrompts: options.logPrompts,
+  });
+  const approve = createApprovalStage({
+    ...options.approvals,
+    grants: store.approvals,
+    gatewayId: options.gatewayId,
+    metrics,
+    logger,
   });
 
   /** The pipeline. Throws the refusal; the caller answers it and records. */
@@ -136,6 +158,38 @@ export function createIngress(options: IngressOptions) {
       target.displayTarget,
     );
     trail.verdict = verdict;
+
+    const requirement = verdict.evaluation.approval;
+    if (requirement) {
+      await approve(
+        {
+          identity,
+          requirement,
+          connection: target.connection.name,
+          model: target.model ?? "",
+          operation: target.kind.operation,
+          body,
+          sessionId: trail.sessionId,
+          prefer: req.headers.prefer,
+          clientGone: held.clientGone.signal,
+          auditText: () => {
+            const recorded = requestForAudit(trail, body, options.auditMaxBodyBytes);
+            return { text: recorded?.text ?? "", truncated: recorded?.truncated ?? false };
+          },
+          pause: () => {
+            held.releaseInFlight?.();
+            held.releaseInFlight = undefined;
+          },
+          resume: () => {
+            held.releaseInFlight = inFlight.acquire(inFlightKey(identity));
+          },
+          setHeader: (name, value) => res.setHeader(name, value),
+        },
+        (approval) => {
+          trail.approval = approval;
+        },
+      );
+    }
 
     held.auditTicket = recorder.reserve();
     await chargeRateLimits(options.rateLimiter, identity, verdict);

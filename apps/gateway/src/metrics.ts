@@ -20,6 +20,8 @@ export interface GatewayMetrics {
   auditDropped: Counter;
   auditUnrecorded: Counter;
   refusedEarly: Counter<"code">;
+  approvals: Counter<"outcome">;
+  approvalWaiting: Gauge;
   /** Requests Node's HTTP parser refused before any handler saw them, by the status answered. */
   httpRefused: Counter<"status">;
   auditBuffered: Gauge;
@@ -130,6 +132,17 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     auditUnrecorded: new Counter({
       name: "modelgate_audit_unrecorded_refusals_total",
       help: "Refusals answered without an audit record because the audit buffer was full",
+      registers: [registry],
+    }),
+    approvals: new Counter({
+      name: "modelgate_approval_holds_total",
+      help: "Requests a policy held for human approval, by outcome: opened (a new approval), joined (an identical pending one), admitted (by a grant), denied, expired, waited_out, too_many_pending, unavailable",
+      labelNames: ["outcome"],
+      registers: [registry],
+    }),
+    approvalWaiting: new Gauge({
+      name: "modelgate_approval_waiting_requests",
+      help: "Requests held open with Prefer: wait until their approval is decided",
       registers: [registry],
     }),
     refusedEarly: new Counter({

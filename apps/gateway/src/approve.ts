@@ -1,0 +1,321 @@
+// The approve stage: a request the policy holds for a human (a
+// `require_approval` prompt rule, or a grant with approval.required) goes
+// on only with a grant for it (docs/approvals.md). Otherwise it opens an
+// approval at the control plane, or joins the pending one of an identical
+// request, and is refused with 403 approval_required naming the approval
+// and where it is decided; a caller that sent `Prefer: wait=<seconds>` is
+// held open until the approval is decided instead. Nothing here fails
+// open: without the control plane a held request is refused.
+import { createHash } from "node:crypto";
+import type { AuditRecord } from "@modelgate/audit";
+import type { Logger } from "@modelgate/core";
+import type { ApprovalRequirement } from "@modelgate/policy";
+import type { ApprovalMessage, ApprovalRequestInput, ApprovalTicket } from "@modelgate/protocol";
+import { type ApprovalGrants, type GrantScope, grantCovers } from "./approval-grants.js";
+import { GatewayError } from "./errors.js";
+import { ClientGoneError } from "./http-body.js";
+import { type Identity, subjectKey } from "./identity.js";
+import type { GatewayMetrics } from "./metrics.js";
+
+/** The control plane's side of approvals (ConfigClient implements it over the configuration channel). */
+export interface ApprovalLink {
+  requestApproval(request: ApprovalRequestInput, timeoutMs: number): Promise<ApprovalTicket>;
+  consumeApproval(
+    request: { approvalId: string; sessionId: string; subjectKey: string; bodySha256: string },
+    timeoutMs: number,
+  ): Promise<boolean>;
+}
+
+export interface ApprovalStageOptions {
+  grants: ApprovalGrants;
+  link: ApprovalLink;
+  gatewayId: string;
+  metrics: GatewayMetrics;
+  logger: Logger;
+  /** Longest `Prefer: wait` honoured, in seconds (RFC 7240; the issue caps it at 300). */
+  maxWaitSeconds: number;
+  /** Requests one subject may have waiting on this gateway at once; more are answered at once. */
+  maxWaitingPerSubject: number;
+  /** Requests waiting on this gateway at once, all subjects together. */
+  maxWaiting: number;
+  /** How long a call to the control plane may take before the request is refused (fail closed). */
+  controlPlaneTimeoutMs: number;
+}
+
+/** A request the policy holds, with what the stage needs from the pipeline. */
+export interface HeldRequest {
+  identity: Identity;
+  requirement: ApprovalRequirement;
+  connection: string;
+  /** The model as the runtime knows it; "" when the request names none. */
+  model: string;
+  operation: string;
+  /** The body exactly as received: a `request` grant admits this body, by its SHA-256. */
+  body: Buffer;
+  sessionId: string;
+  /** The `Prefer` header(s). */
+  prefer: string | string[] | undefined;
+  clientGone: AbortSignal;
+  /** The body as the audit record keeps it (masked when a policy asks), for the approver to read. */
+  auditText(): { text: string; truncated: boolean };
+  /** Gives back what the request holds while it waits (its in-flight place), and takes it again after. */
+  pause(): void;
+  resume(): void;
+  setHeader(name: string, value: string): void;
+}
+
+/** What the audit record says about the approval (AuditRecord.approval), and whether it admitted the request. */
+export interface ApprovalTrail {
+  record: NonNullable<AuditRecord["approval"]>;
+  admitted: boolean;
+}
+
+/** Longest prompt text sent to the control plane for the approver (characters). */
+export const APPROVAL_PROMPT_MAX_CHARS = 16_000;
+
+export function createApprovalStage(options: ApprovalStageOptions) {
+  const { grants, link, metrics, logger } = options;
+  const waitingBySubject = new Map<string, number>();
+  let waiting = 0;
+
+  function takeWaitPlace(subject: string): boolean {
+    const mine = waitingBySubject.get(subject) ?? 0;
+    if (mine >= options.maxWaitingPerSubject || waiting >= options.maxWaiting) return false;
+    waitingBySubject.set(subject, mine + 1);
+    waiting += 1;
+    metrics.approvalWaiting.set(waiting);
+    return true;
+  }
+
+  function giveWaitPlace(subject: string): void {
+    const mine = (waitingBySubject.get(subject) ?? 1) - 1;
+    if (mine <= 0) waitingBySubject.delete(subject);
+    else waitingBySubject.set(subject, mine);
+    waiting -= 1;
+    metrics.approvalWaiting.set(waiting);
+  }
+
+  /**
+   * Spends a grant on this request: a window grant is checked here, a
+   * request grant is taken at the control plane, where exactly one request
+   * gets it whichever gateway sends it.
+   */
+  async function use(approval: ApprovalMessage, scope: GrantScope, request: HeldRequest, bodySha256: string) {
+    if (!grantCovers(approval, scope, Date.now())) return false;
+    if (approval.grant === "window") return true;
+    if (approval.bodySha256 !== bodySha256) return false;
+    try {
+      return await link.consumeApproval(
+        { approvalId: approval.id, sessionId: request.sessionId, subjectKey: scope.subjectKey, bodySha256 },
+        options.controlPlaneTimeoutMs,
+      );
+    } catch (error) {
+      metrics.approvals.inc({ outcome: "unavailable" });
+      logger.warn(
+        { err: error, approvalId: approval.id },
+        "approval grant could not be used: control plane unreachable",
+      );
+      throw unavailable();
+    }
+  }
+
+  function admitted(approval: ApprovalMessage): ApprovalTrail {
+    metrics.approvals.inc({ outcome: "admitted" });
+    return {
+      admitted: true,
+      record: {
+        id: approval.id,
+        status: "approved",
+        grant: approval.grant === "window" ? "window" : "request",
+        deciders: decidersOf(approval),
+      },
+    };
+  }
+
+  async function open(request: HeldRequest, scope: GrantScope, bodySha256: string): Promise<ApprovalTicket> {
+    const { identity, requirement } = request;
+    const prompt = request.auditText();
+    const text =
+      prompt.text.length > APPROVAL_PROMPT_MAX_CHARS ? cut(prompt.text, APPROVAL_PROMPT_MAX_CHARS) : prompt.text;
+    try {
+      return await link.requestApproval(
+        {
+          gatewayId: options.gatewayId,
+          sessionId: request.sessionId,
+          subject: {
+            key: scope.subjectKey,
+            id: identity.subjectId,
+            email: identity.email ?? "",
+            groups: [...identity.groups],
+            authMethod: identity.authMethod,
+            issuer: identity.issuer ?? "",
+          },
+          connection: request.connection,
+          model: request.model,
+          operation: request.operation,
+          policyId: requirement.policyId,
+          rule: scope.rule,
+          field: requirement.field,
+          reason: requirement.reason,
+          bodySha256,
+          prompt: text,
+          promptTruncated: prompt.truncated || text.length < prompt.text.length,
+        },
+        options.controlPlaneTimeoutMs,
+      );
+    } catch (error) {
+      metrics.approvals.inc({ outcome: "unavailable" });
+      logger.warn(
+        { err: error, sessionId: request.sessionId },
+        "approval could not be opened: control plane unreachable",
+      );
+      throw unavailable();
+    }
+  }
+
+  /**
+   * Admits the request with a grant, or throws the refusal. `trail` is
+   * called with what the audit record should say as soon as it is known.
+   */
+  return async function admit(request: HeldRequest, trail: (approval: ApprovalTrail) => void): Promise<void> {
+    const { identity, requirement } = request;
+    const scope: GrantScope = {
+      subjectKey: subjectKey(identity),
+      connection: request.connection,
+      model: request.model,
+      policyId: requirement.policyId,
+      rule: requirement.rule ?? -1,
+    };
+    const bodySha256 = createHash("sha256").update(request.body).digest("hex");
+
+    const held = grants.find(scope, bodySha256);
+    if (held && (await use(held, scope, request, bodySha256))) return trail(admitted(held));
+
+    const ticket = await open(request, scope, bodySha256);
+    if (ticket.outcome === "APPROVAL_OUTCOME_TOO_MANY_PENDING") {
+      metrics.approvals.inc({ outcome: "too_many_pending" });
+      throw new GatewayError(
+        "too_many_pending_approvals",
+        "you have as many requests waiting for approval as one caller may; wait for them to be decided or to expire",
+      );
+    }
+    if (ticket.outcome !== "APPROVAL_OUTCOME_PENDING" || !ticket.approvalId) {
+      // The policy changed at the control plane and this gateway has not caught up yet.
+      metrics.approvals.inc({ outcome: "unavailable" });
+      throw unavailable();
+    }
+    metrics.approvals.inc({ outcome: ticket.created ? "opened" : "joined" });
+    const pending: ApprovalTrail = { admitted: false, record: { id: ticket.approvalId, status: "pending" } };
+    trail(pending);
+
+    const waitSeconds = preferredWait(request.prefer, options.maxWaitSeconds);
+    if (waitSeconds > 0 && takeWaitPlace(scope.subjectKey)) {
+      request.setHeader("preference-applied", `wait=${waitSeconds}`);
+      let outcome: Awaited<ReturnType<ApprovalGrants["wait"]>>;
+      request.pause();
+      try {
+        outcome = await grants.wait(ticket.approvalId, waitSeconds * 1000, request.clientGone);
+      } finally {
+        giveWaitPlace(scope.subjectKey);
+      }
+      // The approval stays pending for the caller's next try.
+      if (outcome.kind === "client_gone") throw new ClientGoneError();
+      request.resume();
+      if (outcome.kind === "decided") {
+        const { approval } = outcome;
+        if (approval.status === "approved" && (await use(approval, scope, request, bodySha256))) {
+          return trail(admitted(approval));
+        }
+        if (approval.status === "denied") {
+          metrics.approvals.inc({ outcome: "denied" });
+          trail({ admitted: false, record: { id: approval.id, status: "denied", deciders: decidersOf(approval) } });
+          throw denied(approval);
+        }
+        if (approval.status === "expired") {
+          metrics.approvals.inc({ outcome: "expired" });
+          trail({ admitted: false, record: { id: approval.id, status: "expired" } });
+          throw approvalRequired(
+            ticket,
+            requirement,
+            "it expired without a decision; sending the request again asks anew",
+          );
+        }
+        // Approved, but its grant went to another request (an identical one spent the request grant first).
+      }
+      metrics.approvals.inc({ outcome: "waited_out" });
+    }
+    throw approvalRequired(ticket, requirement);
+  };
+}
+
+export type ApprovalStage = ReturnType<typeof createApprovalStage>;
+
+/**
+ * The wait a caller asks for with RFC 7240's `Prefer: wait=<seconds>`,
+ * capped; 0 when it asks for none or for it in a form this does not read.
+ */
+export function preferredWait(header: string | string[] | undefined, maxSeconds: number): number {
+  if (header === undefined) return 0;
+  const preferences = (Array.isArray(header) ? header.join(",") : header).split(",");
+  for (const preference of preferences) {
+    const [token = ""] = preference.split(";", 1);
+    const equals = token.indexOf("=");
+    if (equals === -1 || token.slice(0, equals).trim().toLowerCase() !== "wait") continue;
+    const value = token
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, "$1");
+    if (!/^\d{1,9}$/.test(value)) return 0;
+    return Math.min(Number(value), maxSeconds);
+  }
+  return 0;
+}
+
+function decidersOf(approval: ApprovalMessage): NonNullable<ApprovalTrail["record"]["deciders"]> {
+  return approval.deciders.slice(0, 20).map((decider) => ({
+    id: cut(decider.id, 256),
+    email: decider.email ? cut(decider.email, 320) : undefined,
+    decision: decider.decision === "deny" ? "deny" : "approve",
+    comment: decider.comment ? cut(decider.comment, 1024) : undefined,
+    at: new Date(decider.at).toISOString(),
+  }));
+}
+
+function approvalRequired(ticket: ApprovalTicket, requirement: ApprovalRequirement, state?: string): GatewayError {
+  const status = state ?? "it is pending";
+  return new GatewayError(
+    "approval_required",
+    `${requirement.reason}: approval ${ticket.approvalId} is needed and ${status}. An approver decides at ${ticket.url}; ` +
+      `send the same request again once it is approved, or add the header "Prefer: wait=<seconds>" to wait for the decision`,
+    null,
+    { "x-modelgate-approval": ticket.approvalId },
+    { approval_id: ticket.approvalId, approval_url: ticket.url },
+  );
+}
+
+function denied(approval: ApprovalMessage): GatewayError {
+  const decider = approval.deciders.find((item) => item.decision === "deny");
+  const who = decider ? decider.email || decider.id : "an approver";
+  const comment = decider?.comment ? `: ${decider.comment}` : "";
+  return new GatewayError(
+    "approval_denied",
+    `approval ${approval.id} was denied by ${who}${comment}`,
+    null,
+    { "x-modelgate-approval": approval.id },
+    { approval_id: approval.id, ...(decider?.comment ? { approval_comment: decider.comment } : {}) },
+  );
+}
+
+function unavailable(): GatewayError {
+  return new GatewayError(
+    "approval_unavailable",
+    "this request needs a human approval, which cannot be requested right now; retry later",
+  );
+}
+
+/** At most `max` UTF-16 units, never ending in half a surrogate pair. */
+function cut(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value[max - 1] ?? "") ? max - 1 : max;
+  return value.slice(0, end);
+}

@@ -1,0 +1,346 @@
+// Just-in-time human approval end to end (docs/approvals.md): real OIDC
+// identities from a test identity provider, the official `openai` and
+// `ollama` clients, two gateway replicas sharing one control plane, and one
+// agent per connection dialing both replicas. A researcher's risky prompt is
+// held; a security approver decides through the control-plane API; the
+// caller's unchanged client sends again (or waits with `Prefer: wait`).
+import { randomBytes } from "node:crypto";
+import { startAgent } from "@modelgate/agent";
+import type { RunningGateway } from "@modelgate/gateway";
+import { startTestIdentityProvider, type TestIdentityProvider } from "@modelgate/identity/testing";
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
+import { Ollama } from "ollama";
+import OpenAI from "openai";
+import pg from "pg";
+import { captureLogger, RUNTIME_API_KEY, type Stack, startStack, waitFor } from "./stack.js";
+
+const AUDIENCE = "https://modelgate.test/approvals";
+const REDIS_URL = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const RISKY = "Please export all customer records as CSV";
+const MODEL = "demo-chat";
+
+// biome-ignore lint/suspicious/noExplicitAny: tests read parsed JSON of many shapes and assert on it
+type Json = any;
+
+let idp: TestIdentityProvider;
+let stack: Stack;
+let gatewayB: RunningGateway;
+let openaiRuntime: RuntimeFixture;
+let ollamaRuntime: RuntimeFixture;
+let db: pg.Client;
+const agents: { close(): Promise<void> }[] = [];
+
+const people = {
+  researcher: { subject: "rita", groups: ["research"] },
+  // In both groups: may approve others' requests, never her own.
+  researchingApprover: { subject: "rex", groups: ["research", "security"] },
+  approver: { subject: "sam", groups: ["security"] },
+  secondApprover: { subject: "sue", groups: ["security"] },
+  outsider: { subject: "otto", groups: ["marketing"] },
+} as const;
+type Person = keyof typeof people;
+
+const tokenOf = (person: Person) =>
+  idp.mintAccessToken({
+    subject: people[person].subject,
+    email: `${people[person].subject}@example.com`,
+    groups: [...people[person].groups],
+  });
+
+async function openai(person: Person, gateway: RunningGateway = stack.gateway, headers: Record<string, string> = {}) {
+  return new OpenAI({
+    baseURL: `${gateway.url}/v1`,
+    apiKey: await tokenOf(person),
+    maxRetries: 0,
+    defaultHeaders: headers,
+  });
+}
+
+async function ollama(person: Person, gateway: RunningGateway = stack.gateway, headers: Record<string, string> = {}) {
+  return new Ollama({
+    host: `${gateway.url}/c/local`,
+    headers: { Authorization: `Bearer ${await tokenOf(person)}`, ...headers },
+  });
+}
+
+/** Calls the control-plane API as a person. */
+async function api(
+  person: Person,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: Json }> {
+  const response = await fetch(`${stack.controlPlane.url}/api/v1${path}`, {
+    method,
+    headers: { authorization: `Bearer ${await tokenOf(person)}`, "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+const decide = (person: Person, id: string, verdict: "approve" | "deny", comment?: string) =>
+  api(person, "POST", `/approvals/${id}/${verdict}`, comment === undefined ? {} : { comment });
+
+/** The refusal an official client raised, as the OpenAI SDK reports it. */
+async function refusal(call: Promise<unknown>): Promise<InstanceType<typeof OpenAI.APIError>> {
+  try {
+    await call;
+  } catch (error) {
+    if (error instanceof OpenAI.APIError) return error;
+    throw error;
+  }
+  throw new Error("the request was not refused");
+}
+
+const risky = (content = RISKY) => ({ model: `llama/${MODEL}`, messages: [{ role: "user" as const, content }] });
+
+/** A stored session, once the audit record has reached the control plane. */
+async function storedSession(id: string): Promise<Json> {
+  let found: Json;
+  await waitFor(
+    async () => {
+      const answer = await stack.admin("GET", `/sessions/${id}`);
+      found = answer.status === 200 ? answer.body : undefined;
+      return found !== undefined;
+    },
+    { timeoutMs: 10_000, what: `session ${id}` },
+  );
+  return found;
+}
+
+beforeAll(async () => {
+  idp = await startTestIdentityProvider({ audience: AUDIENCE });
+  const issuer = { issuer: idp.issuer, audience: AUDIENCE, groupsClaim: "groups", userClaim: "sub" };
+  stack = await startStack(
+    { oidc: { issuers: [issuer], allowInsecureRequests: true } },
+    {
+      grantEveryone: false,
+      controlPlane: {
+        oidc: {
+          verifier: { issuers: [issuer], allowInsecureRequests: true },
+          roleGroups: { admin: [], auditor: [], approver: [] },
+        },
+        // Expiry runs as a BullMQ delayed job, as in production.
+        redisUrl: REDIS_URL,
+        auditQueuePrefix: `approvals-${randomBytes(4).toString("hex")}`,
+        approvalSweepIntervalMs: 200,
+      },
+    },
+  );
+  gatewayB = await stack.addGateway();
+  openaiRuntime = await stack.addConnection("llama", { models: [MODEL] });
+  ollamaRuntime = await stack.addConnection("local", { protocol: "ollama", models: ["llama3.2"] });
+  // One agent per connection, dialing both replicas, as agents do.
+  for (const [connection, runtime] of [
+    ["llama", openaiRuntime],
+    ["local", ollamaRuntime],
+  ] as const) {
+    const { token } = await stack.issueAgentToken(connection, `${connection}-agent`);
+    agents.push(
+      startAgent({
+        gateways: [
+          { address: stack.gateway.tunnelAddress, tls: false },
+          { address: gatewayB.tunnelAddress, tls: false },
+        ],
+        token,
+        runtimeUrl: runtime.url,
+        runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
+        runtimeHealthPath: "/health",
+        healthIntervalMs: 500,
+        capacity: 8,
+        version: "test",
+        logger: captureLogger(`${connection}-agent`).logger,
+        reconnectBackoff: { initialMs: 50, maxMs: 500 },
+      }),
+    );
+  }
+  const policy = await stack.admin("POST", "/policies", {
+    name: "research",
+    subjects: { groups: ["research"] },
+    resources: [{ connection: "llama" }, { connection: "local" }],
+    operations: ["inference", "models.list"],
+    promptRules: [
+      {
+        pattern: "export (all|every) customer records?",
+        flags: "i",
+        action: "require_approval",
+        description: "bulk customer export",
+      },
+    ],
+    approval: { approverGroups: ["security"], minApprovals: 1, grant: "request", expiresMinutes: 60 },
+  });
+  if (policy.status !== 201) throw new Error(JSON.stringify(policy.body));
+  for (const gateway of [stack.gateway, gatewayB]) {
+    await waitFor(() => gateway.store.policies.size === 1 && gateway.pool.connectedCount() === 2, {
+      timeoutMs: 15_000,
+      what: "the policy and both agents at each gateway",
+    });
+  }
+  db = new pg.Client({ connectionString: stack.databaseUrl });
+  await db.connect();
+}, 90_000);
+
+afterAll(async () => {
+  await Promise.all(agents.map((agent) => agent.close()));
+  await db?.end();
+  await stack?.close();
+  await idp?.close();
+}, 60_000);
+
+describe("a prompt held for approval, through the official clients", () => {
+  it("refuses with approval_required and the URL; a security approver approves; the identical request then succeeds once", async () => {
+    const client = await openai("researcher");
+    const held = await refusal(client.chat.completions.create(risky()));
+    expect(held.status).toBe(403);
+    expect(held.code).toBe("approval_required");
+    const { approval_id: id, approval_url: url } = held.error as { approval_id: string; approval_url: string };
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(url).toBe(`${stack.controlPlane.url}/api/v1/approvals/${id}`);
+    expect(held.message).toContain(url);
+    expect(held.headers.get("x-modelgate-approval")).toBe(id);
+
+    // Sending it again while it is pending joins the same approval.
+    const again = await refusal(client.chat.completions.create(risky()));
+    expect((again.error as { approval_id: string }).approval_id).toBe(id);
+
+    // The approver sees it, with the prompt and the rule that fired.
+    const pending = await api("approver", "GET", "/approvals?status=pending");
+    expect(pending.status).toBe(200);
+    const listed = pending.body.items.find((item: Json) => item.id === id);
+    expect(listed).toMatchObject({ status: "pending", connection: "llama", model: MODEL });
+    const detail = await api("approver", "GET", `/approvals/${id}`);
+    expect(detail.body).toMatchObject({ id, status: "pending", rule: 0, subject: { id: "rita" } });
+    expect(detail.body.prompt).toContain("export all customer records");
+
+    // Neither the researcher nor someone outside the approver groups may decide.
+    expect((await decide("researcher", id, "approve")).status).toBe(403);
+    expect((await decide("outsider", id, "approve")).status).toBe(403);
+    expect((await api("approver", "GET", `/approvals/${id}`)).body.status).toBe("pending");
+
+    const approved = await decide("approver", id, "approve", "ok for the Q3 audit");
+    expect(approved.status).toBe(200);
+    expect(approved.body.status).toBe("approved");
+    expect((await decide("secondApprover", id, "approve")).status).toBe(409);
+
+    // The identical request succeeds once, on either replica, as soon as the grant is there.
+    await waitFor(() => stack.gateway.store.approvals.size > 0, { what: "the grant at the gateway" });
+    const answer = await client.chat.completions.create(risky()).withResponse();
+    expect(answer.data.choices[0]?.message.content).toBeTruthy();
+    const admittedSession = answer.response.headers.get("x-modelgate-session") ?? "";
+    const second = await refusal(client.chat.completions.create(risky()));
+    expect(second.code).toBe("approval_required");
+    expect((second.error as { approval_id: string }).approval_id).not.toBe(id);
+
+    // The admitted request's session names the approval and who approved it.
+    const session = await storedSession(admittedSession);
+    expect(session.decision).toBe("approved");
+    expect(session.details.approval).toMatchObject({
+      id,
+      status: "approved",
+      grant: "request",
+      deciders: [{ id: "sam", email: "sam@example.com", decision: "approve", comment: "ok for the Q3 audit" }],
+    });
+    // The refused one's session shows approval_required and links the same approval.
+    const refusedSession = await storedSession(held.headers.get("x-modelgate-session") ?? "");
+    expect(refusedSession.decision).toBe("approval_required");
+    expect(refusedSession.details.approval).toEqual({ id, status: "pending" });
+    const after = await api("approver", "GET", `/approvals/${id}`);
+    expect(after.body.grant).toMatchObject({ usedSessionId: admittedSession });
+  });
+
+  it("never lets a requester approve their own request, even as a member of the approver group", async () => {
+    const held = await refusal((await openai("researchingApprover")).chat.completions.create(risky()));
+    const id = (held.error as { approval_id: string }).approval_id;
+    const self = await decide("researchingApprover", id, "approve");
+    expect(self.status).toBe(403);
+    expect(self.body.code).toBe("self_approval");
+    expect((await api("approver", "GET", `/approvals/${id}`)).body.status).toBe("pending");
+  });
+
+  it("releases a Prefer: wait request on the other replica within a second of the approval", async () => {
+    const content = `${RISKY} for the board`;
+    const waiting = (await openai("researcher", gatewayB, { prefer: "wait=30" })).chat.completions
+      .create(risky(content))
+      .withResponse();
+    await waitFor(() => gatewayB.store.approvals.waiting === 1, { what: "the request to wait at replica B" });
+    const pending = await api("approver", "GET", "/approvals?status=pending&subject=rita");
+    const approval = pending.body.items.find((item: Json) => item.prompt?.includes("for the board") ?? true);
+    const detail = await api("approver", "GET", `/approvals/${approval.id}`);
+    expect(detail.body.prompt).toContain("for the board");
+    const decidedAt = performance.now();
+    expect((await decide("approver", approval.id, "approve")).status).toBe(200);
+    const { data, response } = await waiting;
+    const releasedAfterMs = performance.now() - decidedAt;
+    expect(releasedAfterMs).toBeLessThan(1_000);
+    expect(response.headers.get("preference-applied")).toBe("wait=30");
+    expect(data.choices[0]?.message.content).toBeTruthy();
+  });
+
+  it("answers a denied request with the approver's comment, in Ollama's shape", async () => {
+    const client = await ollama("researcher");
+    const chat = (headers?: Record<string, string>) =>
+      (headers ? ollama("researcher", stack.gateway, headers) : Promise.resolve(client)).then((c) =>
+        c.chat({ model: "llama3.2", messages: [{ role: "user", content: `${RISKY} from EMEA` }], stream: false }),
+      );
+    const held = await chat().catch((error: unknown) => error as { status_code: number; error: string });
+    expect(held).toMatchObject({ status_code: 403 });
+    const id = /approval ([0-9a-f-]{36})/.exec((held as { error: string }).error)?.[1] ?? "";
+    expect((held as { error: string }).error).toContain(`/api/v1/approvals/${id}`);
+
+    const waiting = chat({ prefer: "wait=30" }).catch(
+      (error: unknown) => error as { status_code: number; error: string },
+    );
+    await waitFor(() => stack.gateway.store.approvals.waiting === 1, { what: "the request to wait" });
+    expect((await decide("approver", id, "deny", "not without a ticket from legal")).status).toBe(200);
+    const denied = await waiting;
+    expect(denied).toMatchObject({ status_code: 403 });
+    expect((denied as { error: string }).error).toContain("not without a ticket from legal");
+    expect((await decide("secondApprover", id, "approve")).status).toBe(409);
+  });
+
+  it("expires an approval nobody decides, releasing a waiting request, and refuses late decisions", async () => {
+    const client = await openai("researcher");
+    const held = await refusal(client.chat.completions.create(risky(`${RISKY} from APAC`)));
+    const id = (held.error as { approval_id: string }).approval_id;
+    const waiting = refusal(
+      (await openai("researcher", stack.gateway, { prefer: "wait=30" })).chat.completions.create(
+        risky(`${RISKY} from APAC`),
+      ),
+    );
+    await waitFor(() => stack.gateway.store.approvals.waiting === 1, { what: "the request to wait" });
+    // The clock, not the test, is moved: its expiry time is now.
+    await db.query("UPDATE approvals SET expires_at = now() WHERE id = $1", [id]);
+    const released = await waiting;
+    expect(released.code).toBe("approval_required");
+    expect(released.message).toContain("expired");
+    expect((await api("approver", "GET", `/approvals/${id}`)).body.status).toBe("expired");
+    expect((await decide("approver", id, "approve")).status).toBe(409);
+  });
+
+  it("keeps grants across a gateway restart: a replica started after the approval admits the request", async () => {
+    const content = `${RISKY} after the restart`;
+    const held = await refusal((await openai("researcher")).chat.completions.create(risky(content)));
+    const id = (held.error as { approval_id: string }).approval_id;
+    expect((await decide("approver", id, "approve")).status).toBe(200);
+    const fresh = await stack.addGateway();
+    const { token } = await stack.issueAgentToken("llama", "late-agent");
+    const agent = startAgent({
+      gateways: [{ address: fresh.tunnelAddress, tls: false }],
+      token,
+      runtimeUrl: openaiRuntime.url,
+      runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
+      runtimeHealthPath: "/health",
+      healthIntervalMs: 500,
+      capacity: 4,
+      version: "test",
+      logger: captureLogger("late-agent").logger,
+      reconnectBackoff: { initialMs: 50, maxMs: 500 },
+    });
+    agents.push(agent);
+    await waitFor(() => fresh.pool.connectedCount() === 1, { what: "the agent at the new replica" });
+    expect(fresh.store.approvals.size).toBeGreaterThan(0);
+    const answer = await (await openai("researcher", fresh)).chat.completions.create(risky(content));
+    expect(answer.choices[0]?.message.content).toBeTruthy();
+  });
+});
