@@ -37,6 +37,8 @@ const people = {
   approver: { subject: "sam", groups: ["security"] },
   secondApprover: { subject: "sue", groups: ["security"] },
   outsider: { subject: "otto", groups: ["marketing"] },
+  analyst: { subject: "ann", groups: ["analysts"] },
+  otherAnalyst: { subject: "abe", groups: ["analysts"] },
 } as const;
 type Person = keyof typeof people;
 
@@ -171,8 +173,17 @@ beforeAll(async () => {
     approval: { approverGroups: ["security"], minApprovals: 1, grant: "request", expiresMinutes: 60 },
   });
   if (policy.status !== 201) throw new Error(JSON.stringify(policy.body));
+  // Analysts may use the proprietary model only with approval, for a window at a time.
+  const guarded = await stack.admin("POST", "/policies", {
+    name: "analysts-guarded",
+    subjects: { groups: ["analysts"] },
+    resources: [{ connection: "llama" }],
+    operations: ["inference"],
+    approval: { required: true, approverGroups: ["security"], grant: "window", windowMinutes: 15 },
+  });
+  if (guarded.status !== 201) throw new Error(JSON.stringify(guarded.body));
   for (const gateway of [stack.gateway, gatewayB]) {
-    await waitFor(() => gateway.store.policies.size === 1 && gateway.pool.connectedCount() === 2, {
+    await waitFor(() => gateway.store.policies.size === 2 && gateway.pool.connectedCount() === 2, {
       timeoutMs: 15_000,
       what: "the policy and both agents at each gateway",
     });
@@ -342,5 +353,42 @@ describe("a prompt held for approval, through the official clients", () => {
     expect(fresh.store.approvals.size).toBeGreaterThan(0);
     const answer = await (await openai("researcher", fresh)).chat.completions.create(risky(content));
     expect(answer.choices[0]?.message.content).toBeTruthy();
+  });
+
+  it("admits every request of that subject, connection and policy during a window grant, and nobody else's", async () => {
+    const held = await refusal((await openai("analyst")).chat.completions.create(risky("first question")));
+    expect(held.code).toBe("approval_required");
+    expect(held.message).toContain('policy "analysts-guarded" grants this only with approval');
+    const id = (held.error as { approval_id: string }).approval_id;
+    expect((await decide("approver", id, "approve", "analysis sprint")).status).toBe(200);
+    await waitFor(() => stack.gateway.store.approvals.size > 0 && gatewayB.store.approvals.size > 0, {
+      what: "the window grant at both replicas",
+    });
+    for (const [gateway, content] of [
+      [stack.gateway, "first question"],
+      [gatewayB, "a different question"],
+      [stack.gateway, "and a third"],
+    ] as const) {
+      const answer = await (await openai("analyst", gateway)).chat.completions.create(risky(content));
+      expect(answer.choices[0]?.message.content).toBeTruthy();
+    }
+    // The grant is the analyst's alone.
+    expect((await refusal((await openai("otherAnalyst")).chat.completions.create(risky("first question")))).code).toBe(
+      "approval_required",
+    );
+  });
+
+  it("fails closed while the control plane is away: held requests get 503, others are served", async () => {
+    await stack.stopControlPlane();
+    try {
+      const client = await openai("researcher");
+      const held = await refusal(client.chat.completions.create(risky(`${RISKY} while it is down`)));
+      expect(held.status).toBe(503);
+      expect(held.code).toBe("approval_unavailable");
+      const plain = await client.chat.completions.create(risky("what is the weather"));
+      expect(plain.choices[0]?.message.content).toBeTruthy();
+    } finally {
+      await stack.startControlPlane();
+    }
   });
 });
