@@ -806,6 +806,11 @@ describe("approvals", () => {
         inForce: false,
       });
       expect(await stream.approval(waiting.approvalId, undefined, 1_000)).toMatchObject({ status: "expired" });
+      // A gateway that has not heard of the revocation yet opens nothing for the key.
+      expect(await gateway.request(ask(service, "export-review", "export all monthly"))).toMatchObject({
+        outcome: "APPROVAL_OUTCOME_POLICY_CHANGED",
+      });
+      expect(await cp.db.approval.count({ where: { apiKeyId: service.id } })).toBe(2);
     });
 
     it("voids a policy's grants when its definition or state changes, not when only its name does", async () => {

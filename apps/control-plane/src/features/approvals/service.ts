@@ -159,9 +159,20 @@ export function createApprovalService(options: ApprovalServiceOptions) {
         // below read what the previous one wrote.
         await tx.$queryRaw`
           SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtextextended(${`approval-subject:${input.subject.key}`}, 0))) AS locked`;
+        // FOR SHARE: a policy change (or an API key's revocation) waits for
+        // this approval to commit and then withdraws it, or commits first and
+        // is read here; an approval never outlives the change unseen.
+        await tx.$queryRaw`SELECT 1 FROM policies WHERE id = ${input.policyId}::uuid FOR SHARE`;
         const policy = await tx.policy.findUnique({ where: { id: input.policyId } });
         const settings = currentApprovalSettings(policy, input.rule);
         if (!policy || !settings) return { ticket: { outcome: "policy_changed" } as const, expired: [] };
+        if (input.subject.authMethod === "api_key") {
+          const [key] = await tx.$queryRaw<{ usable: boolean }[]>`
+            SELECT revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ${now}) AS usable
+            FROM api_keys WHERE id = ${input.subject.id}::uuid FOR SHARE`;
+          // The gateway's configuration is behind in this too: nothing is opened.
+          if (!key?.usable) return { ticket: { outcome: "policy_changed" } as const, expired: [] };
+        }
 
         let expired: string[] = [];
         const existing = await tx.approval.findFirst({ where: { dedupeKey, status: "pending" } });
