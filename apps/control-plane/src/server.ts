@@ -17,7 +17,7 @@ import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipel
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { type ConfigDistributionOptions, startConfigPublisher } from "./gateway-link/publisher.js";
-import { startGatewayLinkServer } from "./gateway-link/server.js";
+import { type GatewayLinkServer, startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createControlPlaneMetrics } from "./http/metrics.js";
 import { createReadinessChecks } from "./readiness.js";
@@ -188,22 +188,11 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   // A listener on every interface is reached on loopback here; behind a
   // proxy, MODELGATE_APPROVAL_URL_BASE names the public address.
   apiUrl = `http://${host}:${port}`.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
-  const gatewayLink = await startGatewayLinkServer({
-    host: options.grpc.host,
-    port: options.grpc.port,
-    tls: options.grpc.tls,
-    gatewayToken: options.gatewayToken,
-    publisher,
-    presence,
-    approvals: approvals.service,
-    db,
-    logger,
-  });
+  let gatewayLink: GatewayLinkServer | undefined;
   let ops: OpsServer | undefined;
 
-  const running: Omit<RunningControlPlane, "opsUrl"> = {
+  const running: Omit<RunningControlPlane, "opsUrl" | "grpcAddress"> = {
     url: `http://${host}:${port}`,
-    grpcAddress: gatewayLink.address,
     db,
     auditStore,
     async close() {
@@ -217,7 +206,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       verifier?.close();
       // No gateway opens or uses an approval any more; then the approvals'
       // timers stop and their last events reach the export queue.
-      await gatewayLink.close();
+      await gatewayLink?.close();
       await approvals.close();
       // Records in progress are written before the database goes away;
       // the rest wait in Redis for the next control plane.
@@ -233,6 +222,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
   };
   try {
+    // Last of the listeners: approval URLs need the API's address.
+    gatewayLink = await startGatewayLinkServer({
+      host: options.grpc.host,
+      port: options.grpc.port,
+      tls: options.grpc.tls,
+      gatewayToken: options.gatewayToken,
+      publisher,
+      presence,
+      approvals: approvals.service,
+      db,
+      logger,
+    });
     ops = await startOpsServer({
       ...options.ops,
       readiness: () => readiness.check(),
@@ -240,9 +241,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       logger: logger.child({ component: "ops" }),
     });
   } catch (error) {
-    // A taken ops port: the caller sees that error, and nothing keeps running.
+    // A taken gRPC or ops port: the caller sees that error, and nothing keeps running.
     await running.close();
     throw error;
   }
-  return { ...running, opsUrl: ops.url };
+  return { ...running, grpcAddress: gatewayLink.address, opsUrl: ops.url };
 }
