@@ -10,6 +10,8 @@ import { alertRoutes } from "./features/alerts/routes.js";
 import { createAlertService } from "./features/alerts/service.js";
 import { apiKeyRoutes } from "./features/api-keys/routes.js";
 import { createApiKeyService } from "./features/api-keys/service.js";
+import { approvalRoutes } from "./features/approvals/routes.js";
+import { type ApprovalService, createApprovalService } from "./features/approvals/service.js";
 import { auditIntegrityRoutes } from "./features/audit-integrity/routes.js";
 import { connectionRoutes } from "./features/connections/routes.js";
 import { createConnectionService } from "./features/connections/service.js";
@@ -49,6 +51,12 @@ export interface ControlPlaneDeps {
   metrics?: ControlPlaneMetrics;
   /** Where exporters may connect; without it, global unicast addresses only (no MODELGATE_EXPORT_ALLOW_CIDRS). */
   exportEgress?: ExportEgress;
+  /**
+   * The approvals service gateways open approvals through (server.ts starts
+   * it with its expiry timers and events); without it, one that serves the
+   * API alone, with URLs relative to this API.
+   */
+  approvals?: ApprovalService;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
@@ -62,12 +70,14 @@ export function createApp({
   secrets,
   metrics,
   exportEgress,
+  approvals = createApprovalService({ db, config, logger, urlBase: () => `${API_BASE_PATH}/approvals` }),
 }: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db, config })),
     ...agentRoutes(createAgentService({ db, config, ...(presence ? { presence } : {}) })),
-    ...apiKeyRoutes(createApiKeyService({ db, config })),
-    ...policyRoutes(createPolicyService({ db, config })),
+    ...apiKeyRoutes(createApiKeyService({ db, config, approvals })),
+    ...policyRoutes(createPolicyService({ db, config, approvals })),
+    ...approvalRoutes(approvals),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
     ...exporterRoutes(

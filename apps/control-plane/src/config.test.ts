@@ -119,8 +119,31 @@ describe("control-plane config", () => {
       auditQueuePrefix: "modelgate-eu",
       exportAllowCidrs: [],
       retention: { contentDays: undefined, metadataDays: undefined },
+      approvals: { urlBase: undefined, maxPendingPerSubject: 20 },
       logLevel: "warn",
     });
+  });
+
+  it("reads where approvers decide and the cap on pending approvals, refusing what cannot be right", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(
+      loadConfig({
+        ...base,
+        MODELGATE_APPROVAL_URL_BASE: "https://modelgate.example.com/console/approvals/",
+        MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT: "5",
+      }).approvals,
+    ).toEqual({ urlBase: "https://modelgate.example.com/console/approvals", maxPendingPerSubject: 5 });
+    for (const [name, bad] of [
+      ["MODELGATE_APPROVAL_URL_BASE", "ftp://modelgate.example.com/approvals"],
+      ["MODELGATE_APPROVAL_URL_BASE", "https://user:pw@modelgate.example.com/approvals"],
+      ["MODELGATE_APPROVAL_URL_BASE", "https://modelgate.example.com/approvals?x=1"],
+      ["MODELGATE_APPROVAL_URL_BASE", "/console/approvals"],
+      ["MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT", "0"],
+      ["MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT", "1001"],
+      ["MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT", "ten"],
+    ] as const) {
+      expect(() => loadConfig({ ...base, [name]: bad })).toThrow(new RegExp(`${name}: `));
+    }
   });
 
   it("keeps the ops listener off the public port", () => {

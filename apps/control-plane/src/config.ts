@@ -23,6 +23,19 @@ const retentionDays = z
   .transform(Number)
   .pipe(z.number().int().min(1, "must be at least 1 day").max(36_500, "must be at most 36500 days (100 years)"));
 
+/**
+ * Where approvers decide: an http(s) URL without credentials, query or
+ * fragment (approval URLs are `<base>/<id>`). A trailing slash is dropped.
+ */
+const approvalUrlBase = z
+  .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+  .max(1024)
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && url.username === "" && url.password === "" && url.search === "" && url.hash === "";
+  }, "must have no user name, password, query or fragment")
+  .transform((value) => value.replace(/\/+$/, ""));
+
 // Exactly what a Bearer header can carry: a token with a space, a newline
 // from a secret file or non-ASCII text could never log in.
 const bearerSecret = z
@@ -94,6 +107,16 @@ const environment = z
           return z.NEVER;
         }
       }),
+    // Approvals (docs/approvals.md): where approvers decide (the console or
+    // this API, behind its public address), and how many pending approvals
+    // one caller may have open at once.
+    MODELGATE_APPROVAL_URL_BASE: approvalUrlBase.optional(),
+    MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT: z
+      .string()
+      .regex(/^[0-9]+$/, "must be a whole number")
+      .transform(Number)
+      .pipe(z.number().int().min(1, "must be at least 1").max(1000, "must be at most 1000"))
+      .default(20),
     // Retention of audit sessions in days; unset keeps them forever. Content
     // (bodies and events) may go earlier than the session's metadata, never later.
     MODELGATE_RETENTION_CONTENT_DAYS: retentionDays.optional(),
@@ -183,6 +206,8 @@ export interface ControlPlaneConfig {
   exportAllowCidrs: string[];
   /** Audit retention in days; both undefined: keep everything, and no purge job runs. */
   retention: { contentDays: number | undefined; metadataDays: number | undefined };
+  /** Approval URLs' base (undefined: this API's own address) and the per-subject cap on pending approvals. */
+  approvals: { urlBase: string | undefined; maxPendingPerSubject: number };
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -256,6 +281,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     retention: {
       contentDays: parsed.MODELGATE_RETENTION_CONTENT_DAYS,
       metadataDays: parsed.MODELGATE_RETENTION_METADATA_DAYS,
+    },
+    approvals: {
+      urlBase: parsed.MODELGATE_APPROVAL_URL_BASE,
+      maxPendingPerSubject: parsed.MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT,
     },
     logLevel: parsed.LOG_LEVEL,
   };

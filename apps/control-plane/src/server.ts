@@ -9,14 +9,15 @@ import { type Logger, type OpsServer, startOpsServer } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
-import { createApp } from "./app.js";
+import { API_BASE_PATH, createApp } from "./app.js";
+import { type ApprovalOptions, startApprovals } from "./features/approvals/runtime.js";
 import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { createExportEgress } from "./features/exporters/egress.js";
 import { type SiemPipeline, startSiemPipeline } from "./features/exporters/pipeline.js";
 import { createSessionStore } from "./features/sessions/store.js";
 import { PresenceRegistry } from "./gateway-link/presence.js";
 import { type ConfigDistributionOptions, startConfigPublisher } from "./gateway-link/publisher.js";
-import { startGatewayLinkServer } from "./gateway-link/server.js";
+import { type GatewayLinkServer, startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createControlPlaneMetrics } from "./http/metrics.js";
 import { createReadinessChecks } from "./readiness.js";
@@ -59,6 +60,8 @@ export interface ControlPlaneOptions {
    * (loopback, private, link-local, …); unset or empty: none. See docs/siem.md.
    */
   exportAllowCidrs?: readonly string[] | undefined;
+  /** Just-in-time approvals: where approvers decide, the per-subject cap, the expiry sweep (docs/approvals.md). */
+  approvals?: ApprovalOptions | undefined;
   version: string;
   logger: Logger;
 }
@@ -87,16 +90,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     databaseUrl: options.databaseUrl,
     logger,
     ...options.configDistribution,
-  });
-  const gatewayLink = await startGatewayLinkServer({
-    host: options.grpc.host,
-    port: options.grpc.port,
-    tls: options.grpc.tls,
-    gatewayToken: options.gatewayToken,
-    publisher,
-    presence,
-    db,
-    logger,
   });
 
   const auditStore = createSessionStore({ db });
@@ -139,6 +132,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     logger.warn("MODELGATE_REDIS_URL is not set: no audit worker runs, so records from gateways are not stored");
   }
 
+  // Approval URLs name the API's own address unless told otherwise; it is
+  // known once the API listens, before the gRPC endpoint (where gateways
+  // open approvals) does.
+  let apiUrl = "";
+  const approvals = await startApprovals({
+    db,
+    config: publisher,
+    logger,
+    urlBase: () => options.approvals?.urlBase ?? `${apiUrl}${API_BASE_PATH}/approvals`,
+    maxPendingPerSubject: options.approvals?.maxPendingPerSubject,
+    sweepIntervalMs: options.approvals?.sweepIntervalMs,
+    events: siem ? { approval: siem.onApproval } : undefined,
+    redisUrl: options.redisUrl,
+    prefix: options.auditQueuePrefix,
+  });
+
   let retention: RunningRetention | undefined;
   const policy = options.retention;
   if (policy && (policy.contentDays !== undefined || policy.metadataDays !== undefined)) {
@@ -170,16 +179,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     secrets,
     metrics,
     exportEgress,
+    approvals: approvals.service,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   const host = options.host.includes(":") ? `[${options.host}]` : options.host;
+  // A listener on every interface is reached on loopback here; behind a
+  // proxy, MODELGATE_APPROVAL_URL_BASE names the public address.
+  apiUrl = `http://${host}:${port}`.replace("//0.0.0.0:", "//127.0.0.1:").replace("//[::]:", "//[::1]:");
+  let gatewayLink: GatewayLinkServer | undefined;
   let ops: OpsServer | undefined;
 
-  const running: Omit<RunningControlPlane, "opsUrl"> = {
+  const running: Omit<RunningControlPlane, "opsUrl" | "grpcAddress"> = {
     url: `http://${host}:${port}`,
-    grpcAddress: gatewayLink.address,
     db,
     auditStore,
     async close() {
@@ -191,13 +204,16 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       await closed;
       clearTimeout(force);
       verifier?.close();
+      // No gateway opens or uses an approval any more; then the approvals'
+      // timers stop and their last events reach the export queue.
+      await gatewayLink?.close();
+      await approvals.close();
       // Records in progress are written before the database goes away;
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
       await siem?.close();
       await exportEgress.close();
       await retention?.close();
-      await gatewayLink.close();
       await publisher.close();
       await readiness.close();
       // Last but the database: /readyz says "stopping" until here.
@@ -206,6 +222,18 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     },
   };
   try {
+    // Last of the listeners: approval URLs need the API's address.
+    gatewayLink = await startGatewayLinkServer({
+      host: options.grpc.host,
+      port: options.grpc.port,
+      tls: options.grpc.tls,
+      gatewayToken: options.gatewayToken,
+      publisher,
+      presence,
+      approvals: approvals.service,
+      db,
+      logger,
+    });
     ops = await startOpsServer({
       ...options.ops,
       readiness: () => readiness.check(),
@@ -213,9 +241,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       logger: logger.child({ component: "ops" }),
     });
   } catch (error) {
-    // A taken ops port: the caller sees that error, and nothing keeps running.
+    // A taken gRPC or ops port: the caller sees that error, and nothing keeps running.
     await running.close();
     throw error;
   }
-  return { ...running, opsUrl: ops.url };
+  return { ...running, grpcAddress: gatewayLink.address, opsUrl: ops.url };
 }

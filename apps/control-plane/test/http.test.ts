@@ -222,6 +222,11 @@ describe("control-plane HTTP behaviour", () => {
           "listAlerts",
           "getAlert",
           "verifyAuditChain",
+          // Approvals
+          "listApprovals",
+          "getApproval",
+          "approveApproval",
+          "denyApproval",
         ].sort(),
       );
       const create = document.paths["/api/v1/connections"].post;

@@ -670,25 +670,51 @@ describe("SIEM export and alerts", () => {
       }
     });
 
-    it("raises one approval_requested alert per session needing approval", async () => {
+    it("raises one approval_requested alert per new approval, none per session refused for approval", async () => {
       const { body: rule } = await api("POST", "/api/v1/alert-rules", {
         body: { name: "approvals", kind: "approval_requested" },
       });
       const subject = { id: "approver-test", groups: [], authMethod: "oidc" as const };
+      // Two refused sessions of one request: the approval they share is what alerts, not each session.
       const asks = [
         record({ decision: "approval_required", subject }),
         record({ decision: "approval_required", subject }),
       ];
-      for (const item of [...asks, record({ subject })]) await producer.enqueue(item);
-      await until(async () => (await cp.db.alert.count({ where: { ruleId: rule.id } })) === 2);
+      for (const item of asks) await producer.enqueue(item);
       for (const item of asks) await until(stored(item.sessionId));
+      const approval = {
+        event: "requested" as const,
+        id: "5d3c8f0e-9a4b-4c1d-8e2f-3a4b5c6d7e8f",
+        subject: { id: "approver-test", email: null },
+        connection: "llama",
+        model: "llama-3.1-8b-instruct",
+        operation: "inference",
+        policyId: "01900000-0000-7000-8000-000000000001",
+        policyName: "export-review",
+        rule: 0,
+        reason: "bulk export",
+        url: "https://modelgate.example.com/console/approvals/5d3c8f0e-9a4b-4c1d-8e2f-3a4b5c6d7e8f",
+        requestedAt: asks[0]?.receivedAt as string,
+        expiresAt: new Date(Date.now() + 3600_000).toISOString(),
+        decidedAt: null,
+        deciders: [],
+      };
+      const context = { requestSessionId: asks[0]?.sessionId as string };
+      // Handed over twice (a retry): still one alert. A decision raises none.
+      await pipeline.onApproval(approval, context);
+      await pipeline.onApproval(approval, context);
+      await pipeline.onApproval({ ...approval, event: "approved", decidedAt: new Date().toISOString() }, context);
       const { body } = await api("GET", `/api/v1/alerts?rule=${rule.id}`);
-      expect(body.items.map((alert: { sessionIds: string[] }) => alert.sessionIds[0]).sort()).toEqual(
-        asks.map((item) => item.sessionId).sort(),
-      );
+      expect(body.items).toHaveLength(1);
+      expect(body.items[0]).toMatchObject({
+        kind: "approval_requested",
+        subject: "approver-test",
+        sessionIds: [asks[0]?.sessionId],
+        details: { approvalId: approval.id, url: approval.url, policyName: "export-review", reason: "bulk export" },
+      });
       await api("DELETE", `/api/v1/alert-rules/${rule.id}`);
       // The alerts outlive their rule.
-      expect(await cp.db.alert.count({ where: { ruleName: "approvals", ruleId: null } })).toBe(2);
+      expect(await cp.db.alert.count({ where: { ruleName: "approvals", ruleId: null } })).toBe(1);
     });
 
     it("volume_spike: a credential far above its baseline alerts once; a quiet one under minCount never", async () => {

@@ -6,7 +6,7 @@ import type { Prisma } from "@modelgate/db";
 /** Postgres channel that wakes every control-plane replica's publisher. */
 export const CONFIG_CHANNEL = "modelgate_config";
 
-export type ConfigEntityKind = "connection" | "agent" | "api_key" | "policy";
+export type ConfigEntityKind = "connection" | "agent" | "api_key" | "policy" | "approval";
 
 /**
  * An entity whose gateway view may have changed. It names the entity, not

@@ -4,6 +4,7 @@
 // of "valid", so a delta can never accept what a snapshot would leave out.
 import type { Agent, ApiKey, Connection, Database, Policy, Prisma } from "@modelgate/db";
 import type { ConfigDeltaInput, ConfigSnapshotInput, Protocol } from "@modelgate/protocol";
+import { type ApprovalRow, inForceWhere, toApprovalMessage, VOTES_IN_ORDER } from "../features/approvals/views.js";
 import type { ConfigChange, ConfigEntityKind } from "./changes.js";
 
 const PROTOCOLS: Record<string, Protocol> = {
@@ -84,13 +85,15 @@ export async function claimEpoch(db: Database): Promise<string> {
  * together with the revision it is consistent with.
  */
 export async function buildSnapshot(db: Database, now = new Date()): Promise<ConfigSnapshotInput> {
-  const [head, connections, agents, apiKeys, policies] = await db.$transaction(
+  const [head, connections, agents, apiKeys, policies, approvals] = await db.$transaction(
     [
       db.configHead.findUniqueOrThrow({ where: { id: 1 } }),
       db.connection.findMany({ orderBy: { name: "asc" } }),
       db.agent.findMany({ where: validAgent, orderBy: { id: "asc" } }),
       db.apiKey.findMany({ where: validApiKey(now), orderBy: { id: "asc" } }),
       db.policy.findMany({ where: validPolicy, orderBy: { id: "asc" } }),
+      // Grants in force only: a gateway that starts needs nothing about the others.
+      db.approval.findMany({ where: inForceWhere(now), orderBy: { id: "asc" }, include: VOTES_IN_ORDER }),
     ],
     { isolationLevel: "RepeatableRead" },
   );
@@ -102,6 +105,7 @@ export async function buildSnapshot(db: Database, now = new Date()): Promise<Con
     agents: agents.map(agentView),
     apiKeys: apiKeys.map(apiKeyView),
     policies: policies.map(policyView),
+    approvals: approvals.map((approval) => toApprovalMessage(approval, now)),
   };
 }
 
@@ -132,18 +136,29 @@ export async function readEntities(
   now = new Date(),
 ): Promise<DeltaContents> {
   const ids = (kind: ConfigEntityKind) => changes.filter((change) => change.kind === kind).map((change) => change.id);
-  const [connectionIds, agentIds, apiKeyIds, policyIds] = [
+  const [connectionIds, agentIds, apiKeyIds, policyIds, approvalIds] = [
     ids("connection"),
     ids("agent"),
     ids("api_key"),
     ids("policy"),
+    ids("approval"),
   ];
   const none = Promise.resolve([]);
-  const [connections, agents, apiKeys, policies] = await Promise.all([
+  const [connections, agents, apiKeys, policies, approvals] = await Promise.all([
     connectionIds.length ? tx.connection.findMany({ where: { id: { in: connectionIds } } }) : none,
     agentIds.length ? tx.agent.findMany({ where: { id: { in: agentIds }, ...validAgent } }) : none,
     apiKeyIds.length ? tx.apiKey.findMany({ where: { id: { in: apiKeyIds }, ...validApiKey(now) } }) : none,
     policyIds.length ? tx.policy.findMany({ where: { id: { in: policyIds }, ...validPolicy } }) : none,
+    // Each changed approval in its state now, decided ones only: gateways
+    // keep the grants in force, drop the others and release requests
+    // waiting on any of them. A pending approval concerns no gateway.
+    approvalIds.length
+      ? tx.approval.findMany({
+          where: { id: { in: approvalIds }, status: { not: "pending" } },
+          orderBy: { id: "asc" },
+          include: VOTES_IN_ORDER,
+        })
+      : none,
   ]);
   const missing = (wanted: string[], found: { id: string }[]) => {
     const present = new Set(found.map((row) => row.id));
@@ -154,6 +169,7 @@ export async function readEntities(
     agents: (agents as Agent[]).map(agentView),
     apiKeys: (apiKeys as ApiKey[]).map(apiKeyView),
     policies: (policies as Policy[]).map(policyView),
+    approvals: (approvals as ApprovalRow[]).map((approval) => toApprovalMessage(approval, now)),
     removedConnectionIds: missing(connectionIds, connections),
     removedAgentIds: missing(agentIds, agents),
     removedApiKeyIds: missing(apiKeyIds, apiKeys),

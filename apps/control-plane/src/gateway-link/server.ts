@@ -1,12 +1,14 @@
 // The control plane's gRPC endpoint for gateways: keeps each connected
 // gateway's configuration current (Subscribe: a first message, then deltas;
-// Watch: snapshots, for gateways that predate deltas) and collects their
-// agent reports.
+// Watch: snapshots, for gateways that predate deltas), collects their
+// agent reports, and opens and uses approvals (RequestApproval,
+// ConsumeApproval).
 import { once } from "node:events";
 import * as grpc from "@grpc/grpc-js";
 import { bearerToken, type Logger, secretsEqual } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
 import {
+  type ApprovalTicketInput,
   type ConfigSnapshotInput,
   type ConfigUpdateInput,
   type GatewayConfigHandlers,
@@ -16,6 +18,9 @@ import {
   type ServerTlsFiles,
   serverCredentials,
 } from "@modelgate/protocol";
+import type { z } from "zod";
+import { approvalRequestInput, consumeApprovalInput } from "../features/approvals/schemas.js";
+import type { ApprovalService } from "../features/approvals/service.js";
 import type { PresenceRegistry } from "./presence.js";
 import type { ConfigPosition, ConfigPublisher } from "./publisher.js";
 
@@ -33,6 +38,31 @@ export interface GatewayLinkServer {
 
 type Call = Parameters<GatewayConfigHandlers["Subscribe"]>[0] | Parameters<GatewayConfigHandlers["Watch"]>[0];
 
+/** What a refused unary call answers with. */
+interface CallError {
+  code: grpc.status;
+  details: string;
+}
+
+const TICKET_OUTCOMES = {
+  pending: "APPROVAL_OUTCOME_PENDING",
+  too_many_pending: "APPROVAL_OUTCOME_TOO_MANY_PENDING",
+  policy_changed: "APPROVAL_OUTCOME_POLICY_CHANGED",
+} as const;
+
+/** Parses a unary request, or names its first bad fields (never their values: a prompt may be among them). */
+function parseOrRefuse<S extends z.ZodType>(schema: S, message: unknown): z.output<S> | CallError {
+  const parsed = schema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  const fields = parsed.error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.map(String).join(".") || "message"}: ${issue.message}`);
+  return { code: grpc.status.INVALID_ARGUMENT, details: fields.join("; ").slice(0, 1000) };
+}
+
+const isCallError = (value: unknown): value is CallError =>
+  typeof value === "object" && value !== null && "code" in value && "details" in value;
+
 export async function startGatewayLinkServer({
   host,
   port,
@@ -40,6 +70,7 @@ export async function startGatewayLinkServer({
   gatewayToken,
   publisher,
   presence,
+  approvals,
   db,
   logger,
 }: {
@@ -49,6 +80,8 @@ export async function startGatewayLinkServer({
   gatewayToken: string;
   publisher: ConfigPublisher;
   presence: PresenceRegistry;
+  /** Serves RequestApproval and ConsumeApproval; without it both answer UNIMPLEMENTED. */
+  approvals?: ApprovalService | undefined;
   db: Database;
   logger: Logger;
 }): Promise<GatewayLinkServer> {
@@ -248,10 +281,63 @@ export async function startGatewayLinkServer({
       return { stop: loop.stop };
     });
 
+  /**
+   * A unary call: the gateway token as on the streams, then the handler.
+   * What the handler cannot do because the database is away is UNAVAILABLE
+   * (the gateway answers its caller 503 and may retry); nothing else leaks.
+   */
+  const unary =
+    <Request, Response>(name: string, handle: (request: Request) => Promise<Response | CallError>) =>
+    (call: grpc.ServerUnaryCall<Request, Response>, callback: grpc.sendUnaryData<Response>) => {
+      const presented = bearerToken(call.metadata.get("authorization")[0]);
+      if (!presented || !secretsEqual(presented, gatewayToken)) {
+        logger.warn({ peer: call.getPeer(), method: name }, "gateway refused: wrong gateway token");
+        callback({ code: grpc.status.UNAUTHENTICATED, details: "invalid gateway token" });
+        return;
+      }
+      handle(call.request).then(
+        (result) => (isCallError(result) ? callback(result) : callback(null, result)),
+        (error: unknown) => {
+          logger.error({ err: error, method: name }, "could not serve a gateway's approval call");
+          callback({ code: grpc.status.UNAVAILABLE, details: "approvals are unavailable" });
+        },
+      );
+    };
+
+  const requestApproval: GatewayConfigHandlers["RequestApproval"] = unary(
+    "RequestApproval",
+    async (message): Promise<ApprovalTicketInput | CallError> => {
+      if (!approvals) return { code: grpc.status.UNIMPLEMENTED, details: "approvals are not served here" };
+      const input = parseOrRefuse(approvalRequestInput, message);
+      if (isCallError(input)) {
+        logger.warn({ details: input.details }, "gateway sent an approval request out of bounds; refused");
+        return input;
+      }
+      const ticket = await approvals.request(input);
+      if (ticket.outcome !== "pending") return { outcome: TICKET_OUTCOMES[ticket.outcome] };
+      return {
+        outcome: TICKET_OUTCOMES.pending,
+        approvalId: ticket.id,
+        url: ticket.url,
+        expiresAt: ticket.expiresAt.getTime(),
+        created: ticket.created,
+      };
+    },
+  );
+
+  const consumeApproval: GatewayConfigHandlers["ConsumeApproval"] = unary("ConsumeApproval", async (message) => {
+    if (!approvals) return { code: grpc.status.UNIMPLEMENTED, details: "approvals are not served here" };
+    const input = parseOrRefuse(consumeApprovalInput, message);
+    if (isCallError(input)) return input;
+    return { granted: await approvals.consume(input) };
+  });
+
   const server = new grpc.Server(SERVER_KEEPALIVE_OPTIONS);
   server.addService(loadConfigProto().modelgate.config.v1.GatewayConfig.service, {
     Subscribe: subscribe,
     Watch: watch,
+    RequestApproval: requestApproval,
+    ConsumeApproval: consumeApproval,
   });
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, serverCredentials(tls), (error, bound) =>

@@ -6,10 +6,16 @@ import { ApiError, unauthenticated } from "./errors.js";
 export type Role = "admin" | "auditor" | "approver";
 
 export interface Principal {
-  /** Stable identifier written to the admin audit log. */
+  /** Stable identifier written to the admin audit log: the OIDC user claim, or `bootstrap-admin`. */
   id: string;
   kind: "admin_token" | "oidc";
   roles: ReadonlySet<Role>;
+  /** A person's identity-provider groups (approvals are visible and decidable by group); empty for the admin token. */
+  groups: readonly string[];
+  /** A person's email, when the token carries a verified one. */
+  email?: string | undefined;
+  /** The issuer of a person's token: with `id`, who they are across identity providers. */
+  issuer?: string | undefined;
 }
 
 /** Turns an Authorization header into a principal, or throws `unauthenticated`. */
@@ -57,7 +63,7 @@ export interface AuthenticatorOptions {
  * authenticated but may call nothing: every route answers 403.
  */
 export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions): Authenticator {
-  const bootstrap: Principal = { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]) };
+  const bootstrap: Principal = { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]), groups: [] };
   return {
     async authenticate(authorization) {
       const presented = parseBearer(authorization);
@@ -67,7 +73,14 @@ export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions):
       if (oidc && looksLikeJwt(presented)) {
         try {
           const token = await oidc.verifier.verify(presented);
-          return { id: token.subject, kind: "oidc", roles: rolesOf(token.groups, oidc.roleGroups) };
+          return {
+            id: token.subject,
+            kind: "oidc",
+            roles: rolesOf(token.groups, oidc.roleGroups),
+            groups: token.groups,
+            email: token.email,
+            issuer: token.issuer,
+          };
         } catch (error) {
           if (!(error instanceof TokenError)) throw error;
           if (error.status === 503) throw new ApiError("unavailable", "the identity provider cannot be reached");

@@ -46,6 +46,12 @@ export interface RouteSpec<P, Q, B, R> {
   tag: string;
   /** The role a caller needs, or the roles of which any one will do. */
   role: Role | readonly Role[];
+  /**
+   * Also admit any person signed in with OIDC, whatever their roles (the
+   * admin token is not a person). For routes whose handler decides what each
+   * caller may see or do (approvals: members of an approval's approver groups).
+   */
+  anyPerson?: boolean;
   params?: P;
   query?: Q;
   body?: B;
@@ -70,6 +76,8 @@ export interface Route {
   tag: string;
   /** Any one of these roles may call the route. */
   roles: readonly Role[];
+  /** Any OIDC person may call it too; the handler checks what they may do. */
+  anyPerson: boolean;
   schemas: { params?: Schema; query?: Schema; body?: Schema; response?: Schema };
   responseStatus: number;
   responseDescription: string;
@@ -92,6 +100,7 @@ export function defineRoute<
     summary: spec.summary,
     tag: spec.tag,
     roles: typeof spec.role === "string" ? [spec.role] : spec.role,
+    anyPerson: spec.anyPerson ?? false,
     schemas: Object.fromEntries(Object.entries(schemas).filter(([, schema]) => schema !== undefined)),
     responseStatus: spec.response.status,
     responseDescription: spec.response.description,
@@ -172,8 +181,10 @@ export function mountRoutes(router: Router, routes: readonly Route[]): void {
     router[route.method](toExpressPath(route.path), async (req: Request, res: Response) => {
       setRouteTemplate(res, `${req.baseUrl}${route.path}`);
       const principal = principalOf(res);
-      if (!route.roles.some((role) => principal.roles.has(role))) {
-        throw forbidden(`this operation needs the ${route.roles.join(" or ")} role`);
+      if (!route.roles.some((role) => principal.roles.has(role)) && !(route.anyPerson && principal.kind === "oidc")) {
+        throw forbidden(
+          `this operation needs the ${route.roles.join(" or ")} role${route.anyPerson ? ", or a person's sign-in" : ""}`,
+        );
       }
       const result = await route.run(req, principal, requestIdOf(res));
       if (result instanceof StreamedResponse) return result.send(req, res);

@@ -3,7 +3,7 @@ import type { AuditRecord } from "@modelgate/audit";
 import { type Logger, uuidv7 } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
 import type { Redis } from "ioredis";
-import type { AlertEventBody } from "../exporters/events.js";
+import type { AlertEventBody, ApprovalEventBody } from "../exporters/events.js";
 import { type BlockedRepeatedParams, parseRuleParams, type VolumeSpikeParams } from "./rules.js";
 
 type AlertRow = Prisma.AlertGetPayload<object>;
@@ -52,7 +52,9 @@ interface Candidate {
  * - Duplicates are suppressed in Postgres: per rule and subject, under a
  *   transaction-scoped advisory lock, no new alert while one of the same
  *   rule and subject lies within a window of the triggering session (the
- *   cooldown). approval_requested raises one alert per session.
+ *   cooldown). approval_requested raises one alert per new approval
+ *   (approvalRequested, fed by the approvals service): identical requests
+ *   that join a pending approval, and the sessions they leave, raise none.
  *
  * Returns the alerts to send: new ones, and an existing one whose sessions
  * include this session (the hook's earlier attempt created it and may have
@@ -193,22 +195,46 @@ export function createAlertEvaluator({
         let candidate: Candidate | undefined;
         if (parsed.kind === "blocked_repeated") candidate = await blockedRepeated(rule, parsed.params, record);
         else if (parsed.kind === "volume_spike") candidate = await volumeSpike(rule, parsed.params, record);
-        else if (record.decision === "approval_required") {
-          candidate = {
-            rule,
-            subject: record.subject?.id ?? null,
-            sessionIds: [record.sessionId],
-            details: {
-              connection: record.connection ?? null,
-              model: record.model ?? null,
-              reason: record.reason ?? null,
-            },
-            triggeredAt: new Date(record.receivedAt),
-            cooldownMs: 0,
-          };
-        }
         if (!candidate) continue;
         const alert = await raise(candidate, record.sessionId);
+        if (alert) raised.push(toAlertBody(alert));
+      }
+      return raised;
+    },
+
+    /**
+     * The approval_requested rules, for an approval just opened: one alert
+     * per rule and approval, linked to the session the request left (which
+     * names the approval). Idempotent like `evaluate`.
+     */
+    async approvalRequested(approval: ApprovalEventBody, requestSessionId: string): Promise<AlertEventBody[]> {
+      const rules = await db.alertRule.findMany({
+        where: { enabled: true, kind: "approval_requested" },
+        orderBy: { id: "asc" },
+      });
+      const raised: AlertEventBody[] = [];
+      for (const rule of rules) {
+        const alert = await raise(
+          {
+            rule,
+            subject: approval.subject.id,
+            sessionIds: [requestSessionId],
+            details: {
+              approvalId: approval.id,
+              url: approval.url,
+              connection: approval.connection,
+              model: approval.model,
+              operation: approval.operation,
+              policyId: approval.policyId,
+              policyName: approval.policyName,
+              reason: approval.reason,
+              expiresAt: approval.expiresAt,
+            },
+            triggeredAt: new Date(approval.requestedAt),
+            cooldownMs: 0,
+          },
+          requestSessionId,
+        );
         if (alert) raised.push(toAlertBody(alert));
       }
       return raised;

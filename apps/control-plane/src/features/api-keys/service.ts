@@ -4,6 +4,7 @@ import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/ch
 import { notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
+import { type ApprovalWithdrawalNotice, approvalChanges, withdrawApprovals } from "../approvals/transitions.js";
 import type { ApiKeyView, CreateApiKey, CreatedApiKeyView } from "./schemas.js";
 
 function statusOf(row: ApiKey, now: Date): ApiKeyView["status"] {
@@ -27,7 +28,15 @@ function toApiKeyView(row: ApiKey, now = new Date()): ApiKeyView {
   };
 }
 
-export function createApiKeyService({ db, config }: { db: Database; config: ConfigPublishing }) {
+export function createApiKeyService({
+  db,
+  config,
+  approvals,
+}: {
+  db: Database;
+  config: ConfigPublishing;
+  approvals?: ApprovalWithdrawalNotice | undefined;
+}) {
   return {
     /** Issues a service-account key. Only its SHA-256 is stored; the key is returned once. */
     async create(input: CreateApiKey, actor: Actor): Promise<CreatedApiKeyView> {
@@ -78,7 +87,10 @@ export function createApiKeyService({ db, config }: { db: Database; config: Conf
       );
     },
 
-    /** Revokes a key at once. Revoking a revoked key changes nothing. */
+    /**
+     * Revokes a key at once, with what its approvals granted (voided) and
+     * its pending approvals (expired). Revoking a revoked key changes nothing.
+     */
     async revoke(id: string, actor: Actor): Promise<void> {
       const revoked = await db.$transaction(async (tx) => {
         const before = await tx.apiKey.findUnique({ where: { id } });
@@ -89,7 +101,7 @@ export function createApiKeyService({ db, config }: { db: Database; config: Conf
           where: { id, revokedAt: null },
           data: { revokedAt: new Date() },
         });
-        if (count === 0) return false;
+        if (count === 0) return undefined;
         const after = await tx.apiKey.findUniqueOrThrow({ where: { id } });
         await recordAdminChange(tx, actor, {
           action: "api_key.revoke",
@@ -98,10 +110,16 @@ export function createApiKeyService({ db, config }: { db: Database; config: Conf
           before: toApiKeyView(before),
           after: toApiKeyView(after),
         });
-        await recordConfigChange(tx, [{ kind: "api_key", id }]);
-        return true;
+        const withdrawn = await withdrawApprovals(tx, { apiKeyId: id }, "the API key was revoked", new Date());
+        await recordConfigChange(tx, [
+          { kind: "api_key", id },
+          ...approvalChanges([...withdrawn.voided, ...withdrawn.expired]),
+        ]);
+        return withdrawn;
       });
-      if (revoked) await config.publish();
+      if (!revoked) return;
+      await config.publish();
+      if (revoked.expired.length > 0) await approvals?.announceExpired(revoked.expired);
     },
   };
 }

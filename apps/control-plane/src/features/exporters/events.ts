@@ -9,7 +9,7 @@ import type { AuditDecision, AuditRecord } from "@modelgate/audit";
  */
 export const SIEM_EVENT_VERSION = 1;
 
-export const EVENT_TYPES = ["session", "alert"] as const;
+export const EVENT_TYPES = ["session", "alert", "approval"] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
 export interface SessionEventBody {
@@ -63,11 +63,42 @@ export interface AlertEventBody {
   createdAt: string;
 }
 
+export const APPROVAL_EVENT_KINDS = ["requested", "approved", "denied", "expired"] as const;
+export type ApprovalEventKind = (typeof APPROVAL_EVENT_KINDS)[number];
+
+/** A new approval, or its decision or expiry (docs/approvals.md). Never the prompt. */
+export interface ApprovalEventBody {
+  event: ApprovalEventKind;
+  id: string;
+  subject: { id: string; email: string | null };
+  connection: string;
+  model: string;
+  operation: string;
+  policyId: string;
+  policyName: string;
+  /** The require_approval rule's position; null when the grant itself needs approval. */
+  rule: number | null;
+  reason: string;
+  /** Where an approver decides. */
+  url: string;
+  requestedAt: string;
+  expiresAt: string;
+  /** When it was approved, denied or expired; null while pending. */
+  decidedAt: string | null;
+  deciders: {
+    id: string;
+    email: string | null;
+    decision: "approve" | "deny";
+    comment: string | null;
+    at: string;
+  }[];
+}
+
 interface EventEnvelope {
   version: typeof SIEM_EVENT_VERSION;
   /** Unique per event and the same on every delivery of it: receivers deduplicate on it. */
   id: string;
-  /** When what the event reports happened (a session's end, an alert's creation). */
+  /** When what the event reports happened (a session's end, an alert's creation, an approval's request or decision). */
   time: string;
   source: "modelgate";
 }
@@ -75,6 +106,7 @@ interface EventEnvelope {
 export type SiemEvent =
   | (EventEnvelope & { type: "session"; session: SessionEventBody })
   | (EventEnvelope & { type: "alert"; alert: AlertEventBody })
+  | (EventEnvelope & { type: "approval"; approval: ApprovalEventBody })
   | (EventEnvelope & { type: "test"; test: { message: string; exporter: string } });
 
 export function sessionEvent(record: AuditRecord): SiemEvent {
@@ -134,6 +166,18 @@ export function alertEvent(alert: AlertEventBody): SiemEvent {
     time: alert.createdAt,
     source: "modelgate",
     alert,
+  };
+}
+
+export function approvalEvent(approval: ApprovalEventBody): SiemEvent {
+  return {
+    version: SIEM_EVENT_VERSION,
+    // One event per step of an approval: it is requested once and ends once.
+    id: `approval.${approval.id}.${approval.event}`,
+    type: "approval",
+    time: approval.event === "requested" ? approval.requestedAt : (approval.decidedAt ?? approval.requestedAt),
+    source: "modelgate",
+    approval,
   };
 }
 

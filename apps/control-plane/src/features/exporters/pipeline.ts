@@ -1,6 +1,7 @@
 // What the audit worker does after storing a record: enqueue the session's
 // event for the exporters that want it, evaluate the alert rules, enqueue
-// the alerts raised. Started by server.ts when Redis is configured.
+// the alerts raised; and the same for approvals (their events, and the
+// approval_requested rules). Started by server.ts when Redis is configured.
 import type { OnStored, RedisConnection } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
@@ -9,7 +10,14 @@ import type { SecretBox } from "../../secret-box.js";
 import { createAlertEvaluator } from "../alerts/evaluator.js";
 import { createExportQueue, type ExportWorker, startExportWorker } from "./delivery.js";
 import type { ExportEgress } from "./egress.js";
-import { alertEvent, type SiemEvent, sessionEvent, wantsEvent } from "./events.js";
+import {
+  type ApprovalEventBody,
+  alertEvent,
+  approvalEvent,
+  type SiemEvent,
+  sessionEvent,
+  wantsEvent,
+} from "./events.js";
 
 export interface SiemPipelineOptions {
   connection: RedisConnection;
@@ -27,6 +35,8 @@ export interface SiemPipelineOptions {
 export interface SiemPipeline {
   /** The audit worker's hook. Idempotent: a retried hook enqueues the same jobs, which BullMQ keeps once. */
   onStored: OnStored;
+  /** The approvals service's event sink: the approval's event, and for a new one the approval_requested alerts. */
+  onApproval(event: ApprovalEventBody, context: { requestSessionId: string }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -69,6 +79,11 @@ export async function startSiemPipeline(options: SiemPipelineOptions): Promise<S
     async onStored(record) {
       await send(sessionEvent(record));
       for (const alert of await evaluator.evaluate(record)) await send(alertEvent(alert));
+    },
+    async onApproval(event, { requestSessionId }) {
+      await send(approvalEvent(event));
+      if (event.event !== "requested") return;
+      for (const alert of await evaluator.approvalRequested(event, requestSessionId)) await send(alertEvent(alert));
     },
     async close() {
       await worker.close();

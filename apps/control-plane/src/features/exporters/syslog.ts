@@ -32,6 +32,8 @@ const DECISION_SEVERITY: Record<AuditDecision, number> = {
 export function severityOf(event: SiemEvent): number {
   if (event.type === "alert") return SEVERITY.alert;
   if (event.type === "session") return DECISION_SEVERITY[event.session.decision];
+  // Someone has to act on a new approval; its outcome is information.
+  if (event.type === "approval") return event.approval.event === "requested" ? SEVERITY.notice : SEVERITY.info;
   return SEVERITY.notice;
 }
 

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { uuidv7 } from "@modelgate/core";
 import type { Database, Policy } from "@modelgate/db";
 import {
@@ -13,6 +14,7 @@ import { conflict, invalidRequest, notFound } from "../../http/errors.js";
 import { type Page, toPage } from "../../http/schemas.js";
 import { isUniqueViolation } from "../../prisma-errors.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
+import { type ApprovalWithdrawalNotice, approvalChanges, withdrawApprovals } from "../approvals/transitions.js";
 import type { EvaluateBody, EvaluationView, PolicyBody, PolicyView } from "./schemas.js";
 
 /** The stored definition: validated when written, so a failure here is a bug, not bad input. */
@@ -101,7 +103,20 @@ function defaultFormat(operation: EvaluateBody["request"]["operation"], body: Re
   return body && "prompt" in body && !("messages" in body) ? "openai.completions" : "openai.chat";
 }
 
-export function createPolicyService({ db, config }: { db: Database; config: ConfigPublishing }) {
+/** The definition as JSON holds it: key order and absent-versus-undefined do not make a change. */
+function sameDefinition(stored: unknown, given: PolicyDefinition): boolean {
+  return isDeepStrictEqual(JSON.parse(JSON.stringify(stored)), JSON.parse(JSON.stringify(given)));
+}
+
+export function createPolicyService({
+  db,
+  config,
+  approvals,
+}: {
+  db: Database;
+  config: ConfigPublishing;
+  approvals?: ApprovalWithdrawalNotice | undefined;
+}) {
   return {
     async create(input: PolicyBody, actor: Actor): Promise<PolicyView> {
       assertStorable(input, "body");
@@ -152,6 +167,7 @@ export function createPolicyService({ db, config }: { db: Database; config: Conf
       const { name, description, enabled, definition } = split(input);
       await assertSafePatterns(definition);
       let replaced: PolicyView;
+      let expired: string[] = [];
       try {
         replaced = await db.$transaction(async (tx) => {
           // FOR UPDATE: two concurrent edits must not both record the same "before".
@@ -179,7 +195,18 @@ export function createPolicyService({ db, config }: { db: Database; config: Conf
             before: auditImage(before),
             after: view,
           });
-          await recordConfigChange(tx, [{ kind: "policy", id }]);
+          // What its approvals granted was granted under the old rules: a
+          // changed definition, or disabling it, withdraws them (a new name
+          // or description does not).
+          const changed = before.enabled !== enabled || !sameDefinition(before.definition, definition);
+          const withdrawn = changed
+            ? await withdrawApprovals(tx, { policyId: id }, "the policy changed", new Date())
+            : { voided: [], expired: [] };
+          expired = withdrawn.expired;
+          await recordConfigChange(tx, [
+            { kind: "policy", id },
+            ...approvalChanges([...withdrawn.voided, ...withdrawn.expired]),
+          ]);
           return view;
         });
       } catch (error) {
@@ -187,11 +214,12 @@ export function createPolicyService({ db, config }: { db: Database; config: Conf
         throw error;
       }
       await config.publish();
+      if (expired.length > 0) await approvals?.announceExpired(expired);
       return replaced;
     },
 
     async remove(id: string, actor: Actor): Promise<void> {
-      await db.$transaction(async (tx) => {
+      const expired = await db.$transaction(async (tx) => {
         const row = await tx.policy.findUnique({ where: { id } });
         if (!row) throw notFound(`no policy with id ${id}`);
         // deleteMany: of concurrent deletions exactly one removes the row and is recorded.
@@ -203,9 +231,15 @@ export function createPolicyService({ db, config }: { db: Database; config: Conf
           targetId: id,
           before: auditImage(row),
         });
-        await recordConfigChange(tx, [{ kind: "policy", id }]);
+        const withdrawn = await withdrawApprovals(tx, { policyId: id }, "the policy was deleted", new Date());
+        await recordConfigChange(tx, [
+          { kind: "policy", id },
+          ...approvalChanges([...withdrawn.voided, ...withdrawn.expired]),
+        ]);
+        return withdrawn.expired;
       });
       await config.publish();
+      if (expired.length > 0) await approvals?.announceExpired(expired);
     },
 
     /**
