@@ -26,6 +26,7 @@ function snapshot(overrides: Partial<ConfigSnapshot> = {}): ConfigSnapshot {
       { id: "k2", name: "temp", keyHash: "kh2", groups: [], expiresAt: 2_000 },
     ],
     policies: [],
+    approvals: [],
     ...overrides,
   };
 }
@@ -43,6 +44,7 @@ function delta(overrides: Partial<ConfigDelta> = {}): ConfigDelta {
     removedAgentIds: [],
     removedApiKeyIds: [],
     removedPolicyIds: [],
+    approvals: [],
     ...overrides,
   };
 }
@@ -303,6 +305,7 @@ describe("ConfigStore deltas, property", () => {
       agents: [...state.agents.values()],
       apiKeys: [...state.keys.values()],
       policies: [...state.policies.values()],
+      approvals: [],
     };
   }
 

@@ -6,7 +6,7 @@
 // caller's unchanged client sends again (or waits with `Prefer: wait`).
 import { randomBytes } from "node:crypto";
 import { startAgent } from "@modelgate/agent";
-import type { RunningGateway } from "@modelgate/gateway";
+import type { GatewayOptions, RunningGateway } from "@modelgate/gateway";
 import { startTestIdentityProvider, type TestIdentityProvider } from "@modelgate/identity/testing";
 import type { RuntimeFixture } from "@modelgate/runtime-fixture";
 import { Ollama } from "ollama";
@@ -25,6 +25,8 @@ type Json = any;
 let idp: TestIdentityProvider;
 let stack: Stack;
 let gatewayB: RunningGateway;
+/** Every replica trusts the identity provider's tokens. */
+let gatewayOidc: Pick<GatewayOptions, "oidc">;
 let openaiRuntime: RuntimeFixture;
 let ollamaRuntime: RuntimeFixture;
 let db: pg.Client;
@@ -114,8 +116,9 @@ async function storedSession(id: string): Promise<Json> {
 beforeAll(async () => {
   idp = await startTestIdentityProvider({ audience: AUDIENCE });
   const issuer = { issuer: idp.issuer, audience: AUDIENCE, groupsClaim: "groups", userClaim: "sub" };
+  gatewayOidc = { oidc: { issuers: [issuer], allowInsecureRequests: true } };
   stack = await startStack(
-    { oidc: { issuers: [issuer], allowInsecureRequests: true } },
+    gatewayOidc,
     {
       grantEveryone: false,
       controlPlane: {
@@ -126,11 +129,11 @@ beforeAll(async () => {
         // Expiry runs as a BullMQ delayed job, as in production.
         redisUrl: REDIS_URL,
         auditQueuePrefix: `approvals-${randomBytes(4).toString("hex")}`,
-        approvalSweepIntervalMs: 200,
+        approvals: { sweepIntervalMs: 200 },
       },
     },
   );
-  gatewayB = await stack.addGateway();
+  gatewayB = await stack.addGateway(gatewayOidc);
   openaiRuntime = await stack.addConnection("llama", { models: [MODEL] });
   ollamaRuntime = await stack.addConnection("local", { protocol: "ollama", models: ["llama3.2"] });
   // One agent per connection, dialing both replicas, as agents do.
@@ -209,7 +212,7 @@ describe("a prompt held for approval, through the official clients", () => {
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     expect(url).toBe(`${stack.controlPlane.url}/api/v1/approvals/${id}`);
     expect(held.message).toContain(url);
-    expect(held.headers.get("x-modelgate-approval")).toBe(id);
+    expect(held.headers?.get("x-modelgate-approval")).toBe(id);
 
     // Sending it again while it is pending joins the same approval.
     const again = await refusal(client.chat.completions.create(risky()));
@@ -224,9 +227,10 @@ describe("a prompt held for approval, through the official clients", () => {
     expect(detail.body).toMatchObject({ id, status: "pending", rule: 0, subject: { id: "rita" } });
     expect(detail.body.prompt).toContain("export all customer records");
 
-    // Neither the researcher nor someone outside the approver groups may decide.
-    expect((await decide("researcher", id, "approve")).status).toBe(403);
-    expect((await decide("outsider", id, "approve")).status).toBe(403);
+    // Neither the researcher nor anyone else outside the approver groups may decide: to
+    // them the approval does not exist.
+    expect((await decide("researcher", id, "approve")).status).toBe(404);
+    expect((await decide("outsider", id, "approve")).status).toBe(404);
     expect((await api("approver", "GET", `/approvals/${id}`)).body.status).toBe("pending");
 
     const approved = await decide("approver", id, "approve", "ok for the Q3 audit");
@@ -253,7 +257,7 @@ describe("a prompt held for approval, through the official clients", () => {
       deciders: [{ id: "sam", email: "sam@example.com", decision: "approve", comment: "ok for the Q3 audit" }],
     });
     // The refused one's session shows approval_required and links the same approval.
-    const refusedSession = await storedSession(held.headers.get("x-modelgate-session") ?? "");
+    const refusedSession = await storedSession(held.headers?.get("x-modelgate-session") ?? "");
     expect(refusedSession.decision).toBe("approval_required");
     expect(refusedSession.details.approval).toEqual({ id, status: "pending" });
     const after = await api("approver", "GET", `/approvals/${id}`);
@@ -334,7 +338,7 @@ describe("a prompt held for approval, through the official clients", () => {
     const held = await refusal((await openai("researcher")).chat.completions.create(risky(content)));
     const id = (held.error as { approval_id: string }).approval_id;
     expect((await decide("approver", id, "approve")).status).toBe(200);
-    const fresh = await stack.addGateway();
+    const fresh = await stack.addGateway(gatewayOidc);
     const { token } = await stack.issueAgentToken("llama", "late-agent");
     const agent = startAgent({
       gateways: [{ address: fresh.tunnelAddress, tls: false }],
