@@ -662,7 +662,10 @@ describe("approvals", () => {
     });
 
     it("decides on one denial, with its comment, and refuses bad comments changing nothing", async () => {
-      const { approvalId: id } = await open(ask(people.researcher as Person, "two-person", "deny me", { rule: -1 }));
+      // Another model: a window grant of an earlier test covers the researcher's requests to "m".
+      const { approvalId: id } = await open(
+        ask(people.researcher as Person, "two-person", "deny me", { rule: -1, model: "m-denied" }),
+      );
       const path = `/approvals/${id}/deny`;
       const token = people["sec-2"]?.token;
       for (const comment of ["line\nbreak", "x".repeat(1025), 42]) {
@@ -731,6 +734,14 @@ describe("approvals", () => {
       // Not approved yet.
       expect(await use()).toBe(false);
       expect((await decide(id, "approve", people["sec-1"] as Person)).status).toBe(200);
+      // The identical request sent again before the grant's delta reached its gateway is told
+      // of the grant, not given a new approval; another body still needs one.
+      const again = await gateway.request(request);
+      expect(again.outcome).toBe("APPROVAL_OUTCOME_GRANTED");
+      expect(again.grant).toMatchObject({ id, status: "approved", inForce: true, grant: "request" });
+      expect(again.grant?.deciders.map((decider) => decider.decision)).toEqual(["approve"]);
+      const otherBody = await gateway.request({ ...request, bodySha256: sha256("a different body") });
+      expect(otherBody).toMatchObject({ outcome: "APPROVAL_OUTCOME_PENDING", created: true });
       // Another body or another subject never uses it.
       expect(await use({ bodySha256: sha256("another body") })).toBe(false);
       expect(await use({ subjectKey: subjectKeyOf("oidc", idp.issuer, "someone-else") })).toBe(false);
@@ -817,7 +828,8 @@ describe("approvals", () => {
       const policyId = await createPolicy(ruleReview("changing", { grant: "window", windowMinutes: 60 }));
       const granted = await open(ask({ id: "policy-user" }, "changing", "export all a"));
       expect((await decide(granted.approvalId, "approve", people["sec-1"] as Person)).status).toBe(200);
-      const waiting = await open(ask({ id: "policy-user" }, "changing", "export all b"));
+      // Another subject's (the window grant covers policy-user's every request).
+      const waiting = await open(ask({ id: "policy-user-2" }, "changing", "export all b"));
 
       // A new description only: what was approved still stands.
       const renamed = { ...ruleReview("changing", { grant: "window", windowMinutes: 60 }), description: "reworded" };

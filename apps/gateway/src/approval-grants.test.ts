@@ -2,7 +2,14 @@ import type { ApprovalMessage } from "@modelgate/protocol";
 import { ApprovalGrants, type GrantScope } from "./approval-grants.js";
 import { preferredWait } from "./approve.js";
 
-const scope: GrantScope = { subjectKey: "k-rita", connection: "llama", model: "m", policyId: "p1", rule: 0 };
+const scope: GrantScope = {
+  subjectKey: "k-rita",
+  connection: "llama",
+  model: "m",
+  operation: "inference",
+  policyId: "p1",
+  rule: 0,
+};
 const BODY = "a".repeat(64);
 const OTHER_BODY = "b".repeat(64);
 
@@ -14,7 +21,7 @@ function approval(overrides: Partial<ApprovalMessage> = {}): ApprovalMessage {
     subjectKey: scope.subjectKey,
     connection: scope.connection,
     model: scope.model,
-    operation: "inference",
+    operation: scope.operation,
     policyId: scope.policyId,
     rule: scope.rule,
     grant: "request",
@@ -35,6 +42,7 @@ describe("ApprovalGrants", () => {
       ["subjectKey", "k-mallory"],
       ["connection", "other"],
       ["model", "m2"],
+      ["operation", "embeddings"],
       ["policyId", "p2"],
       ["rule", 1],
     ] as const) {

@@ -6,11 +6,12 @@
 // the delta that decides, expires or voids it.
 import type { ApprovalMessage } from "@modelgate/protocol";
 
-/** What grants are matched on: exactly the subject, connection, model, policy and rule the approval was for. */
+/** What grants are matched on: exactly the subject, connection, model, operation, policy and rule the approval was for. */
 export interface GrantScope {
   subjectKey: string;
   connection: string;
   model: string;
+  operation: string;
   policyId: string;
   /** The prompt rule's position; -1 when the grant itself needs approval. */
   rule: number;
@@ -25,7 +26,7 @@ export type WaitOutcome =
   | { kind: "shutdown" };
 
 const scopeKey = (scope: GrantScope) =>
-  [scope.subjectKey, scope.connection, scope.model, scope.policyId, String(scope.rule)].join("\u0000");
+  [scope.subjectKey, scope.connection, scope.model, scope.operation, scope.policyId, String(scope.rule)].join("\u0000");
 
 /** Whether a pushed approval admits requests of this scope at `now` (the body is checked by the caller). */
 export function grantCovers(approval: ApprovalMessage, scope: GrantScope, now: number): boolean {
@@ -36,6 +37,7 @@ export function grantCovers(approval: ApprovalMessage, scope: GrantScope, now: n
     approval.subjectKey === scope.subjectKey &&
     approval.connection === scope.connection &&
     approval.model === scope.model &&
+    approval.operation === scope.operation &&
     approval.policyId === scope.policyId &&
     approval.rule === scope.rule
   );

@@ -177,12 +177,17 @@ export function createApprovalStage(options: ApprovalStageOptions) {
    * Admits the request with a grant, or throws the refusal. `trail` is
    * called with what the audit record should say as soon as it is known.
    */
-  return async function admit(request: HeldRequest, trail: (approval: ApprovalTrail) => void): Promise<void> {
+  return async function admit(
+    request: HeldRequest,
+    trail: (approval: ApprovalTrail) => void,
+    attempt = 0,
+  ): Promise<void> {
     const { identity, requirement } = request;
     const scope: GrantScope = {
       subjectKey: subjectKey(identity),
       connection: request.connection,
       model: request.model,
+      operation: request.operation,
       policyId: requirement.policyId,
       rule: requirement.rule ?? -1,
     };
@@ -192,6 +197,13 @@ export function createApprovalStage(options: ApprovalStageOptions) {
     if (held && (await use(held, scope, request, bodySha256))) return trail(admitted(held));
 
     const ticket = await open(request, scope, bodySha256);
+    if (ticket.outcome === "APPROVAL_OUTCOME_GRANTED" && ticket.grant) {
+      // Approved a moment ago; the configuration stream brings the grant here shortly.
+      if (await use(ticket.grant, scope, request, bodySha256)) return trail(admitted(ticket.grant));
+      // Spent meanwhile by an identical request: ask once more, which opens a new approval.
+      if (attempt === 0) return admit(request, trail, 1);
+      throw unavailable();
+    }
     if (ticket.outcome === "APPROVAL_OUTCOME_TOO_MANY_PENDING") {
       metrics.approvals.inc({ outcome: "too_many_pending" });
       throw new GatewayError(

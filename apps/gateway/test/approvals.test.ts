@@ -117,22 +117,19 @@ beforeAll(async () => {
   idp = await startTestIdentityProvider({ audience: AUDIENCE });
   const issuer = { issuer: idp.issuer, audience: AUDIENCE, groupsClaim: "groups", userClaim: "sub" };
   gatewayOidc = { oidc: { issuers: [issuer], allowInsecureRequests: true } };
-  stack = await startStack(
-    gatewayOidc,
-    {
-      grantEveryone: false,
-      controlPlane: {
-        oidc: {
-          verifier: { issuers: [issuer], allowInsecureRequests: true },
-          roleGroups: { admin: [], auditor: [], approver: [] },
-        },
-        // Expiry runs as a BullMQ delayed job, as in production.
-        redisUrl: REDIS_URL,
-        auditQueuePrefix: `approvals-${randomBytes(4).toString("hex")}`,
-        approvals: { sweepIntervalMs: 200 },
+  stack = await startStack(gatewayOidc, {
+    grantEveryone: false,
+    controlPlane: {
+      oidc: {
+        verifier: { issuers: [issuer], allowInsecureRequests: true },
+        roleGroups: { admin: [], auditor: [], approver: [] },
       },
+      // Expiry runs as a BullMQ delayed job, as in production.
+      redisUrl: REDIS_URL,
+      auditQueuePrefix: `approvals-${randomBytes(4).toString("hex")}`,
+      approvals: { sweepIntervalMs: 200 },
     },
-  );
+  });
   gatewayB = await stack.addGateway(gatewayOidc);
   openaiRuntime = await stack.addConnection("llama", { models: [MODEL] });
   ollamaRuntime = await stack.addConnection("local", { protocol: "ollama", models: ["llama3.2"] });

@@ -232,8 +232,15 @@ describe("audit sessions", () => {
       messages: [{ role: "user", content: "draft a wire transfer" }],
     });
     expect(answer.status).toBe(403);
+    const { error } = (await answer.json()) as { error: { code: string; approval_id: string } };
+    expect(error.code).toBe("approval_required");
     const session = await storedSession(answer.headers.get("x-modelgate-session"));
     expect(session).toMatchObject({ decision: "approval_required", subject: { id: keyId } });
+    // The session links the approval it opened, and the rule that held it.
+    expect(session.details).toMatchObject({
+      approval: { id: error.approval_id, status: "pending" },
+      promptRule: { rule: 1, field: "messages.0.content" },
+    });
   });
 
   it("masks personal data in the recorded prompt when the policy asks, and keeps prompts out of the log", async () => {

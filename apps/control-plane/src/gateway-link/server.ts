@@ -48,6 +48,7 @@ const TICKET_OUTCOMES = {
   pending: "APPROVAL_OUTCOME_PENDING",
   too_many_pending: "APPROVAL_OUTCOME_TOO_MANY_PENDING",
   policy_changed: "APPROVAL_OUTCOME_POLICY_CHANGED",
+  granted: "APPROVAL_OUTCOME_GRANTED",
 } as const;
 
 /** Parses a unary request, or names its first bad fields (never their values: a prompt may be among them). */
@@ -314,6 +315,9 @@ export async function startGatewayLinkServer({
         return input;
       }
       const ticket = await approvals.request(input);
+      if (ticket.outcome === "granted") {
+        return { outcome: TICKET_OUTCOMES.granted, approvalId: ticket.grant.id, url: ticket.url, grant: ticket.grant };
+      }
       if (ticket.outcome !== "pending") return { outcome: TICKET_OUTCOMES[ticket.outcome] };
       return {
         outcome: TICKET_OUTCOMES.pending,

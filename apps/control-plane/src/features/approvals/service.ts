@@ -6,6 +6,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import type { Logger } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
+import type { ApprovalInput } from "@modelgate/protocol";
 import { type ConfigPublishing, recordConfigChange } from "../../gateway-link/changes.js";
 import type { Principal, Role } from "../../http/auth.js";
 import { ApiError, forbidden, notFound } from "../../http/errors.js";
@@ -22,7 +23,15 @@ import {
   encodeApprovalCursor,
 } from "./schemas.js";
 import { approvalChanges, EXPIRY_BATCH, expireOverdue } from "./transitions.js";
-import { type ApprovalRow, toApprovalEventBody, toApprovalSummary, toApprovalView, VOTES_IN_ORDER } from "./views.js";
+import {
+  type ApprovalRow,
+  inForceWhere,
+  toApprovalEventBody,
+  toApprovalMessage,
+  toApprovalSummary,
+  toApprovalView,
+  VOTES_IN_ORDER,
+} from "./views.js";
 
 export const DEFAULT_MAX_PENDING_PER_SUBJECT = 20;
 
@@ -48,6 +57,8 @@ export interface ApprovalServiceOptions {
 
 export type ApprovalTicket =
   | { outcome: "pending"; id: string; url: string; expiresAt: Date; created: boolean }
+  /** A grant in force admits the request already (its delta may not have reached the gateway yet). */
+  | { outcome: "granted"; url: string; grant: ApprovalInput }
   | { outcome: "too_many_pending" }
   | { outcome: "policy_changed" };
 
@@ -172,6 +183,34 @@ export function createApprovalService(options: ApprovalServiceOptions) {
             FROM api_keys WHERE id = ${input.subject.id}::uuid FOR SHARE`;
           // The gateway's configuration is behind in this too: nothing is opened.
           if (!key?.usable) return { ticket: { outcome: "policy_changed" } as const, expired: [] };
+        }
+
+        // Approved a moment ago, its delta still on the way to this gateway:
+        // the request goes on under that grant rather than open a new approval.
+        const granted = await tx.approval.findFirst({
+          where: {
+            AND: [
+              inForceWhere(now),
+              {
+                subjectKey: input.subject.key,
+                connection: input.connection,
+                model: input.model,
+                operation: input.operation,
+                policyId: input.policyId,
+                rule: input.rule < 0 ? null : input.rule,
+                OR: [{ grantKind: "window" }, { bodySha256: input.bodySha256 }],
+              },
+            ],
+          },
+          include: VOTES_IN_ORDER,
+          // A request grant made for exactly this body first.
+          orderBy: [{ grantKind: "asc" }, { decidedAt: "desc" }],
+        });
+        if (granted) {
+          return {
+            ticket: { outcome: "granted", url: urlOf(granted.id), grant: toApprovalMessage(granted, now) } as const,
+            expired: [],
+          };
         }
 
         let expired: string[] = [];
