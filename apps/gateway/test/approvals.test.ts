@@ -392,4 +392,49 @@ describe("a prompt held for approval, through the official clients", () => {
       await stack.startControlPlane();
     }
   });
+
+  it("bounds the requests one caller may hold waiting, answering the rest at once", async () => {
+    const bounded = await stack.addGateway({ ...gatewayOidc, approvals: { maxWaitingPerSubject: 1 } });
+    const { token } = await stack.issueAgentToken("llama", "bounded-agent");
+    agents.push(
+      startAgent({
+        gateways: [{ address: bounded.tunnelAddress, tls: false }],
+        token,
+        runtimeUrl: openaiRuntime.url,
+        runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
+        runtimeHealthPath: "/health",
+        healthIntervalMs: 500,
+        capacity: 4,
+        version: "test",
+        logger: captureLogger("bounded-agent").logger,
+        reconnectBackoff: { initialMs: 50, maxMs: 500 },
+      }),
+    );
+    await waitFor(() => bounded.pool.connectedCount() === 1, { what: "the agent at the bounded replica" });
+    const client = await openai("researcher", bounded, { prefer: "wait=30" });
+    const first = refusal(client.chat.completions.create(risky(`${RISKY}, first of two`)));
+    await waitFor(() => bounded.store.approvals.waiting === 1, { what: "the first request to wait" });
+    const startedAt = performance.now();
+    const second = await refusal(client.chat.completions.create(risky(`${RISKY}, second of two`)));
+    expect(second.code).toBe("approval_required");
+    // Answered at once, without the preference applied.
+    expect(performance.now() - startedAt).toBeLessThan(5_000);
+    expect(second.headers?.get("preference-applied")).toBeNull();
+    expect(bounded.store.approvals.waiting).toBe(1);
+    // Another caller still gets their wait.
+    const other = refusal(
+      (await openai("researchingApprover", bounded, { prefer: "wait=1" })).chat.completions.create(risky()),
+    );
+    await waitFor(() => bounded.store.approvals.waiting === 2, { what: "another caller's request to wait" });
+    expect((await other).code).toBe("approval_required");
+    const id = (second.error as { approval_id: string }).approval_id;
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    // The first is released when its approval is denied.
+    const pending = await api("approver", "GET", "/approvals?status=pending&subject=rita");
+    const firstId = pending.body.items.find((item: Json) => item.id !== id && item.model === MODEL)?.id;
+    const detail = await api("approver", "GET", `/approvals/${firstId}`);
+    expect(detail.body.prompt).toContain("first of two");
+    expect((await decide("approver", firstId, "deny", "one at a time")).status).toBe(200);
+    expect((await first).code).toBe("approval_denied");
+  });
 });
