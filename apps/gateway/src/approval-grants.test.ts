@@ -92,6 +92,20 @@ describe("ApprovalGrants", () => {
   });
 });
 
+describe("ApprovalGrants decisions", () => {
+  it("tells listeners of every approval a delta settles, and of none still pending", () => {
+    const grants = new ApprovalGrants();
+    const decided: string[] = [];
+    grants.onDecided((id) => decided.push(id));
+    grants.update([
+      approval({ id: "a1" }),
+      approval({ id: "a2", status: "denied", inForce: false }),
+      approval({ id: "a3", status: "pending", inForce: false }),
+    ]);
+    expect(decided).toEqual(["a1", "a2"]);
+  });
+});
+
 describe("preferredWait (RFC 7240 Prefer: wait)", () => {
   it.each([
     [undefined, 0],

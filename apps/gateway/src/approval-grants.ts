@@ -25,7 +25,8 @@ export type WaitOutcome =
   /** The gateway is shutting down: the caller is answered now and may send again to another replica. */
   | { kind: "shutdown" };
 
-const scopeKey = (scope: GrantScope) =>
+/** One string per scope, for maps. */
+export const scopeKeyOf = (scope: GrantScope) =>
   [scope.subjectKey, scope.connection, scope.model, scope.operation, scope.policyId, String(scope.rule)].join("\u0000");
 
 /** Whether a pushed approval admits requests of this scope at `now` (the body is checked by the caller). */
@@ -49,7 +50,13 @@ export class ApprovalGrants {
   /** scope → ids of grants in force for it (a subject may hold a window grant and several request grants). */
   #byScope = new Map<string, Set<string>>();
   readonly #waiters = new Map<string, Set<(outcome: WaitOutcome) => void>>();
+  readonly #decidedListeners = new Set<(approvalId: string) => void>();
   #closed = false;
+
+  /** Called with the id of every approval a delta says is no longer pending (decided, expired, used, voided). */
+  onDecided(listener: (approvalId: string) => void): void {
+    this.#decidedListeners.add(listener);
+  }
 
   /** Replaces every grant (a snapshot carries the grants in force, and only those). */
   replace(approvals: readonly ApprovalMessage[]): void {
@@ -63,7 +70,9 @@ export class ApprovalGrants {
     for (const approval of approvals) {
       this.#remove(approval.id);
       if (approval.status === "approved" && approval.inForce) this.#add(approval);
-      if (approval.status !== "pending") this.#settle(approval.id, { kind: "decided", approval });
+      if (approval.status === "pending") continue;
+      for (const listener of this.#decidedListeners) listener(approval.id);
+      this.#settle(approval.id, { kind: "decided", approval });
     }
   }
 
@@ -74,7 +83,7 @@ export class ApprovalGrants {
    * this request rather than none.
    */
   find(scope: GrantScope, bodySha256: string, now = Date.now()): ApprovalMessage | undefined {
-    const ids = this.#byScope.get(scopeKey(scope));
+    const ids = this.#byScope.get(scopeKeyOf(scope));
     if (!ids) return undefined;
     let window: ApprovalMessage | undefined;
     for (const id of ids) {
@@ -135,7 +144,7 @@ export class ApprovalGrants {
 
   #add(approval: ApprovalMessage): void {
     this.#byId.set(approval.id, approval);
-    const key = scopeKey(approval);
+    const key = scopeKeyOf(approval);
     let ids = this.#byScope.get(key);
     if (!ids) {
       ids = new Set();
@@ -148,7 +157,7 @@ export class ApprovalGrants {
     const previous = this.#byId.get(id);
     if (!previous) return;
     this.#byId.delete(id);
-    const key = scopeKey(previous);
+    const key = scopeKeyOf(previous);
     const ids = this.#byScope.get(key);
     ids?.delete(id);
     if (ids?.size === 0) this.#byScope.delete(key);

@@ -11,7 +11,7 @@ import type { AuditRecord } from "@modelgate/audit";
 import type { Logger } from "@modelgate/core";
 import type { ApprovalRequirement } from "@modelgate/policy";
 import type { ApprovalMessage, ApprovalRequestInput, ApprovalTicket } from "@modelgate/protocol";
-import { type ApprovalGrants, type GrantScope, grantCovers } from "./approval-grants.js";
+import { type ApprovalGrants, type GrantScope, grantCovers, scopeKeyOf } from "./approval-grants.js";
 import { GatewayError } from "./errors.js";
 import { ClientGoneError } from "./http-body.js";
 import { type Identity, subjectKey } from "./identity.js";
@@ -72,11 +72,45 @@ export interface ApprovalTrail {
 
 /** Longest prompt text sent to the control plane for the approver (characters). */
 export const APPROVAL_PROMPT_MAX_CHARS = 16_000;
+/**
+ * How long this gateway answers an identical held request from the pending
+ * approval it learned of, without asking the control plane again: retries
+ * of one request cost the control plane one transaction, not one each. A
+ * decision evicts the entry at once.
+ */
+const PENDING_TICKET_TTL_MS = 30_000;
+const PENDING_TICKETS_MAX = 10_000;
+/** A caller at the pending cap is told so by this gateway for this long before the control plane is asked again. */
+const TOO_MANY_PENDING_TTL_MS = 1_000;
 
 export function createApprovalStage(options: ApprovalStageOptions) {
   const { grants, link, metrics, logger } = options;
   const waitingBySubject = new Map<string, number>();
   let waiting = 0;
+  /** Identical request (scope and body) → the pending approval it joins, until decided or stale. */
+  const pendingTickets = new Map<string, { ticket: ApprovalTicket; until: number }>();
+  /** Subjects at their pending cap, until when. */
+  const atPendingCap = new Map<string, number>();
+  grants.onDecided((approvalId) => {
+    for (const [key, entry] of pendingTickets) if (entry.ticket.approvalId === approvalId) pendingTickets.delete(key);
+  });
+
+  function rememberPending(key: string, ticket: ApprovalTicket): void {
+    if (pendingTickets.size >= PENDING_TICKETS_MAX) {
+      const oldest = pendingTickets.keys().next().value;
+      if (oldest !== undefined) pendingTickets.delete(oldest);
+    }
+    pendingTickets.set(key, { ticket, until: Math.min(Date.now() + PENDING_TICKET_TTL_MS, ticket.expiresAt) });
+  }
+
+  /** The pending approval an identical request joined a moment ago on this gateway, if still fresh. */
+  function knownPending(key: string): ApprovalTicket | undefined {
+    const entry = pendingTickets.get(key);
+    if (!entry) return undefined;
+    if (entry.until > Date.now()) return entry.ticket;
+    pendingTickets.delete(key);
+    return undefined;
+  }
 
   function takeWaitPlace(subject: string): boolean {
     const mine = waitingBySubject.get(subject) ?? 0;
@@ -196,7 +230,10 @@ export function createApprovalStage(options: ApprovalStageOptions) {
     const held = grants.find(scope, bodySha256);
     if (held && (await use(held, scope, request, bodySha256))) return trail(admitted(held));
 
-    const ticket = await open(request, scope, bodySha256);
+    const requestKey = `${scopeKeyOf(scope)}\u0000${bodySha256}`;
+    if ((atPendingCap.get(scope.subjectKey) ?? 0) > Date.now()) throw tooManyPending(metrics);
+    const known = knownPending(requestKey);
+    const ticket = known ?? (await open(request, scope, bodySha256));
     if (ticket.outcome === "APPROVAL_OUTCOME_GRANTED" && ticket.grant) {
       // Approved a moment ago; the configuration stream brings the grant here shortly.
       if (await use(ticket.grant, scope, request, bodySha256)) return trail(admitted(ticket.grant));
@@ -205,18 +242,17 @@ export function createApprovalStage(options: ApprovalStageOptions) {
       throw unavailable();
     }
     if (ticket.outcome === "APPROVAL_OUTCOME_TOO_MANY_PENDING") {
-      metrics.approvals.inc({ outcome: "too_many_pending" });
-      throw new GatewayError(
-        "too_many_pending_approvals",
-        "you have as many requests waiting for approval as one caller may; wait for them to be decided or to expire",
-      );
+      if (atPendingCap.size >= PENDING_TICKETS_MAX) atPendingCap.clear();
+      atPendingCap.set(scope.subjectKey, Date.now() + TOO_MANY_PENDING_TTL_MS);
+      throw tooManyPending(metrics);
     }
     if (ticket.outcome !== "APPROVAL_OUTCOME_PENDING" || !ticket.approvalId) {
       // The policy changed at the control plane and this gateway has not caught up yet.
       metrics.approvals.inc({ outcome: "unavailable" });
       throw unavailable();
     }
-    metrics.approvals.inc({ outcome: ticket.created ? "opened" : "joined" });
+    metrics.approvals.inc({ outcome: !known && ticket.created ? "opened" : "joined" });
+    if (!known) rememberPending(requestKey, ticket);
     const pending: ApprovalTrail = { admitted: false, record: { id: ticket.approvalId, status: "pending" } };
     trail(pending);
 
@@ -315,6 +351,14 @@ function denied(approval: ApprovalMessage): GatewayError {
     null,
     { "x-modelgate-approval": approval.id },
     { approval_id: approval.id, ...(decider?.comment ? { approval_comment: decider.comment } : {}) },
+  );
+}
+
+function tooManyPending(metrics: GatewayMetrics): GatewayError {
+  metrics.approvals.inc({ outcome: "too_many_pending" });
+  return new GatewayError(
+    "too_many_pending_approvals",
+    "you have as many requests waiting for approval as one caller may; wait for them to be decided or to expire",
   );
 }
 

@@ -9,6 +9,7 @@
 //   target        target.ts       the model the body names, and its connection
 //   decide        decide.ts       the policy decision
 //   approve       approve.ts      a grant, when the policy holds the request for a human
+//                                 (charged to the rate limits first)
 //   reserve       record.ts       the request's place in the audit buffer
 //   charge        decide.ts       the winning grant's rate limits
 //   forward       forward.ts      to an agent, streaming the answer back
@@ -161,6 +162,10 @@ export function createIngress(options: IngressOptions) {
 
     const requirement = verdict.evaluation.approval;
     if (requirement) {
+      // A held request counts against the caller's rate limits before the
+      // control plane is asked anything (once: not again when admitted), so
+      // retrying a held prompt costs what any request costs.
+      await chargeRateLimits(options.rateLimiter, identity, verdict);
       await approve(
         {
           identity,
@@ -192,7 +197,7 @@ export function createIngress(options: IngressOptions) {
     }
 
     held.auditTicket = recorder.reserve();
-    await chargeRateLimits(options.rateLimiter, identity, verdict);
+    if (!requirement) await chargeRateLimits(options.rateLimiter, identity, verdict);
     metrics.decisions.inc({ decision: "allowed", code: "" });
 
     // A body the policy read is forwarded as the policy read it: parsed
