@@ -229,9 +229,6 @@ describe("AuditSpool", () => {
     const held = [record(), record()];
     for (const item of held) a.append(item);
     await a.sync();
-    // B starts while A is alive: A's file is A's.
-    const b = await open(dir, "gw-b", { leaseMs: 150 });
-    expect(b.status().records).toBe(0);
     // A lock of this host but another PID namespace (a container sharing the
     // host's name, its gateway pid 1 too) names a pid this process cannot
     // see: judged by its lease, never by a pid of ours that happens to match.
@@ -254,6 +251,10 @@ describe("AuditSpool", () => {
     await c2.close();
     await unlink(path.join(dir, "gw-sibling.lock"));
     await unlink(path.join(dir, `000000000000001-000001-gw-sibling.gw-sibling.spool`));
+    // B starts while A is alive: A's file is A's. (Only now: B's short lease
+    // would let its upkeep adopt the sibling's file above while the test looks.)
+    const b = await open(dir, "gw-b", { leaseMs: 150 });
+    expect(b.status().records).toBe(0);
     // A lock of another host is judged by its lease alone: fresh, it is live.
     await writeFile(
       path.join(dir, "gw-remote.lock"),
