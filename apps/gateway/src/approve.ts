@@ -45,7 +45,8 @@ export interface ApprovalStageOptions {
 /** A request the policy holds, with what the stage needs from the pipeline. */
 export interface HeldRequest {
   identity: Identity;
-  requirement: ApprovalRequirement;
+  /** Every approval the request needs (PolicySet.evaluate's `approvals`): a grant for each. */
+  requirements: readonly ApprovalRequirement[];
   connection: string;
   /** The model as the runtime knows it; "" when the request names none. */
   model: string;
@@ -62,11 +63,23 @@ export interface HeldRequest {
   pause(): void;
   resume(): void;
   setHeader(name: string, value: string): void;
+  /**
+   * After a wait: authenticates and evaluates the request again, as minutes
+   * may have passed (a token expired, a policy changed). Throws the refusal,
+   * or returns who asks and what the request needs now.
+   */
+  recheck(): Promise<{ identity: Identity; requirements: readonly ApprovalRequirement[] }>;
+  /**
+   * Takes the request's audit place. Called just before grants are spent,
+   * so a one-time grant is never spent on a request then refused for want
+   * of an audit place.
+   */
+  reserve(): void;
 }
 
-/** What the audit record says about the approval (AuditRecord.approval), and whether it admitted the request. */
+/** What the audit record says about the approvals (AuditRecord.approvals), and whether they admitted the request. */
 export interface ApprovalTrail {
-  record: NonNullable<AuditRecord["approval"]>;
+  records: NonNullable<AuditRecord["approvals"]>;
   admitted: boolean;
 }
 
@@ -153,21 +166,26 @@ export function createApprovalStage(options: ApprovalStageOptions) {
     }
   }
 
-  function admitted(approval: ApprovalMessage): ApprovalTrail {
+  function admitted(used: readonly ApprovalMessage[]): ApprovalTrail {
     metrics.approvals.inc({ outcome: "admitted" });
     return {
       admitted: true,
-      record: {
+      records: used.map((approval) => ({
         id: approval.id,
         status: "approved",
         grant: approval.grant === "window" ? "window" : "request",
         deciders: decidersOf(approval),
-      },
+      })),
     };
   }
 
-  async function open(request: HeldRequest, scope: GrantScope, bodySha256: string): Promise<ApprovalTicket> {
-    const { identity, requirement } = request;
+  async function open(
+    request: HeldRequest,
+    identity: Identity,
+    requirement: ApprovalRequirement,
+    scope: GrantScope,
+    bodySha256: string,
+  ): Promise<ApprovalTicket> {
     const prompt = request.auditText();
     const text =
       prompt.text.length > APPROVAL_PROMPT_MAX_CHARS ? cut(prompt.text, APPROVAL_PROMPT_MAX_CHARS) : prompt.text;
@@ -208,39 +226,24 @@ export function createApprovalStage(options: ApprovalStageOptions) {
   }
 
   /**
-   * Admits the request with a grant, or throws the refusal. `trail` is
-   * called with what the audit record should say as soon as it is known.
+   * A grant for one requirement, or the pending approval it waits for.
+   * Asks the control plane only when this gateway knows of neither.
    */
-  return async function admit(
+  async function grantOrTicket(
     request: HeldRequest,
-    trail: (approval: ApprovalTrail) => void,
-    attempt = 0,
-  ): Promise<void> {
-    const { identity, requirement } = request;
-    const scope: GrantScope = {
-      subjectKey: subjectKey(identity),
-      connection: request.connection,
-      model: request.model,
-      operation: request.operation,
-      policyId: requirement.policyId,
-      rule: requirement.rule ?? -1,
-    };
-    const bodySha256 = createHash("sha256").update(request.body).digest("hex");
-
-    const held = grants.find(scope, bodySha256);
-    if (held && (await use(held, scope, request, bodySha256))) return trail(admitted(held));
-
-    const requestKey = `${scopeKeyOf(scope)}\u0000${bodySha256}`;
+    identity: Identity,
+    requirement: ApprovalRequirement,
+    scope: GrantScope,
+    bodySha256: string,
+  ): Promise<{ grant: ApprovalMessage } | { ticket: ApprovalTicket; known: boolean }> {
+    const local = grants.find(scope, bodySha256);
+    if (local) return { grant: local };
     if ((atPendingCap.get(scope.subjectKey) ?? 0) > Date.now()) throw tooManyPending(metrics);
+    const requestKey = `${scopeKeyOf(scope)}\u0000${bodySha256}`;
     const known = knownPending(requestKey);
-    const ticket = known ?? (await open(request, scope, bodySha256));
-    if (ticket.outcome === "APPROVAL_OUTCOME_GRANTED" && ticket.grant) {
-      // Approved a moment ago; the configuration stream brings the grant here shortly.
-      if (await use(ticket.grant, scope, request, bodySha256)) return trail(admitted(ticket.grant));
-      // Spent meanwhile by an identical request: ask once more, which opens a new approval.
-      if (attempt === 0) return admit(request, trail, 1);
-      throw unavailable();
-    }
+    const ticket = known ?? (await open(request, identity, requirement, scope, bodySha256));
+    // Approved a moment ago; the configuration stream brings the grant here shortly.
+    if (ticket.outcome === "APPROVAL_OUTCOME_GRANTED" && ticket.grant) return { grant: ticket.grant };
     if (ticket.outcome === "APPROVAL_OUTCOME_TOO_MANY_PENDING") {
       if (atPendingCap.size >= PENDING_TICKETS_MAX) atPendingCap.clear();
       atPendingCap.set(scope.subjectKey, Date.now() + TOO_MANY_PENDING_TTL_MS);
@@ -251,48 +254,123 @@ export function createApprovalStage(options: ApprovalStageOptions) {
       metrics.approvals.inc({ outcome: "unavailable" });
       throw unavailable();
     }
-    metrics.approvals.inc({ outcome: !known && ticket.created ? "opened" : "joined" });
     if (!known) rememberPending(requestKey, ticket);
-    const pending: ApprovalTrail = { admitted: false, record: { id: ticket.approvalId, status: "pending" } };
-    trail(pending);
+    return { ticket, known: Boolean(known) };
+  }
 
+  /**
+   * Admits the request with a grant for each approval it needs, or throws
+   * the refusal. `trail` is called with what the audit record should say as
+   * soon as it is known (undefined: the request needs no approval after all).
+   */
+  return async function admit(
+    request: HeldRequest,
+    trail: (approval: ApprovalTrail | undefined) => void,
+  ): Promise<void> {
+    let { identity, requirements } = request;
+    const bodySha256 = createHash("sha256").update(request.body).digest("hex");
     const waitSeconds = preferredWait(request.prefer, options.maxWaitSeconds);
-    if (waitSeconds > 0 && takeWaitPlace(scope.subjectKey)) {
-      request.setHeader("preference-applied", `wait=${waitSeconds}`);
-      let outcome: Awaited<ReturnType<ApprovalGrants["wait"]>>;
-      request.pause();
-      try {
-        outcome = await grants.wait(ticket.approvalId, waitSeconds * 1000, request.clientGone);
-      } finally {
-        giveWaitPlace(scope.subjectKey);
-      }
-      // The approval stays pending for the caller's next try.
-      if (outcome.kind === "client_gone") throw new ClientGoneError();
-      request.resume();
-      if (outcome.kind === "decided") {
-        const { approval } = outcome;
-        if (approval.status === "approved" && (await use(approval, scope, request, bodySha256))) {
-          return trail(admitted(approval));
+    const waitUntil = Date.now() + waitSeconds * 1000;
+    let waitPlace: string | undefined;
+    try {
+      // Each round either admits, refuses, or waits for one approval and
+      // looks again: a round per requirement, and one for a grant another
+      // request spent first.
+      for (let round = 0; round <= requirements.length + 1; round++) {
+        const scopes = requirements.map((requirement) => scopeOf(identity, request, requirement));
+        const found: ApprovalMessage[] = [];
+        let pending: { ticket: ApprovalTicket; requirement: ApprovalRequirement } | undefined;
+        for (const [index, requirement] of requirements.entries()) {
+          const scope = scopes[index] as GrantScope;
+          const result = await grantOrTicket(request, identity, requirement, scope, bodySha256);
+          if ("grant" in result) {
+            found.push(result.grant);
+            continue;
+          }
+          metrics.approvals.inc({ outcome: !result.known && result.ticket.created ? "opened" : "joined" });
+          pending = { ticket: result.ticket, requirement };
+          break;
         }
+
+        if (!pending) {
+          if (requirements.length === 0) {
+            // The policies no longer hold it (they changed while it waited).
+            trail(undefined);
+            return;
+          }
+          request.reserve();
+          let spent = true;
+          for (const [index, grant] of found.entries()) {
+            if (!(await use(grant, scopes[index] as GrantScope, request, bodySha256))) {
+              // An identical request spent this one-time grant first: look again.
+              spent = false;
+              break;
+            }
+          }
+          if (spent) {
+            trail(admitted(found));
+            return;
+          }
+          continue;
+        }
+
+        const { ticket, requirement } = pending;
+        trail({ admitted: false, records: [{ id: ticket.approvalId, status: "pending" }] });
+        const remainingMs = waitUntil - Date.now();
+        if (remainingMs <= 0) throw approvalRequired(ticket, requirement);
+        if (waitPlace === undefined) {
+          const subject = subjectKey(request.identity);
+          if (!takeWaitPlace(subject)) throw approvalRequired(ticket, requirement);
+          waitPlace = subject;
+          request.setHeader("preference-applied", `wait=${waitSeconds}`);
+        }
+        request.pause();
+        const outcome = await grants.wait(ticket.approvalId, remainingMs, request.clientGone);
+        // The approval stays pending for the caller's next try.
+        if (outcome.kind === "client_gone") throw new ClientGoneError();
+        request.resume();
+        if (outcome.kind !== "decided") {
+          metrics.approvals.inc({ outcome: "waited_out" });
+          throw approvalRequired(ticket, requirement);
+        }
+        const { approval } = outcome;
         if (approval.status === "denied") {
           metrics.approvals.inc({ outcome: "denied" });
-          trail({ admitted: false, record: { id: approval.id, status: "denied", deciders: decidersOf(approval) } });
+          trail({
+            admitted: false,
+            records: [{ id: approval.id, status: "denied", deciders: decidersOf(approval) }],
+          });
           throw denied(approval);
         }
         if (approval.status === "expired") {
           metrics.approvals.inc({ outcome: "expired" });
-          trail({ admitted: false, record: { id: approval.id, status: "expired" } });
+          trail({ admitted: false, records: [{ id: approval.id, status: "expired" }] });
           throw approvalRequired(
             ticket,
             requirement,
             "it expired without a decision; sending the request again asks anew",
           );
         }
-        // Approved, but its grant went to another request (an identical one spent the request grant first).
+        // Approved (or its grant withdrawn): minutes may have passed, so who
+        // asks and what the policies say are read again before the next round.
+        ({ identity, requirements } = await request.recheck());
       }
-      metrics.approvals.inc({ outcome: "waited_out" });
+      throw unavailable();
+    } finally {
+      if (waitPlace !== undefined) giveWaitPlace(waitPlace);
     }
-    throw approvalRequired(ticket, requirement);
+  };
+}
+
+/** What grants for this requirement must match. */
+function scopeOf(identity: Identity, request: HeldRequest, requirement: ApprovalRequirement): GrantScope {
+  return {
+    subjectKey: subjectKey(identity),
+    connection: request.connection,
+    model: request.model,
+    operation: request.operation,
+    policyId: requirement.policyId,
+    rule: requirement.rule ?? -1,
   };
 }
 
@@ -319,7 +397,7 @@ export function preferredWait(header: string | string[] | undefined, maxSeconds:
   return 0;
 }
 
-function decidersOf(approval: ApprovalMessage): NonNullable<ApprovalTrail["record"]["deciders"]> {
+function decidersOf(approval: ApprovalMessage): NonNullable<ApprovalTrail["records"][number]["deciders"]> {
   return approval.deciders.slice(0, 20).map((decider) => ({
     id: cut(decider.id, 256),
     email: decider.email ? cut(decider.email, 320) : undefined,

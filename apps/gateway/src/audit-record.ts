@@ -64,7 +64,9 @@ export function decisionOf(trail: RequestTrail): AuditDecision {
   }
   // Held for a human and not admitted: still waiting for approval (the
   // caller may have gone), or denied by an approver.
-  if (approval && !approval.admitted) return approval.record.status === "denied" ? "denied" : "approval_required";
+  if (approval && !approval.admitted) {
+    return approval.records.some((record) => record.status === "denied") ? "denied" : "approval_required";
+  }
   if (outcome?.error && outcome.error !== "client_gone") return "error";
   if (error) return FAILURE_CODES.has(error.code) ? "error" : "denied";
   if (approval?.admitted) return "approved";
@@ -150,13 +152,13 @@ export function buildAuditRecord(
           field: cut(denial.promptRule.field, 300),
         }
       : approvalRule(trail),
-    approval: trail.approval?.record,
+    approvals: trail.approval?.records,
   } as AuditRecord;
 }
 
 /** For a request held for approval by a prompt rule: the rule and the field it matched in. */
 function approvalRule(trail: RequestTrail): AuditRecord["promptRule"] {
-  const requirement = trail.verdict?.evaluation.approval;
+  const requirement = trail.verdict?.evaluation.approvals?.find((approval) => approval.rule !== undefined);
   if (!trail.approval || requirement?.rule === undefined) return undefined;
   return { policyId: cut(requirement.policyId, 64), rule: requirement.rule, field: cut(requirement.field, 300) };
 }

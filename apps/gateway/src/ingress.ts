@@ -144,24 +144,27 @@ export function createIngress(options: IngressOptions) {
     trail.connection = target.connection.name;
     trail.model = target.model;
 
-    const verdict = evaluate(
-      store.policies,
-      identity,
-      {
-        connection: target.connection.name,
-        model: target.model,
-        operation: target.kind.operation,
-        format: target.kind.format,
-        body: target.json,
-        protocol: protocolOf(target.connection),
-      },
-      trail.sessionId,
-      target.displayTarget,
-    );
+    const decide = (who: Identity) =>
+      evaluate(
+        store.policies,
+        who,
+        {
+          connection: target.connection.name,
+          model: target.model,
+          operation: target.kind.operation,
+          format: target.kind.format,
+          body: target.json,
+          protocol: protocolOf(target.connection),
+        },
+        trail.sessionId,
+        target.displayTarget,
+      );
+    let verdict = decide(identity);
     trail.verdict = verdict;
 
-    const requirement = verdict.evaluation.approval;
-    if (requirement) {
+    const requirements = verdict.evaluation.approvals ?? [];
+    const heldForApproval = requirements.length > 0;
+    if (heldForApproval) {
       // A held request counts against the caller's rate limits before the
       // control plane is asked anything (once: not again when admitted), so
       // retrying a held prompt costs what any request costs.
@@ -169,7 +172,7 @@ export function createIngress(options: IngressOptions) {
       await approve(
         {
           identity,
-          requirement,
+          requirements,
           connection: target.connection.name,
           model: target.model ?? "",
           operation: target.kind.operation,
@@ -189,6 +192,17 @@ export function createIngress(options: IngressOptions) {
             held.releaseInFlight = inFlight.acquire(inFlightKey(identity));
           },
           setHeader: (name, value) => res.setHeader(name, value),
+          recheck: async () => {
+            // The caller's credential and the policies as they are now, after the wait.
+            const now = await authenticator.authenticate(req);
+            trail.identity = now;
+            verdict = decide(now);
+            trail.verdict = verdict;
+            return { identity: now, requirements: verdict.evaluation.approvals ?? [] };
+          },
+          reserve: () => {
+            held.auditTicket ??= recorder.reserve();
+          },
         },
         (approval) => {
           trail.approval = approval;
@@ -196,8 +210,8 @@ export function createIngress(options: IngressOptions) {
       );
     }
 
-    held.auditTicket = recorder.reserve();
-    if (!requirement) await chargeRateLimits(options.rateLimiter, identity, verdict);
+    held.auditTicket ??= recorder.reserve();
+    if (!heldForApproval) await chargeRateLimits(options.rateLimiter, identity, verdict);
     metrics.decisions.inc({ decision: "allowed", code: "" });
 
     // A body the policy read is forwarded as the policy read it: parsed

@@ -247,16 +247,18 @@ describe("a prompt held for approval, through the official clients", () => {
     // The admitted request's session names the approval and who approved it.
     const session = await storedSession(admittedSession);
     expect(session.decision).toBe("approved");
-    expect(session.details.approval).toMatchObject({
-      id,
-      status: "approved",
-      grant: "request",
-      deciders: [{ id: "sam", email: "sam@example.com", decision: "approve", comment: "ok for the Q3 audit" }],
-    });
+    expect(session.details.approvals).toMatchObject([
+      {
+        id,
+        status: "approved",
+        grant: "request",
+        deciders: [{ id: "sam", email: "sam@example.com", decision: "approve", comment: "ok for the Q3 audit" }],
+      },
+    ]);
     // The refused one's session shows approval_required and links the same approval.
     const refusedSession = await storedSession(held.headers?.get("x-modelgate-session") ?? "");
     expect(refusedSession.decision).toBe("approval_required");
-    expect(refusedSession.details.approval).toEqual({ id, status: "pending" });
+    expect(refusedSession.details.approvals).toEqual([{ id, status: "pending" }]);
     const after = await api("approver", "GET", `/approvals/${id}`);
     expect(after.body.grant).toMatchObject({ usedSessionId: admittedSession });
   });
@@ -436,5 +438,43 @@ describe("a prompt held for approval, through the official clients", () => {
     expect(detail.body.prompt).toContain("first of two");
     expect((await decide("approver", firstId, "deny", "one at a time")).status).toBe(200);
     expect((await first).code).toBe("approval_denied");
+  });
+
+  it("needs every policy's approval when another policy's rule holds a request a guarded grant admits", async () => {
+    // A second analysts' policy: smaller answers, and exports need the security team's yes.
+    const exports = await stack.admin("POST", "/policies", {
+      name: "analysts-exports",
+      subjects: { groups: ["analysts"] },
+      resources: [{ connection: "llama" }],
+      operations: ["inference"],
+      limits: { maxTokens: 10 },
+      promptRules: [{ pattern: "export", flags: "i", action: "require_approval", description: "exports" }],
+      approval: { approverGroups: ["security"] },
+    });
+    expect(exports.status).toBe(201);
+    await waitFor(() => stack.gateway.store.policies.size === 3, { what: "the third policy at the gateway" });
+    // Only the guarded grant allows 500 tokens; the other policy's rule matches the prompt.
+    const request = { ...risky("export the quarterly table"), max_tokens: 500 };
+    const client = await openai("otherAnalyst");
+    const first = await refusal(client.chat.completions.create(request));
+    expect(first.message).toContain('rule "exports" of policy "analysts-exports"');
+    const ruleApproval = (first.error as { approval_id: string }).approval_id;
+    expect((await decide("approver", ruleApproval, "approve")).status).toBe(200);
+    // One yes is not enough: the guarded grant's own approval is asked next.
+    const second = await refusal(client.chat.completions.create(request));
+    expect(second.message).toContain('policy "analysts-guarded" grants this only with approval');
+    const grantApproval = (second.error as { approval_id: string }).approval_id;
+    expect(grantApproval).not.toBe(ruleApproval);
+    expect((await decide("approver", grantApproval, "approve")).status).toBe(200);
+    const answer = await client.chat.completions.create(request).withResponse();
+    expect(answer.data.choices[0]?.message.content).toBeTruthy();
+    const session = await storedSession(answer.response.headers.get("x-modelgate-session") ?? "");
+    expect(session.decision).toBe("approved");
+    expect(session.details.approvals.map((approval: Json) => [approval.id, approval.grant]).sort()).toEqual(
+      [
+        [ruleApproval, "request"],
+        [grantApproval, "window"],
+      ].sort(),
+    );
   });
 });

@@ -238,7 +238,7 @@ describe("audit sessions", () => {
     expect(session).toMatchObject({ decision: "approval_required", subject: { id: keyId } });
     // The session links the approval it opened, and the rule that held it.
     expect(session.details).toMatchObject({
-      approval: { id: error.approval_id, status: "pending" },
+      approvals: [{ id: error.approval_id, status: "pending" }],
       promptRule: { rule: 1, field: "messages.0.content" },
     });
   });

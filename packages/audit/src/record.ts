@@ -90,28 +90,32 @@ export const auditRecordSchema = z.object({
   /** For a prompt a rule blocked or held: the rule (policy, position in its promptRules) and the field it matched in. */
   promptRule: z.object({ policyId: text(64), rule: z.number().int().min(0).max(1000), field: text(300) }).optional(),
   /**
-   * The human approval the request needed (docs/approvals.md): on the
-   * refused request, the approval it opened or joined; on the request an
-   * approval admitted (or a denial released), who decided, when and why.
+   * The human approvals the request needed (docs/approvals.md): on a
+   * refused request, the approval it opened, joined, or was denied or
+   * expired by; on a request grants admitted, each grant used, with who
+   * decided, when and why.
    */
-  approval: z
-    .object({
-      id: z.uuid(),
-      status: z.enum(["pending", "approved", "denied", "expired"]),
-      grant: z.enum(["request", "window"]).optional(),
-      deciders: z
-        .array(
-          z.object({
-            id: text(256),
-            email: text(320).optional(),
-            decision: z.enum(["approve", "deny"]),
-            comment: text(1024).optional(),
-            at: timestamp,
-          }),
-        )
-        .max(20)
-        .optional(),
-    })
+  approvals: z
+    .array(
+      z.object({
+        id: z.uuid(),
+        status: z.enum(["pending", "approved", "denied", "expired"]),
+        grant: z.enum(["request", "window"]).optional(),
+        deciders: z
+          .array(
+            z.object({
+              id: text(256),
+              email: text(320).optional(),
+              decision: z.enum(["approve", "deny"]),
+              comment: text(1024).optional(),
+              at: timestamp,
+            }),
+          )
+          .max(20)
+          .optional(),
+      }),
+    )
+    .max(4)
     .optional(),
 });
 

@@ -51,8 +51,8 @@ export interface SessionDetails {
   nulReplaced?: number;
   /** The prompt rule that blocked (or held) the request, and the JSON path of the field it matched in. */
   promptRule?: { policyId: string; rule: number; field: string };
-  /** The approval the request opened, joined or was admitted by (record.approval). */
-  approval?: AuditRecord["approval"];
+  /** The approvals the request opened, joined or was admitted by (record.approvals). */
+  approvals?: AuditRecord["approvals"];
 }
 
 export interface RecordedBodyDetails {
@@ -127,17 +127,15 @@ export function toSessionRows(record: AuditRecord): SessionRows {
           field: clean(record.promptRule.field),
         }
       : undefined,
-    approval: record.approval
-      ? {
-          ...record.approval,
-          deciders: record.approval.deciders?.map((decider) => ({
-            ...decider,
-            id: clean(decider.id),
-            email: decider.email === undefined ? undefined : clean(decider.email),
-            comment: decider.comment === undefined ? undefined : clean(decider.comment),
-          })),
-        }
-      : undefined,
+    approvals: record.approvals?.map((approval) => ({
+      ...approval,
+      deciders: approval.deciders?.map((decider) => ({
+        ...decider,
+        id: clean(decider.id),
+        email: decider.email === undefined ? undefined : clean(decider.email),
+        comment: decider.comment === undefined ? undefined : clean(decider.comment),
+      })),
+    })),
   });
   const session: SessionRow = {
     id,

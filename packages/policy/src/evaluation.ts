@@ -75,10 +75,13 @@ export type Evaluation =
        */
       masking: MaskingProfile | undefined;
       /**
-       * Set when a human must approve the request first: the gateway admits
-       * it only with a grant for it (docs/approvals.md).
+       * Set when humans must approve the request first: the gateway admits
+       * it only with a grant for each (docs/approvals.md). At most two: the
+       * `require_approval` rule that matched, then the winning grant's own
+       * `approval.required` (when it is another policy's); one policy's
+       * approvers never stand in for another's.
        */
-      approval?: ApprovalRequirement;
+      approvals?: ApprovalRequirement[];
     }
   | {
       decision: "denied";

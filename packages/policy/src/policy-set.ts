@@ -518,14 +518,17 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     masking: profile,
   };
   // A request refused anyway is never held for a human: approval comes last.
-  const approval = promptCheck
-    ? ruleApproval(promptCheck.held)
-    : winner.definition.approval?.required
-      ? grantApproval(winner)
-      : undefined;
-  if (approval) {
-    evaluation.approval = approval;
-    reasons.push(approval.reason);
+  // A rule's approval and the winning grant's are separate gates (their
+  // approvers and grants differ), so both are needed; within one policy the
+  // rule's, more specific, stands for both.
+  const approvals: ApprovalRequirement[] = [];
+  if (promptCheck) approvals.push(ruleApproval(promptCheck.held));
+  if (winner.definition.approval?.required && !approvals.some((approval) => approval.policyId === winner.id)) {
+    approvals.push(grantApproval(winner));
+  }
+  if (approvals.length > 0) {
+    evaluation.approvals = approvals;
+    reasons.push(...approvals.map((approval) => approval.reason));
   }
   return evaluation;
 }

@@ -420,30 +420,32 @@ describe("PolicySet: prompt rules", () => {
     });
     const set = new PolicySet([p]);
     const held = allowance(set.evaluate(alice, inference(chat("what is the salary band?"))));
-    expect(held.approval).toEqual({
-      policyId: p.id,
-      policyName: "p",
-      rule: 0,
-      field: "messages.0.content",
-      reason: 'the prompt needs approval under rule "payroll" of policy "p" (field "messages.0.content")',
-      approverGroups: ["security"],
-      minApprovals: 2,
-      grant: "window",
-      windowMinutes: 30,
-      expiresMinutes: 60,
-    });
-    expect(held.reasons).toContain(held.approval?.reason);
+    expect(held.approvals).toEqual([
+      {
+        policyId: p.id,
+        policyName: "p",
+        rule: 0,
+        field: "messages.0.content",
+        reason: 'the prompt needs approval under rule "payroll" of policy "p" (field "messages.0.content")',
+        approverGroups: ["security"],
+        minApprovals: 2,
+        grant: "window",
+        windowMinutes: 30,
+        expiresMinutes: 60,
+      },
+    ]);
+    expect(held.reasons).toContain(held.approvals?.[0]?.reason);
     // A block rule overrides an approval rule: nothing a human could approve.
     const blocked = denial(set.evaluate(alice, inference(chat("salary and password"))));
     expect(blocked.code).toBe("prompt_blocked");
     expect(blocked.reasons[0]).toContain("blocked by a prompt rule");
-    expect(allowance(set.evaluate(alice, inference(chat("hello")))).approval).toBeUndefined();
+    expect(allowance(set.evaluate(alice, inference(chat("hello")))).approvals).toBeUndefined();
   });
 
   it("takes the defaults when a policy with require_approval rules has no approval block", () => {
     const p = policy("p", { promptRules: [{ pattern: "salary", action: "require_approval" }] });
     const held = allowance(new PolicySet([p]).evaluate(alice, inference(chat("salary"))));
-    expect(held.approval).toMatchObject({
+    expect(held.approvals?.[0]).toMatchObject({
       rule: 0,
       approverGroups: [],
       minApprovals: 1,
@@ -466,7 +468,8 @@ describe("PolicySet: prompt rules", () => {
   it("holds every request of a grant with approval.required, unless another grant admits it outright", () => {
     const guarded = policy("guarded", { approval: { required: true, approverGroups: ["security"] } });
     const held = allowance(new PolicySet([guarded]).evaluate(alice, inference()));
-    expect(held.approval).toMatchObject({
+    expect(held.approvals).toHaveLength(1);
+    expect(held.approvals?.[0]).toMatchObject({
       policyId: guarded.id,
       rule: undefined,
       field: "",
@@ -477,23 +480,46 @@ describe("PolicySet: prompt rules", () => {
     // A second grant without the requirement admits it, even if the guarded one is more permissive.
     const plain = policy("plain", { limits: { maxTokens: 10 } });
     const both = allowance(new PolicySet([guarded, plain]).evaluate(alice, inference()));
-    expect(both.approval).toBeUndefined();
+    expect(both.approvals).toBeUndefined();
     expect(both.policyIds[0]).toBe(plain.id);
     // Its limits still apply: a request only the guarded grant admits needs approval.
     const big = allowance(
       new PolicySet([guarded, plain]).evaluate(alice, inference({ ...chat("hi"), max_tokens: 50 })),
     );
-    expect(big.approval?.policyId).toBe(guarded.id);
+    expect(big.approvals?.map((approval) => approval.policyId)).toEqual([guarded.id]);
   });
 
-  it("asks for the prompt rule's approval before the grant's, both under their own policy", () => {
+  it("within one policy, asks for the prompt rule's approval, which stands for the grant's", () => {
     const guarded = policy("guarded", {
       approval: { required: true, approverGroups: ["security"] },
       promptRules: [{ pattern: "salary", action: "require_approval", description: "payroll" }],
     });
     const set = new PolicySet([guarded]);
-    expect(allowance(set.evaluate(alice, inference(chat("salary")))).approval).toMatchObject({ rule: 0 });
-    expect(allowance(set.evaluate(alice, inference(chat("weather")))).approval).toMatchObject({ rule: undefined });
+    expect(allowance(set.evaluate(alice, inference(chat("salary")))).approvals).toEqual([
+      expect.objectContaining({ policyId: guarded.id, rule: 0 }),
+    ]);
+    expect(allowance(set.evaluate(alice, inference(chat("weather")))).approvals).toEqual([
+      expect.objectContaining({ policyId: guarded.id, rule: undefined }),
+    ]);
+  });
+
+  it("needs both when another policy's rule matches a request a guarded grant admits: neither's approvers stand in", () => {
+    // The guarded grant wins (it allows the larger max_tokens); the lax policy's rule matches the prompt.
+    const guarded = policy("guarded", {
+      approval: { required: true, approverGroups: ["security"], minApprovals: 3 },
+    });
+    const lax = policy("lax", {
+      limits: { maxTokens: 10 },
+      promptRules: [{ pattern: "export", action: "require_approval" }],
+      approval: { grant: "window", windowMinutes: 1440 },
+    });
+    const held = allowance(
+      new PolicySet([guarded, lax]).evaluate(alice, inference({ ...chat("export the table"), max_tokens: 500 })),
+    );
+    expect(held.approvals?.map((approval) => [approval.policyId, approval.rule])).toEqual([
+      [lax.id, 0],
+      [guarded.id, undefined],
+    ]);
   });
 
   it("matches rules across messages, tool-call arguments and every format", () => {

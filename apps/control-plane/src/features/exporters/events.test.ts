@@ -21,21 +21,20 @@ describe("sessionEvent", () => {
   it("links a held request's approval and names who decided, never their comments", () => {
     const event = sessionEvent({
       ...base,
-      approval: {
-        id: "4b1e0c36-3c5d-4f6b-9a51-6f0a8e3b2c11",
-        status: "approved",
-        grant: "request",
-        deciders: [{ id: "sam", decision: "approve", comment: "SECRET-COMMENT", at: "2026-12-06T09:59:00.000Z" }],
-      },
+      approvals: [
+        {
+          id: "4b1e0c36-3c5d-4f6b-9a51-6f0a8e3b2c11",
+          status: "approved",
+          grant: "request",
+          deciders: [{ id: "sam", decision: "approve", comment: "SECRET-COMMENT", at: "2026-12-06T09:59:00.000Z" }],
+        },
+      ],
     });
-    expect(event.type === "session" && event.session.approval).toEqual({
-      id: "4b1e0c36-3c5d-4f6b-9a51-6f0a8e3b2c11",
-      status: "approved",
-      grant: "request",
-      deciders: ["sam"],
-    });
+    expect(event.type === "session" && event.session.approvals).toEqual([
+      { id: "4b1e0c36-3c5d-4f6b-9a51-6f0a8e3b2c11", status: "approved", grant: "request", deciders: ["sam"] },
+    ]);
     expect(JSON.stringify(event)).not.toContain("SECRET-COMMENT");
     const plain = sessionEvent({ ...base, decision: "allowed" });
-    expect(plain.type === "session" && plain.session.approval).toBeNull();
+    expect(plain.type === "session" && plain.session.approvals).toEqual([]);
   });
 });

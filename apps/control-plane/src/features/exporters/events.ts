@@ -45,8 +45,8 @@ export interface SessionEventBody {
   maskedCounts: Record<string, number> | null;
   /** The prompt rule that blocked or held the request, and the field it matched in (never the text). */
   promptRule: { policyId: string; rule: number; field: string } | null;
-  /** The human approval the request opened, joined or was admitted by (docs/approvals.md); its deciders' ids, never comments. */
-  approval: { id: string; status: string; grant: string | null; deciders: string[] } | null;
+  /** The human approvals the request opened, joined or was admitted by (docs/approvals.md); deciders' ids, never comments. */
+  approvals: { id: string; status: string; grant: string | null; deciders: string[] }[];
   error: { code: string; message: string } | null;
   /** Sizes only: the bodies themselves never leave the control plane through an exporter. */
   request: { bytes: number; truncated: boolean } | null;
@@ -153,14 +153,12 @@ export function sessionEvent(record: AuditRecord): SiemEvent {
       usage: record.usage ?? null,
       maskedCounts: record.maskedCounts ?? null,
       promptRule: record.promptRule ?? null,
-      approval: record.approval
-        ? {
-            id: record.approval.id,
-            status: record.approval.status,
-            grant: record.approval.grant ?? null,
-            deciders: (record.approval.deciders ?? []).map((decider) => decider.id),
-          }
-        : null,
+      approvals: (record.approvals ?? []).map((approval) => ({
+        id: approval.id,
+        status: approval.status,
+        grant: approval.grant ?? null,
+        deciders: (approval.deciders ?? []).map((decider) => decider.id),
+      })),
       error: record.error ?? null,
       request: record.request ? { bytes: record.request.bytes, truncated: record.request.truncated } : null,
       response: record.response ? { bytes: record.response.bytes, truncated: record.response.truncated } : null,

@@ -55,22 +55,22 @@ export const evaluationView = z.object({
   decision: z.enum(["allowed", "denied"]),
   code: z.string().optional().describe("for a denial: the error code the gateway would answer with"),
   param: z.string().optional(),
-  approval: z
-    .object({
-      policyId: z.string(),
-      policyName: z.string(),
-      rule: z.number().int().nullable().describe("the require_approval rule's position; null: the grant itself"),
-      field: z.string(),
-      reason: z.string(),
-      approverGroups: z.array(z.string()),
-      minApprovals: z.number().int(),
-      grant: z.enum(["request", "window"]),
-      windowMinutes: z.number().int().nullable(),
-      expiresMinutes: z.number().int(),
-    })
-    .nullable()
-    .optional()
-    .describe("for an allowed request: the human approval it needs first (docs/approvals.md), null when none"),
+  approvals: z
+    .array(
+      z.object({
+        policyId: z.string(),
+        policyName: z.string(),
+        rule: z.number().int().nullable().describe("the require_approval rule's position; null: the grant itself"),
+        field: z.string(),
+        reason: z.string(),
+        approverGroups: z.array(z.string()),
+        minApprovals: z.number().int(),
+        grant: z.enum(["request", "window"]),
+        windowMinutes: z.number().int().nullable(),
+        expiresMinutes: z.number().int(),
+      }),
+    )
+    .describe("for an allowed request: the human approvals it needs first, each with a grant (docs/approvals.md)"),
   policyIds: z.array(z.string()),
   reasons: z.array(z.string()),
   effectiveLimits: z.record(z.string(), z.unknown()).nullable(),

@@ -279,14 +279,12 @@ export function createPolicyService({
           rateLimit: evaluation.rateLimit ?? null,
           estimatedTokens: evaluation.estimatedTokens,
           masking: (evaluation.masking as Record<string, unknown> | undefined) ?? null,
-          approval: evaluation.approval
-            ? {
-                ...evaluation.approval,
-                approverGroups: [...evaluation.approval.approverGroups],
-                rule: evaluation.approval.rule ?? null,
-                windowMinutes: evaluation.approval.windowMinutes ?? null,
-              }
-            : null,
+          approvals: (evaluation.approvals ?? []).map((approval) => ({
+            ...approval,
+            approverGroups: [...approval.approverGroups],
+            rule: approval.rule ?? null,
+            windowMinutes: approval.windowMinutes ?? null,
+          })),
         };
       }
       return {
@@ -300,6 +298,7 @@ export function createPolicyService({
         rateLimit: null,
         estimatedTokens: null,
         masking: null,
+        approvals: [],
       };
     },
   };
