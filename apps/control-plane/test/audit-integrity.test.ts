@@ -2,7 +2,7 @@
 // Redis: records stored by the batching store, rows then edited or deleted
 // directly in SQL the way someone with database access would.
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { createServer } from "node:net";
 import path from "node:path";
 import { Writable } from "node:stream";
@@ -490,9 +490,64 @@ describe("retention", () => {
     });
   });
 
+  it("removes settled approvals' prompts with the content, and the approvals with the metadata, never a pending one", async () => {
+    const daysAgo = (days: number) => new Date(Date.now() - days * 86_400_000);
+    const approval = (requestedDaysAgo: number, extra: Record<string, unknown> = {}) =>
+      cp.db.approval.create({
+        data: {
+          id: randomUUID(),
+          status: "denied",
+          subjectKey: "k",
+          subjectId: "alice",
+          subjectGroups: [],
+          authMethod: "oidc",
+          connection: "llama",
+          model: "m",
+          operation: "inference",
+          policyId: randomUUID(),
+          policyName: "p",
+          reason: "r",
+          bodySha256: "0".repeat(64),
+          prompt: "export all customer records",
+          dedupeKey: randomBytes(32).toString("hex"),
+          approverGroups: ["security"],
+          minApprovals: 1,
+          grantKind: "request",
+          requestSessionId: randomUUID(),
+          gatewayId: "gw",
+          requestedAt: daysAgo(requestedDaysAgo),
+          expiresAt: daysAgo(requestedDaysAgo - 1),
+          ...extra,
+        },
+      });
+    const ancientSettled = await approval(100);
+    const oldSettled = await approval(40);
+    const oldPending = await approval(40, { status: "pending", expiresAt: daysAgo(-1) });
+    // Requested long ago, its window grant runs past the metadata cut-off: still in use.
+    const stillGranting = await approval(100, { status: "approved", grantKind: "window", grantExpiresAt: daysAgo(-1) });
+    const recent = await approval(1);
+    const result = await purge();
+    expect(result).toMatchObject({ approvalPrompts: 3, approvals: 1 });
+    const left = await cp.db.approval.findMany({ select: { id: true, prompt: true, promptTruncated: true } });
+    const byId = new Map(left.map((row) => [row.id, row]));
+    expect(byId.has(ancientSettled.id)).toBe(false);
+    expect(byId.get(oldSettled.id)).toEqual({ id: oldSettled.id, prompt: "", promptTruncated: true });
+    expect(byId.get(stillGranting.id)?.prompt).toBe("");
+    expect(byId.get(oldPending.id)?.prompt).toBe("export all customer records");
+    expect(byId.get(recent.id)?.prompt).toBe("export all customer records");
+  });
+
   it("is idempotent: a second run deletes nothing and writes no checkpoint", async () => {
     const checkpoints = await cp.db.auditCheckpoint.count();
-    expect(await purge()).toEqual({ contents: 0, events: 0, sessions: 0, checkpoint: null, refused: null });
+    expect(await purge()).toEqual({
+      contents: 0,
+      events: 0,
+      sessions: 0,
+      approvalPrompts: 0,
+      approvals: 0,
+      checkpoint: null,
+      refused: null,
+    });
     expect(await cp.db.auditCheckpoint.count()).toBe(checkpoints);
     expect(await verifyChain(cp.db)).toMatchObject({ status: "ok", checked: 11 });
   });
@@ -546,6 +601,8 @@ describe("retention", () => {
         contents: 0,
         events: 0,
         sessions: 0,
+        approvalPrompts: 0,
+        approvals: 0,
         checkpoint: null,
         refused: null,
       });

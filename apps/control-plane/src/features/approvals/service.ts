@@ -372,6 +372,21 @@ export function createApprovalService(options: ApprovalServiceOptions) {
       const { principal } = actor;
       const now = new Date();
       const outcome = await db.$transaction(async (tx) => {
+        // What can withdraw the approval is locked first (FOR SHARE, in the
+        // order a policy change or a key's revocation locks them: the policy
+        // or key, then its approvals), so a decision and a withdrawal happen
+        // one after the other: a policy changed (or key revoked) first has
+        // expired the approval by the time it is read below; one changed
+        // after sees it approved and voids the grant. Without this, the
+        // withdrawal's two updates (approved, then pending) could both miss
+        // an approval turning from pending to approved between them.
+        const [owner] = await tx.$queryRaw<{ policy_id: string; api_key_id: string | null }[]>`
+          SELECT policy_id::text, api_key_id::text FROM approvals WHERE id = ${id}::uuid`;
+        if (owner) {
+          await tx.$queryRaw`SELECT 1 FROM policies WHERE id = ${owner.policy_id}::uuid FOR SHARE`;
+          if (owner.api_key_id)
+            await tx.$queryRaw`SELECT 1 FROM api_keys WHERE id = ${owner.api_key_id}::uuid FOR SHARE`;
+        }
         const locked = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM approvals WHERE id = ${id}::uuid FOR UPDATE`;
         const row = locked.length > 0 ? await tx.approval.findUnique({ where: { id }, include: VOTES_IN_ORDER }) : null;
         if (!row || !visibleTo(row, principal)) throw notFound(`no approval with id ${id}`);

@@ -30,6 +30,9 @@ export interface PurgeResult {
   events: number;
   /** Sessions deleted. */
   sessions: number;
+  /** Approvals whose prompt was removed (content retention), and approvals deleted (metadata retention). */
+  approvalPrompts: number;
+  approvals: number;
   /** The checkpoint this run wrote before deleting sessions, if it wrote one. */
   checkpoint: { chainSeq: number; hash: string } | null;
   /** Set when the chain up to the cut did not verify: no session was deleted, for an operator to look at. */
@@ -54,12 +57,24 @@ export interface PurgeOptions {
 export async function purgeExpired(options: PurgeOptions): Promise<PurgeResult> {
   const { policy } = options;
   const now = options.now ?? new Date();
-  const result: PurgeResult = { contents: 0, events: 0, sessions: 0, checkpoint: null, refused: null };
+  const result: PurgeResult = {
+    contents: 0,
+    events: 0,
+    sessions: 0,
+    approvalPrompts: 0,
+    approvals: 0,
+    checkpoint: null,
+    refused: null,
+  };
   if (policy.contentDays !== undefined) {
-    Object.assign(result, await purgeContent(options, new Date(now.getTime() - policy.contentDays * DAY_MS)));
+    const cutoff = new Date(now.getTime() - policy.contentDays * DAY_MS);
+    Object.assign(result, await purgeContent(options, cutoff));
+    result.approvalPrompts = await purgeApprovalPrompts(options, cutoff);
   }
   if (policy.metadataDays !== undefined) {
-    Object.assign(result, await purgeSessions(options, new Date(now.getTime() - policy.metadataDays * DAY_MS)));
+    const cutoff = new Date(now.getTime() - policy.metadataDays * DAY_MS);
+    Object.assign(result, await purgeSessions(options, cutoff));
+    result.approvals = await purgeApprovals(options, cutoff);
   }
   return result;
 }
@@ -110,6 +125,44 @@ async function purgeContent({ db, by, batchSize = DEFAULT_BATCH }: PurgeOptions,
 }
 
 /**
+ * Removes the prompts approvers read from approvals requested before
+ * `cutoff` that are settled (a pending one's approver still needs it): they
+ * are request content like a session's body. Approvals are outside the hash
+ * chain (sessions name them), so no checkpoint is involved.
+ */
+async function purgeApprovalPrompts({ db, batchSize = DEFAULT_BATCH }: PurgeOptions, cutoff: Date) {
+  let total = 0;
+  for (;;) {
+    const changed = await db.$executeRaw`
+      UPDATE approvals SET prompt = '', prompt_truncated = true WHERE id IN (
+        SELECT id FROM approvals
+        WHERE requested_at < ${cutoff} AND status <> 'pending' AND prompt <> ''
+        LIMIT ${batchSize})`;
+    total += changed;
+    if (changed === 0) return total;
+  }
+}
+
+/**
+ * Deletes approvals requested before `cutoff` whose every use is over:
+ * settled, and any grant past its end. Their votes go with them; the
+ * sessions that named them keep what they recorded of them.
+ */
+async function purgeApprovals({ db, batchSize = DEFAULT_BATCH }: PurgeOptions, cutoff: Date) {
+  let total = 0;
+  for (;;) {
+    const deleted = await db.$executeRaw`
+      DELETE FROM approvals WHERE id IN (
+        SELECT id FROM approvals
+        WHERE requested_at < ${cutoff} AND status <> 'pending'
+          AND (grant_expires_at IS NULL OR grant_expires_at < ${cutoff})
+        LIMIT ${batchSize})`;
+    total += deleted;
+    if (deleted === 0) return total;
+  }
+}
+
+/**
  * Deletes sessions received before `cutoff`. The chain is cut only at a
  * prefix: the sessions before the first one still kept, in chain order (a
  * record delivered late, with an old receivedAt, waits for the sessions
@@ -150,7 +203,7 @@ async function purgeSessions({ db, by, logger, batchSize = DEFAULT_BATCH }: Purg
 
   let sessions = 0;
   // Everything at or before the latest checkpoint goes, including what an
-  // interrupted earlier run left behind; cascades take content, events and approvals.
+  // interrupted earlier run left behind; cascades take content and events.
   const through = (await latestChainCheckpoint(db))?.chainSeq;
   if (through !== undefined) {
     for (;;) {
