@@ -60,6 +60,8 @@ describe("ApprovalGrants", () => {
     expect(grants.find(scope, BODY)?.id).toBe("a1");
     const later = Date.now() + 120_000;
     expect(grants.find(scope, BODY, later)).toBeUndefined();
+    // Met past their end, they are dropped.
+    expect(grants.size).toBe(0);
   });
 
   it("drops a grant a delta says is no longer in force (used, voided), and keeps none from a snapshot that lacks it", () => {

@@ -86,9 +86,15 @@ export class ApprovalGrants {
     const ids = this.#byScope.get(scopeKeyOf(scope));
     if (!ids) return undefined;
     let window: ApprovalMessage | undefined;
-    for (const id of ids) {
+    for (const id of [...ids]) {
       const approval = this.#byId.get(id);
-      if (!approval || !grantCovers(approval, scope, now)) continue;
+      if (!approval) continue;
+      // A grant past its end gets no delta (nothing changed at the control plane): dropped when met.
+      if (approval.grantExpiresAt <= now) {
+        this.#remove(id);
+        continue;
+      }
+      if (!grantCovers(approval, scope, now)) continue;
       if (approval.grant === "request" && approval.bodySha256 === bodySha256) return approval;
       if (approval.grant === "window") window ??= approval;
     }

@@ -102,18 +102,36 @@ export function createApprovalStage(options: ApprovalStageOptions) {
   let waiting = 0;
   /** Identical request (scope and body) → the pending approval it joins, until decided or stale. */
   const pendingTickets = new Map<string, { ticket: ApprovalTicket; until: number }>();
+  /** Approval id → the keys of pendingTickets naming it, so a decision evicts them without a scan. */
+  const ticketKeys = new Map<string, Set<string>>();
   /** Subjects at their pending cap, until when. */
   const atPendingCap = new Map<string, number>();
   grants.onDecided((approvalId) => {
-    for (const [key, entry] of pendingTickets) if (entry.ticket.approvalId === approvalId) pendingTickets.delete(key);
+    for (const key of ticketKeys.get(approvalId) ?? []) pendingTickets.delete(key);
+    ticketKeys.delete(approvalId);
   });
+
+  function forgetPending(key: string): void {
+    const entry = pendingTickets.get(key);
+    if (!entry) return;
+    pendingTickets.delete(key);
+    const keys = ticketKeys.get(entry.ticket.approvalId);
+    keys?.delete(key);
+    if (keys?.size === 0) ticketKeys.delete(entry.ticket.approvalId);
+  }
 
   function rememberPending(key: string, ticket: ApprovalTicket): void {
     if (pendingTickets.size >= PENDING_TICKETS_MAX) {
       const oldest = pendingTickets.keys().next().value;
-      if (oldest !== undefined) pendingTickets.delete(oldest);
+      if (oldest !== undefined) forgetPending(oldest);
     }
     pendingTickets.set(key, { ticket, until: Math.min(Date.now() + PENDING_TICKET_TTL_MS, ticket.expiresAt) });
+    let keys = ticketKeys.get(ticket.approvalId);
+    if (!keys) {
+      keys = new Set();
+      ticketKeys.set(ticket.approvalId, keys);
+    }
+    keys.add(key);
   }
 
   /** The pending approval an identical request joined a moment ago on this gateway, if still fresh. */
@@ -121,7 +139,7 @@ export function createApprovalStage(options: ApprovalStageOptions) {
     const entry = pendingTickets.get(key);
     if (!entry) return undefined;
     if (entry.until > Date.now()) return entry.ticket;
-    pendingTickets.delete(key);
+    forgetPending(key);
     return undefined;
   }
 
