@@ -12,8 +12,8 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { loadOptions, USAGE, UsageError } from "./lib/options.mjs";
-import { CLOCK_TICKS, cpuMs, machineBusyMs, Services } from "./lib/processes.mjs";
-import { baselineTable, checkTargets, formatChecks, medians, workloadTables } from "./lib/report.mjs";
+import { CLOCK_TICKS, cpuMs, machineBusyMs, postgresCpuMs, Services } from "./lib/processes.mjs";
+import { baselineTable, checkTargets, formatChecks, medians, stageTable, workloadTables } from "./lib/report.mjs";
 import { auditQueue, dropAuditQueue, dropDatabase, startStack } from "./lib/stack.mjs";
 import { median } from "./lib/stats.mjs";
 import { buildRequest, runLoad, runSequential, verifyTarget } from "./lib/workloads.mjs";
@@ -93,6 +93,12 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 /** Runs one workload against one target and reads the CPU its processes spent meanwhile. */
 async function measure(stack, services, target, workload, options) {
   const request = buildRequest(target, workload);
+  // The records of earlier runs are stored before this one starts, so what
+  // the control plane spends until the queue is empty again is this run's.
+  const audited = Boolean(target.audited) && stack.audit.storeRecords;
+  if (audited) await stack.auditDrained();
+  const ingestBefore = cpuMs(stack.controlPlane.pid);
+  const postgresBefore = postgresCpuMs();
   const readHop = () => target.processes.map((service) => cpuMs(service.pid));
   const readOwn = () => stack.all.reduce((sum, service) => sum + cpuMs(service.pid), 0);
   const ownBefore = readOwn();
@@ -122,6 +128,16 @@ async function measure(stack, services, target, workload, options) {
   const otherMs = machineBusyMs() - machineBefore - (readOwn() - ownBefore) - clientMs;
   services.check();
   const perRequest = (value) => (result.ok > 0 ? value / result.ok : Number.NaN);
+  // Audit ingestion: the control plane turning this run's records into
+  // sessions (the worker, its queue reads, the hash chain) and Postgres
+  // storing them, read once the queue is empty again.
+  let ingestMs = Number.NaN;
+  let postgresMs = Number.NaN;
+  if (audited) {
+    await stack.auditDrained();
+    ingestMs = cpuMs(stack.controlPlane.pid) - ingestBefore;
+    postgresMs = postgresCpuMs() - postgresBefore;
+  }
   return {
     ...result,
     // CLOCK_MONOTONIC microseconds, the clock of V8's CPU profiles: with
@@ -137,6 +153,12 @@ async function measure(stack, services, target, workload, options) {
       clientMsPerRequest: perRequest(clientMs),
       otherMs,
       otherShare: otherMs / (((endUs - startUs) / 1000) * os.availableParallelism()),
+      ingestMs,
+      postgresMs,
+      ingestMsPerRequest: perRequest(ingestMs),
+      postgresMsPerRequest: perRequest(postgresMs),
+      /** Every modelgate process: gateway + agent + the control plane's ingestion (Postgres apart). */
+      allMsPerRequest: perRequest(audited ? hopMs + ingestMs : hopMs),
     },
   };
 }
@@ -172,6 +194,9 @@ async function waitForQuietMachine(stack, { maxShare = 0.1, sampleMs = 500, time
     }
   }
 }
+
+const ingestNote = () =>
+  process.env.BENCH_AUDIT_WORKER?.trim() === "false" ? " (off: BENCH_AUDIT_WORKER=false)" : " until the queue is empty";
 
 function describe(result) {
   const rate = result.requestsPerSecond === undefined ? "" : `${result.requestsPerSecond.toFixed(0)} req/s, `;
@@ -295,7 +320,9 @@ async function main() {
     );
     out(
       `revision ${env.revision}; median of ${options.rounds} round(s); gateway and agent LOG_LEVEL=${options.logLevel}; ` +
-        "hop CPU = the proxy's processes (modelgate: gateway + agent), per completed request",
+        "hop CPU = the proxy's processes (modelgate: gateway + agent), per completed request; " +
+        `ingest CPU = the control plane storing the records${ingestNote(options)}; all = hop + ingest; ` +
+        "pg = every Postgres process",
     );
     const otherShares = results.map((result) => result.cpu.otherShare * 100);
     out(
@@ -304,6 +331,11 @@ async function main() {
     );
     out("");
     out(workloadTables(table, workloads));
+    const stages = stageTable(table, workloads);
+    if (stages) {
+      out("");
+      out(stages);
+    }
     out("");
     out(formatChecks(checks));
     const againstBaseline = baselineTable(table, workloads);

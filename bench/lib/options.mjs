@@ -20,12 +20,17 @@ Environment (empty counts as unset):
   BENCH_SEQUENTIAL_STREAMING  streaming requests per sequential run (default 50; --quick 10)
   BENCH_WARMUP_S              seconds of load per target and workload before round 1 (default 2; --quick 1)
   BENCH_LOG_LEVEL             LOG_LEVEL of gateway and agent (default info, their production default)
-  BENCH_CPU_PROF              true: run gateway and agent with --cpu-prof (profiles in the run's folder)
+  BENCH_CPU_PROF              true: run gateway, agent and control plane with --cpu-prof (profiles in the
+                              run's folder)
   BENCH_DATABASE_URL          the scratch database, dropped and recreated; its name must contain "bench"
                               (default postgresql://postgres@127.0.0.1:5432/modelgate_bench)
   BENCH_REDIS_URL             Redis of the gateway's audit queue (default redis://127.0.0.1:6379); the
                               benchmark's queue is removed at the end
-  BENCH_AUDIT_WORKER          true: the control plane also stores the records (competing for the same CPUs)
+  BENCH_AUDIT_WORKER          false: the control plane does not store the records (default true: it does,
+                              and its CPU until the queue is drained is charged to modelgate's requests)
+  BENCH_STAGES                true: also measure the target "nomask" (the same gateway and agent, a
+                              policy without masking), so the masking stage's cost is one number
+                              (default true; --quick false)
   BENCH_BASELINE_ROOT         another built checkout (e.g. a git worktree of the previous revision): its
                               gateway and agent run as the target "baseline" in the same rounds, and the
                               report compares this tree with it
@@ -67,6 +72,9 @@ export function loadOptions(argv, env) {
   const logLevel = text("BENCH_LOG_LEVEL") ?? "info";
   if (!LOG_LEVELS.has(logLevel)) throw new UsageError(`BENCH_LOG_LEVEL must be one of ${[...LOG_LEVELS].join(", ")}`);
 
+  const stagesText = text("BENCH_STAGES") ?? (quick ? "false" : "true");
+  if (!["true", "false", "1", "0"].includes(stagesText)) throw new UsageError("BENCH_STAGES must be true or false");
+
   const cpuProfileText = text("BENCH_CPU_PROF") ?? "false";
   if (!["true", "false", "1", "0"].includes(cpuProfileText))
     throw new UsageError("BENCH_CPU_PROF must be true or false");
@@ -107,6 +115,7 @@ export function loadOptions(argv, env) {
     warmupS: integer("BENCH_WARMUP_S", base.warmupS, 0, 600),
     logLevel,
     cpuProfile: cpuProfileText === "true" || cpuProfileText === "1",
+    stages: stagesText === "true" || stagesText === "1",
     databaseUrl,
     // The issue's streaming workload: 20 SSE chunks, 5 ms apart.
     streamChunks: 20,

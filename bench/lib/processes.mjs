@@ -2,7 +2,7 @@
 // its CPU time can be read from /proc, logs to its own file, and is stopped
 // (TERM, then KILL) when the benchmark ends however it ends.
 import { execFileSync, spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -25,6 +25,30 @@ export function cpuMs(pid) {
   // and stime (15) are indexes 11 and 12.
   const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * User + system CPU milliseconds of every Postgres server process on the
+ * machine (postmaster, backends, background workers), as far as /proc lets
+ * this user read them. Backends that exited take their CPU with them, so
+ * compare readings taken while the same long-lived connections are open
+ * (the control plane's pool). Other databases' work on the same server
+ * counts too: read it on a quiet machine.
+ */
+export function postgresCpuMs() {
+  let total = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== "postgres") continue;
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // Gone between listing and reading.
+    }
+  }
+  return total;
 }
 
 /**
@@ -60,6 +84,7 @@ export class Services {
   #logDir;
   #running = [];
   #stopping = false;
+  #onStop = [];
 
   constructor(logDir) {
     this.#logDir = logDir;
@@ -103,9 +128,15 @@ export class Services {
     }
   }
 
+  /** Runs `close` (a client the benchmark holds, such as a queue connection) before the services stop. */
+  onStop(close) {
+    this.#onStop.push(close);
+  }
+
   /** Stops services in reverse start order: each gets SIGTERM, then SIGKILL after `graceMs`. */
   async stopAll(graceMs = 5_000) {
     this.#stopping = true;
+    for (const close of this.#onStop.splice(0)) await Promise.resolve(close()).catch(() => undefined);
     for (const service of [...this.#running].reverse()) {
       if (service.exit) continue;
       service.child.kill("SIGTERM");

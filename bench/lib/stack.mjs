@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { freePort, waitFor } from "./processes.mjs";
 
@@ -63,7 +64,9 @@ export function auditQueue() {
   return {
     redisUrl: process.env.BENCH_REDIS_URL?.trim() || "redis://127.0.0.1:6379",
     prefix: `bench-${randomBytes(4).toString("hex")}`,
-    storeRecords: process.env.BENCH_AUDIT_WORKER?.trim() === "true",
+    // On unless BENCH_AUDIT_WORKER=false: the control plane's worker turning
+    // records into sessions is part of what every request costs.
+    storeRecords: process.env.BENCH_AUDIT_WORKER?.trim() !== "false",
   };
 }
 
@@ -117,16 +120,21 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     STREAM_CHUNKS: String(options.streamChunks),
     CHUNK_INTERVAL_MS: String(options.chunkIntervalMs),
   });
-  const controlPlane = services.start("control-plane", script("apps/control-plane/dist/main.js"), {
-    DATABASE_URL: options.databaseUrl,
-    MODELGATE_ADMIN_TOKEN: adminToken,
-    MODELGATE_GATEWAY_TOKEN: gatewayToken,
-    MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
-    MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
-    MODELGATE_CONTROL_PLANE_OPS_PORT: String(ports.controlPlaneOps),
-    ...controlPlaneAuditEnv(audit),
-    LOG_LEVEL: "warn",
-  });
+  const controlPlane = services.start(
+    "control-plane",
+    script("apps/control-plane/dist/main.js"),
+    {
+      DATABASE_URL: options.databaseUrl,
+      MODELGATE_ADMIN_TOKEN: adminToken,
+      MODELGATE_GATEWAY_TOKEN: gatewayToken,
+      MODELGATE_CONTROL_PLANE_PORT: String(ports.controlPlane),
+      MODELGATE_CONTROL_PLANE_GRPC_PORT: String(ports.controlPlaneGrpc),
+      MODELGATE_CONTROL_PLANE_OPS_PORT: String(ports.controlPlaneOps),
+      ...controlPlaneAuditEnv(audit),
+      LOG_LEVEL: "warn",
+    },
+    profile("control-plane"),
+  );
   await waitFor(async () => (await getStatus(`${controlPlaneOpsUrl}/readyz`)) === 200, {
     what: "the control plane",
     services,
@@ -146,15 +154,24 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   await admin("POST", "/connections", { name: CONNECTION, protocol: "openai", models: [MODEL] });
   const agentCredential = await admin("POST", `/connections/${CONNECTION}/agents`, { name: "bench-agent" });
   const { key: apiKey } = await admin("POST", "/api-keys", { name: "bench", groups: ["bench"] });
-  // Default deny: the benchmark's key needs a grant, with a realistic
-  // limit for the policy engine to check on every request.
-  await admin("POST", "/policies", {
-    name: "bench",
-    subjects: { groups: ["bench"] },
+  const { key: plainKey } = await admin("POST", "/api-keys", { name: "bench-no-masking", groups: ["bench-plain"] });
+  // Default deny: the benchmark's keys need a grant, with a realistic limit
+  // for the policy engine to check on every request. The main key's answers
+  // are masked (emails, cards, secrets), as a deployment that masks at the
+  // source would; the second key's policy is the same without masking, so
+  // the `nomask` target measures what masking costs, in the same run.
+  const grant = {
     resources: [{ connection: CONNECTION, models: ["*"] }],
     operations: ["inference", "embeddings", "models.list"],
     limits: { maxTokens: 100_000 },
+  };
+  await admin("POST", "/policies", {
+    name: "bench",
+    subjects: { groups: ["bench"] },
+    ...grant,
+    masking: { entities: ["EMAIL", "CREDIT_CARD", "SECRET"] },
   });
+  await admin("POST", "/policies", { name: "bench-no-masking", subjects: { groups: ["bench-plain"] }, ...grant });
 
   /** A gateway and its agent, from this tree or from the baseline's (BENCH_BASELINE_ROOT). */
   const startHop = async (name, from, gatewayPort, tunnelPort, opsPort, agentToken) => {
@@ -243,9 +260,29 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   }
   await waitFor(async () => (await getStatus(`${proxyUrl}/health`)) === 200, { what: "the bare proxy", services });
 
+  // bullmq is a dependency of @modelgate/audit; resolved from there like pg.
+  const { Queue } = createRequire(script("packages/audit/package.json"))("bullmq");
+  const auditJobs = new Queue("modelgate-audit", { connection: { url: audit.redisUrl }, prefix: audit.prefix });
+  services.onStop(() => auditJobs.close());
+
   return {
     audit,
     admin,
+    /**
+     * Resolves once the audit queue is empty (every record handed over so
+     * far is stored), so the control plane's CPU for a run's records can be
+     * charged to that run. Without the worker, at once.
+     */
+    async auditDrained(timeoutMs = 180_000) {
+      if (!audit.storeRecords) return;
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const counts = await auditJobs.getJobCounts("waiting", "active", "delayed", "prioritized");
+        if (Object.values(counts).every((count) => count === 0)) return;
+        if (Date.now() > deadline) throw new Error("the audit queue did not drain in time");
+        await sleep(50);
+      }
+    },
     gatewayOpsUrl,
     fixture,
     controlPlane,
@@ -257,7 +294,28 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     targets: [
       { name: "direct", url: fixtureUrl, model: MODEL, apiKey, processes: [] },
       { name: "proxy", url: proxyUrl, model: MODEL, apiKey, processes: [proxy] },
-      { name: "modelgate", url: gatewayUrl, model: `${CONNECTION}/${MODEL}`, apiKey, processes: [gateway, agent] },
+      {
+        name: "modelgate",
+        url: gatewayUrl,
+        model: `${CONNECTION}/${MODEL}`,
+        apiKey,
+        processes: [gateway, agent],
+        audited: true,
+        masked: true,
+      },
+      // The same gateway and agent for a key whose policy does not mask: the A/B of the masking stage.
+      ...(options.stages
+        ? [
+            {
+              name: "nomask",
+              url: gatewayUrl,
+              model: `${CONNECTION}/${MODEL}`,
+              apiKey: plainKey,
+              processes: [gateway, agent],
+              audited: true,
+            },
+          ]
+        : []),
       // The same product from another tree (the revision before a change), measured in the same rounds.
       ...(baseline
         ? [
@@ -267,6 +325,8 @@ export async function startStack(services, options, { profileDir, audit = auditQ
               model: `${CONNECTION}/${MODEL}`,
               apiKey,
               processes: [baseline.gateway, baseline.agent],
+              audited: true,
+              masked: true,
             },
           ]
         : []),

@@ -4,6 +4,7 @@ import { type Logger, uuidv7 } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
 import type { Redis } from "ioredis";
 import type { AlertEventBody, ApprovalEventBody } from "../exporters/events.js";
+import { sharedRead } from "../exporters/shared-read.js";
 import { type BlockedRepeatedParams, parseRuleParams, type VolumeSpikeParams } from "./rules.js";
 
 type AlertRow = Prisma.AlertGetPayload<object>;
@@ -182,9 +183,13 @@ export function createAlertEvaluator({
     });
   }
 
+  // Read for each record, so a rule created a moment ago applies to the
+  // next one; the records of one batch share the read.
+  const enabledRules = sharedRead(() => db.alertRule.findMany({ where: { enabled: true }, orderBy: { id: "asc" } }));
+
   return {
     async evaluate(record: AuditRecord): Promise<AlertEventBody[]> {
-      const rules = await db.alertRule.findMany({ where: { enabled: true }, orderBy: { id: "asc" } });
+      const rules = await enabledRules();
       const raised: AlertEventBody[] = [];
       for (const rule of rules) {
         const parsed = parseRuleParams(rule.kind, rule.params);

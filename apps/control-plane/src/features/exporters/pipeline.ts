@@ -18,6 +18,7 @@ import {
   sessionEvent,
   wantsEvent,
 } from "./events.js";
+import { sharedRead } from "./shared-read.js";
 
 export interface SiemPipelineOptions {
   connection: RedisConnection;
@@ -62,13 +63,15 @@ export async function startSiemPipeline(options: SiemPipelineOptions): Promise<S
     throw error;
   }
 
+  // Read for each event, so an exporter created a moment ago receives the
+  // next one (no cache to go stale across workers); the events of one batch
+  // of records share the read (a small table).
+  const enabledExporters = sharedRead(() =>
+    db.exporter.findMany({ where: { enabled: true }, select: { id: true, eventTypes: true, decisions: true } }),
+  );
+
   async function send(event: SiemEvent): Promise<void> {
-    // Read per event: a small table, and an exporter created a moment ago
-    // must receive the next event (no cache to go stale across workers).
-    const exporters = await db.exporter.findMany({
-      where: { enabled: true, eventTypes: { has: event.type } },
-      select: { id: true, eventTypes: true, decisions: true },
-    });
+    const exporters = await enabledExporters();
     await queue.enqueue(
       event,
       exporters.filter((exporter) => wantsEvent(exporter, event)).map((exporter) => exporter.id),
