@@ -130,7 +130,7 @@ export function buildAuditRecord(
     decision,
     policyIds: [...(denial?.policyIds ?? verdict?.evaluation.policyIds ?? [])].slice(0, 1000),
     reason: reasons === undefined ? undefined : cut(reasons, 1024),
-    capped: (verdict?.decision.capped ?? []).slice(0, 16).map(({ parameter, value }) => ({ parameter, value })),
+    capped: (verdict?.evaluation.capped ?? []).slice(0, 16).map(({ parameter, value }) => ({ parameter, value })),
     responseStatus: status > 0 && status <= 999 ? status : undefined,
     responseContentType: captured.contentType,
     latencyMs: millis(finishedAt - trail.receivedAt),

@@ -14,7 +14,7 @@ export interface Verdict {
   evaluation: Allowed;
   /** Body edits the policy requires (a capped max_tokens). */
   edits: JsonEdit[];
-  /** What travels with the request to the agent. */
+  /** What travels with the request to the agent: the session, the operation and the masking. */
   decision: Decision;
 }
 
@@ -65,20 +65,12 @@ export function evaluate(
   return {
     evaluation,
     edits: evaluation.capped.map(({ path, value }) => ({ path, value })),
+    // What the agent needs, and nothing else: who asked, why and under which
+    // policies stays in the gateway's audit record, off the GPU hosts (and
+    // out of every message's encoding).
     decision: {
       sessionId,
-      policyIds: evaluation.policyIds,
-      subject: {
-        id: identity.subjectId,
-        email: identity.email ?? "",
-        groups: [...identity.groups],
-        authMethod: identity.authMethod,
-        tokenId: identity.tokenId ?? "",
-        issuer: identity.issuer ?? "",
-      },
       operation: request.operation,
-      reasons: evaluation.reasons,
-      capped: evaluation.capped.map(({ parameter, value }) => ({ parameter, value })),
       // Fields already made explicit for the protocol by the engine (the
       // agent does not know its connection's protocol).
       maskingJson: evaluation.masking ? JSON.stringify(evaluation.masking) : "",
