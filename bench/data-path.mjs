@@ -12,7 +12,7 @@ import { performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { loadOptions, USAGE, UsageError } from "./lib/options.mjs";
-import { CLOCK_TICKS, cpuMs, machineBusyMs, postgresCpuMs, Services } from "./lib/processes.mjs";
+import { CLOCK_TICKS, cpuMs, cpuMsOfProcessesNamed, machineBusyMs, Services } from "./lib/processes.mjs";
 import { baselineTable, checkTargets, formatChecks, medians, stageTable, workloadTables } from "./lib/report.mjs";
 import { auditQueue, dropAuditQueue, dropDatabase, startStack } from "./lib/stack.mjs";
 import { median } from "./lib/stats.mjs";
@@ -98,7 +98,8 @@ async function measure(stack, services, target, workload, options) {
   const audited = Boolean(target.audited) && stack.audit.storeRecords;
   if (audited) await stack.auditDrained();
   const ingestBefore = cpuMs(stack.controlPlane.pid);
-  const postgresBefore = postgresCpuMs();
+  const postgresBefore = cpuMsOfProcessesNamed("postgres");
+  const redisBefore = cpuMsOfProcessesNamed("redis-server");
   const readHop = () => target.processes.map((service) => cpuMs(service.pid));
   const readOwn = () => stack.all.reduce((sum, service) => sum + cpuMs(service.pid), 0);
   const ownBefore = readOwn();
@@ -133,10 +134,13 @@ async function measure(stack, services, target, workload, options) {
   // storing them, read once the queue is empty again.
   let ingestMs = Number.NaN;
   let postgresMs = Number.NaN;
+  let redisMs = Number.NaN;
   if (audited) {
     await stack.auditDrained();
     ingestMs = cpuMs(stack.controlPlane.pid) - ingestBefore;
-    postgresMs = postgresCpuMs() - postgresBefore;
+    postgresMs = cpuMsOfProcessesNamed("postgres") - postgresBefore;
+    // The audit queue's Redis (and the rate limits'): outside modelgate's processes, like Postgres.
+    redisMs = cpuMsOfProcessesNamed("redis-server") - redisBefore;
   }
   return {
     ...result,
@@ -157,6 +161,8 @@ async function measure(stack, services, target, workload, options) {
       postgresMs,
       ingestMsPerRequest: perRequest(ingestMs),
       postgresMsPerRequest: perRequest(postgresMs),
+      redisMs,
+      redisMsPerRequest: perRequest(redisMs),
       /** Every modelgate process: gateway + agent + the control plane's ingestion (Postgres apart). */
       allMsPerRequest: perRequest(audited ? hopMs + ingestMs : hopMs),
     },

@@ -28,20 +28,20 @@ export function cpuMs(pid) {
 }
 
 /**
- * User + system CPU milliseconds of every Postgres server process on the
- * machine (postmaster, backends, background workers), as far as /proc lets
- * this user read them. Backends that exited take their CPU with them, so
- * compare readings taken while the same long-lived connections are open
- * (the control plane's pool). Other databases' work on the same server
- * counts too: read it on a quiet machine.
+ * User + system CPU milliseconds of every process on the machine whose
+ * command name is `name` (`postgres`: postmaster, backends, background
+ * workers; `redis-server`), as far as /proc lets this user read them.
+ * Processes that exited take their CPU with them, so compare readings taken
+ * while the same long-lived connections are open (the control plane's pool).
+ * Other work on the same servers counts too: read it on a quiet machine.
  */
-export function postgresCpuMs() {
+export function cpuMsOfProcessesNamed(name) {
   let total = 0;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== "postgres") continue;
+      if (stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) !== name) continue;
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       total += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
     } catch {

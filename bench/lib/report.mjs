@@ -23,6 +23,7 @@ export function medians(results, workloads) {
         hopCpuMsPerRequest: of((run) => run.cpu.hopMsPerRequest),
         ingestCpuMsPerRequest: of((run) => run.cpu.ingestMsPerRequest),
         postgresCpuMsPerRequest: of((run) => run.cpu.postgresMsPerRequest),
+        redisCpuMsPerRequest: of((run) => run.cpu.redisMsPerRequest),
         allCpuMsPerRequest: of((run) => run.cpu.allMsPerRequest),
         fixtureCpuMsPerRequest: of((run) => run.cpu.fixtureMsPerRequest),
         clientCpuMsPerRequest: of((run) => run.cpu.clientMsPerRequest),
@@ -116,12 +117,13 @@ export function stageTable(table, workloads) {
       value(full.ingestCpuMsPerRequest),
       value(full.allCpuMsPerRequest),
       value(full.postgresCpuMsPerRequest),
+      value(full.redisCpuMsPerRequest),
       value(byTarget.proxy?.hopCpuMsPerRequest),
     ]);
   }
   if (rows.length === 0) return "";
   return `CPU per request by stage, under load (ms; masking = modelgate − nomask, same processes)\n${formatTable(
-    ["workload", "gateway+agent", "masking", "audit ingest", "all modelgate", "Postgres", "bare proxy"],
+    ["workload", "gateway+agent", "masking", "audit ingest", "all modelgate", "Postgres", "Redis", "bare proxy"],
     rows,
   )}`;
 }
