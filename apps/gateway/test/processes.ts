@@ -2,14 +2,15 @@
 // agent and control plane, a Redis and a Postgres of their own on spare
 // loopback ports (the shared ones serve every other test file and must
 // never be stopped).
+
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { chown, mkdtemp, readdir, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { restartablePort } from "./ports.js";
 import { waitFor } from "./stack.js";
 
 const run = promisify(execFile);
@@ -94,14 +95,12 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   };
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+/**
+ * A port for a service of these tests. Services here are stopped and
+ * started again on their port, so it comes from below the ephemeral range
+ * (see ports.ts).
+ */
+export const freePort = restartablePort;
 
 export interface DedicatedRedis {
   url: string;

@@ -1,6 +1,7 @@
 // A whole modelgate on loopback for end-to-end tests: control plane on its
 // own test database, a gateway, agents and runtime fixtures, all real and
 // in this process (agents can also run as child processes).
+
 import { Writable } from "node:stream";
 import { type AuditTransport, createStoreTransport } from "@modelgate/audit";
 import { type ControlPlaneOptions, type RunningControlPlane, startControlPlane } from "@modelgate/control-plane";
@@ -9,6 +10,7 @@ import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
 import { type GatewayOptions, type RunningGateway, startGateway } from "@modelgate/gateway";
 import { type RuntimeFixture, type RuntimeFixtureOptions, startRuntimeFixture } from "@modelgate/runtime-fixture";
 import { type StartAgentOptions, startTestAgent } from "./agents.js";
+import { restartablePort } from "./ports.js";
 
 export const RUNTIME_API_KEY = "runtime-secret-the-caller-never-sees";
 
@@ -94,7 +96,8 @@ export async function startStack(
       logger: cpLog.logger,
       ...options.controlPlane,
     });
-  let controlPlane = await launchControlPlane(0, 0);
+  // Ports the control plane keeps across restarts (stopControlPlane, startControlPlane).
+  let controlPlane = await launchControlPlane(await restartablePort(), await restartablePort());
   let controlPlaneRunning = true;
   const controlPlanePorts = {
     http: Number(new URL(controlPlane.url).port),
