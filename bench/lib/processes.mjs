@@ -64,16 +64,34 @@ export function machineBusyMs() {
   return ((total - ticks[3] - ticks[4]) * 1000) / CLOCK_TICKS;
 }
 
-/** A port that was free a moment ago on 127.0.0.1. */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
+/** The first port of the kernel's ephemeral range (the ports outgoing connections take). */
+function ephemeralStart() {
+  try {
+    const [start] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    return start > 21_000 ? start : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/**
+ * A port that was free a moment ago on 127.0.0.1, from below the ephemeral
+ * range: the benchmark picks every service's port before starting them, and
+ * a port from `listen(0)` is ephemeral, so the control plane's outgoing
+ * connections (Postgres, Redis) could take it meanwhile (EADDRINUSE).
+ */
+export async function freePort() {
+  const lowest = 20_000;
+  const highest = ephemeralStart();
+  for (;;) {
+    const port = lowest + Math.floor(Math.random() * (highest - lowest));
+    const bound = await new Promise((resolve) => {
+      const server = createServer();
+      server.once("error", () => resolve(false));
+      server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
     });
-  });
+    if (bound) return port;
+  }
 }
 
 export class ServiceExitedError extends Error {

@@ -3,10 +3,8 @@
 // same stream with its own HTTP/2 flow control. Reusing streams instead of
 // opening one per request saves about 1 ms of CPU per request (gRPC call
 // setup on both ends, measured), which is most of what a hop may cost.
-
 import { randomBytes } from "node:crypto";
 import { once } from "node:events";
-import type { Readable } from "node:stream";
 import type * as grpc from "@grpc/grpc-js";
 import { headersForCaller, type Logger, UnsafePathError } from "@modelgate/core";
 import { createResponseMasker, Masker, type MaskingProfile, type ResponseMasker } from "@modelgate/masking";
@@ -304,15 +302,8 @@ async function runExchange(
       // Every event leaves as soon as the runtime writes it (and masking
       // releases it).
       await send({ head: takeHead() });
-      const body = response.body as Readable;
-      for await (const chunk of body) {
-        // What the runtime wrote meanwhile (a busy agent finds several
-        // events buffered) leaves with this chunk: one tunnel message and
-        // one write to the client instead of one per event. Nothing that
-        // has not arrived yet is waited for.
-        const waiting = body.readableLength > 0 ? (body.read() as Buffer | null) : null;
-        const bytes = waiting ? Buffer.concat([chunk, waiting]) : chunk;
-        for (const piece of frames(filter ? filter.push(bytes) : bytes)) await send({ body: piece });
+      for await (const chunk of response.body as AsyncIterable<Buffer>) {
+        for (const piece of frames(filter ? filter.push(chunk) : chunk)) await send({ body: piece });
       }
       const tail = filter?.end() ?? EMPTY;
       for (const piece of frames(tail)) await send({ body: piece });
