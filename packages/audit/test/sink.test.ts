@@ -63,6 +63,21 @@ describe("AuditSink", () => {
     await sink.close(1000);
   });
 
+  it("holds records for the linger so that they leave as one batch, and sends at once when flushed", async () => {
+    const { transport, sent, calls } = switchableTransport();
+    // A linger far longer than the test: only the flush can send.
+    const sink = new AuditSink({ transport, logger: quietLogger().logger, lingerMs: 60_000 });
+    for (let index = 0; index < 4; index++) {
+      sink.admit()?.submit(record());
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(sent).toEqual([]);
+    expect(await sink.flush(5_000)).toBe(true);
+    expect(sent).toHaveLength(4);
+    expect(calls()).toBe(1);
+    await sink.close(1000);
+  });
+
   it("keeps records while the transport fails, refuses new requests once full, and recovers", async () => {
     const { transport, sent, setDown } = switchableTransport();
     const { logger, lines } = quietLogger();
