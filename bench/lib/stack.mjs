@@ -190,6 +190,8 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         MODELGATE_REDIS_URL: audit.redisUrl,
         MODELGATE_AUDIT_QUEUE_PREFIX: audit.prefix,
         LOG_LEVEL: options.logLevel,
+        // A benchmark's extra settings (the memory benchmark lifts the per-caller cap).
+        ...(options.gatewayEnv ?? {}),
       },
       [...profile(`${name}-gateway`), ...(options.gatewayNodeArgs ?? [])],
     );
