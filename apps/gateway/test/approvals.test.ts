@@ -113,6 +113,30 @@ async function storedSession(id: string): Promise<Json> {
   return found;
 }
 
+/** An agent for a connection, registered under `name`, dialing every given gateway replica (as agents do). */
+async function startConnectionAgent(
+  connection: string,
+  runtime: RuntimeFixture,
+  gateways: RunningGateway[],
+  name: string,
+) {
+  const { token } = await stack.issueAgentToken(connection, name);
+  const agent = startAgent({
+    gateways: gateways.map((gateway) => ({ address: gateway.tunnelAddress, tls: false })),
+    token,
+    runtimeUrl: runtime.url,
+    runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
+    runtimeHealthPath: "/health",
+    healthIntervalMs: 500,
+    capacity: 8,
+    version: "test",
+    logger: captureLogger(name).logger,
+    reconnectBackoff: { initialMs: 50, maxMs: 500 },
+  });
+  agents.push(agent);
+  return agent;
+}
+
 beforeAll(async () => {
   idp = await startTestIdentityProvider({ audience: AUDIENCE });
   const issuer = { issuer: idp.issuer, audience: AUDIENCE, groupsClaim: "groups", userClaim: "sub" };
@@ -134,29 +158,8 @@ beforeAll(async () => {
   openaiRuntime = await stack.addConnection("llama", { models: [MODEL] });
   ollamaRuntime = await stack.addConnection("local", { protocol: "ollama", models: ["llama3.2"] });
   // One agent per connection, dialing both replicas, as agents do.
-  for (const [connection, runtime] of [
-    ["llama", openaiRuntime],
-    ["local", ollamaRuntime],
-  ] as const) {
-    const { token } = await stack.issueAgentToken(connection, `${connection}-agent`);
-    agents.push(
-      startAgent({
-        gateways: [
-          { address: stack.gateway.tunnelAddress, tls: false },
-          { address: gatewayB.tunnelAddress, tls: false },
-        ],
-        token,
-        runtimeUrl: runtime.url,
-        runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
-        runtimeHealthPath: "/health",
-        healthIntervalMs: 500,
-        capacity: 8,
-        version: "test",
-        logger: captureLogger(`${connection}-agent`).logger,
-        reconnectBackoff: { initialMs: 50, maxMs: 500 },
-      }),
-    );
-  }
+  await startConnectionAgent("llama", openaiRuntime, [stack.gateway, gatewayB], "llama-agent");
+  await startConnectionAgent("local", ollamaRuntime, [stack.gateway, gatewayB], "local-agent");
   const policy = await stack.admin("POST", "/policies", {
     name: "research",
     subjects: { groups: ["research"] },
@@ -338,20 +341,7 @@ describe("a prompt held for approval, through the official clients", () => {
     const id = (held.error as { approval_id: string }).approval_id;
     expect((await decide("approver", id, "approve")).status).toBe(200);
     const fresh = await stack.addGateway(gatewayOidc);
-    const { token } = await stack.issueAgentToken("llama", "late-agent");
-    const agent = startAgent({
-      gateways: [{ address: fresh.tunnelAddress, tls: false }],
-      token,
-      runtimeUrl: openaiRuntime.url,
-      runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
-      runtimeHealthPath: "/health",
-      healthIntervalMs: 500,
-      capacity: 4,
-      version: "test",
-      logger: captureLogger("late-agent").logger,
-      reconnectBackoff: { initialMs: 50, maxMs: 500 },
-    });
-    agents.push(agent);
+    await startConnectionAgent("llama", openaiRuntime, [fresh], "late-agent");
     await waitFor(() => fresh.pool.connectedCount() === 1, { what: "the agent at the new replica" });
     expect(fresh.store.approvals.size).toBeGreaterThan(0);
     const answer = await (await openai("researcher", fresh)).chat.completions.create(risky(content));
@@ -397,21 +387,7 @@ describe("a prompt held for approval, through the official clients", () => {
 
   it("bounds the requests one caller may hold waiting, answering the rest at once", async () => {
     const bounded = await stack.addGateway({ ...gatewayOidc, approvals: { maxWaitingPerSubject: 1 } });
-    const { token } = await stack.issueAgentToken("llama", "bounded-agent");
-    agents.push(
-      startAgent({
-        gateways: [{ address: bounded.tunnelAddress, tls: false }],
-        token,
-        runtimeUrl: openaiRuntime.url,
-        runtimeCredential: { kind: "bearer", token: RUNTIME_API_KEY },
-        runtimeHealthPath: "/health",
-        healthIntervalMs: 500,
-        capacity: 4,
-        version: "test",
-        logger: captureLogger("bounded-agent").logger,
-        reconnectBackoff: { initialMs: 50, maxMs: 500 },
-      }),
-    );
+    await startConnectionAgent("llama", openaiRuntime, [bounded], "bounded-agent");
     await waitFor(() => bounded.pool.connectedCount() === 1, { what: "the agent at the bounded replica" });
     const client = await openai("researcher", bounded, { prefer: "wait=30" });
     const first = refusal(client.chat.completions.create(risky(`${RISKY}, first of two`)));
