@@ -201,8 +201,8 @@ async function waitForQuietMachine(stack, { maxShare = 0.1, sampleMs = 500, time
   }
 }
 
-const ingestNote = () =>
-  process.env.BENCH_AUDIT_WORKER?.trim() === "false" ? " (off: BENCH_AUDIT_WORKER=false)" : " until the queue is empty";
+/** How the report describes ingest CPU, from the setting auditQueue() read. */
+const ingestNote = (audit) => (audit.storeRecords ? " until the queue is empty" : " (off: BENCH_AUDIT_WORKER=false)");
 
 function describe(result) {
   const rate = result.requestsPerSecond === undefined ? "" : `${result.requestsPerSecond.toFixed(0)} req/s, `;
@@ -327,7 +327,7 @@ async function main() {
     out(
       `revision ${env.revision}; median of ${options.rounds} round(s); gateway and agent LOG_LEVEL=${options.logLevel}; ` +
         "hop CPU = the proxy's processes (modelgate: gateway + agent), per completed request; " +
-        `ingest CPU = the control plane storing the records${ingestNote(options)}; all = hop + ingest; ` +
+        `ingest CPU = the control plane storing the records${ingestNote(audit)}; all = hop + ingest; ` +
         "pg = every Postgres process",
     );
     const otherShares = results.map((result) => result.cpu.otherShare * 100);

@@ -4,7 +4,7 @@
 import { startAgent, startAgentOps } from "@modelgate/agent";
 import { createStoreTransport } from "@modelgate/audit";
 import { generateSecret, type OpsServer } from "@modelgate/core";
-import { startGateway } from "@modelgate/gateway";
+import { type GatewayOptions, startGateway } from "@modelgate/gateway";
 import type { RuntimeFixture } from "@modelgate/runtime-fixture";
 import OpenAI from "openai";
 import { freePort } from "./processes.js";
@@ -28,6 +28,29 @@ afterAll(async () => {
 async function readyz(url: string): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(`${url}/readyz`);
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** A gateway of this file's stack, on free ports, with `overrides`. */
+function gatewayOptions(overrides: Partial<GatewayOptions>): GatewayOptions {
+  return {
+    host: "127.0.0.1",
+    port: 0,
+    ops: { host: "127.0.0.1", port: 0 },
+    tunnelHost: "127.0.0.1",
+    tunnelPort: 0,
+    controlPlane: { address: stack.controlPlane.grpcAddress, token: stack.gatewayToken },
+    maxBodyBytes: 1024 * 1024,
+    upstreamTimeoutMs: 5_000,
+    queueWaitMs: 0,
+    agentWaitMs: 0,
+    audit: {
+      transport: createStoreTransport({ store: stack.controlPlane.auditStore, logger: captureLogger("audit").logger }),
+    },
+    version: "test",
+    logger: captureLogger("gateway").logger,
+    processMetrics: false,
+    ...overrides,
+  };
 }
 
 describe("gateway", () => {
@@ -68,28 +91,10 @@ describe("gateway", () => {
   });
 
   it("is not ready before its first configuration arrives", async () => {
-    const gateway = await startGateway({
-      host: "127.0.0.1",
-      port: 0,
-      ops: { host: "127.0.0.1", port: 0 },
-      tunnelHost: "127.0.0.1",
-      tunnelPort: 0,
+    const gateway = await startGateway(
       // Nobody listens there: the configuration never comes.
-      controlPlane: { address: `127.0.0.1:${await freePort()}`, token: stack.gatewayToken },
-      maxBodyBytes: 1024 * 1024,
-      upstreamTimeoutMs: 5_000,
-      queueWaitMs: 0,
-      agentWaitMs: 0,
-      audit: {
-        transport: createStoreTransport({
-          store: stack.controlPlane.auditStore,
-          logger: captureLogger("audit").logger,
-        }),
-      },
-      version: "test",
-      logger: captureLogger("gateway").logger,
-      processMetrics: false,
-    });
+      gatewayOptions({ controlPlane: { address: `127.0.0.1:${await freePort()}`, token: stack.gatewayToken } }),
+    );
     try {
       expect(await readyz(gateway.opsUrl)).toMatchObject({
         status: 503,
@@ -105,29 +110,9 @@ describe("gateway", () => {
 
   it("refuses to start when its ops port is taken", async () => {
     const taken = Number(new URL(stack.gateway.opsUrl).port);
-    await expect(
-      startGateway({
-        host: "127.0.0.1",
-        port: 0,
-        ops: { host: "127.0.0.1", port: taken },
-        tunnelHost: "127.0.0.1",
-        tunnelPort: 0,
-        controlPlane: { address: stack.controlPlane.grpcAddress, token: stack.gatewayToken },
-        maxBodyBytes: 1024 * 1024,
-        upstreamTimeoutMs: 5_000,
-        queueWaitMs: 0,
-        agentWaitMs: 0,
-        audit: {
-          transport: createStoreTransport({
-            store: stack.controlPlane.auditStore,
-            logger: captureLogger("audit").logger,
-          }),
-        },
-        version: "test",
-        logger: captureLogger("gateway").logger,
-        processMetrics: false,
-      }),
-    ).rejects.toMatchObject({ code: "EADDRINUSE" });
+    await expect(startGateway(gatewayOptions({ ops: { host: "127.0.0.1", port: taken } }))).rejects.toMatchObject({
+      code: "EADDRINUSE",
+    });
   });
 });
 
