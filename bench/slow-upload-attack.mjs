@@ -20,6 +20,7 @@
 //   BENCH_ATTACKERS      concurrent slow uploads per attacking key (default 2000)
 //   BENCH_PHASE_S        seconds per phase (default 10)
 //   BENCH_DATABASE_URL   scratch database, dropped and recreated (default …/modelgate_bench_attack)
+//   BENCH_REFUSAL_BRAKE  "off" runs the gateway without its refusal brake, for comparison
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import http from "node:http";
 import { connect } from "node:net";
@@ -48,6 +49,7 @@ const number = (name, fallback) => {
 const ATTACKERS = number("BENCH_ATTACKERS", 2000);
 const PHASE_S = number("BENCH_PHASE_S", 10);
 const RECOVERY_S = 30;
+const BRAKE_OFF = process.env.BENCH_REFUSAL_BRAKE?.trim() === "off";
 
 /** Resident memory of a process, MiB. */
 function rssMiB(pid) {
@@ -179,12 +181,14 @@ async function main() {
     // full garbage collection: the live heap after the attack, apart from
     // garbage V8 had no reason to collect yet.
     gatewayNodeArgs: ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${runDir}`],
+    gatewayEnv: BRAKE_OFF ? { MODELGATE_REFUSAL_MAX_DELAY_MS: "0" } : {},
   };
   options.databaseUrl =
     process.env.BENCH_DATABASE_URL?.trim() || "postgresql://postgres@127.0.0.1:5432/modelgate_bench_attack";
   const services = new Services(runDir);
-  const stack = await startStack(services, options, { profileDir: runDir });
+  let stack;
   try {
+    stack = await startStack(services, options, { profileDir: runDir });
     const target = stack.targets.find((candidate) => candidate.name === "modelgate");
     const url = new URL("/v1/chat/completions", target.url);
     const port = Number(url.port);
@@ -246,12 +250,21 @@ async function main() {
     out("");
     out(
       `modelgate slow-upload attack: ${os.availableParallelism()} CPUs (${os.cpus()[0]?.model}), Node ${process.version}; ` +
-        `${ATTACKERS} slow uploads per attacking key, ${PHASE_S} s per phase`,
+        `${ATTACKERS} slow uploads per attacking key, ${PHASE_S} s per phase, refusal brake ${BRAKE_OFF ? "off" : "on"}`,
     );
     out("");
     out(
       formatTable(
-        ["victim's traffic", "requests", "non-200", "p50 ms", "p99 ms", "p99 / unloaded", "attack answered"],
+        [
+          "victim's traffic",
+          "requests",
+          "non-200",
+          "p50 ms",
+          "p99 ms",
+          "p99 / unloaded",
+          "attack answered",
+          "gateway peak RSS MiB",
+        ],
         rows.map((row) => [
           row.name,
           String(row.latency.count),
@@ -265,6 +278,7 @@ async function main() {
                 .map(([status, n]) => `${status}: ${n}`)
                 .join(", ")
             : "—",
+          Math.max(...memory.filter((sample) => sample.phase === row.name).map((sample) => sample.rss)).toFixed(0),
         ]),
       ),
     );
@@ -308,7 +322,7 @@ async function main() {
   } finally {
     await services.stopAll();
     await dropDatabase(options.databaseUrl).catch(() => {});
-    await dropAuditQueue(stack.audit).catch(() => {});
+    if (stack) await dropAuditQueue(stack.audit).catch(() => {});
   }
 }
 

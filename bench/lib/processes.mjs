@@ -85,14 +85,21 @@ export async function freePort() {
   const highest = ephemeralStart();
   for (;;) {
     const port = lowest + Math.floor(Math.random() * (highest - lowest));
+    // Ports are picked before their services start: never hand one out twice.
+    if (handedOut.has(port)) continue;
     const bound = await new Promise((resolve) => {
       const server = createServer();
       server.once("error", () => resolve(false));
       server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
     });
-    if (bound) return port;
+    if (bound) {
+      handedOut.add(port);
+      return port;
+    }
   }
 }
+
+const handedOut = new Set();
 
 export class ServiceExitedError extends Error {
   name = "ServiceExitedError";

@@ -3,6 +3,7 @@ import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } f
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { DEFAULT_REFUSAL_BRAKE, type RefusalBrakeOptions } from "./refusal-brake.js";
 
 const MIB = 1024 * 1024;
 
@@ -43,6 +44,18 @@ const environment = z.object({
   MODELGATE_APPROVAL_MAX_WAIT_SECONDS: z.coerce.number().int().min(0).max(300).default(300),
   MODELGATE_APPROVAL_MAX_WAITING_PER_SUBJECT: z.coerce.number().int().min(0).max(10_000).default(8),
   MODELGATE_APPROVAL_MAX_WAITING: z.coerce.number().int().min(0).max(1_000_000).default(1_000),
+  // The refusal brake (docs/security.md): a caller refused more than BURST
+  // times, then more than PER_SECOND a second, waits up to MAX_DELAY_MS
+  // for each further refusal; 0 turns it off.
+  MODELGATE_REFUSAL_BURST: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_REFUSAL_BRAKE.burst),
+  MODELGATE_REFUSAL_PER_SECOND: z.coerce.number().int().min(1).max(1_000_000).default(DEFAULT_REFUSAL_BRAKE.perSecond),
+  MODELGATE_REFUSAL_MAX_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(DEFAULT_REFUSAL_BRAKE.maxDelayMs),
+  MODELGATE_REFUSAL_MAX_DELAYED: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .default(DEFAULT_REFUSAL_BRAKE.maxDelayed),
   // Request line and headers; a credential up to 16 KiB must fit with room to spare.
   MODELGATE_MAX_HEADER_BYTES: z.coerce
     .number()
@@ -104,6 +117,7 @@ export interface GatewayConfig {
   maxJsonDepth: number;
   maxInFlightPerSubject: number;
   approvals: { maxWaitSeconds: number; maxWaitingPerSubject: number; maxWaiting: number };
+  refusalBrake: RefusalBrakeOptions;
   maxHeaderBytes: number;
   upstreamTimeoutMs: number;
   queueWaitMs: number;
@@ -196,6 +210,12 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       maxWaitSeconds: parsed.MODELGATE_APPROVAL_MAX_WAIT_SECONDS,
       maxWaitingPerSubject: parsed.MODELGATE_APPROVAL_MAX_WAITING_PER_SUBJECT,
       maxWaiting: parsed.MODELGATE_APPROVAL_MAX_WAITING,
+    },
+    refusalBrake: {
+      burst: parsed.MODELGATE_REFUSAL_BURST,
+      perSecond: parsed.MODELGATE_REFUSAL_PER_SECOND,
+      maxDelayMs: parsed.MODELGATE_REFUSAL_MAX_DELAY_MS,
+      maxDelayed: parsed.MODELGATE_REFUSAL_MAX_DELAYED,
     },
     maxHeaderBytes: parsed.MODELGATE_MAX_HEADER_BYTES,
     upstreamTimeoutMs: parsed.MODELGATE_UPSTREAM_TIMEOUT_MS,

@@ -27,6 +27,7 @@ import { Authenticator } from "./identity.js";
 import { createIngress } from "./ingress.js";
 import { createMetrics } from "./metrics.js";
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from "./rate-limit.js";
+import { DEFAULT_REFUSAL_BRAKE, RefusalBrake, type RefusalBrakeOptions } from "./refusal-brake.js";
 import { createTunnelService, tunnelServiceDefinition } from "./tunnel-server.js";
 
 export interface GatewayOptions {
@@ -72,6 +73,8 @@ export interface GatewayOptions {
   processMetrics?: boolean;
   /** Requests held for human approval (docs/approvals.md); defaults below. */
   approvals?: GatewayApprovalOptions | undefined;
+  /** Slower answers for a caller refused again and again (refusal-brake.ts); each unset field has its default. */
+  refusalBrake?: Partial<RefusalBrakeOptions> | undefined;
 }
 
 export interface GatewayApprovalOptions {
@@ -259,6 +262,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   configClient.start();
 
   let draining = false;
+  const refusalBrake = new RefusalBrake(withDefaults(DEFAULT_REFUSAL_BRAKE, options.refusalBrake));
   const handle = createIngress({
     store,
     pool,
@@ -286,6 +290,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       maxWaiting: options.approvals?.maxWaiting ?? DEFAULT_APPROVAL_WAITING,
       controlPlaneTimeoutMs: APPROVAL_CALL_TIMEOUT_MS,
     },
+    refusalBrake,
   });
   // What the ops listener reports on /readyz (started below, with /metrics).
   const probes = {
@@ -372,6 +377,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     // the approval stays pending): their callers send again, to a replica
     // that stays.
     store.approvals.close();
+    // Refusals the brake holds back are answered now, and none are held after.
+    refusalBrake.close();
     logger.info({ delayMs, graceMs }, "draining: unready, finishing requests");
     if (delayMs > 0) await sleep(delayMs);
     http.close();
@@ -434,4 +441,13 @@ function auditReadiness(audit: AuditSink) {
       : {}),
     ...(status.failOpen ? { failOpen: true, dropped: status.dropped } : {}),
   };
+}
+
+/** `defaults` with every field `overrides` sets (an undefined field keeps its default). */
+function withDefaults<T extends object>(defaults: T, overrides: Partial<T> | undefined): T {
+  const merged = { ...defaults };
+  for (const [name, value] of Object.entries(overrides ?? {})) {
+    if (value !== undefined) (merged as Record<string, unknown>)[name] = value;
+  }
+  return merged;
 }

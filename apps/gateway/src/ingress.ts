@@ -15,6 +15,11 @@
 //   forward       forward.ts      to an agent, streaming the answer back
 //   record        record.ts       the audit record and decision line, always
 //
+// A refusal, wherever it happens, is answered by one function (refuse),
+// which gives back the in-flight place first and, for a caller refused
+// again and again, waits out the refusal brake (refusal-brake.ts) holding
+// only the socket.
+//
 // Nothing shared is taken before the caller is authenticated and has a
 // grant that could admit the request; each stage that holds something
 // (an in-flight place, a body, an audit place) is bounded per subject by
@@ -39,6 +44,7 @@ import type { GatewayMetrics } from "./metrics.js";
 import { listModels } from "./models-list.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
+import { addressCaller, type RefusalBrake } from "./refusal-brake.js";
 import { MODEL_ROUTES, MODELS_LIST_ROUTE, protocolOf, routeRequest } from "./route.js";
 import { resolveTarget } from "./target.js";
 
@@ -69,6 +75,8 @@ export interface IngressOptions {
   logPrompts: boolean;
   /** Requests held for human approval (docs/approvals.md). */
   approvals: ApprovalOptions;
+  /** Slows the refusals of a caller refused again and again. */
+  refusalBrake: RefusalBrake;
 }
 
 export interface ApprovalOptions {
@@ -261,7 +269,13 @@ export function createIngress(options: IngressOptions) {
   }
 
   /** Answers a refusal (or a failure) in the pipeline's one place for it. */
-  function refuse(res: ServerResponse, trail: RequestTrail, held: Held, error: unknown): void {
+  async function refuse(
+    req: IncomingMessage,
+    res: ServerResponse,
+    trail: RequestTrail,
+    held: Held,
+    error: unknown,
+  ): Promise<void> {
     if (error instanceof ClientGoneError || held.clientGone.signal.aborted) {
       trail.outcome = { status: 499, error: "client_gone" };
       return;
@@ -277,6 +291,29 @@ export function createIngress(options: IngressOptions) {
     const sent = gatewayError ?? new GatewayError("internal", "internal error");
     if (EARLY_REFUSALS.has(sent.code)) metrics.refusedEarly.inc({ code: sent.code });
     trail.error = sent;
+    // An answer already under way was ended by the stage that failed.
+    if (res.headersSent) return;
+    // The status is the record's even if the client leaves during the brake.
+    res.statusCode = sent.status;
+    if (sent.status >= 400 && sent.status < 500) {
+      // Nothing but the socket is held while the brake holds the answer back.
+      held.releaseInFlight?.();
+      held.releaseInFlight = undefined;
+      const caller = trail.identity
+        ? `subject:${inFlightKey(trail.identity)}`
+        : addressCaller(req.socket.remoteAddress);
+      const delayMs = options.refusalBrake.charge(caller);
+      if (delayMs > 0) {
+        metrics.refusalsDelayed.inc({ code: sent.code });
+        // Whatever the client still sends (an upload it trickles) stays in
+        // the kernel meanwhile: a held refusal costs no wake-ups.
+        if (!req.complete) req.socket.pause();
+        const waiting = options.refusalBrake.wait(delayMs, held.clientGone.signal);
+        metrics.refusalsDelaying.set(options.refusalBrake.delayed);
+        await waiting;
+        metrics.refusalsDelaying.set(options.refusalBrake.delayed);
+      }
+    }
     sendError(res, sent, { [SESSION_HEADER]: trail.sessionId });
   }
 
@@ -297,7 +334,7 @@ export function createIngress(options: IngressOptions) {
     try {
       await serve(req, res, trail, held);
     } catch (error) {
-      refuse(res, trail, held, error);
+      await refuse(req, res, trail, held, error);
     } finally {
       held.releaseInFlight?.();
       // The record is built after the answer ended, off the client's path.

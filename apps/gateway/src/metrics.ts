@@ -22,6 +22,9 @@ export interface GatewayMetrics {
   refusedEarly: Counter<"code">;
   approvals: Counter<"outcome">;
   approvalWaiting: Gauge;
+  /** Refusals answered late because their caller had used up its refusal budget (refusal-brake.ts). */
+  refusalsDelayed: Counter<"code">;
+  refusalsDelaying: Gauge;
   /** Requests Node's HTTP parser refused before any handler saw them, by the status answered. */
   httpRefused: Counter<"status">;
   auditBuffered: Gauge;
@@ -143,6 +146,17 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
     approvalWaiting: new Gauge({
       name: "modelgate_approval_waiting_requests",
       help: "Requests held open with Prefer: wait until their approval is decided",
+      registers: [registry],
+    }),
+    refusalsDelayed: new Counter({
+      name: "modelgate_refusals_delayed_total",
+      help: "Refusals answered late because their caller had used up its refusal budget, by error code",
+      labelNames: ["code"],
+      registers: [registry],
+    }),
+    refusalsDelaying: new Gauge({
+      name: "modelgate_refusals_delaying",
+      help: "Refusals waiting out the refusal brake's delay now",
       registers: [registry],
     }),
     refusedEarly: new Counter({

@@ -22,11 +22,14 @@ function ephemeralStart(): number {
 }
 
 const highest = ephemeralStart();
+/** Ports this process handed out: two services of one test must never be given the same one. */
+const handedOut = new Set<number>();
 
 /** A port below the ephemeral range that was free on 127.0.0.1 a moment ago. */
 export async function restartablePort(): Promise<number> {
   for (;;) {
     const port = LOWEST + Math.floor(Math.random() * (highest - LOWEST));
+    if (handedOut.has(port)) continue;
     const server = createServer();
     const bound = await new Promise<boolean>((resolve) => {
       server.once("error", () => resolve(false));
@@ -35,6 +38,7 @@ export async function restartablePort(): Promise<number> {
     if (!bound) continue;
     server.close();
     await once(server, "close");
+    handedOut.add(port);
     return port;
   }
 }
