@@ -3,6 +3,7 @@
 
 import { existsSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 
 export class UsageError extends Error {
   name = "UsageError";
@@ -31,6 +32,8 @@ Environment (empty counts as unset):
   BENCH_STAGES                true: also measure the target "nomask" (the same gateway and agent, a
                               policy without masking), so the masking stage's cost is one number
                               (default true; --quick false)
+  BENCH_PORTKEY               auto (default): measure the Portkey gateway (target "portkey") when
+                              \`npm run bench:peers\` has installed it; true: require it; false: skip it
   BENCH_BASELINE_ROOT         another built checkout (e.g. a git worktree of the previous revision): its
                               gateway and agent run as the target "baseline" in the same rounds, and the
                               report compares this tree with it
@@ -46,6 +49,11 @@ const DEFAULTS = {
 };
 
 const QUICK = { rounds: 1, durationS: 1, sequential: 100, sequentialStreaming: 10, warmupS: 1 };
+
+/** The Portkey gateway's server, where `npm run bench:peers` installs it. */
+const PORTKEY_SERVER = fileURLToPath(
+  new URL("../peers/node_modules/@portkey-ai/gateway/build/start-server.js", import.meta.url),
+);
 
 const LOG_LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
 
@@ -92,6 +100,14 @@ export function loadOptions(argv, env) {
     throw new UsageError('BENCH_DATABASE_URL must name a scratch database whose name contains "bench"');
   }
 
+  const portkeyText = text("BENCH_PORTKEY") ?? "auto";
+  if (!["auto", "true", "false"].includes(portkeyText))
+    throw new UsageError("BENCH_PORTKEY must be auto, true or false");
+  const portkeyInstalled = existsSync(PORTKEY_SERVER);
+  if (portkeyText === "true" && !portkeyInstalled) {
+    throw new UsageError("BENCH_PORTKEY=true but Portkey is not installed: run npm run bench:peers first");
+  }
+
   const baselineRoot = text("BENCH_BASELINE_ROOT");
   if (baselineRoot !== undefined) {
     for (const built of ["apps/gateway/dist/main.js", "apps/agent/dist/main.js"]) {
@@ -116,6 +132,7 @@ export function loadOptions(argv, env) {
     logLevel,
     cpuProfile: cpuProfileText === "true" || cpuProfileText === "1",
     stages: stagesText === "true" || stagesText === "1",
+    portkeyServer: portkeyText !== "false" && portkeyInstalled ? PORTKEY_SERVER : undefined,
     databaseUrl,
     // The issue's streaming workload: 20 SSE chunks, 5 ms apart.
     streamChunks: 20,

@@ -119,13 +119,13 @@ export class Services {
    * Starts `node [nodeArgs] script` with only PATH and `env`: a developer's
    * own MODELGATE_* variables must not leak into the benchmark's services.
    */
-  start(name, script, env, nodeArgs = []) {
+  start(name, script, env, nodeArgs = [], args = []) {
     if (this.#stopping) throw new Error("stopping: no new services");
     const logFile = path.join(this.#logDir, `${name}.log`);
     const log = openSync(logFile, "a");
     // Logs go straight to a file, as a container runtime would take them,
     // so the benchmark process never spends CPU reading them.
-    const child = spawn(process.execPath, [...nodeArgs, script], {
+    const child = spawn(process.execPath, [...nodeArgs, script, ...args], {
       env: { PATH: process.env.PATH, ...env },
       stdio: ["ignore", log, log],
     });

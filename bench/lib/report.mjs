@@ -2,7 +2,7 @@
 // workload (medians across rounds) and the issue's targets, pass or fail.
 import { median } from "./stats.mjs";
 
-const TARGET_NAMES = ["direct", "proxy", "modelgate", "nomask", "baseline"];
+const TARGET_NAMES = ["direct", "proxy", "portkey", "modelgate", "nomask", "baseline"];
 
 /** Median across rounds of every reported metric, per workload and target. */
 export function medians(results, workloads) {
@@ -159,6 +159,18 @@ export function checkTargets(table, workloads) {
     add("streaming throughput vs direct", show(shares, percent), "≥ 95 %", shares.modelgate >= 0.95);
     const p99 = over(loadStreaming, "p99");
     add("streaming p99 vs direct", show(p99, signedMs), "≤ +10 ms", p99.modelgate <= 10);
+  }
+  if (load?.portkey) {
+    const ratio = load.modelgate.requestsPerSecond / load.portkey.requestsPerSecond;
+    add(
+      "non-streaming throughput vs Portkey (same run)",
+      {
+        modelgate: `${ratio.toFixed(2)}× (${load.modelgate.requestsPerSecond.toFixed(0)} / ${load.portkey.requestsPerSecond.toFixed(0)} req/s)`,
+        proxy: "—",
+      },
+      "≥ 4×",
+      ratio >= 4,
+    );
   }
   for (const [rows, label] of [
     [load, "non-streaming"],

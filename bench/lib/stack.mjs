@@ -100,6 +100,7 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     controlPlaneOps: await freePort(),
     gatewayOps: await freePort(),
     proxy: await freePort(),
+    portkey: await freePort(),
     baselineGateway: await freePort(),
     baselineTunnel: await freePort(),
     baselineGatewayOps: await freePort(),
@@ -262,6 +263,33 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   }
   await waitFor(async () => (await getStatus(`${proxyUrl}/health`)) === 200, { what: "the bare proxy", services });
 
+  // Portkey's open-source gateway (installed by `npm run bench:peers`), the
+  // peer the issue compares with: the OpenAI provider pointed at the fixture.
+  // Its guard against private custom hosts must be told loopback is trusted.
+  const portkeyUrl = `http://127.0.0.1:${ports.portkey}`;
+  const portkey = options.portkeyServer
+    ? services.start(
+        "portkey",
+        options.portkeyServer,
+        { NODE_ENV: "production", TRUSTED_CUSTOM_HOSTS: "127.0.0.1" },
+        [],
+        [`--port=${ports.portkey}`, "--headless"],
+      )
+    : undefined;
+  const portkeyHeaders = {
+    "x-portkey-provider": "openai",
+    "x-portkey-custom-host": `${fixtureUrl}/v1`,
+    // The fixture's stream shape travels in headers Portkey would otherwise drop.
+    "x-portkey-forward-headers": "x-fixture-chunks,x-fixture-interval-ms",
+  };
+  if (portkey) {
+    await waitFor(
+      async () =>
+        (await getStatus(`${portkeyUrl}/v1/models`, { ...portkeyHeaders, authorization: `Bearer ${apiKey}` })) === 200,
+      { what: "Portkey", services },
+    );
+  }
+
   // bullmq is a dependency of @modelgate/audit; resolved from there like pg.
   const { Queue } = createRequire(script("packages/audit/package.json"))("bullmq");
   const auditJobs = new Queue("modelgate-audit", { connection: { url: audit.redisUrl }, prefix: audit.prefix });
@@ -291,11 +319,22 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     gateway,
     agent,
     proxy,
-    all: [fixture, controlPlane, gateway, agent, proxy, ...(baseline ? [baseline.gateway, baseline.agent] : [])],
+    all: [
+      fixture,
+      controlPlane,
+      gateway,
+      agent,
+      proxy,
+      ...(portkey ? [portkey] : []),
+      ...(baseline ? [baseline.gateway, baseline.agent] : []),
+    ],
     // `processes`: the hop's own processes, whose CPU is charged to each request.
     targets: [
       { name: "direct", url: fixtureUrl, model: MODEL, apiKey, processes: [] },
       { name: "proxy", url: proxyUrl, model: MODEL, apiKey, processes: [proxy] },
+      ...(portkey
+        ? [{ name: "portkey", url: portkeyUrl, model: MODEL, apiKey, headers: portkeyHeaders, processes: [portkey] }]
+        : []),
       {
         name: "modelgate",
         url: gatewayUrl,

@@ -17,6 +17,8 @@ export function buildRequest(target, { streaming, streamChunks, chunkIntervalMs 
     "content-type": "application/json",
     // Sent to every target so requests are the same size; only modelgate checks it.
     authorization: `Bearer ${target.apiKey}`,
+    // What a peer gateway needs to find the runtime (Portkey's provider headers).
+    ...target.headers,
     ...(streaming
       ? { "x-fixture-chunks": String(streamChunks), "x-fixture-interval-ms": String(chunkIntervalMs) }
       : {}),
