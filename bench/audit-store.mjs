@@ -17,6 +17,7 @@ import { createSessionStore } from "../apps/control-plane/dist/features/sessions
 import { uuidv7 } from "../packages/core/dist/index.js";
 import { createDatabaseClient } from "../packages/db/dist/index.js";
 import { createTestDatabase } from "../packages/db/dist/testing.js";
+import { cpuMsOfProcessesNamed } from "./lib/processes.mjs";
 import { median } from "./lib/stats.mjs";
 
 const out = (text) => process.stdout.write(`${text}\n`);
@@ -83,6 +84,8 @@ async function runOnce({ maxBatch, concurrency }) {
     const records = Array.from({ length: RECORDS }, (_, index) => record(index));
     let next = 0;
     const started = performance.now();
+    const cpuBefore = process.cpuUsage();
+    const postgresBefore = cpuMsOfProcessesNamed("postgres");
     // `concurrency` writers, each awaiting its write before taking the next record, like worker slots.
     await Promise.all(
       Array.from({ length: concurrency }, async () => {
@@ -94,10 +97,17 @@ async function runOnce({ maxBatch, concurrency }) {
       }),
     );
     const seconds = (performance.now() - started) / 1000;
+    const cpu = process.cpuUsage(cpuBefore);
+    const postgresMs = cpuMsOfProcessesNamed("postgres") - postgresBefore;
     const report = await verifyChain(db);
     if (report.status !== "ok" || report.checked !== RECORDS)
       throw new Error(`chain did not verify: ${JSON.stringify(report)}`);
-    return RECORDS / seconds;
+    return {
+      rate: RECORDS / seconds,
+      // CPU per record: this process (the store: Prisma, pg, hashing) and every Postgres process.
+      storeUs: (cpu.user + cpu.system) / RECORDS,
+      postgresUs: (postgresMs * 1000) / RECORDS,
+    };
   } finally {
     await db.$disconnect();
     await database.drop();
@@ -107,15 +117,21 @@ async function runOnce({ maxBatch, concurrency }) {
 out(`audit store: ${RECORDS} records per round, ${ROUNDS} rounds per mode (plus one warm-up)`);
 out(`node ${process.version}, ${os.cpus().length} CPUs (${os.cpus()[0]?.model}), ${new Date().toISOString()}`);
 await runOnce({ maxBatch: 100, concurrency: 8 });
-const results = MODES.map((mode) => ({ mode, rates: [] }));
+const results = MODES.map((mode) => ({ mode, rates: [], storeUs: [], postgresUs: [] }));
 // Modes take turns round by round, so a noisy stretch of the shared machine
 // does not land on one mode only.
 for (let round = 0; round < ROUNDS; round += 1) {
-  for (const result of results) result.rates.push(await runOnce(result.mode));
+  for (const result of results) {
+    const { rate, storeUs, postgresUs } = await runOnce(result.mode);
+    result.rates.push(rate);
+    result.storeUs.push(storeUs);
+    result.postgresUs.push(postgresUs);
+  }
 }
-for (const { mode, rates } of results) {
+for (const { mode, rates, storeUs, postgresUs } of results) {
   out(
-    `${mode.label.padEnd(40)} median ${median(rates).toFixed(0).padStart(6)} records/s  (rounds: ${rates.map((rate) => rate.toFixed(0)).join(", ")})`,
+    `${mode.label.padEnd(40)} median ${median(rates).toFixed(0).padStart(6)} records/s  (rounds: ${rates.map((rate) => rate.toFixed(0)).join(", ")}); ` +
+      `CPU per record: store ${median(storeUs).toFixed(0)} µs, Postgres ${median(postgresUs).toFixed(0)} µs`,
   );
 }
 const single = median(results[1].rates);

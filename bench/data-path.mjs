@@ -219,13 +219,17 @@ async function run(options, services, runDir, audit) {
   progress(`bench: starting fixture, control plane, gateway, agent and bare proxy (logs in ${runDir})`);
   const stack = await startStack(services, options, { profileDir: runDir, audit });
 
+  /** Whether a target takes part in a workload (Portkey only in the non-streaming ones: see stack.mjs). */
+  const measures = (target, workload) => !workload.streaming || target.streams !== false;
   for (const target of stack.targets) {
-    for (const workload of workloads) await verifyTarget(target, workload);
+    for (const workload of workloads) if (measures(target, workload)) await verifyTarget(target, workload);
   }
 
   progress("bench: warming up every target");
   for (const target of stack.targets) {
-    const warm = workloads.map((workload) => ({ workload, request: buildRequest(target, workload) }));
+    const warm = workloads
+      .filter((workload) => measures(target, workload))
+      .map((workload) => ({ workload, request: buildRequest(target, workload) }));
     for (const { workload, request } of warm) {
       if (workload.kind === "sequential") {
         await runSequential(request, Math.min(workload.streaming ? 10 : 100, workload.count));
@@ -241,6 +245,7 @@ async function run(options, services, runDir, audit) {
     const order = stack.targets.map((_, i) => stack.targets[(i + round - 1) % stack.targets.length]);
     for (const workload of workloads) {
       for (const target of order) {
+        if (!measures(target, workload)) continue;
         // Let the previous run's connections close and timers settle; the
         // sequential runs want a machine at rest.
         await sleep(workload.kind === "sequential" ? 1_000 : 500);

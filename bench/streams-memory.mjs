@@ -32,6 +32,8 @@ const integer = (name, fallback) => {
 const streams = integer("BENCH_STREAMS", 1000);
 const streamSeconds = integer("BENCH_STREAM_S", 10);
 const idleConnections = integer("BENCH_IDLE_CONNECTIONS", 1000);
+// true: a heap snapshot of the gateway and the agent halfway through the streams, in the run's folder.
+const heapSnapshots = process.env.BENCH_HEAP_SNAPSHOT?.trim() === "true";
 
 /** Resident memory of a process, MiB. */
 function rssMiB(pid) {
@@ -74,6 +76,20 @@ async function main() {
   };
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const runDir = path.join(benchDir, "results", `memory-${stamp}`);
+  // Extra V8 flags for the gateway and the agent (BENCH_NODE_ARGS, space separated), to try heap settings.
+  const nodeArgs = process.env.BENCH_NODE_ARGS?.trim().split(/\s+/).filter(Boolean) ?? [];
+  options.gatewayNodeArgs = [...nodeArgs];
+  options.agentNodeArgs = [...nodeArgs];
+  if (process.env.BENCH_MALLOC_ARENA_MAX) {
+    const arenas = { MALLOC_ARENA_MAX: process.env.BENCH_MALLOC_ARENA_MAX.trim() };
+    options.gatewayEnv = { ...options.gatewayEnv, ...arenas };
+    options.agentEnv = arenas;
+  }
+  if (heapSnapshots) {
+    const snapshotArgs = ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${runDir}`];
+    options.gatewayNodeArgs.push(...snapshotArgs);
+    options.agentNodeArgs.push(...snapshotArgs);
+  }
   mkdirSync(runDir, { recursive: true });
   const services = new Services(runDir);
   const audit = auditQueue();
@@ -135,7 +151,14 @@ async function main() {
       }
     })();
     const agent = new http.Agent({ keepAlive: false, maxSockets: Number.POSITIVE_INFINITY });
+    const snapshot = heapSnapshots
+      ? sleep((streamSeconds * 1000) / 2).then(() => {
+          progress("bench: heap snapshots of the gateway and the agent");
+          for (const pid of Object.values(processes)) process.kill(pid, "SIGUSR2");
+        })
+      : Promise.resolve();
     const statuses = await Promise.all(Array.from({ length: streams }, () => stream(request, agent)));
+    await snapshot;
     sampling = false;
     await sampler;
     const completed = statuses.filter((status) => status === 200).length;

@@ -214,8 +214,9 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         MODELGATE_DRAIN_TIMEOUT_MS: "2000",
         MODELGATE_AGENT_OPS_PORT: "0",
         LOG_LEVEL: options.logLevel,
+        ...(options.agentEnv ?? {}),
       },
-      profile(`${name}-agent`),
+      [...profile(`${name}-agent`), ...(options.agentNodeArgs ?? [])],
     );
     return { gateway, agent };
   };
@@ -284,8 +285,17 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   };
   if (portkey) {
     await waitFor(
-      async () =>
-        (await getStatus(`${portkeyUrl}/v1/models`, { ...portkeyHeaders, authorization: `Bearer ${apiKey}` })) === 200,
+      async () => {
+        // A chat completion: Portkey 1.15.2 fails on the models list of a custom host.
+        const response = await fetch(`${portkeyUrl}/v1/chat/completions`, {
+          method: "POST",
+          headers: { ...portkeyHeaders, authorization: `Bearer ${apiKey}`, "content-type": "application/json" },
+          body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: "ready?" }] }),
+          signal: AbortSignal.timeout(2_000),
+        });
+        await response.arrayBuffer();
+        return response.status === 200;
+      },
       { what: "Portkey", services },
     );
   }
@@ -333,7 +343,20 @@ export async function startStack(services, options, { profileDir, audit = auditQ
       { name: "direct", url: fixtureUrl, model: MODEL, apiKey, processes: [] },
       { name: "proxy", url: proxyUrl, model: MODEL, apiKey, processes: [proxy] },
       ...(portkey
-        ? [{ name: "portkey", url: portkeyUrl, model: MODEL, apiKey, headers: portkeyHeaders, processes: [portkey] }]
+        ? [
+            {
+              name: "portkey",
+              url: portkeyUrl,
+              model: MODEL,
+              apiKey,
+              headers: portkeyHeaders,
+              processes: [portkey],
+              // Portkey 1.15.2 answers 500 to a stream whose content type is
+              // "text/event-stream; charset=utf-8", as the fixture's (and
+              // vLLM's) are; only the non-streaming goal is measured against it.
+              streams: false,
+            },
+          ]
         : []),
       {
         name: "modelgate",

@@ -229,6 +229,37 @@ describe("audit sessions", () => {
     await cp.db.session.delete({ where: { id: fresh.sessionId } });
   });
 
+  it("stores a batch whose events need more than one statement, each session whole and linked in order", async () => {
+    const store = createSessionStore({ db: cp.db });
+    const long = record({
+      events: Array.from({ length: 12_000 }, (_, seq) => ({ offsetMs: seq, data: `chunk ${seq}` })),
+    });
+    const short = [record({ events: [{ offsetMs: 1, data: "one" }] }), record()];
+    // Written in the same turn: one batch, one transaction.
+    const outcomes = await Promise.all([short[0], long, short[1]].map((item) => store.write(item as AuditRecord)));
+    expect(outcomes).toEqual(["stored", "stored", "stored"]);
+    expect(await cp.db.sessionEvent.count({ where: { sessionId: long.sessionId } })).toBe(12_000);
+    const last = await cp.db.sessionEvent.findFirst({
+      where: { sessionId: long.sessionId },
+      orderBy: { seq: "desc" },
+    });
+    expect(last?.data).toBe("chunk 11999");
+    const rows = await cp.db.session.findMany({
+      where: { id: { in: [short[0], long, short[1]].map((item) => item?.sessionId as string) } },
+      select: { id: true, chainSeq: true, prevHash: true, hash: true },
+      orderBy: { chainSeq: "asc" },
+    });
+    expect(rows.map((row) => row.id)).toEqual([short[0]?.sessionId, long.sessionId, short[1]?.sessionId]);
+    // Consecutive links: each session's previous hash is the one before it.
+    expect(rows[1]?.prevHash).toBe(rows[0]?.hash);
+    expect(rows[2]?.prevHash).toBe(rows[1]?.hash);
+    expect(Number(rows[2]?.chainSeq) - Number(rows[0]?.chainSeq)).toBe(2);
+    const head = await cp.db.$queryRaw<{ hash: string }[]>`SELECT hash FROM audit_chain_head WHERE id = 1`;
+    expect(head[0]?.hash).toBe(rows[2]?.hash);
+    // The query tests below read their own data set only.
+    await cp.db.session.deleteMany({ where: { id: { in: rows.map((row) => row.id) } } });
+  });
+
   it("stores text Postgres cannot hold (U+0000) as U+FFFD and counts it, rather than refuse the record", async () => {
     const nul = String.fromCharCode(0);
     const item = record({ request: { text: `a${nul}b${nul}`, truncated: false, bytes: 4 } });
