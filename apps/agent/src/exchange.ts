@@ -3,11 +3,16 @@
 // same stream with its own HTTP/2 flow control. Reusing streams instead of
 // opening one per request saves about 1 ms of CPU per request (gRPC call
 // setup on both ends, measured), which is most of what a hop may cost.
-import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import type * as grpc from "@grpc/grpc-js";
 import { headersForCaller, type Logger, UnsafePathError } from "@modelgate/core";
-import { createResponseMasker, Masker, type MaskingProfile, type ResponseMasker } from "@modelgate/masking";
+import {
+  createResponseMasker,
+  Masker,
+  type MaskingProfile,
+  type ResponseMasker,
+  sessionMaskerOptions,
+} from "@modelgate/masking";
 import type {
   AgentFrameInput,
   ErrorCode,
@@ -92,9 +97,9 @@ class ResponseFilter {
     this.#profile = profile;
     this.#logger = logger;
     this.#requestId = requestId;
-    // A fresh key per request: hash-style pseudonyms are stable within one
-    // session and unlinkable across sessions.
-    const masker = new Masker(profile, { hashKey: randomBytes(32) });
+    // A fresh key per request for the hash style: pseudonyms are stable
+    // within one session and unlinkable across sessions.
+    const masker = new Masker(profile, sessionMaskerOptions(profile));
     this.#masker = createResponseMasker(masker, { contentType, fields: profile.fields });
   }
 

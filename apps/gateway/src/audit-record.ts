@@ -2,10 +2,9 @@
 // its decision log line. Every request the gateway answers on a model route
 // gets both, refused ones included.
 
-import { randomBytes } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { AUDIT_RECORD_VERSION, type AuditDecision, type AuditRecord } from "@modelgate/audit";
-import { Masker, type MaskingProfile } from "@modelgate/masking";
+import { Masker, type MaskingProfile, sessionMaskerOptions } from "@modelgate/masking";
 import type { ApprovalTrail } from "./approve.js";
 import type { CapturedResponse } from "./audit-capture.js";
 import { recordBody } from "./audit-capture.js";
@@ -173,7 +172,7 @@ export function requestForAudit(trail: RequestTrail, body: Buffer, maxBodyBytes:
   const profile = (trail.verdict?.evaluation.masking as MaskingProfile | undefined) ?? trail.refusedAuditMasking;
   if (!profile?.maskPromptsInAudit) return recorded;
   try {
-    const masker = new Masker(profile, { hashKey: randomBytes(32) });
+    const masker = new Masker(profile, sessionMaskerOptions(profile));
     // A body that is not UTF-8 is masked as the policy engine read it (bad
     // bytes as U+FFFD), never kept as base64 that would slip past masking.
     const text =

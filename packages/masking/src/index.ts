@@ -18,6 +18,7 @@ export {
   type MaskerOptions,
   MaskingError,
   type MaskingStream,
+  sessionMaskerOptions,
 } from "./masker.js";
 export { confusableLetters, matchForm, normalizeForMatching } from "./normalize.js";
 export {

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { AssignmentDetector } from "./detectors/assignment.js";
 import { compilePattern, RegexDetector } from "./detectors/custom.js";
 import { DenyListDetector } from "./detectors/deny-list.js";
@@ -20,6 +21,17 @@ import {
 import { createRenderer } from "./styles.js";
 
 export { type DetectedValue, type MaskCounts, MaskingError, type MaskingStream };
+
+/**
+ * The options of a masker for one session: a fresh hash key when the
+ * profile's style is `hash` (pseudonyms stable within the session,
+ * unlinkable across sessions), none otherwise. Only the hash style reads the
+ * key, and drawing one was half the cost of setting up masking for a
+ * request (a system call per request on the data path; docs/benchmarks.md).
+ */
+export function sessionMaskerOptions(profile: Pick<MaskingProfile, "style">): MaskerOptions {
+  return profile.style === "hash" ? { hashKey: randomBytes(32) } : {};
+}
 
 export interface MaskerOptions {
   /** Per-session secret for the `hash` style (required for it): pseudonyms are stable with one key only. */

@@ -6,6 +6,7 @@ import {
   MaskingError,
   type MaskingProfile,
   mergeProfiles,
+  sessionMaskerOptions,
 } from "../src/index.js";
 
 function profile(overrides: Partial<MaskingProfile> = {}): MaskingProfile {
@@ -242,6 +243,22 @@ describe("MaskingStream", () => {
     // Cut inside the surrogate pair, too.
     const { pushed, ended } = stream(hashing, [...text.split("")]);
     expect(pushed.join("") + ended).toBe(whole);
+  });
+
+  it("gives each session of the hash style a key of its own, and the other styles none", () => {
+    const text = "write to jane.doe@example.com";
+    const first = new Masker(profile({ style: "hash" }), sessionMaskerOptions({ style: "hash" }));
+    const second = new Masker(profile({ style: "hash" }), sessionMaskerOptions({ style: "hash" }));
+    // Stable within a session, unlinkable across sessions.
+    expect(first.maskText(text).text).toBe(first.maskText(text).text);
+    expect(first.maskText(text).text).not.toBe(second.maskText(text).text);
+    expect(sessionMaskerOptions({ style: "hash" }).hashKey).toHaveLength(32);
+    for (const style of ["label", "partial"] as const) {
+      expect(sessionMaskerOptions({ style })).toEqual({});
+      expect(new Masker(profile({ style }), sessionMaskerOptions({ style })).maskText(text).text).not.toContain(
+        "jane.doe",
+      );
+    }
   });
 
   it("holds at most the bound for ordinary text, even when cut into single characters", () => {
