@@ -18,6 +18,7 @@ import os from "node:os";
 import { ConfigStore } from "../apps/gateway/dist/config-store.js";
 import { Authenticator, subjectOf } from "../apps/gateway/dist/identity.js";
 import { generateSecret, hashSecret } from "../packages/core/dist/index.js";
+import { seededRandom } from "./lib/random.mjs";
 import { formatTable } from "./lib/report.mjs";
 import { median } from "./lib/stats.mjs";
 
@@ -34,20 +35,8 @@ const POLICIES_PER_GROUP = 10;
 const CONNECTIONS = Array.from({ length: 40 }, (_, index) => `gpu-pool-${index}`);
 const GLOBS = ["*", "llama-3.1-*", "qwen2.5:*", "*-instruct*", "mistral-*"];
 
-/** A deterministic stream of numbers in [0, 1) (mulberry32), so runs compare. */
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function configuration({ keys, policies }) {
-  const rand = random(20261207);
+  const rand = seededRandom(20261207);
   const pick = (list) => list[Math.floor(rand() * list.length)];
   const groups = keys / KEYS_PER_GROUP;
   const secrets = [];
@@ -107,7 +96,7 @@ for (const size of SIZES) {
   store.applySnapshot(snapshot);
   const applyMs = performance.now() - applyStarted;
   const authenticator = new Authenticator(store, undefined);
-  const rand = random(7);
+  const rand = seededRandom(7);
   const everyone = Array.from({ length: LOOKUPS }, () => Math.floor(rand() * size.keys));
   // The same 100 callers at every size (their indexes exist in every size).
   const active = Array.from({ length: 100 }, (_, n) => Math.floor((n * 997) % 1_000));

@@ -16,6 +16,7 @@
 import { readFileSync } from "node:fs";
 import os from "node:os";
 import { Masker } from "../packages/masking/dist/index.js";
+import { seededRandom } from "./lib/random.mjs";
 import { median, summarize } from "./lib/stats.mjs";
 
 const out = (text) => process.stdout.write(`${text}\n`);
@@ -23,18 +24,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS || 7);
 const SIZE = Number(process.env.BENCH_MB || 4) * 1_000_000;
 const PII_EVERY = 500;
 
-// mulberry32: small, fast and deterministic.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = random(20261127);
+const rand = seededRandom(20261127);
 const pick = (list) => list[Math.floor(rand() * list.length)];
 
 const WORDS = (

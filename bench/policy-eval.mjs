@@ -11,6 +11,7 @@
 // Environment: BENCH_ROUNDS (default 7), BENCH_EVALUATIONS (default 10000).
 import os from "node:os";
 import { PolicySet } from "../packages/policy/dist/index.js";
+import { seededRandom } from "./lib/random.mjs";
 import { median, summarize } from "./lib/stats.mjs";
 
 const out = (text) => process.stdout.write(`${text}\n`);
@@ -18,18 +19,7 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS || 7);
 const EVALUATIONS = Number(process.env.BENCH_EVALUATIONS || 10_000);
 const POLICIES = 1000;
 
-// mulberry32: small, fast and deterministic.
-function random(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = random(20261126);
+const rand = seededRandom(20261126);
 const pick = (list) => list[Math.floor(rand() * list.length)];
 const chance = (p) => rand() < p;
 const some = (list, min, max) => {
