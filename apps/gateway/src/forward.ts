@@ -185,11 +185,9 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
           if (res.headersSent) throw new Error("a second response head");
           res.writeHead(head.status, responseHeaders(head, body, end));
           status = head.status;
-          // A stream's head goes now: its client sees the status as soon as
-          // the runtime does, before the first token. Any other head goes
-          // with the first part of its body, in the same write (a system
-          // call per write is most of what answering costs the gateway).
-          if (!end && body.length === 0 && isStreamType(res.getHeader("content-type"))) res.flushHeaders();
+          // Send the head now: a streaming client sees the status as soon
+          // as the runtime does, before the first token.
+          if (!end && body.length === 0) res.flushHeaders();
           context.onFirstByte?.();
         } else if (!res.headersSent) {
           throw new Error("a response part before the head");
@@ -274,10 +272,4 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       },
     });
   });
-}
-
-/** Content types whose body a client reads as it arrives: SSE (OpenAI, TGI) and NDJSON (Ollama). */
-function isStreamType(contentType: unknown): boolean {
-  const type = String(contentType ?? "").toLowerCase();
-  return type.startsWith("text/event-stream") || type.startsWith("application/x-ndjson");
 }

@@ -1,6 +1,9 @@
 // The agent tunnel under load and failure: load sharing, an agent killed
 // mid-load, revocation, draining, deadlines and per-request flow control.
-import { request as httpRequest } from "node:http";
+import { once } from "node:events";
+import { createServer, request as httpRequest } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { RuntimeFixture } from "@modelgate/runtime-fixture";
 import OpenAI from "openai";
 import { inferences, type Stack, startStack, waitFor } from "./stack.js";
 
@@ -242,6 +245,31 @@ describe("deadlines and flow control", () => {
     expect((error as { code?: string }).code).toBe("upstream_timeout");
     const request = inferences(runtime).at(-1);
     await runtime.waitForAbort(request?.id ?? -1, 1_000);
+  });
+
+  it("answers a whole 504 when the runtime sends a non-streamed answer's head and then nothing", async () => {
+    await stack.addConnection("llama");
+    // A runtime that answers its health check, then sends the head of every
+    // other answer at once and never its body.
+    const stalling = createServer((req, res) => {
+      if (req.url === "/health") return res.end("ok");
+      res.writeHead(200, { "content-type": "application/json" });
+      res.flushHeaders();
+    });
+    stalling.listen(0, "127.0.0.1");
+    await once(stalling, "listening");
+    try {
+      const { port } = stalling.address() as AddressInfo;
+      await stack.addAgent("llama", { url: `http://127.0.0.1:${port}` } as RuntimeFixture);
+      const error = await chat(openai()).catch((caught: unknown) => caught);
+      // Not a 200 cut off when the deadline passed: the agent holds a
+      // non-streamed answer's head until its body (or its end) is there.
+      expect((error as { status?: number }).status).toBe(504);
+      expect((error as { code?: string }).code).toBe("upstream_timeout");
+    } finally {
+      stalling.closeAllConnections();
+      stalling.close();
+    }
   });
 
   it("a client that stops reading slows only its own request, and loses nothing", async () => {
