@@ -76,19 +76,12 @@ async function main() {
   };
   const stamp = new Date().toISOString().replace(/[:.]/g, "-");
   const runDir = path.join(benchDir, "results", `memory-${stamp}`);
-  // Extra V8 flags for the gateway and the agent (BENCH_NODE_ARGS, space separated), to try heap settings.
-  const nodeArgs = process.env.BENCH_NODE_ARGS?.trim().split(/\s+/).filter(Boolean) ?? [];
-  options.gatewayNodeArgs = [...nodeArgs];
-  options.agentNodeArgs = [...nodeArgs];
-  if (process.env.BENCH_MALLOC_ARENA_MAX) {
-    const arenas = { MALLOC_ARENA_MAX: process.env.BENCH_MALLOC_ARENA_MAX.trim() };
-    options.gatewayEnv = { ...options.gatewayEnv, ...arenas };
-    options.agentEnv = arenas;
-  }
+  // BENCH_NODE_ARGS and BENCH_MALLOC_ARENA_MAX reach the gateway and the
+  // agent through loadOptions (options.hopRuntime), as in `npm run bench`.
   if (heapSnapshots) {
     const snapshotArgs = ["--heapsnapshot-signal=SIGUSR2", `--diagnostic-dir=${runDir}`];
-    options.gatewayNodeArgs.push(...snapshotArgs);
-    options.agentNodeArgs.push(...snapshotArgs);
+    options.gatewayNodeArgs = snapshotArgs;
+    options.agentNodeArgs = snapshotArgs;
   }
   mkdirSync(runDir, { recursive: true });
   const services = new Services(runDir);

@@ -34,6 +34,9 @@ Environment (empty counts as unset):
                               (default true; --quick false)
   BENCH_PORTKEY               auto (default): measure the Portkey gateway (target "portkey") when
                               \`npm run bench:peers\` has installed it; true: require it; false: skip it
+  BENCH_NODE_ARGS             V8/Node flags (space separated) for this tree's gateway and agent only
+  BENCH_MALLOC_ARENA_MAX      MALLOC_ARENA_MAX for this tree's gateway and agent only; with
+                              BENCH_BASELINE_ROOT set to this same tree, the A/B of such settings
   BENCH_BASELINE_ROOT         another built checkout (e.g. a git worktree of the previous revision): its
                               gateway and agent run as the target "baseline" in the same rounds, and the
                               report compares this tree with it
@@ -108,6 +111,13 @@ export function loadOptions(argv, env) {
     throw new UsageError("BENCH_PORTKEY=true but Portkey is not installed: run npm run bench:peers first");
   }
 
+  const nodeArgs = text("BENCH_NODE_ARGS")?.split(/\s+/) ?? [];
+  if (nodeArgs.some((arg) => !arg.startsWith("--"))) throw new UsageError("BENCH_NODE_ARGS must be --flags");
+  const arenas = text("BENCH_MALLOC_ARENA_MAX");
+  if (arenas !== undefined && !/^[1-9]\d{0,2}$/.test(arenas)) {
+    throw new UsageError("BENCH_MALLOC_ARENA_MAX must be a whole number from 1 to 999");
+  }
+
   const baselineRoot = text("BENCH_BASELINE_ROOT");
   if (baselineRoot !== undefined) {
     for (const built of ["apps/gateway/dist/main.js", "apps/agent/dist/main.js"]) {
@@ -132,6 +142,7 @@ export function loadOptions(argv, env) {
     logLevel,
     cpuProfile: cpuProfileText === "true" || cpuProfileText === "1",
     stages: stagesText === "true" || stagesText === "1",
+    hopRuntime: { nodeArgs, env: arenas === undefined ? {} : { MALLOC_ARENA_MAX: arenas } },
     portkeyServer: portkeyText !== "false" && portkeyInstalled ? PORTKEY_SERVER : undefined,
     databaseUrl,
     // The issue's streaming workload: 20 SSE chunks, 5 ms apart.

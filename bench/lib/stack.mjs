@@ -174,8 +174,13 @@ export async function startStack(services, options, { profileDir, audit = auditQ
   });
   await admin("POST", "/policies", { name: "bench-no-masking", subjects: { groups: ["bench-plain"] }, ...grant });
 
-  /** A gateway and its agent, from this tree or from the baseline's (BENCH_BASELINE_ROOT). */
-  const startHop = async (name, from, gatewayPort, tunnelPort, opsPort, agentToken) => {
+  /**
+   * A gateway and its agent, from this tree or from the baseline's
+   * (BENCH_BASELINE_ROOT). `runtime` (BENCH_NODE_ARGS, BENCH_MALLOC_ARENA_MAX)
+   * applies to this tree's hop only: with the baseline pointing at the same
+   * tree, the A/B of a runtime setting.
+   */
+  const startHop = async (name, from, gatewayPort, tunnelPort, opsPort, agentToken, runtime = {}) => {
     const gateway = services.start(
       `${name}-gateway`,
       path.join(from, "apps/gateway/dist/main.js"),
@@ -193,8 +198,9 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         LOG_LEVEL: options.logLevel,
         // A benchmark's extra settings (the memory benchmark lifts the per-caller cap).
         ...(options.gatewayEnv ?? {}),
+        ...(runtime.env ?? {}),
       },
-      [...profile(`${name}-gateway`), ...(options.gatewayNodeArgs ?? [])],
+      [...profile(`${name}-gateway`), ...(options.gatewayNodeArgs ?? []), ...(runtime.nodeArgs ?? [])],
     );
     // /healthz answers on the client port in every revision; readiness
     // (configuration, agents) is checked below by listing models.
@@ -214,9 +220,9 @@ export async function startStack(services, options, { profileDir, audit = auditQ
         MODELGATE_DRAIN_TIMEOUT_MS: "2000",
         MODELGATE_AGENT_OPS_PORT: "0",
         LOG_LEVEL: options.logLevel,
-        ...(options.agentEnv ?? {}),
+        ...(runtime.env ?? {}),
       },
-      [...profile(`${name}-agent`), ...(options.agentNodeArgs ?? [])],
+      [...profile(`${name}-agent`), ...(options.agentNodeArgs ?? []), ...(runtime.nodeArgs ?? [])],
     );
     return { gateway, agent };
   };
@@ -227,6 +233,7 @@ export async function startStack(services, options, { profileDir, audit = auditQ
     ports.tunnel,
     ports.gatewayOps,
     agentCredential.token,
+    options.hopRuntime,
   );
   await waitFor(async () => (await getStatus(`${gatewayOpsUrl}/readyz`)) === 200, { what: "the gateway", services });
   const baselineCredential = options.baselineRoot
