@@ -1,4 +1,4 @@
-export { createDatabaseClient, type Database, type DatabaseOptions } from "./client.js";
+export { createDatabaseClient, type Database, type DatabaseOptions, poolOf } from "./client.js";
 export {
   type AdminAuditLog,
   type Agent,

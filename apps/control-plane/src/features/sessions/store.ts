@@ -5,13 +5,14 @@ import {
   type StoreOutcome,
   toSessionRows,
 } from "@modelgate/audit";
-import type { Database } from "@modelgate/db";
+import { type Database, poolOf } from "@modelgate/db";
+import type pg from "pg";
 import { contentDigest, linkHash, metadataDigest, storable } from "../audit-integrity/chain.js";
 
 /** Events per INSERT, so that one JSON parameter stays a reasonable size. */
 const EVENT_CHUNK = 5000;
-/** A 4 MiB session with 100,000 events takes a while; Prisma's default (5 s) is for short transactions. */
-const TRANSACTION_TIMEOUT_MS = 60_000;
+/** A 4 MiB session with 100,000 events takes a while, but a batch that holds the chain head longer is stuck. */
+const STATEMENT_TIMEOUT_MS = 60_000;
 /** Sessions per transaction: about 2,800 bind parameters for their rows, and a short hold on the chain head. */
 export const DEFAULT_MAX_BATCH = 100;
 /**
@@ -156,103 +157,135 @@ function rowsToStore(record: AuditRecord): SessionRows {
  * The rows go in as one JSON parameter per table, expanded by Postgres
  * (`jsonb_populate_recordset`): a statement per table whatever the batch
  * size, and several times faster than Prisma's createMany here, whose
- * per-row work dominated a batch's time (docs/benchmarks.md, audit store).
+ * per-row work dominated a batch's time. The statements go straight
+ * through `pg`, on the Prisma client's own pool: Prisma's query layer was
+ * about a third of the control plane's CPU in storing records
+ * (docs/benchmarks.md, audit store).
  */
 async function appendBatch(db: Database, batch: readonly SessionRows[]): Promise<StoreOutcome[]> {
-  return db.$transaction(
-    async (tx) => {
-      // Every appending transaction takes this lock first, so the existence
-      // check below cannot race another writer of the same session id.
-      const [head] = await tx.$queryRaw<{ chain_seq: bigint; hash: string }[]>`
-        SELECT chain_seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE`;
-      if (!head) throw new Error("the audit chain head row is missing (is the database migrated?)");
-      const ids = [...new Set(batch.map((rows) => rows.session.id))];
-      const existing = await tx.$queryRaw<{ id: string }[]>`SELECT id FROM sessions WHERE id = ANY(${ids}::text[])`;
-      const taken = new Set(existing.map((row) => row.id));
+  const client = await poolOf(db).connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    await client.query(`SET LOCAL statement_timeout = ${STATEMENT_TIMEOUT_MS}`);
+    const outcomes = await appendInTransaction(client, batch);
+    await client.query("COMMIT");
+    return outcomes;
+  } catch (error) {
+    try {
+      await client.query("ROLLBACK");
+    } catch (rollbackError) {
+      broken = rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError));
+    }
+    throw error;
+  } finally {
+    // A connection whose rollback failed is closed, not given back to the pool.
+    client.release(broken);
+  }
+}
 
-      let chainSeq = head.chain_seq;
-      let prevHash = head.hash;
-      const outcomes: StoreOutcome[] = [];
-      const sessions: Record<string, unknown>[] = [];
-      const contents: Record<string, unknown>[] = [];
-      const events: Record<string, unknown>[] = [];
-      for (const { session, content, events: sessionEvents } of batch) {
-        if (taken.has(session.id)) {
-          outcomes.push("duplicate");
-          continue;
-        }
-        taken.add(session.id);
-        chainSeq += 1n;
-        const digest = contentDigest({ content, events: sessionEvents });
-        const hash = linkHash({ chainSeq, prevHash, metadataDigest: metadataDigest(session), contentDigest: digest });
-        sessions.push({
-          id: session.id,
-          received_at: session.receivedAt,
-          first_byte_at: session.firstByteAt,
-          finished_at: session.finishedAt,
-          subject_id: session.subjectId,
-          subject_email: session.subjectEmail,
-          subject_groups: session.subjectGroups,
-          auth_method: session.authMethod,
-          client_ip: session.clientIp,
-          user_agent: session.userAgent,
-          connection: session.connection,
-          model: session.model,
-          agent_id: session.agentId,
-          endpoint: session.endpoint,
-          method: session.method,
-          decision: session.decision,
-          policy_ids: session.policyIds,
-          reason: session.reason,
-          response_status: session.responseStatus,
-          latency_ms: session.latencyMs,
-          ttfb_ms: session.ttfbMs,
-          details: session.details,
-          // A decimal string: JSON numbers lose precision past 2^53.
-          chain_seq: chainSeq.toString(),
-          content_digest: digest,
-          prev_hash: prevHash,
-          hash,
-        });
-        if (content) {
-          contents.push({
-            session_id: content.sessionId,
-            request_body: content.requestBody,
-            response_body: content.responseBody,
-            truncated: content.truncated,
-          });
-        }
-        for (const event of sessionEvents) {
-          events.push({ session_id: event.sessionId, seq: event.seq, offset_ms: event.offsetMs, data: event.data });
-        }
-        prevHash = hash;
-        outcomes.push("stored");
-      }
-      if (sessions.length === 0) return outcomes;
+async function appendInTransaction(client: pg.PoolClient, batch: readonly SessionRows[]): Promise<StoreOutcome[]> {
+  // Every appending transaction takes this lock first, so the existence
+  // check below cannot race another writer of the same session id.
+  const {
+    rows: [head],
+  } = await client.query<{ chain_seq: string; hash: string }>(
+    "SELECT chain_seq, hash FROM audit_chain_head WHERE id = 1 FOR UPDATE",
+  );
+  if (!head) throw new Error("the audit chain head row is missing (is the database migrated?)");
+  const ids = [...new Set(batch.map((rows) => rows.session.id))];
+  const existing = await client.query<{ id: string }>("SELECT id FROM sessions WHERE id = ANY($1::text[])", [ids]);
+  const taken = new Set(existing.rows.map((row) => row.id));
 
-      await tx.$executeRaw`
-        INSERT INTO sessions (id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
+  let chainSeq = BigInt(head.chain_seq);
+  let prevHash = head.hash;
+  const outcomes: StoreOutcome[] = [];
+  const sessions: Record<string, unknown>[] = [];
+  const contents: Record<string, unknown>[] = [];
+  const events: Record<string, unknown>[] = [];
+  for (const { session, content, events: sessionEvents } of batch) {
+    if (taken.has(session.id)) {
+      outcomes.push("duplicate");
+      continue;
+    }
+    taken.add(session.id);
+    chainSeq += 1n;
+    const digest = contentDigest({ content, events: sessionEvents });
+    const hash = linkHash({ chainSeq, prevHash, metadataDigest: metadataDigest(session), contentDigest: digest });
+    sessions.push({
+      id: session.id,
+      received_at: session.receivedAt,
+      first_byte_at: session.firstByteAt,
+      finished_at: session.finishedAt,
+      subject_id: session.subjectId,
+      subject_email: session.subjectEmail,
+      subject_groups: session.subjectGroups,
+      auth_method: session.authMethod,
+      client_ip: session.clientIp,
+      user_agent: session.userAgent,
+      connection: session.connection,
+      model: session.model,
+      agent_id: session.agentId,
+      endpoint: session.endpoint,
+      method: session.method,
+      decision: session.decision,
+      policy_ids: session.policyIds,
+      reason: session.reason,
+      response_status: session.responseStatus,
+      latency_ms: session.latencyMs,
+      ttfb_ms: session.ttfbMs,
+      details: session.details,
+      // A decimal string: JSON numbers lose precision past 2^53.
+      chain_seq: chainSeq.toString(),
+      content_digest: digest,
+      prev_hash: prevHash,
+      hash,
+    });
+    if (content) {
+      contents.push({
+        session_id: content.sessionId,
+        request_body: content.requestBody,
+        response_body: content.responseBody,
+        truncated: content.truncated,
+      });
+    }
+    for (const event of sessionEvents) {
+      events.push({ session_id: event.sessionId, seq: event.seq, offset_ms: event.offsetMs, data: event.data });
+    }
+    prevHash = hash;
+    outcomes.push("stored");
+  }
+  if (sessions.length === 0) return outcomes;
+
+  await client.query(
+    `INSERT INTO sessions (id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
           auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
           response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash)
         SELECT id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
           auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
           response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash
-        FROM jsonb_populate_recordset(NULL::sessions, ${JSON.stringify(sessions)}::jsonb)`;
-      if (contents.length > 0) {
-        await tx.$executeRaw`
-          INSERT INTO session_contents (session_id, request_body, response_body, truncated)
-          SELECT session_id, request_body, response_body, truncated
-          FROM jsonb_populate_recordset(NULL::session_contents, ${JSON.stringify(contents)}::jsonb)`;
-      }
-      for (let start = 0; start < events.length; start += EVENT_CHUNK) {
-        await tx.$executeRaw`
-          INSERT INTO session_events (session_id, seq, offset_ms, data)
-          SELECT session_id, seq, offset_ms, data
-          FROM jsonb_populate_recordset(NULL::session_events, ${JSON.stringify(events.slice(start, start + EVENT_CHUNK))}::jsonb)`;
-      }
-      await tx.$executeRaw`UPDATE audit_chain_head SET chain_seq = ${chainSeq}, hash = ${prevHash} WHERE id = 1`;
-      return outcomes;
-    },
-    { timeout: TRANSACTION_TIMEOUT_MS },
+        FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)`,
+    [JSON.stringify(sessions)],
   );
+  if (contents.length > 0) {
+    await client.query(
+      `INSERT INTO session_contents (session_id, request_body, response_body, truncated)
+          SELECT session_id, request_body, response_body, truncated
+          FROM jsonb_populate_recordset(NULL::session_contents, $1::jsonb)`,
+      [JSON.stringify(contents)],
+    );
+  }
+  for (let start = 0; start < events.length; start += EVENT_CHUNK) {
+    await client.query(
+      `INSERT INTO session_events (session_id, seq, offset_ms, data)
+          SELECT session_id, seq, offset_ms, data
+          FROM jsonb_populate_recordset(NULL::session_events, $1::jsonb)`,
+      [JSON.stringify(events.slice(start, start + EVENT_CHUNK))],
+    );
+  }
+  await client.query("UPDATE audit_chain_head SET chain_seq = $1, hash = $2 WHERE id = 1", [
+    chainSeq.toString(),
+    prevHash,
+  ]);
+  return outcomes;
 }
