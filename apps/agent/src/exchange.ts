@@ -81,6 +81,30 @@ function maskingProfileOf(head: RequestHead): MaskingProfile | undefined {
   return JSON.parse(json) as MaskingProfile;
 }
 
+/** Maskers by their profile's JSON, for the styles that need no session key. */
+const sharedMaskers = new Map<string, Masker>();
+const MAX_SHARED_MASKERS = 64;
+
+/**
+ * The masker for a request's profile. A Masker is built once per profile
+ * and used any number of times (its contract); building one per request
+ * (detectors, plan) was a visible part of the agent's work under masked
+ * load, for the same few profiles every time (docs/benchmarks.md). The
+ * `hash` style gets a masker of its own with a fresh key per request:
+ * pseudonyms are stable within one session and unlinkable across sessions.
+ */
+function maskerFor(profile: MaskingProfile, profileJson: string): Masker {
+  if (profile.style === "hash") return new Masker(profile, sessionMaskerOptions(profile));
+  let masker = sharedMaskers.get(profileJson);
+  if (masker === undefined) {
+    masker = new Masker(profile, sessionMaskerOptions(profile));
+    // Bounded: past the bound, start again rather than grow with whatever profiles arrive.
+    if (sharedMaskers.size >= MAX_SHARED_MASKERS) sharedMaskers.clear();
+    sharedMaskers.set(profileJson, masker);
+  }
+  return masker;
+}
+
 /**
  * Masks a response at the source, chunk by chunk. A failure ends the
  * response (fail closed) unless the policy explicitly opted into `pass`, in
@@ -93,13 +117,10 @@ class ResponseFilter {
   readonly #requestId: string;
   #counts: Record<string, number> = {};
 
-  constructor(profile: MaskingProfile, contentType: string, logger: Logger, requestId: string) {
+  constructor(profile: MaskingProfile, masker: Masker, contentType: string, logger: Logger, requestId: string) {
     this.#profile = profile;
     this.#logger = logger;
     this.#requestId = requestId;
-    // A fresh key per request for the hash style: pseudonyms are stable
-    // within one session and unlinkable across sessions.
-    const masker = new Masker(profile, sessionMaskerOptions(profile));
     this.#masker = createResponseMasker(masker, { contentType, fields: profile.fields });
   }
 
@@ -294,7 +315,13 @@ async function runExchange(
         // A compressed body cannot be masked; the runtime was asked for none.
         const encoding = String(response.headers["content-encoding"] ?? "identity").toLowerCase();
         if (encoding !== "identity") throw new Error(`the runtime answered with content-encoding ${encoding}`);
-        filter = new ResponseFilter(profile, contentType, logger, head.requestId);
+        filter = new ResponseFilter(
+          profile,
+          maskerFor(profile, head.decision?.maskingJson ?? ""),
+          contentType,
+          logger,
+          head.requestId,
+        );
       } catch (error) {
         // Stop the runtime (and free its connection) before failing closed.
         (response.body as { destroy?: () => void }).destroy?.();

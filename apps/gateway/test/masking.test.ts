@@ -100,6 +100,23 @@ describe("masking at the agent", () => {
     expect(runtimeChunksAtFirstDelta).toBeLessThan(chunks);
   });
 
+  it("masks concurrent streams under one profile each on its own, cut at different places", async () => {
+    // The agent shares one masker per profile between requests: streams in
+    // flight at once, cut into different chunkings, must not disturb each other.
+    const answers = await Promise.all(
+      [7, 11, 13, 17, 19, 23, 29, 31].map(async (chunks) => {
+        const stream = await client.chat.completions.create(
+          { model: "llama/demo-chat", messages: [{ role: "user", content: "contact details?" }], stream: true },
+          { headers: { "x-fixture-chunks": String(chunks), "x-fixture-interval-ms": "3" } },
+        );
+        let text = "";
+        for await (const event of stream) text += event.choices[0]?.delta?.content ?? "";
+        return text;
+      }),
+    );
+    expect(answers).toEqual(Array(8).fill(MASKED));
+  });
+
   it("masks a JSON answer's content and leaves fields outside the paths as they are", async () => {
     const completion = await client.chat.completions.create({
       model: `llama/${ODD_MODEL}`,

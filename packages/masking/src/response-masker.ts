@@ -82,12 +82,34 @@ export function createResponseMasker(masker: TextMasker, options: ResponseMasker
   let adapter: FormatAdapter;
   try {
     requireUtf8(options.contentType);
-    const selector = new FieldSelector(options.fields.map(parseFieldPath));
-    adapter = createAdapter(format, masker, selector);
+    adapter = createAdapter(format, masker, selectorFor(options.fields));
   } catch (error) {
     return new FailedMasker(error instanceof FieldPathError ? new MaskingError(error.message) : asMaskingError(error));
   }
   return new BudgetedMasker(adapter, options.timeBudgetMs ?? DEFAULT_TIME_BUDGET_MS);
+}
+
+/** Selectors by their fields (JSON of the list): the same few field lists come with every response. */
+const selectors = new Map<string, FieldSelector>();
+const MAX_SELECTORS = 256;
+
+/**
+ * The selector for a list of field paths, built once: a FieldSelector is
+ * immutable, and parsing the paths again for every response was the
+ * largest part of setting up masking (docs/benchmarks.md). Throws
+ * FieldPathError for a path outside the syntax, every time (nothing is
+ * kept for it).
+ */
+function selectorFor(fields: readonly string[]): FieldSelector {
+  const key = JSON.stringify(fields);
+  let selector = selectors.get(key);
+  if (selector === undefined) {
+    selector = new FieldSelector(fields.map(parseFieldPath));
+    // Bounded: past the bound, start again rather than grow with whatever lists arrive.
+    if (selectors.size >= MAX_SELECTORS) selectors.clear();
+    selectors.set(key, selector);
+  }
+  return selector;
 }
 
 function createAdapter(
