@@ -256,10 +256,12 @@ describe("AuditSpool", () => {
     const b = await open(dir, "gw-b", { leaseMs: 150 });
     expect(b.status().records).toBe(0);
     // A lock of another host is judged by its lease alone: fresh, it is live.
-    await writeFile(
-      path.join(dir, "gw-remote.lock"),
-      JSON.stringify({ pid: 1, host: "another-host", process: "x", holder: "gw-remote" }),
-    );
+    // Fresh for an hour, not for B's 150 ms lease only: under load the steps
+    // below can take longer than that, and B's upkeep would adopt it early.
+    const remoteLock = path.join(dir, "gw-remote.lock");
+    await writeFile(remoteLock, JSON.stringify({ pid: 1, host: "another-host", process: "x", holder: "gw-remote" }));
+    const fresh = new Date(Date.now() + 3_600_000);
+    await utimes(remoteLock, fresh, fresh);
     await copyFile(
       await leaveBehind(freshDir(), "gw-remote", [record()]),
       path.join(dir, `000000000000001-000001-gw-remote.gw-remote.spool`),
@@ -269,7 +271,7 @@ describe("AuditSpool", () => {
     await d.close();
     // Its lease ran out: adopted.
     const old = new Date(Date.now() - 3_600_000);
-    await utimes(path.join(dir, "gw-remote.lock"), old, old);
+    await utimes(remoteLock, old, old);
 
     // A stops without handing its records over: B's upkeep adopts them (and the remote one).
     await a.close();
@@ -418,8 +420,13 @@ describe("AuditSink with a spool", () => {
     setDown(false);
     await until(() => sent.length === submitted.length, "the spooled records to be sent");
     expect(sent).toEqual(submitted);
-    await until(() => sink.status().accepting && sink.status().spool?.files === 0, "the spool to empty");
-    // Memory again once the spool is empty.
+    // Memory again once the spool is empty and the transport is known to be
+    // back (the sink learns it when a hand-over's answer arrives, which can
+    // be after the transport has the records and the spool's files are gone).
+    await until(
+      () => sink.status().accepting && sink.status().transportHealthy && sink.status().spool?.files === 0,
+      "the spool to empty and the transport to be healthy again",
+    );
     submit();
     expect(sink.status().spool?.records).toBe(0);
     await until(() => sent.length === submitted.length, "the next record sent");
