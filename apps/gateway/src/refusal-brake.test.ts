@@ -1,6 +1,13 @@
 import { describe, expect, it } from "@jest/globals";
 import { addressCaller, RefusalBrake, type RefusalBrakeOptions } from "./refusal-brake.js";
 
+/** Charges a refusal and waits it out, as the gateway's refuse stage does; resolves to the delay imposed. */
+async function hold(brake: RefusalBrake, caller: string, signal?: AbortSignal): Promise<number> {
+  const delayMs = brake.charge(caller);
+  await brake.wait(delayMs, signal);
+  return delayMs;
+}
+
 /** A brake on a clock the test moves; `hold` still waits on real timers, so delays are kept short. */
 function brakeAt(options: Partial<RefusalBrakeOptions> = {}) {
   const clock = { now: 0 };
@@ -15,21 +22,21 @@ describe("RefusalBrake", () => {
   it("answers a caller's refusals at once within its burst, then waits for its budget to earn each back", async () => {
     const { brake } = brakeAt();
     const delays = [];
-    for (let i = 0; i < 3; i++) delays.push(await brake.hold("subject:a"));
+    for (let i = 0; i < 3; i++) delays.push(await hold(brake, "subject:a"));
     expect(delays).toEqual([0, 0, 0]);
     // The clock stands still: the 4th refusal owes one token (100 ms at 10/s).
     const started = performance.now();
-    expect(await brake.hold("subject:a")).toBe(100);
+    expect(await hold(brake, "subject:a")).toBe(100);
     expect(performance.now() - started).toBeGreaterThanOrEqual(95);
   });
 
   it("queues concurrent refusals behind each other, each no longer than the longest delay", async () => {
     const { brake } = brakeAt({ perSecond: 10, burst: 1, maxDelayMs: 250 });
-    await brake.hold("subject:a");
+    await hold(brake, "subject:a");
     const started = performance.now();
     const finished: number[] = [];
     await Promise.all(
-      Array.from({ length: 5 }, () => brake.hold("subject:a").then(() => finished.push(performance.now() - started))),
+      Array.from({ length: 5 }, () => hold(brake, "subject:a").then(() => finished.push(performance.now() - started))),
     );
     finished.sort((a, b) => a - b);
     // Owed 1, 2, then capped: 100 ms, 200 ms, 250 ms, 250 ms, 250 ms.
@@ -41,11 +48,11 @@ describe("RefusalBrake", () => {
 
   it("keeps callers apart: one caller's refusals never slow another's", async () => {
     const { brake } = brakeAt({ burst: 1, maxDelayMs: 10_000 });
-    await brake.hold("subject:attacker");
-    const held = brake.hold("subject:attacker");
+    await hold(brake, "subject:attacker");
+    const held = hold(brake, "subject:attacker");
     expect(brake.delayed).toBe(1);
-    expect(await brake.hold("subject:other")).toBe(0);
-    expect(await brake.hold("address:203.0.113.9")).toBe(0);
+    expect(await hold(brake, "subject:other")).toBe(0);
+    expect(await hold(brake, "address:203.0.113.9")).toBe(0);
     brake.close();
     await held;
   });
@@ -53,7 +60,7 @@ describe("RefusalBrake", () => {
   it("forgives a caller that stopped: the debt is bounded by the longest delay's worth of refills", () => {
     const { brake, clock } = brakeAt({ perSecond: 10, burst: 2, maxDelayMs: 1_000, maxDelayed: 0 });
     // maxDelayed 0: nothing waits, so the budget's arithmetic shows alone.
-    for (let i = 0; i < 1_000; i++) void brake.hold("subject:a");
+    for (let i = 0; i < 1_000; i++) void hold(brake, "subject:a");
     // 1,000 refusals in no time: the debt stops at 1 s of refills (10), so
     // after 1 s the caller is even, and after 1.2 s it has its burst back.
     clock.now += 1_200;
@@ -65,23 +72,23 @@ describe("RefusalBrake", () => {
 
   it("answers at once past the bound on refusals held back, and everything when closed", async () => {
     const { brake } = brakeAt({ burst: 1, maxDelayMs: 10_000, maxDelayed: 2 });
-    await brake.hold("subject:a");
-    const first = brake.hold("subject:a");
-    const second = brake.hold("subject:a");
+    await hold(brake, "subject:a");
+    const first = hold(brake, "subject:a");
+    const second = hold(brake, "subject:a");
     expect(brake.delayed).toBe(2);
-    expect(await brake.hold("subject:a")).toBe(0); // past the bound: not held
+    expect(await hold(brake, "subject:a")).toBe(0); // past the bound: not held
     expect(brake.delayed).toBe(2);
     brake.close();
     await Promise.all([first, second]);
     expect(brake.delayed).toBe(0);
-    expect(await brake.hold("subject:a")).toBe(0); // closed: nothing is held any more
+    expect(await hold(brake, "subject:a")).toBe(0); // closed: nothing is held any more
   });
 
   it("stops holding a refusal whose client went away", async () => {
     const { brake } = brakeAt({ burst: 1, maxDelayMs: 10_000 });
-    await brake.hold("subject:a");
+    await hold(brake, "subject:a");
     const gone = new AbortController();
-    const held = brake.hold("subject:a", gone.signal);
+    const held = hold(brake, "subject:a", gone.signal);
     expect(brake.delayed).toBe(1);
     gone.abort();
     expect(await held).toBe(100); // the delay it was given, cut short

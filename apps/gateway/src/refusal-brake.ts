@@ -95,14 +95,6 @@ export class RefusalBrake {
     });
   }
 
-  /** `charge` then `wait`; resolves to the delay imposed, in milliseconds. */
-  async hold(caller: string, signal?: AbortSignal): Promise<number> {
-    if (signal?.aborted) return 0;
-    const delayMs = this.charge(caller);
-    await this.wait(delayMs, signal);
-    return delayMs;
-  }
-
   /** Answers every waiting refusal now, and delays none after (shutdown). */
   close(): void {
     this.closed = true;
