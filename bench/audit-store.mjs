@@ -71,6 +71,7 @@ function record(index) {
     ttfbMs: 40,
     usage: { prompt_tokens: 250, completion_tokens: 60 },
     request: { text: PROMPT, truncated: false, bytes: PROMPT.length },
+    responseContentType: "text/event-stream; charset=utf-8",
     response: { text: CHUNKS.join(""), truncated: false, bytes: 400 },
     events: CHUNKS.map((data, seq) => ({ offsetMs: 40 + seq * 70, data })),
   };

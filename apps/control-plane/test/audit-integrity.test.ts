@@ -286,6 +286,31 @@ describe("audit hash chain", () => {
     expect(await verify()).toMatchObject({ status: "ok" });
   });
 
+  it("reports a streamed answer's search text that its body does not give; a null one searches the body", async () => {
+    const streamed = record(0, { responseContentType: "text/event-stream; charset=utf-8" });
+    streamed.response = { text: streamed.events.map((event) => event.data).join(""), truncated: false, bytes: 96 };
+    expect(await createSessionStore({ db: cp.db }).write(streamed)).toBe("stored");
+    const content = () => cp.db.sessionContent.findUniqueOrThrow({ where: { sessionId: streamed.sessionId } });
+    expect((await content()).responseText).toBe("Hi there");
+    const seq = (await chain()).length;
+    expect(await verify()).toMatchObject({ status: "ok", checked: seq });
+
+    // Planting words in it (or hiding the session from a search for its own) breaks verification there.
+    await cp.db
+      .$executeRaw`UPDATE session_contents SET response_text = 'nothing here' WHERE session_id = ${streamed.sessionId}`;
+    expect(await verify()).toMatchObject({
+      status: "broken",
+      checked: seq - 1,
+      firstBrokenAt: { sessionId: streamed.sessionId, chainSeq: seq, reason: "search_text_mismatch" },
+    });
+    // Null is what sessions stored before the column have: their body is searched, nothing is hidden.
+    await cp.db.$executeRaw`UPDATE session_contents SET response_text = NULL WHERE session_id = ${streamed.sessionId}`;
+    expect(await verify()).toMatchObject({ status: "ok", checked: seq });
+    await cp.db
+      .$executeRaw`UPDATE session_contents SET response_text = 'Hi there' WHERE session_id = ${streamed.sessionId}`;
+    expect(await verify()).toMatchObject({ status: "ok", checked: seq });
+  });
+
   it("does not take deleted content of a recent session for a retention purge", async () => {
     const target = await at(70);
     const saved = await cp.db.sessionContent.findUniqueOrThrow({ where: { sessionId: target.id } });

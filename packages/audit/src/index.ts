@@ -28,6 +28,7 @@ export {
   type SessionRows,
   toSessionRows,
 } from "./rows.js";
+export { answerSearchText } from "./search-text.js";
 export {
   AuditSink,
   type AuditSinkOptions,

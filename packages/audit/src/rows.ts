@@ -1,4 +1,5 @@
 import type { AuditDecision, AuditRecord } from "./record.js";
+import { answerSearchText } from "./search-text.js";
 
 /**
  * How an audit record is stored: the `sessions` row (metadata, what listings
@@ -65,6 +66,12 @@ export interface SessionContentRow {
   sessionId: string;
   requestBody: string | null;
   responseBody: string | null;
+  /**
+   * What `q` searches instead of the response body: for a streamed answer,
+   * its text assembled from the events (`answerSearchText`); null when the
+   * body itself is searched. Derived from the body, so not in the hash chain.
+   */
+  responseText: string | null;
   /** True when either body was cut at the gateway's cap. */
   truncated: boolean;
 }
@@ -161,15 +168,19 @@ export function toSessionRows(record: AuditRecord): SessionRows {
     ttfbMs: record.ttfbMs ?? null,
     details,
   };
-  const content: SessionContentRow | null =
-    record.request || record.response
-      ? {
-          sessionId: id,
-          requestBody: cleanOptional(record.request?.text),
-          responseBody: cleanOptional(record.response?.text),
-          truncated: Boolean(record.request?.truncated || record.response?.truncated),
-        }
-      : null;
+  let content: SessionContentRow | null = null;
+  if (record.request || record.response) {
+    const responseBody = cleanOptional(record.response?.text);
+    content = {
+      sessionId: id,
+      requestBody: cleanOptional(record.request?.text),
+      responseBody,
+      // From the stored (cleaned) values, as verification derives it again.
+      responseText:
+        details.response?.encoding === "base64" ? null : answerSearchText(details.responseContentType, responseBody),
+      truncated: Boolean(record.request?.truncated || record.response?.truncated),
+    };
+  }
   const events = record.events.map((event, seq) => ({
     sessionId: id,
     seq,

@@ -104,6 +104,8 @@ function normalizeDefault(columnDefault: string | null): string | null {
 const SQL_ONLY_INDEXES = [
   // One pending approval per identical request (docs/approvals.md).
   "approvals(dedupe_key) UNIQUE",
+  // Searches the bodies of answers without an assembled text (docs/audit.md, listing).
+  "session_contents USING gin(response_body gin_trgm_ops)",
 ];
 
 describe("schema.prisma and the SQL migrations", () => {

@@ -34,7 +34,7 @@ export const verifyReport = z.discriminatedUnion("status", [
     firstBrokenAt: z.object({
       sessionId: z.string().nullable(),
       chainSeq: z.number().int(),
-      reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "missing_link", "head_mismatch"]),
+      reason: z.enum(["hash_mismatch", "prev_hash_mismatch", "missing_link", "head_mismatch", "search_text_mismatch"]),
       part: z.enum(["metadata", "content"]).optional(),
       detail: z.string(),
     }),

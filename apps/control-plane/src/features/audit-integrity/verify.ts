@@ -1,3 +1,4 @@
+import { answerSearchText } from "@modelgate/audit";
 import type { Database } from "@modelgate/db";
 import { invalidRequest } from "../../http/errors.js";
 import { contentDigest, GENESIS_HASH, linkHash, metadataDigest } from "./chain.js";
@@ -13,7 +14,13 @@ export type BreakReason =
   /** A session is missing: the chain sequence jumps, or ends before the chain head says it does. */
   | "missing_link"
   /** The chain head row does not point at the last session (head edited or last sessions rewritten). */
-  | "head_mismatch";
+  | "head_mismatch"
+  /**
+   * The answer's search text (derived, not chained) is not what its stored
+   * body gives: edited to hide the session from the listing's `q`, or to
+   * plant words in it.
+   */
+  | "search_text_mismatch";
 
 export interface ChainStart {
   /** genesis: the first session; checkpoint: after the latest retention checkpoint; from: where the caller asked. */
@@ -223,6 +230,16 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
           detail: "the bodies or events do not match the content digest stored with the session",
         });
       }
+      // Null (a session stored before the column, or an answer searched by
+      // its body) leaves the body searched: nothing to hide there.
+      if (content?.responseText != null && content.responseText !== searchTextOf(row.details, content.responseBody)) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "search_text_mismatch",
+          detail: "the answer's search text is not the one its stored body gives",
+        });
+      }
       const hash = linkHash({
         chainSeq,
         prevHash: row.prevHash ?? "",
@@ -252,6 +269,13 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
     headHash: expectedPrev,
     contentPurged,
   };
+}
+
+/** The search text the store derives for a session (packages/audit, toSessionRows). */
+function searchTextOf(details: unknown, responseBody: string | null): string | null {
+  const facts = (details ?? {}) as { responseContentType?: unknown; response?: { encoding?: unknown } };
+  if (facts.response?.encoding === "base64" || typeof facts.responseContentType !== "string") return null;
+  return answerSearchText(facts.responseContentType, responseBody);
 }
 
 interface ChainCheckpoint {

@@ -180,7 +180,17 @@ const textCondition = (text: string): Prisma.SessionWhereInput => {
   // Prisma passes the text into the LIKE pattern as is, so its wildcards are
   // escaped here: a search for "%" finds a percent sign, not everything.
   const contains = { contains: escapeLike(text), mode: "insensitive" as const };
-  return { content: { is: { OR: [{ requestBody: contains }, { responseBody: contains }] } } };
+  return {
+    content: {
+      is: {
+        OR: [
+          { requestBody: contains },
+          { responseText: contains },
+          { AND: [{ responseText: null }, { responseBody: contains }] },
+        ],
+      },
+    },
+  };
 };
 
 export function createSessionService({
@@ -196,7 +206,8 @@ export function createSessionService({
     const rows = await db.$queryRaw<{ session_id: string }[]>`
       SELECT session_id FROM session_contents
       WHERE session_id = ANY(${ids}::text[])
-        AND (COALESCE(request_body, '') ILIKE ${pattern} OR COALESCE(response_body, '') ILIKE ${pattern})`;
+        AND (COALESCE(request_body, '') ILIKE ${pattern}
+          OR COALESCE(response_text, response_body, '') ILIKE ${pattern})`;
     return new Set(rows.map((row) => row.session_id));
   }
 
@@ -263,7 +274,8 @@ export function createSessionService({
       if (indexable) await tx.$executeRaw`SET LOCAL enable_seqscan = off`;
       return tx.$queryRaw<{ session_id: string }[]>`
         SELECT session_id FROM session_contents
-        WHERE request_body ILIKE ${pattern} OR response_body ILIKE ${pattern}
+        WHERE request_body ILIKE ${pattern} OR response_text ILIKE ${pattern}
+          OR (response_text IS NULL AND response_body ILIKE ${pattern})
         LIMIT ${limit + 1}`;
     });
     return rows.length > limit ? undefined : rows.map((row) => row.session_id);
@@ -275,7 +287,8 @@ export function createSessionService({
       const take = query.limit + 1;
       let where = whereOf(query);
       if (query.q) {
-        // A case-insensitive substring match (ILIKE) of either body: first
+        // A case-insensitive substring match (ILIKE) of the request body or
+        // the answer (a stream by its text, see answerSearchText): first
         // among the newest sessions, then, for a text too rare among them, all
         // its sessions through the trigram indexes (migration
         // 20261126110000) when they are few, else one query with the text

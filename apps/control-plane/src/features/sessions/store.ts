@@ -138,6 +138,7 @@ export function createSessionStore({
 
 function sizeOf({ content, events }: SessionRows): number {
   let chars = (content?.requestBody?.length ?? 0) + (content?.responseBody?.length ?? 0);
+  chars += content?.responseText?.length ?? 0;
   for (const event of events) chars += event.data.length;
   return chars;
 }
@@ -246,6 +247,7 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
         session_id: content.sessionId,
         request_body: content.requestBody,
         response_body: content.responseBody,
+        response_text: content.responseText,
         truncated: content.truncated,
       });
     }
@@ -269,8 +271,8 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
   );
   if (contents.length > 0) {
     await client.query(
-      `INSERT INTO session_contents (session_id, request_body, response_body, truncated)
-          SELECT session_id, request_body, response_body, truncated
+      `INSERT INTO session_contents (session_id, request_body, response_body, response_text, truncated)
+          SELECT session_id, request_body, response_body, response_text, truncated
           FROM jsonb_populate_recordset(NULL::session_contents, $1::jsonb)`,
       [JSON.stringify(contents)],
     );
