@@ -120,6 +120,28 @@ describe("fail closed", () => {
     expect(decoder.decode(responseMasker.end())).toBe(JSON.stringify({ a: LABEL }));
   });
 
+  it("reads the CPU clock at most once per 2 % of the budget of wall time, not around every step", () => {
+    // Each reading is a system call; 5 % of the agent's time when it was read around every step.
+    const threadCpuUsage = process.threadCpuUsage;
+    let readings = 0;
+    process.threadCpuUsage = (previous?: NodeJS.CpuUsage) => {
+      readings += 1;
+      return threadCpuUsage.call(process, previous);
+    };
+    try {
+      const responseMasker = createResponseMasker(new WordMasker(), { ...sse, timeBudgetMs: 100 });
+      const started = performance.now();
+      for (let step = 0; step < 2000; step += 1) {
+        expect(push(responseMasker, chatChunk([deltaChoice({ content: `word ${step}` })]))).toContain(`word ${step}`);
+      }
+      const elapsedMs = performance.now() - started;
+      expect(readings).toBeGreaterThan(0);
+      expect(readings).toBeLessThanOrEqual(Math.ceil(elapsedMs / 2) + 1);
+    } finally {
+      process.threadCpuUsage = threadCpuUsage;
+    }
+  });
+
   it("turns an engine error into a MaskingError that does not repeat its message", () => {
     const broken = new WordMasker();
     broken.maskText = () => {
