@@ -33,6 +33,25 @@ describe("extractUsage", () => {
     expect(extractUsage("text/plain", "usage")).toBeUndefined();
   });
 
+  it("finds usage behind events and lines without it, only in the last eight", () => {
+    const chunk = (content: string) => `data: {"choices":[{"delta":{"content":"${content}"}}]}\n\n`;
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":9,"total_tokens":11}}\n\n';
+    const tail = (count: number) => Array.from({ length: count }, (_, index) => chunk(`late ${index}`)).join("");
+    expect(extractUsage("text/event-stream", `${chunk("a")}${usage}${tail(6)}data: [DONE]\n\n`)).toEqual({
+      prompt_tokens: 2,
+      completion_tokens: 9,
+      total_tokens: 11,
+    });
+    expect(extractUsage("text/event-stream", `${chunk("a")}${usage}${tail(8)}`)).toBeUndefined();
+    // The word in an answer's text is not a usage report, in a stream or a whole answer.
+    expect(extractUsage("text/event-stream", `${chunk('the \\"usage\\" of words')}`)).toBeUndefined();
+    expect(
+      extractUsage("application/json", '{"choices":[{"message":{"content":"usage: eval_count"}}]}'),
+    ).toBeUndefined();
+    const ndjson = '{"done":true,"prompt_eval_count":4}\n{"response":"","done":true}\n';
+    expect(extractUsage("application/x-ndjson", ndjson)).toEqual({ prompt_tokens: 4 });
+  });
+
   it("survives an answer nested far deeper than the stack (a runtime's or agent's doing)", () => {
     const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
     expect(extractUsage("application/json", deep)).toBeUndefined();

@@ -7,6 +7,15 @@ const MAX_PARSED_BYTES = 1024 * 1024;
 export type Usage = Record<string, number>;
 
 /**
+ * The keys a usage report has in each protocol (usageOf). A document
+ * without any of them is not parsed: most events of a stream carry no
+ * usage, and parsing the last few of every stream showed in the gateway's
+ * profile. Written with other characters (JSON escapes), a key is missed
+ * and the record has no usage; no runtime writes its keys so.
+ */
+const USAGE_KEY = /"(?:usage|prompt_eval_count|eval_count|generated_tokens)"/;
+
+/**
  * Usage from an OpenAI (`usage`), Ollama (`prompt_eval_count`,
  * `eval_count`) or TGI (`details.generated_tokens`) answer, whole or
  * streamed (the last SSE event or NDJSON line that carries it). Undefined
@@ -21,7 +30,9 @@ export function extractUsage(contentType: string | undefined, text: string): Usa
       return lastOf(text, (line) => (line.startsWith("data:") ? line.slice(5) : undefined));
     }
     if (type.includes("ndjson")) return lastOf(text, (line) => line);
-    if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES) return usageOf(parse(text));
+    if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES && USAGE_KEY.test(text)) {
+      return usageOf(parse(text));
+    }
   } catch {
     return undefined;
   }
@@ -38,7 +49,7 @@ function lastOf(text: string, payload: (line: string) => string | undefined): Us
     if (!line) continue;
     scanned += 1;
     const data = payload(line)?.trim();
-    if (!data || data === "[DONE]" || data.length > MAX_PARSED_BYTES) continue;
+    if (!data || data.length > MAX_PARSED_BYTES || !USAGE_KEY.test(data)) continue;
     const usage = usageOf(parse(data));
     if (usage) return usage;
   }
