@@ -1,4 +1,4 @@
-import { check, type Diagnostics } from "recheck";
+import type { Diagnostics } from "recheck";
 import { normalizeRulePattern } from "./rule-pattern.js";
 import { type PolicyDefinition, patternError } from "./schema.js";
 
@@ -132,6 +132,18 @@ function patternsOf(definition: PolicyDefinition) {
 }
 
 /**
+ * recheck is loaded the first time a pattern is checked, not with this
+ * package: only the control plane checks patterns (when a policy is
+ * written), and loading it cost every gateway about 19 MiB of resident
+ * memory it never used (docs/benchmarks.md, issue 16).
+ */
+let checker: Promise<typeof import("recheck")> | undefined;
+function loadChecker(): Promise<typeof import("recheck")> {
+  checker ??= import("recheck");
+  return checker;
+}
+
+/**
  * The write-time safety check of the patterns in a definition: prompt rules,
  * which gateways run over every prompt, and custom masking detectors, which
  * agents run over every response. Prompts and responses can be megabytes, so
@@ -187,6 +199,7 @@ export async function checkPromptPatterns(
       // Whole milliseconds: the native checker never answers a fractional
       // timeout (it hangs), so the budget's remainder is rounded down.
       const timeout = Math.max(1, Math.floor(Math.min(timeoutMs, remaining)));
+      const { check } = await loadChecker();
       verdict = verdictOf(await withDeadline(check(pattern, flags, { timeout }), timeout + CHECKER_GRACE_MS));
     } catch {
       // The checker itself failed (its backend could not start): fail closed.

@@ -1,3 +1,5 @@
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { checkPromptPatterns, type PolicyDefinition, policyDefinitionSchema } from "../src/index.js";
 
 function definition(rules: { pattern: string; flags?: string }[]): PolicyDefinition {
@@ -95,5 +97,29 @@ describe("checkPromptPatterns", () => {
     const second = await checkPromptPatterns(rules, { budgetMs: 0 });
     expect(second).toEqual(first);
     expect(first.map((issue) => issue.path)).toEqual(["promptRules.0.pattern"]);
+  });
+});
+
+describe("the pattern checker's loading", () => {
+  it("is not loaded with the package: gateways import it and never check a pattern", async () => {
+    // A fresh process records every module it resolves while it imports the
+    // built package, then checks one pattern.
+    const entry = new URL("../dist/index.js", import.meta.url).href;
+    const script = `
+      import { registerHooks } from "node:module";
+      const resolved = [];
+      registerHooks({ resolve(specifier, context, next) { resolved.push(specifier); return next(specifier, context); } });
+      const policy = await import(${JSON.stringify(entry)});
+      const atImport = resolved.includes("recheck");
+      const base = policy.policyDefinitionSchema.parse({
+        subjects: { groups: ["g"] }, resources: [{ connection: "llama" }], operations: ["inference"],
+      });
+      const issues = await policy.checkPromptPatterns({
+        ...base, promptRules: [{ pattern: "(a+)+$", flags: "", action: "block" }],
+      });
+      console.log(JSON.stringify({ atImport, afterCheck: resolved.includes("recheck"), issues: issues.length }));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script]);
+    expect(JSON.parse(stdout)).toEqual({ atImport: false, afterCheck: true, issues: 1 });
   });
 });

@@ -9,6 +9,11 @@
 -- answer that is not a stream), so nothing needs rewriting. Rebuilding that
 -- index reads every stored body once; on a large table, run this migration
 -- in a quiet hour.
+--
+-- Rolled back, an older control plane runs on this schema unchanged: it
+-- stores no response_text (its rows stay under the body's index) and its
+-- `q` still finds newer streamed sessions by their body, only without an
+-- index for them.
 ALTER TABLE "session_contents" ADD COLUMN "response_text" TEXT;
 
 DROP INDEX "session_contents_response_body_idx";
