@@ -1,0 +1,112 @@
+// The control plane's REST API (`/api/v1`), as the commands use it: JSON in
+// and out, every error turned into a CliError with its exit code and the
+// control plane's own explanation.
+import { CliError, EXIT, type ExitCode } from "./errors.js";
+
+const API_PREFIX = "/api/v1";
+/** A request that takes longer than this is given up (a stalled network, a hung proxy). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+interface Problem {
+  code?: string;
+  title?: string;
+  detail?: string;
+  errors?: { path: string; message: string }[];
+}
+
+export interface ApiClient {
+  readonly url: string;
+  get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
+  post<T>(path: string, body?: unknown): Promise<T>;
+  put<T>(path: string, body: unknown): Promise<T>;
+  delete<T>(path: string): Promise<T>;
+  /** The raw response of a GET whose body is read as a stream (replays). Errors are thrown like the others. */
+  stream(path: string, query?: Record<string, string | number | undefined>): Promise<Response>;
+}
+
+export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_TIMEOUT_MS): ApiClient {
+  const target = (path: string, query?: Record<string, string | number | undefined>) => {
+    const address = new URL(`${url}${API_PREFIX}${path}`);
+    for (const [name, value] of Object.entries(query ?? {})) {
+      if (value !== undefined && value !== "") address.searchParams.set(name, String(value));
+    }
+    return address;
+  };
+
+  async function send(
+    method: string,
+    path: string,
+    options: { body?: unknown; query?: Record<string, string | number | undefined>; streamed?: boolean } = {},
+  ): Promise<Response> {
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+    if (options.body !== undefined) headers["content-type"] = "application/json";
+    let response: Response;
+    try {
+      response = await fetch(target(path, options.query), {
+        method,
+        headers,
+        body: options.body === undefined ? undefined : JSON.stringify(options.body),
+        // A replay plays for as long as the session did: only its start is timed.
+        signal: options.streamed ? undefined : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (error) {
+      const cause =
+        error instanceof Error ? ((error.cause as Error | undefined)?.message ?? error.message) : String(error);
+      throw new CliError(
+        `could not reach the control plane at ${url} (${cause}); is it running, and is --url right?`,
+        EXIT.failure,
+      );
+    }
+    if (!response.ok) throw await problemOf(response, method, path);
+    return response;
+  }
+
+  async function json<T>(response: Response): Promise<T> {
+    if (response.status === 204) return undefined as T;
+    const text = await response.text();
+    if (text === "") return undefined as T;
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new CliError(`the control plane at ${url} answered with something that is not JSON`, EXIT.failure);
+    }
+  }
+
+  return {
+    url,
+    get: async (path, query) => json(await send("GET", path, { query })),
+    post: async (path, body) => json(await send("POST", path, { body: body ?? {} })),
+    put: async (path, body) => json(await send("PUT", path, { body })),
+    delete: async (path) => json(await send("DELETE", path)),
+    stream: (path, query) => send("GET", path, { query, streamed: true }),
+  };
+}
+
+async function problemOf(response: Response, method: string, path: string): Promise<CliError> {
+  let problem: Problem = {};
+  try {
+    problem = (await response.json()) as Problem;
+  } catch {
+    // Not problem+json (a proxy's error page): the status says enough.
+  }
+  const detail = problem.detail ?? problem.title ?? response.statusText;
+  const issues = (problem.errors ?? []).map((issue) => `${issue.path}: ${issue.message}`);
+  const { status } = response;
+  if (status === 401) {
+    return new CliError(
+      `the control plane refused the credential (${detail}): run \`modelgate login\` again`,
+      EXIT.auth,
+    );
+  }
+  if (status === 403) return new CliError(`not allowed: ${detail}`, EXIT.auth);
+  const code: ExitCode =
+    status === 404
+      ? EXIT.notFound
+      : status === 409
+        ? EXIT.conflict
+        : status >= 400 && status < 500
+          ? EXIT.usage
+          : EXIT.failure;
+  const prefix = status >= 500 ? `the control plane failed ${method} ${path} (${status})` : `${detail}`;
+  return new CliError(status >= 500 ? `${prefix}: ${detail}` : prefix, code, issues);
+}

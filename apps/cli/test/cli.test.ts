@@ -1,0 +1,315 @@
+// The `modelgate` CLI as a process, against the real control plane process
+// (its own Postgres database, audit records through its Redis queue).
+import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { type AuditQueue, type AuditRecord, createAuditQueue } from "@modelgate/audit";
+import { uuidv7 } from "@modelgate/core";
+import { type ControlPlane, cli, REDIS_URL, startControlPlane } from "./control-plane.js";
+
+describe("modelgate CLI", () => {
+  let cp: ControlPlane;
+  let configDir: string;
+  /** The environment of a logged-in CLI: only its config directory. */
+  let env: Record<string, string>;
+  const run = (args: readonly string[], input = "") => cli(args, env, input);
+  const json = async <T>(args: readonly string[]): Promise<T> => {
+    const result = await run([...args, "--json"]);
+    expect({ code: result.code, stderr: result.stderr }).toEqual({ code: 0, stderr: "" });
+    return JSON.parse(result.stdout) as T;
+  };
+
+  beforeAll(async () => {
+    cp = await startControlPlane();
+    configDir = await mkdtemp(path.join(os.tmpdir(), "modelgate-cli-"));
+    env = { MODELGATE_CONFIG_DIR: path.join(configDir, "config") };
+  }, 60_000);
+  afterAll(async () => {
+    await cp?.close();
+    await rm(configDir, { recursive: true, force: true });
+  });
+
+  describe("login", () => {
+    it("refuses a token the control plane refuses, and saves nothing", async () => {
+      const refused = await run(["login", "--url", cp.url, "--token-stdin"], "mgadmin_wrong\n");
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toMatch(/refused the credential.*modelgate login/);
+      await expect(stat(path.join(env.MODELGATE_CONFIG_DIR as string, "credentials.json"))).rejects.toThrow();
+      const notLoggedIn = await run(["status"]);
+      expect(notLoggedIn.code).toBe(3);
+      expect(notLoggedIn.stderr).toContain("not logged in: run `modelgate login --url");
+    });
+
+    it("saves an accepted token where only its owner can read it", async () => {
+      const login = await run(["login", "--url", `${cp.url}/`, "--token-stdin"], `${cp.adminToken}\n`);
+      expect(login.code).toBe(0);
+      expect(login.stdout).toContain(`Logged in to ${cp.url}`);
+      expect(login.stdout).not.toContain(cp.adminToken);
+      const file = path.join(env.MODELGATE_CONFIG_DIR as string, "credentials.json");
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      expect((await stat(env.MODELGATE_CONFIG_DIR as string)).mode & 0o777).toBe(0o700);
+      expect(JSON.parse(await readFile(file, "utf8"))).toEqual({ url: cp.url, token: cp.adminToken });
+    });
+
+    it("refuses a credentials file others can read", async () => {
+      const file = path.join(env.MODELGATE_CONFIG_DIR as string, "credentials.json");
+      const { chmod } = await import("node:fs/promises");
+      await chmod(file, 0o644);
+      const refused = await run(["status"]);
+      expect(refused.code).toBe(3);
+      expect(refused.stderr).toContain("can be read by other users");
+      await chmod(file, 0o600);
+    });
+
+    it("takes MODELGATE_URL and MODELGATE_TOKEN over the file, for scripts", async () => {
+      const other = await cli(["status"], { ...env, MODELGATE_URL: cp.url, MODELGATE_TOKEN: "mgadmin_not-this-one" });
+      expect(other.code).toBe(3);
+      const good = await cli(["status", "--json"], { MODELGATE_URL: cp.url, MODELGATE_TOKEN: cp.adminToken });
+      expect(good.code).toBe(0);
+    });
+  });
+
+  describe("connections, agents and keys", () => {
+    it("creates, lists and shows a connection; names the problem when it cannot", async () => {
+      const created = await run(["connections", "create", "llama", "--protocol", "openai", "--model", "llama-3.1-8b"]);
+      expect(created.code).toBe(0);
+      expect(created.stdout).toContain("modelgate agents token llama --name");
+      expect(await json<{ name: string; models: string[] }[]>(["connections", "list"])).toEqual([
+        expect.objectContaining({ name: "llama", protocol: "openai", models: ["llama-3.1-8b"] }),
+      ]);
+      const again = await run(["connections", "create", "llama", "--protocol", "openai", "--model", "x"]);
+      expect(again.code).toBe(5);
+      const invalid = await run(["connections", "create", "bad", "--protocol", "smoke-signals", "--model", "x"]);
+      expect(invalid.code).toBe(2);
+      expect(invalid.stderr).toMatch(/protocol/);
+      const missing = await run(["connections", "show", "nowhere"]);
+      expect(missing.code).toBe(4);
+      const usage = await run(["connections", "create", "llama2"]);
+      expect(usage.code).toBe(2);
+      expect(usage.stderr).toContain("--protocol");
+    });
+
+    it("issues an agent token once, with the command that starts the agent", async () => {
+      const issued = await run(["agents", "token", "llama", "--name", "gpu-1"]);
+      expect(issued.code).toBe(0);
+      const token = issued.stdout.match(/mgagent_[A-Za-z0-9_-]+/)?.[0];
+      expect(token).toBeDefined();
+      expect(issued.stdout).toContain(`MODELGATE_AGENT_TOKEN='${token}'`);
+      const agents = await json<{ name: string; connection: string; status: string }[]>(["agents", "list"]);
+      expect(agents).toEqual([expect.objectContaining({ name: "gpu-1", connection: "llama", status: "active" })]);
+      // Never shown again.
+      expect((await run(["agents", "list"])).stdout).not.toContain(token);
+      const shown = await run(["connections", "show", "llama"]);
+      expect(shown.stdout).toContain("gpu-1");
+    });
+
+    it("creates, lists and revokes an API key", async () => {
+      const created = await json<{ id: string; key: string }>(["keys", "create", "notebooks", "--group", "ds"]);
+      expect(created.key).toMatch(/^mg_/);
+      const listed = await json<{ id: string; status: string; keyPrefix: string }[]>(["keys", "list"]);
+      expect(listed).toEqual([expect.objectContaining({ id: created.id, status: "active" })]);
+      expect(JSON.stringify(listed)).not.toContain(created.key);
+      expect((await run(["keys", "revoke", created.id])).code).toBe(0);
+      expect(await json<{ status: string }[]>(["keys", "list"])).toEqual([
+        expect.objectContaining({ id: created.id, status: "revoked" }),
+      ]);
+      expect((await run(["keys", "revoke", "01900000-0000-7000-8000-000000000000"])).code).toBe(4);
+    });
+
+    it("shows the status: connections with their agents", async () => {
+      const status = await json<{ connections: { connection: string; agents: number }[]; pendingApprovals: number }>([
+        "status",
+      ]);
+      expect(status.connections).toEqual([expect.objectContaining({ connection: "llama", agents: 1, agentsUp: 0 })]);
+      expect(status.pendingApprovals).toBe(0);
+    });
+  });
+
+  describe("policies apply", () => {
+    const policy = {
+      name: "ds-llama",
+      subjects: { groups: ["ds"] },
+      resources: [{ connection: "llama", models: ["llama-3.1-8b*"] }],
+      operations: ["inference"],
+    };
+    let file: string;
+    beforeAll(async () => {
+      file = path.join(configDir, "policies.json");
+    });
+    const revision = async () =>
+      (await json<{ name: string; revision: number }[]>(["policies", "list"])).find((row) => row.name === "ds-llama")
+        ?.revision;
+
+    it("creates, then changes nothing when applied again, and says so", async () => {
+      await writeFile(file, JSON.stringify({ policies: [policy] }));
+      const first = await run(["policies", "apply", "-f", file]);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/created\s+ds-llama/);
+      const before = await revision();
+      const second = await run(["policies", "apply", "-f", file]);
+      expect(second.code).toBe(0);
+      expect(second.stdout).toMatch(/unchanged\s+ds-llama/);
+      expect(second.stdout).toContain("Nothing to change");
+      expect(await revision()).toBe(before);
+      // What `get` prints applies as it is: still nothing to change.
+      const got = await run(["policies", "get", "ds-llama"]);
+      await writeFile(file, got.stdout);
+      expect(await json<{ action: string }[]>(["policies", "diff", "-f", file])).toEqual([
+        expect.objectContaining({ name: "ds-llama", action: "unchanged" }),
+      ]);
+    });
+
+    it("shows a change before applying it, then applies only that", async () => {
+      await writeFile(file, JSON.stringify([{ ...policy, operations: ["inference", "embeddings"] }]));
+      const before = await revision();
+      const diff = await run(["policies", "diff", "-f", file]);
+      expect(diff.code).toBe(0);
+      expect(diff.stdout).toMatch(
+        /would update\s+ds-llama\n\s+operations:\n\s+- \["inference"\]\n\s+\+ \["inference","embeddings"\]/,
+      );
+      expect(await revision()).toBe(before);
+      const applied = await json<{ action: string; fields: { field: string }[] }[]>(["policies", "apply", "-f", file]);
+      expect(applied).toEqual([
+        expect.objectContaining({ action: "update", fields: [expect.objectContaining({ field: "operations" })] }),
+      ]);
+      expect(await revision()).toBe((before as number) + 1);
+    });
+
+    it("refuses an invalid file as a whole, naming each problem, and changes nothing", async () => {
+      const before = await revision();
+      await writeFile(
+        file,
+        JSON.stringify([
+          { ...policy, operations: ["teleport"] },
+          { ...policy, name: "another", subjects: {} },
+        ]),
+      );
+      const refused = await run(["policies", "apply", "-f", file]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain("nothing was changed");
+      expect(refused.stderr).toMatch(/policies\[0\]\.operations/);
+      expect(await revision()).toBe(before);
+      expect((await json<{ name: string }[]>(["policies", "list"])).map((row) => row.name)).toEqual(["ds-llama"]);
+      await writeFile(file, "{ not json");
+      expect((await run(["policies", "apply", "-f", file])).code).toBe(2);
+      expect((await run(["policies", "apply", "-f", path.join(configDir, "missing.json")])).code).toBe(2);
+    });
+
+    it("evaluates a request without sending it", async () => {
+      const allowed = await json<{ decision: string }>([
+        "policies",
+        "eval",
+        "--group",
+        "ds",
+        "--connection",
+        "llama",
+        "--model",
+        "llama-3.1-8b-instruct",
+      ]);
+      expect(allowed.decision).toBe("allowed");
+      const denied = await json<{ decision: string }>(["policies", "eval", "--group", "ops", "--connection", "llama"]);
+      expect(denied.decision).toBe("denied");
+    });
+  });
+
+  describe("sessions and the audit chain", () => {
+    let producer: AuditQueue;
+    const streamed: AuditRecord = {
+      version: 1,
+      sessionId: uuidv7(),
+      gatewayId: "gw-1",
+      receivedAt: new Date().toISOString(),
+      finishedAt: new Date().toISOString(),
+      subject: { id: "alice", email: "alice@example.com", groups: ["ds"], authMethod: "oidc" },
+      connection: "llama",
+      model: "llama-3.1-8b",
+      endpoint: "/v1/chat/completions",
+      method: "POST",
+      decision: "allowed",
+      policyIds: [],
+      capped: [],
+      responseStatus: 200,
+      latencyMs: 420,
+      request: {
+        text: '{"messages":[{"role":"user","content":"the quarterly report?"}]}',
+        truncated: false,
+        bytes: 60,
+      },
+      responseContentType: "text/event-stream",
+      response: { text: "", truncated: false, bytes: 0 },
+      events: [0, 150, 300, 400].map((offsetMs, index) => ({
+        offsetMs,
+        data: `data: {"choices":[{"delta":{"content":"${["Revenue ", "rose ", "four ", "percent."][index]}"}}]}\n\n`,
+      })),
+    };
+    streamed.response = {
+      text: streamed.events.map((event) => event.data).join(""),
+      truncated: false,
+      bytes: 0,
+    };
+
+    beforeAll(async () => {
+      producer = createAuditQueue({ connection: REDIS_URL, prefix: cp.auditPrefix });
+      await producer.enqueue(streamed);
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const result = await run(["sessions", "list", "--json"]);
+        if (result.code === 0 && (JSON.parse(result.stdout) as { items: unknown[] }).items.length > 0) break;
+        if (Date.now() > deadline) throw new Error("the session was not stored");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    });
+    afterAll(async () => {
+      await producer.close();
+    });
+
+    it("lists and finds sessions, and shows one", async () => {
+      const listed = await run(["sessions", "list", "--user", "alice@example.com"]);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout).toContain(streamed.sessionId);
+      expect(listed.stdout).toContain("alice@example.com");
+      const byText = await json<{ items: { id: string }[] }>(["sessions", "list", "-q", "four percent"]);
+      expect(byText.items.map((item) => item.id)).toEqual([streamed.sessionId]);
+      const none = await json<{ items: unknown[] }>(["sessions", "list", "--decision", "blocked"]);
+      expect(none.items).toEqual([]);
+      const shown = await run(["sessions", "show", streamed.sessionId]);
+      expect(shown.stdout).toContain("the quarterly report?");
+      expect(shown.stdout).toContain("alice@example.com");
+      expect((await run(["sessions", "show", uuidv7()])).code).toBe(4);
+      expect((await run(["sessions", "list", "--limit", "0"])).code).toBe(2);
+    });
+
+    it("replays the answer's text at the pace it was delivered", async () => {
+      const replay = await run(["sessions", "replay", streamed.sessionId]);
+      expect(replay.code).toBe(0);
+      expect(replay.stdout).toBe("Revenue rose four percent.\n");
+      // The last chunk went out 400 ms after the request was received.
+      expect(replay.elapsedMs).toBeGreaterThanOrEqual(400);
+      const fast = await run(["sessions", "replay", streamed.sessionId, "--speed", "0"]);
+      expect(fast.stdout).toBe("Revenue rose four percent.\n");
+      expect((await run(["sessions", "replay", streamed.sessionId, "--speed", "-1"])).code).toBe(2);
+    });
+
+    it("verifies the audit chain", async () => {
+      const verified = await run(["audit", "verify"]);
+      expect(verified.code).toBe(0);
+      expect(verified.stdout).toContain("OK: 1 sessions verified");
+      expect(await json<{ status: string; checked: number }>(["audit", "verify"])).toMatchObject({
+        status: "ok",
+        checked: 1,
+      });
+    });
+
+    it("lists approvals; deciding one that does not exist says so", async () => {
+      expect(await json<{ items: unknown[] }>(["approvals", "list"])).toEqual({ items: [], nextCursor: null });
+      const unknown = await run(["approvals", "approve", "01900000-0000-7000-8000-000000000000", "--comment", "ok"]);
+      expect(unknown.code).toBe(4);
+    });
+  });
+
+  it("logs out", async () => {
+    expect((await run(["logout"])).stdout).toContain("Logged out.");
+    expect((await run(["status"])).code).toBe(3);
+    expect((await run(["logout"])).stdout).toContain("Not logged in");
+  });
+});
