@@ -20,6 +20,8 @@ export interface ApiClient {
   post<T>(path: string, body?: unknown): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
   delete<T>(path: string): Promise<T>;
+  /** A GET without the credential: the control plane's public routes (how to log in). */
+  public<T>(path: string): Promise<T>;
   /** The raw response of a GET whose body is read as a stream (replays). Errors are thrown like the others. */
   stream(path: string, query?: Record<string, string | number | undefined>): Promise<Response>;
 }
@@ -36,9 +38,15 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
   async function send(
     method: string,
     path: string,
-    options: { body?: unknown; query?: Record<string, string | number | undefined>; streamed?: boolean } = {},
+    options: {
+      body?: unknown;
+      query?: Record<string, string | number | undefined>;
+      streamed?: boolean;
+      anonymous?: boolean;
+    } = {},
   ): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "application/json" };
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (!options.anonymous) headers.authorization = `Bearer ${token}`;
     if (options.body !== undefined) headers["content-type"] = "application/json";
     let response: Response;
     try {
@@ -75,6 +83,7 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
   return {
     url,
     get: async (path, query) => json(await send("GET", path, { query })),
+    public: async (path) => json(await send("GET", path, { anonymous: true })),
     post: async (path, body) => json(await send("POST", path, { body: body ?? {} })),
     put: async (path, body) => json(await send("PUT", path, { body })),
     delete: async (path) => json(await send("DELETE", path)),
@@ -96,9 +105,11 @@ async function problemOf(response: Response, method: string, path: string): Prom
     return new CliError(
       `the control plane refused the credential (${detail}): run \`modelgate login\` again`,
       EXIT.auth,
+      [],
+      status,
     );
   }
-  if (status === 403) return new CliError(`not allowed: ${detail}`, EXIT.auth);
+  if (status === 403) return new CliError(`not allowed: ${detail}`, EXIT.auth, [], status);
   const code: ExitCode =
     status === 404
       ? EXIT.notFound
@@ -108,5 +119,5 @@ async function problemOf(response: Response, method: string, path: string): Prom
           ? EXIT.usage
           : EXIT.failure;
   const prefix = status >= 500 ? `the control plane failed ${method} ${path} (${status})` : `${detail}`;
-  return new CliError(status >= 500 ? `${prefix}: ${detail}` : prefix, code, issues);
+  return new CliError(status >= 500 ? `${prefix}: ${detail}` : prefix, code, issues, status);
 }

@@ -23,9 +23,13 @@ export class CliError extends Error {
   /** Field problems the control plane reported, each `path: message`. */
   readonly issues: readonly string[];
 
-  constructor(message: string, exitCode: ExitCode = EXIT.failure, issues: readonly string[] = []) {
+  /** The control plane's HTTP status, when it answered with an error. */
+  readonly status: number | undefined;
+
+  constructor(message: string, exitCode: ExitCode = EXIT.failure, issues: readonly string[] = [], status?: number) {
     super(message);
     this.exitCode = exitCode;
     this.issues = issues;
+    this.status = status;
   }
 }

@@ -19,7 +19,8 @@ export interface ControlPlane {
   close(): Promise<void>;
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
+/** `env`: more of the control plane's settings (OIDC sign-in, the CLI's client id). */
+export async function startControlPlane(env: Record<string, string> = {}): Promise<ControlPlane> {
   const database = await createTestDatabase();
   const adminToken = `mgadmin_${randomBytes(24).toString("base64url")}`;
   const auditPrefix = `mgtest-cli-${randomBytes(4).toString("hex")}`;
@@ -35,6 +36,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
       MODELGATE_REDIS_URL: REDIS_URL,
       MODELGATE_AUDIT_QUEUE_PREFIX: auditPrefix,
       LOG_LEVEL: "info",
+      ...env,
     },
     stdio: ["ignore", "pipe", "pipe"],
   });

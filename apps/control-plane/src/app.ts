@@ -2,6 +2,7 @@ import type { Logger } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
 import express, { type Express } from "express";
 import { pinoHttp } from "pino-http";
+import type { CliLogin } from "./config.js";
 import { adminAuditRoutes } from "./features/admin-audit/routes.js";
 import { createAdminAuditService } from "./features/admin-audit/service.js";
 import { agentRoutes } from "./features/agents/routes.js";
@@ -57,6 +58,8 @@ export interface ControlPlaneDeps {
    * API alone, with URLs relative to this API.
    */
   approvals?: ApprovalService;
+  /** How the CLI signs people in; without it the CLI asks for a token. */
+  cliLogin?: CliLogin | undefined;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
@@ -71,6 +74,7 @@ export function createApp({
   metrics,
   exportEgress,
   approvals = createApprovalService({ db, config, logger, urlBase: () => `${API_BASE_PATH}/approvals` }),
+  cliLogin,
 }: ControlPlaneDeps): Express {
   const routes = [
     ...connectionRoutes(createConnectionService({ db, config })),
@@ -125,6 +129,12 @@ export function createApp({
   api.get("/openapi.json", (req, res) => {
     setRouteTemplate(res, `${req.baseUrl}/openapi.json`);
     res.json(openApiDocument);
+  });
+  // Public too: where `modelgate login` sends a person to sign in (the
+  // identity provider and the CLI's public client id; no secret).
+  api.get("/cli-login", (req, res) => {
+    setRouteTemplate(res, `${req.baseUrl}/cli-login`);
+    res.json({ oidc: cliLogin ?? null });
   });
   api.use(authenticate(authenticator));
   api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));

@@ -17,6 +17,32 @@ describe("control-plane config", () => {
     );
   });
 
+  it("names the CLI's sign-in only with an identity provider, and checks its client id and scope", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(loadConfig(base).cliLogin).toBeUndefined();
+    expect(() => loadConfig({ ...base, MODELGATE_CLI_CLIENT_ID: "modelgate-cli" })).toThrow(
+      /MODELGATE_CLI_CLIENT_ID needs OIDC_ISSUER/,
+    );
+    const oidc = {
+      ...base,
+      OIDC_ISSUER: "https://idp.example.com/,https://other.example.com/",
+      OIDC_AUDIENCE: "modelgate",
+    };
+    expect(loadConfig({ ...oidc, MODELGATE_CLI_CLIENT_ID: "modelgate-cli" }).cliLogin).toEqual({
+      issuer: "https://idp.example.com/",
+      clientId: "modelgate-cli",
+      scope: "openid",
+    });
+    expect(
+      loadConfig({ ...oidc, MODELGATE_CLI_CLIENT_ID: "cli", MODELGATE_CLI_SCOPE: "openid api://modelgate/.default" })
+        .cliLogin?.scope,
+    ).toBe("openid api://modelgate/.default");
+    expect(() => loadConfig({ ...oidc, MODELGATE_CLI_CLIENT_ID: "has space" })).toThrow(/MODELGATE_CLI_CLIENT_ID/);
+    expect(() => loadConfig({ ...oidc, MODELGATE_CLI_CLIENT_ID: "cli", MODELGATE_CLI_SCOPE: 'openid "x"' })).toThrow(
+      /MODELGATE_CLI_SCOPE/,
+    );
+  });
+
   it("refuses short admin tokens and non-Postgres URLs", () => {
     expect(() =>
       loadConfig({ ...REQUIRED, DATABASE_URL: "postgresql://db/x", MODELGATE_ADMIN_TOKEN: "short" }),

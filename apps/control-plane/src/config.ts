@@ -67,6 +67,21 @@ const environment = z
     MODELGATE_ADMIN_GROUPS: groupList,
     MODELGATE_AUDITOR_GROUPS: groupList,
     MODELGATE_APPROVER_GROUPS: groupList,
+    // The CLI's sign-in (docs/cli.md): a public client at the identity
+    // provider allowed the device authorization grant, and the scope to ask
+    // for so that its access tokens are for this API.
+    MODELGATE_CLI_CLIENT_ID: z
+      .string()
+      .regex(/^[\x21-\x7e]{1,256}$/, "must be 1-256 printable ASCII characters without spaces")
+      .optional(),
+    MODELGATE_CLI_SCOPE: z
+      .string()
+      .regex(
+        /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/,
+        "must be OAuth scopes separated by single spaces",
+      )
+      .max(1024)
+      .default("openid"),
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
@@ -174,6 +189,13 @@ const environment = z
     }
   });
 
+/** What `modelgate login` needs to sign a person in at the identity provider; public. */
+export interface CliLogin {
+  issuer: string;
+  clientId: string;
+  scope: string;
+}
+
 export interface ControlPlaneConfig {
   host: string;
   port: number;
@@ -182,6 +204,8 @@ export interface ControlPlaneConfig {
   databaseUrl: string;
   /** Undefined in dev mode, where main.ts generates one, or when OIDC admins exist. */
   adminToken: string | undefined;
+  /** How the CLI signs people in (device authorization grant); undefined without MODELGATE_CLI_CLIENT_ID. */
+  cliLogin: CliLogin | undefined;
   /** OIDC sign-in for the API; undefined when OIDC_ISSUER is not set. */
   oidc:
     | { verifier: OidcVerifierOptions; roleGroups: { admin: string[]; auditor: string[]; approver: string[] } }
@@ -258,6 +282,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   if (!oidc && Object.values(roleGroups).some((groups) => groups.length > 0)) {
     throw new ConfigError("MODELGATE_ADMIN_GROUPS, _AUDITOR_GROUPS and _APPROVER_GROUPS need OIDC_ISSUER");
   }
+  if (!oidc && parsed.MODELGATE_CLI_CLIENT_ID) {
+    throw new ConfigError("MODELGATE_CLI_CLIENT_ID needs OIDC_ISSUER: the CLI signs in at that identity provider");
+  }
+  // With several issuers, people sign in at the first.
+  const cliIssuer = oidc?.issuers[0]?.issuer;
   return {
     host: parsed.MODELGATE_CONTROL_PLANE_HOST,
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
@@ -265,6 +294,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
     databaseUrl: parsed.DATABASE_URL ?? DEV_DATABASE_URL,
     adminToken,
     oidc: oidc ? { verifier: oidc, roleGroups } : undefined,
+    cliLogin:
+      parsed.MODELGATE_CLI_CLIENT_ID && cliIssuer
+        ? { issuer: cliIssuer, clientId: parsed.MODELGATE_CLI_CLIENT_ID, scope: parsed.MODELGATE_CLI_SCOPE }
+        : undefined,
     grpc: {
       host: parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST,
       port: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,

@@ -1,6 +1,7 @@
 // A running control plane: HTTP API, gRPC endpoint for gateways, and the
 // configuration publisher between them. main.ts and the zero-config
 // launcher both start it through here.
+
 import { once } from "node:events";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -10,6 +11,7 @@ import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { API_BASE_PATH, createApp } from "./app.js";
+import type { CliLogin } from "./config.js";
 import { type ApprovalOptions, startApprovals } from "./features/approvals/runtime.js";
 import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { createExportEgress } from "./features/exporters/egress.js";
@@ -50,6 +52,8 @@ export interface ControlPlaneOptions {
   adminToken?: string | undefined;
   /** People sign in with OIDC access tokens; their groups give their roles. */
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
+  /** Told to the CLI (GET /api/v1/cli-login) so that it can sign people in; none: it asks for a token. */
+  cliLogin?: CliLogin | undefined;
   gatewayToken: string;
   /** How configuration changes are kept and sent to gateways; the defaults suit production (tests shorten them). */
   configDistribution?: ConfigDistributionOptions | undefined;
@@ -180,6 +184,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     metrics,
     exportEgress,
     approvals: approvals.service,
+    cliLogin: options.cliLogin,
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");

@@ -23,6 +23,12 @@ export interface TestIdentityProviderOptions {
   groupsClaim?: string;
   /** Listen on this port instead of an ephemeral one (to bring an IdP "back up"). */
   port?: number;
+  /**
+   * Registers a public client with this id for the device authorization
+   * grant (RFC 8628), as a CLI's; `approveDevice` then plays the person who
+   * confirms the code in a browser and signs in.
+   */
+  deviceClientId?: string;
 }
 
 export interface MintOptions {
@@ -46,6 +52,13 @@ export interface TestIdentityProvider {
   setJwksAvailable(available: boolean): void;
   /** An access token for a user, issued by the provider's token endpoint. */
   mintAccessToken(options: MintOptions): Promise<string>;
+  /**
+   * Plays the browser of a device login: opens `verificationUri` (the
+   * `verification_uri_complete` a CLI printed), confirms the code and signs
+   * in as `user`, whose claims the device's access token then carries.
+   * Resolves once the provider shows its success page.
+   */
+  approveDevice(verificationUri: string, user: MintOptions): Promise<void>;
   /** Replaces the signing key with a new one (new `kid`); the old key is no longer published. */
   rotateKeys(): Promise<void>;
   /** Signs exactly these claims with the current key (RS256, `typ: at+jwt`, current `kid` unless overridden). */
@@ -68,9 +81,55 @@ interface PendingMint {
   expiresInSeconds: number;
 }
 
-// oidc-provider's default routes.
+// oidc-provider's default routes, and where its interactions (sign-in, consent) are sent.
 const JWKS_PATH = "/jwks";
 const TOKEN_PATH = "/token";
+const INTERACTION_PATH = "/interaction/";
+
+/**
+ * A browser, as far as the provider's device pages need one: follows
+ * redirects, keeps cookies, and submits each page's form (the provider's
+ * pages are forms that a person, or their script, submits) until `done`
+ * says the page is the last.
+ */
+async function browse(start: string, done: (page: string) => boolean): Promise<void> {
+  const cookies = new Map<string, string>();
+  let request: { url: string; form?: URLSearchParams } = { url: start };
+  for (let step = 0; step < 20; step += 1) {
+    const response = await fetch(request.url, {
+      method: request.form ? "POST" : "GET",
+      redirect: "manual",
+      headers: {
+        cookie: [...cookies].map(([name, value]) => `${name}=${value}`).join("; "),
+        ...(request.form ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+      },
+      body: request.form,
+    });
+    for (const header of response.headers.getSetCookie()) {
+      const [pair] = header.split(";");
+      const at = (pair as string).indexOf("=");
+      cookies.set((pair as string).slice(0, at).trim(), (pair as string).slice(at + 1).trim());
+    }
+    const location = response.headers.get("location");
+    if (response.status >= 300 && response.status < 400 && location) {
+      request = { url: new URL(location, request.url).href };
+      continue;
+    }
+    const page = await response.text();
+    if (!response.ok) throw new Error(`the provider answered ${response.status}: ${page.slice(0, 300)}`);
+    if (done(page)) return;
+    const form = page.match(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/);
+    if (!form) throw new Error(`a page without a form: ${page.slice(0, 300)}`);
+    const fields = new URLSearchParams();
+    for (const input of (form[2] as string).matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
+      const name = input[0].match(/name="([^"]+)"/)?.[1];
+      const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
+      if (name) fields.set(name, value.replaceAll("&amp;", "&").replaceAll("&quot;", '"'));
+    }
+    request = { url: new URL(form[1] as string, request.url).href, form: fields };
+  }
+  throw new Error("the device login did not finish in 20 steps");
+}
 
 /**
  * Starts a provider on 127.0.0.1. Tokens come from the client-credentials
@@ -91,12 +150,23 @@ export async function startTestIdentityProvider(
   const resource = URL.canParse(audience) ? audience : `urn:modelgate:audience:${encodeURIComponent(audience)}`;
   const storage = new Map<string, unknown>();
   const pending = new Map<string, PendingMint>();
+  /** Claims of the people who signed in through an interaction (device logins), by account id. */
+  const accounts = new Map<string, Record<string, unknown>>();
+  /** Who the next interaction signs in (set by approveDevice while it drives one). */
+  let signingIn: MintOptions | undefined;
+  let provider: Provider | undefined;
   let jwksRequests = 0;
   let jwksAvailable = true;
   let key = await newSigningKey();
   let handler: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
 
   const server = createServer((req, res) => {
+    if (req.url?.startsWith(INTERACTION_PATH) && provider) {
+      void finishInteraction(provider, req, res).catch((error: unknown) => {
+        res.writeHead(500).end(String(error));
+      });
+      return;
+    }
     const isJwks = req.url?.split("?")[0] === JWKS_PATH;
     if (isJwks) jwksRequests += 1;
     if (!handler || (isJwks && !jwksAvailable)) {
@@ -108,6 +178,35 @@ export async function startTestIdentityProvider(
   await listen(server, options.port ?? 0);
   const port = (server.address() as AddressInfo).port;
   const issuer = `http://127.0.0.1:${port}`;
+
+  /**
+   * The sign-in page of a real IdP, without the page: signs in whoever
+   * approveDevice named and grants the client what it asked for (the
+   * `openid` scope, the API's audience).
+   */
+  async function finishInteraction(current: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const details = await current.interactionDetails(req, res);
+    const user = signingIn;
+    if (!user) throw new Error("no sign-in expected");
+    if (details.prompt.name === "login") {
+      await current.interactionFinished(
+        req,
+        res,
+        { login: { accountId: user.subject } },
+        {
+          mergeWithLastSubmission: false,
+        },
+      );
+      return;
+    }
+    const grant = new current.Grant({ accountId: user.subject, clientId: String(details.params.client_id) });
+    grant.addOIDCScope(String(details.params.scope ?? "openid"));
+    grant.addResourceScope(resource, "");
+    const grantId = await grant.save();
+    await current.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  const isDeviceToken = (token: { accountId?: unknown }) => typeof token.accountId === "string";
 
   const mintFor = (clientId: unknown): PendingMint => {
     const mint = typeof clientId === "string" ? pending.get(clientId) : undefined;
@@ -121,9 +220,38 @@ export async function startTestIdentityProvider(
     new Provider(issuer, {
       adapter: (model: string) => storageAdapter(storage, model),
       jwks: { keys: [signingKey.privateJwk] },
+      clients: options.deviceClientId
+        ? [
+            {
+              client_id: options.deviceClientId,
+              grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
+              response_types: [],
+              redirect_uris: [],
+              token_endpoint_auth_method: "none",
+            },
+          ]
+        : [],
+      findAccount: (_ctx: unknown, accountId: string) => ({
+        accountId,
+        claims: () => ({ sub: accountId, ...(accounts.get(accountId) ?? {}) }),
+      }),
+      interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PATH}${interaction.uid}` },
       features: {
         devInteractions: { enabled: false },
         clientCredentials: { enabled: true },
+        deviceFlow: {
+          enabled: Boolean(options.deviceClientId),
+          // Plain pages: approveDevice submits their forms.
+          userCodeInputSource: (ctx: { body: string }, form: string) => {
+            ctx.body = `<!DOCTYPE html><title>Device sign-in</title>${form}`;
+          },
+          userCodeConfirmSource: (ctx: { body: string }, form: string) => {
+            ctx.body = `<!DOCTYPE html><title>Confirm the device</title>${form}`;
+          },
+          successSource: (ctx: { body: string }) => {
+            ctx.body = "<!DOCTYPE html><title>Sign-in Success</title><p>Sign-in Success</p>";
+          },
+        },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => resource,
@@ -134,21 +262,35 @@ export async function startTestIdentityProvider(
           },
         },
       },
-      extraTokenClaims: (_ctx: unknown, token: { clientId?: unknown }) => mintFor(token.clientId).claims,
+      extraTokenClaims: (_ctx: unknown, token: { clientId?: unknown; accountId?: unknown }) =>
+        isDeviceToken(token) ? accounts.get(token.accountId as string) : mintFor(token.clientId).claims,
       formats: {
         customizers: {
-          jwt: (_ctx: unknown, token: { clientId?: unknown }, jwt: { payload: Record<string, unknown> }) => {
-            jwt.payload.sub = mintFor(token.clientId).subject;
+          jwt: (
+            _ctx: unknown,
+            token: { clientId?: unknown; accountId?: unknown },
+            jwt: { payload: Record<string, unknown> },
+          ) => {
+            // A person's token (device login) already names them.
+            if (!isDeviceToken(token)) jwt.payload.sub = mintFor(token.clientId).subject;
           },
         },
       },
       ttl: {
         ClientCredentials: (_ctx: unknown, _token: unknown, client: { clientId: string }) =>
           mintFor(client.clientId).expiresInSeconds,
+        // A device login's artifacts, in seconds.
+        AccessToken: 3600,
+        IdToken: 3600,
+        DeviceCode: 600,
+        Grant: 3600,
+        Interaction: 600,
+        Session: 3600,
       },
     });
 
-  handler = buildProvider(key).callback();
+  provider = buildProvider(key);
+  handler = provider.callback();
 
   return {
     issuer,
@@ -203,7 +345,21 @@ export async function startTestIdentityProvider(
 
     async rotateKeys() {
       key = await newSigningKey();
-      handler = buildProvider(key).callback();
+      provider = buildProvider(key);
+      handler = provider.callback();
+    },
+
+    async approveDevice(verificationUri, user) {
+      const claims: Record<string, unknown> = { ...(user.claims ?? {}) };
+      if (user.email !== undefined) claims.email = user.email;
+      if (user.groups !== undefined) setClaim(claims, groupsClaim, user.groups);
+      accounts.set(user.subject, claims);
+      signingIn = user;
+      try {
+        await browse(verificationUri, (page) => page.includes("Sign-in Success"));
+      } finally {
+        signingIn = undefined;
+      }
     },
 
     signRaw(claims, header = {}) {
@@ -258,12 +414,25 @@ function storageKey(model: string, id: string): string {
 }
 
 /**
- * oidc-provider's storage interface over one Map per test provider. Only
- * clients are ever looked up (JWT access tokens are not stored), but every
- * model gets the full interface.
+ * oidc-provider's storage interface over one Map per test provider: clients,
+ * and the sessions, interactions, grants and device codes of device logins
+ * (JWT access tokens are not stored).
  */
 function storageAdapter(storage: Map<string, unknown>, model: string) {
   const keyFor = (id: string) => storageKey(model, id);
+  const findWhere = (test: (payload: Record<string, unknown>) => boolean) => {
+    for (const [key, payload] of storage) {
+      if (
+        key.startsWith(`${model}:`) &&
+        payload &&
+        typeof payload === "object" &&
+        test(payload as Record<string, unknown>)
+      ) {
+        return payload;
+      }
+    }
+    return undefined;
+  };
   return {
     async upsert(id: string, payload: unknown) {
       storage.set(keyFor(id), payload);
@@ -271,11 +440,11 @@ function storageAdapter(storage: Map<string, unknown>, model: string) {
     async find(id: string) {
       return storage.get(keyFor(id));
     },
-    async findByUid() {
-      return undefined;
+    async findByUid(uid: string) {
+      return findWhere((payload) => payload.uid === uid);
     },
-    async findByUserCode() {
-      return undefined;
+    async findByUserCode(userCode: string) {
+      return findWhere((payload) => payload.userCode === userCode);
     },
     async consume(id: string) {
       const payload = storage.get(keyFor(id));

@@ -4,7 +4,12 @@ import type { Command } from "commander";
 import { createApiClient } from "../api.js";
 import { allPages, contextOf, examples } from "../context.js";
 import { normalizeUrl, removeCredentials, saveCredentials } from "../credentials.js";
+import { type CliLogin, deviceLogin } from "../device-login.js";
 import { CliError, EXIT } from "../errors.js";
+
+interface CliLoginInfo {
+  oidc: CliLogin | null;
+}
 
 /** The token from standard input: its first line (piped), or typed without echo (a terminal). */
 async function readToken(): Promise<string> {
@@ -34,24 +39,35 @@ export function registerAuth(program: Command): void {
       .description(
         "Save the control plane's URL and a credential (the admin token, or an OIDC access token) for the other commands",
       )
-      .option("--token-stdin", "read the token from standard input (else it is asked for, without echo)")
-      .action(async (_options, command: Command) => {
+      .option(
+        "--token-stdin",
+        "read a token from standard input (the admin token, or an access token); without it, sign in at the identity provider when the control plane names one, else type the token",
+      )
+      .action(async (options: { tokenStdin?: boolean }, command: Command) => {
         const { out, globals } = contextOf(command);
         const rawUrl = globals.url ?? process.env.MODELGATE_URL;
         if (!rawUrl)
           throw new CliError("say which control plane: --url http://host:port (or MODELGATE_URL)", EXIT.usage);
         const url = normalizeUrl(rawUrl);
-        const token = await readToken();
+        const oidc = options.tokenStdin
+          ? null
+          : (await createApiClient(url, "").public<CliLoginInfo>("/cli-login")).oidc;
+        const token = oidc ? await deviceLogin(oidc, out.note) : await readToken();
         if (token === "") throw new CliError("no token given", EXIT.usage);
-        // Saved only once the control plane has accepted it.
-        await createApiClient(url, token).get("/connections", { limit: 1 });
+        // Saved only once the control plane has accepted it: a person
+        // without the admin role (403 here) is still signed in.
+        try {
+          await createApiClient(url, token).get("/connections", { limit: 1 });
+        } catch (error) {
+          if (!(error instanceof CliError && error.status === 403)) throw error;
+        }
         const file = await saveCredentials({ url, token });
         out.result({ url, credentials: file }, () =>
           out.line(`Logged in to ${url}; credentials saved in ${file} (0600).`),
         );
       }),
     [
-      "modelgate login --url http://127.0.0.1:8081            # asks for the token",
+      "modelgate login --url https://modelgate.internal   # signs in at the identity provider, or asks for the token",
       'echo "$ADMIN_TOKEN" | modelgate login --url https://modelgate.internal --token-stdin',
     ],
   );
