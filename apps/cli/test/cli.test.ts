@@ -251,10 +251,20 @@ describe("modelgate CLI", () => {
     beforeAll(async () => {
       producer = createAuditQueue({ connection: REDIS_URL, prefix: cp.auditPrefix });
       await producer.enqueue(streamed);
+      // Two more, answered whole, so that the chain has parts to walk.
+      for (const text of ["first", "second"]) {
+        await producer.enqueue({
+          ...streamed,
+          sessionId: uuidv7(),
+          responseContentType: "application/json",
+          response: { text: `{"choices":[{"message":{"content":"${text}"}}]}`, truncated: false, bytes: 40 },
+          events: [],
+        });
+      }
       const deadline = Date.now() + 15_000;
       for (;;) {
         const result = await run(["sessions", "list", "--json"]);
-        if (result.code === 0 && (JSON.parse(result.stdout) as { items: unknown[] }).items.length > 0) break;
+        if (result.code === 0 && (JSON.parse(result.stdout) as { items: unknown[] }).items.length === 3) break;
         if (Date.now() > deadline) throw new Error("the session was not stored");
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
@@ -267,6 +277,7 @@ describe("modelgate CLI", () => {
       const listed = await run(["sessions", "list", "--user", "alice@example.com"]);
       expect(listed.code).toBe(0);
       expect(listed.stdout).toContain(streamed.sessionId);
+      expect(listed.stdout.trim().split("\n")).toHaveLength(4);
       expect(listed.stdout).toContain("alice@example.com");
       const byText = await json<{ items: { id: string }[] }>(["sessions", "list", "-q", "four percent"]);
       expect(byText.items.map((item) => item.id)).toEqual([streamed.sessionId]);
@@ -290,14 +301,21 @@ describe("modelgate CLI", () => {
       expect((await run(["sessions", "replay", streamed.sessionId, "--speed", "-1"])).code).toBe(2);
     });
 
-    it("verifies the audit chain", async () => {
+    it("verifies the audit chain, in parts with progress", async () => {
       const verified = await run(["audit", "verify"]);
       expect(verified.code).toBe(0);
-      expect(verified.stdout).toContain("OK: 1 sessions verified");
-      expect(await json<{ status: string; checked: number }>(["audit", "verify"])).toMatchObject({
+      expect(verified.stdout).toContain("OK: 3 sessions verified, last chain sequence 3.");
+      const inParts = await run(["audit", "verify", "--part", "1"]);
+      expect(inParts.code).toBe(0);
+      expect(inParts.stderr).toContain("verified 1 of 3 sessions (33 %)");
+      expect(inParts.stderr).toContain("verified 2 of 3 sessions (66 %)");
+      expect(inParts.stdout).toContain("OK: 3 sessions verified");
+      expect(await json<{ status: string; checked: number }>(["audit", "verify", "--part", "2"])).toMatchObject({
         status: "ok",
-        checked: 1,
+        checked: 3,
+        complete: true,
       });
+      expect((await run(["audit", "verify", "--part", "0"])).code).toBe(2);
     });
 
     it("lists approvals; deciding one that does not exist says so", async () => {

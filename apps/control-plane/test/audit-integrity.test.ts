@@ -129,6 +129,8 @@ describe("audit hash chain", () => {
       lastChainSeq: 0,
       headHash: GENESIS_HASH,
       contentPurged: 0,
+      complete: true,
+      headChainSeq: 0,
     });
   });
 
@@ -170,6 +172,8 @@ describe("audit hash chain", () => {
       lastChainSeq: rows.length,
       headHash: rows.at(-1)?.hash,
       contentPurged: 0,
+      complete: true,
+      headChainSeq: rows.length,
     });
     // Starting part-way takes that session's prev_hash as given.
     expect(await verify("?from=100")).toMatchObject({
@@ -179,6 +183,32 @@ describe("audit hash chain", () => {
     });
     // Small keyset batches walk the same chain.
     expect(await verifyChain(cp.db, { batchSize: 7 })).toMatchObject({ status: "ok", checked: rows.length });
+  });
+
+  it("walks the chain in parts, each linked to the one before, as the CLI shows progress", async () => {
+    const rows = await chain();
+    const parts: { checked: number; complete: boolean }[] = [];
+    let query = "?limit=45";
+    for (;;) {
+      const part = await verify(query);
+      expect(part).toMatchObject({ status: "ok", headChainSeq: rows.length });
+      parts.push({ checked: part.checked, complete: part.complete });
+      if (part.complete) break;
+      query = `?limit=45&from=${part.lastChainSeq + 1}&prevHash=${part.headHash}`;
+    }
+    expect(parts).toEqual([
+      { checked: 45, complete: false },
+      { checked: 45, complete: false },
+      { checked: rows.length - 90, complete: true },
+    ]);
+    // The link into a part is checked: a prev_hash that is not the previous part's last hash is a break.
+    expect(await verify(`?from=46&prevHash=${"0".repeat(64)}`)).toMatchObject({
+      status: "broken",
+      firstBrokenAt: { chainSeq: 46, reason: "prev_hash_mismatch" },
+    });
+    const bad = await api("GET", "/api/v1/audit/verify?prevHash=abc");
+    expect(bad.status).toBe(400);
+    expect((await api("GET", `/api/v1/audit/verify?prevHash=${"0".repeat(64)}`)).status).toBe(400);
   });
 
   it("agrees with an independent implementation of the documented algorithm (scripts/audit-chain-verify.py)", async () => {

@@ -23,6 +23,29 @@ interface ReplayEvent {
   data: string;
 }
 
+interface VerifyPart {
+  status: "ok" | "broken";
+  checked: number;
+  contentPurged: number;
+  start: { kind: string; chainSeq: number };
+  complete?: boolean;
+  headChainSeq: number;
+  lastChainSeq?: number;
+  headHash?: string | null;
+  firstBrokenAt?: { sessionId: string | null; chainSeq: number; reason: string; detail: string };
+}
+
+/** Sessions verified per request by `audit verify`: a few seconds of the control plane's work each. */
+const VERIFY_PART = 20_000;
+
+function partSize(value: string): number {
+  const size = Number(value);
+  if (!Number.isInteger(size) || size < 1 || size > 10_000_000) {
+    throw new CliError("--part must be a whole number from 1 to 10000000", EXIT.usage);
+  }
+  return size;
+}
+
 interface Approval {
   id: string;
   status: string;
@@ -242,26 +265,46 @@ export function registerAudit(program: Command): void {
   examples(
     audit
       .command("verify")
-      .description("Walk the hash chain over every stored session; exit 1 when it is broken")
+      .description("Walk the hash chain over every stored session, showing progress; exit 1 when it is broken")
       .option("--from <seq>", "start at this chain sequence instead of the beginning")
-      .action(async (options: { from?: string }, command: Command) => {
-        const { out, api } = contextOf(command);
-        if (!out.json) out.note("Verifying the audit chain (every session, 100 at a time) …");
-        const report = await (await api()).get<{
-          status: "ok" | "broken";
-          checked: number;
-          lastChainSeq?: number;
-          headHash?: string | null;
-          firstBrokenAt?: { sessionId: string | null; chainSeq: number; reason: string; detail: string };
-        }>("/audit/verify", { from: options.from });
-        out.result(report, () => {
+      .option("--part <n>", "sessions per request (progress is shown after each)", partSize, VERIFY_PART)
+      .action(async (options: { from?: string; part: number }, command: Command) => {
+        const { out, api: client } = contextOf(command);
+        const api = await client();
+        let query: Record<string, string | number | undefined> = { from: options.from, limit: options.part };
+        let checked = 0;
+        let contentPurged = 0;
+        let first: VerifyPart | undefined;
+        let report: VerifyPart;
+        for (;;) {
+          report = await api.get<VerifyPart>("/audit/verify", query);
+          first ??= report;
+          checked += report.checked;
+          contentPurged += report.contentPurged;
+          if (report.status !== "ok" || report.complete) break;
+          if (!out.json) {
+            const total = Math.max(report.headChainSeq - first.start.chainSeq + 1, checked);
+            out.note(
+              `verified ${checked.toLocaleString("en")} of ${total.toLocaleString("en")} sessions (${Math.floor((100 * checked) / total)} %) …`,
+            );
+          }
+          query = {
+            from: (report.lastChainSeq as number) + 1,
+            prevHash: report.headHash ?? undefined,
+            limit: options.part,
+          };
+        }
+        const summary = { ...report, checked, contentPurged, start: first.start };
+        out.result(summary, () => {
           if (report.status === "ok") {
-            out.line(`OK: ${report.checked} sessions verified, last chain sequence ${report.lastChainSeq}.`);
+            out.line(
+              `OK: ${checked.toLocaleString("en")} sessions verified, last chain sequence ${report.lastChainSeq}.`,
+            );
             out.line(`Head hash ${report.headHash ?? "-"} (record it to compare later runs).`);
           } else {
             const broken = report.firstBrokenAt;
             out.line(
-              `BROKEN after ${report.checked} sessions: ${broken?.reason} at chain sequence ${broken?.chainSeq}`,
+              `BROKEN after ${checked.toLocaleString("en")} sessions: ${broken?.reason} at chain sequence ${broken?.chainSeq}`,
             );
             out.line(`session ${broken?.sessionId ?? "-"}: ${broken?.detail}`);
           }

@@ -16,7 +16,7 @@ export function auditIntegrityRoutes({ db }: { db: Database }) {
       role: SESSION_ROLES,
       query: verifyQuery,
       response: { status: 200, description: "The verification report", schema: verifyReport },
-      handler: ({ query }) => verifyChain(db, { from: query.from }),
+      handler: ({ query }) => verifyChain(db, { from: query.from, prevHash: query.prevHash, limit: query.limit }),
     }),
   ];
 }

@@ -1,15 +1,34 @@
 import { z } from "zod";
 
-export const verifyQuery = z.strictObject({
-  from: z
-    .string()
-    .regex(/^[1-9][0-9]{0,15}$/, "must be a chain sequence (a positive integer)")
-    .transform((value) => BigInt(value))
-    .optional()
-    .describe(
-      "start at this chain sequence, taking that session's prev_hash as given; default: after the latest retention checkpoint, or the first session",
-    ),
-});
+export const verifyQuery = z
+  .strictObject({
+    from: z
+      .string()
+      .regex(/^[1-9][0-9]{0,15}$/, "must be a chain sequence (a positive integer)")
+      .transform((value) => BigInt(value))
+      .optional()
+      .describe(
+        "start at this chain sequence, taking that session's prev_hash as given (unless prevHash says what it must be); default: after the latest retention checkpoint, or the first session",
+      ),
+    prevHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, "must be a SHA-256 hash in lowercase hex")
+      .optional()
+      .describe(
+        "with from: the prev_hash the session at from must carry (the headHash of the previous part of a walk)",
+      ),
+    limit: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(10_000_000)
+      .optional()
+      .describe("check at most this many sessions; the report then says complete: false and where to go on"),
+  })
+  .refine((query) => query.prevHash === undefined || query.from !== undefined, {
+    message: "prevHash needs from",
+    path: ["prevHash"],
+  });
 
 const chainStart = z.object({
   kind: z.enum(["genesis", "checkpoint", "from"]),
@@ -26,6 +45,10 @@ export const verifyReport = z.discriminatedUnion("status", [
     lastChainSeq: z.number().int(),
     headHash: z.string().nullable().describe("hash of the last session checked: record it to compare later runs"),
     contentPurged: z.number().int().describe("sessions checked through their stored content digest (bodies purged)"),
+    complete: z
+      .boolean()
+      .describe("false when limit stopped the walk: go on from lastChainSeq + 1 with prevHash set to headHash"),
+    headChainSeq: z.number().int().describe("the chain head's sequence when the walk began: how far there is to go"),
   }),
   z.object({
     status: z.literal("broken"),

@@ -53,6 +53,10 @@ export type VerifyReport =
       headHash: string | null;
       /** Sessions whose bodies and events retention removed: their stored content digest was used. */
       contentPurged: number;
+      /** False when `limit` stopped the walk first: go on `from` lastChainSeq + 1 with `prevHash` headHash. */
+      complete: boolean;
+      /** The chain head's sequence when the walk began (how far there is to go; sessions appended meanwhile are checked too). */
+      headChainSeq: number;
     }
   | { status: "broken"; checked: number; start: ChainStart; firstBrokenAt: BrokenLink; contentPurged: number };
 
@@ -61,6 +65,10 @@ export interface VerifyOptions {
   from?: bigint | undefined;
   /** Stop after this sequence (retention verifies exactly what it is about to purge). */
   to?: bigint | undefined;
+  /** With `from`: the prev_hash that session must carry (the last hash of a previous walk), so the link into it is checked too. */
+  prevHash?: string | undefined;
+  /** Check at most this many sessions, then report `complete: false` (a client walks a long chain in parts, showing progress). */
+  limit?: number | undefined;
   batchSize?: number | undefined;
 }
 
@@ -101,7 +109,9 @@ const sessionFields = {
  */
 export async function verifyChain(db: Database, options: VerifyOptions = {}): Promise<VerifyReport> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  const headAtStart = await db.auditChainHead.findUnique({ where: { id: 1 }, select: { chainSeq: true } });
   let start = await startOf(db, options.from);
+  if (start.kind === "from" && options.prevHash !== undefined) start = { ...start, prevHash: options.prevHash };
   let expectedSeq = BigInt(start.chainSeq);
   let expectedPrev = start.prevHash;
   let checked = 0;
@@ -258,17 +268,23 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
       checked += 1;
       expectedSeq += 1n;
       expectedPrev = row.hash;
+      if (options.limit !== undefined && checked >= options.limit) return ok(false);
     }
   }
+  return ok(true);
 
-  return {
-    status: "ok",
-    checked,
-    start,
-    lastChainSeq: Number(expectedSeq - 1n),
-    headHash: expectedPrev,
-    contentPurged,
-  };
+  function ok(complete: boolean): VerifyReport {
+    return {
+      status: "ok",
+      checked,
+      start,
+      lastChainSeq: Number(expectedSeq - 1n),
+      headHash: expectedPrev,
+      contentPurged,
+      complete,
+      headChainSeq: Number(headAtStart?.chainSeq ?? 0n),
+    };
+  }
 }
 
 /** The search text the store derives for a session (packages/audit, toSessionRows). */
