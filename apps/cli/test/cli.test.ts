@@ -1,6 +1,9 @@
 // The `modelgate` CLI as a process, against the real control plane process
 // (its own Postgres database, audit records through its Redis queue).
+import { once } from "node:events";
 import { mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type AuditQueue, type AuditRecord, createAuditQueue } from "@modelgate/audit";
@@ -20,7 +23,8 @@ describe("modelgate CLI", () => {
   };
 
   beforeAll(async () => {
-    cp = await startControlPlane();
+    // Exporters may deliver to this machine (the test's receiver).
+    cp = await startControlPlane({ MODELGATE_EXPORT_ALLOW_CIDRS: "127.0.0.1/32" });
     configDir = await mkdtemp(path.join(os.tmpdir(), "modelgate-cli-"));
     env = { MODELGATE_CONFIG_DIR: path.join(configDir, "config") };
   }, 60_000);
@@ -323,6 +327,49 @@ describe("modelgate CLI", () => {
       const unknown = await run(["approvals", "approve", "01900000-0000-7000-8000-000000000000", "--comment", "ok"]);
       expect(unknown.code).toBe(4);
     });
+  });
+
+  it("tests an exporter: delivered, or not and why", async () => {
+    const received: string[] = [];
+    let answer = 204;
+    const receiver = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += String(chunk);
+      });
+      req.on("end", () => {
+        received.push(body);
+        res.writeHead(answer).end();
+      });
+    });
+    receiver.listen(0, "127.0.0.1");
+    await once(receiver, "listening");
+    try {
+      const { port } = receiver.address() as AddressInfo;
+      const created = await fetch(`${cp.url}/api/v1/exporters`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${cp.adminToken}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          name: "siem",
+          kind: "webhook",
+          url: `http://127.0.0.1:${port}/events`,
+          types: ["session"],
+        }),
+      });
+      expect(created.status).toBe(201);
+      const { id } = (await created.json()) as { id: string };
+      const delivered = await run(["exporters", "test", id]);
+      expect(delivered.code).toBe(0);
+      expect(delivered.stdout).toMatch(/^Delivered \(event /);
+      expect(received).toHaveLength(1);
+      answer = 500;
+      const failed = await run(["exporters", "test", id]);
+      expect(failed.code).toBe(1);
+      expect(failed.stdout).toContain("Not delivered:");
+      expect((await run(["exporters", "test", "01900000-0000-7000-8000-000000000000"])).code).toBe(4);
+    } finally {
+      receiver.close();
+    }
   });
 
   it("logs out", async () => {
