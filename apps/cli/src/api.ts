@@ -110,12 +110,13 @@ async function problemOf(response: Response, method: string, path: string): Prom
     );
   }
   if (status === 403) return new CliError(`not allowed: ${detail}`, EXIT.auth, [], status);
+  // 429 (too many requests) is no mistake of the command line: try again later.
   const code: ExitCode =
     status === 404
       ? EXIT.notFound
       : status === 409
         ? EXIT.conflict
-        : status >= 400 && status < 500
+        : status >= 400 && status < 500 && status !== 429
           ? EXIT.usage
           : EXIT.failure;
   const prefix = status >= 500 ? `the control plane failed ${method} ${path} (${status})` : `${detail}`;

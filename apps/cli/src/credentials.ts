@@ -54,13 +54,14 @@ export async function loadCredentials(
   if (envToken) {
     const url = urlOverride ?? env.MODELGATE_URL?.trim();
     if (!url) throw new CliError("MODELGATE_TOKEN is set but no URL: set MODELGATE_URL or pass --url", EXIT.usage);
-    return { url: normalizeUrl(url), token: envToken };
+    return { url: normalizeUrl(url, env), token: envToken };
   }
   const file = credentialsPath(env);
   let text: string;
   try {
     const info = await stat(file);
-    if ((info.mode & 0o077) !== 0) {
+    // Windows reports no owner-only modes; there the profile directory's ACL protects the file.
+    if (process.platform !== "win32" && (info.mode & 0o077) !== 0) {
       throw new CliError(
         `${file} can be read by other users; run \`chmod 600 ${file}\` or \`modelgate login\` again`,
         EXIT.auth,
@@ -83,19 +84,43 @@ export async function loadCredentials(
   if (typeof saved.url !== "string" || typeof saved.token !== "string") {
     throw new CliError(`${file} has no url and token: run \`modelgate login\` again`, EXIT.auth);
   }
-  return { url: normalizeUrl(urlOverride ?? saved.url), token: saved.token };
+  const url = normalizeUrl(saved.url, env);
+  // The saved token is that control plane's: --url must not send it anywhere else.
+  if (urlOverride !== undefined && normalizeUrl(urlOverride, env) !== url) {
+    throw new CliError(
+      `the saved credentials are for ${url}; to use ${normalizeUrl(urlOverride, env)}, log in there first (\`modelgate login --url ...\`)`,
+      EXIT.auth,
+    );
+  }
+  return { url, token: saved.token };
 }
 
-/** The control plane's base URL without a trailing slash; http(s) only. */
-export function normalizeUrl(value: string): string {
+const LOOPBACK_HOSTS = new Set(["127.0.0.1", "localhost", "[::1]"]);
+
+/**
+ * The control plane's base URL without a trailing slash. https, or http to
+ * this machine: the credential travels in every request. Plain http to
+ * another host only with MODELGATE_CLI_ALLOW_HTTP=true (a network you trust
+ * as much as the token).
+ */
+export function normalizeUrl(value: string, env: NodeJS.ProcessEnv = process.env): string {
   let url: URL;
   try {
     url = new URL(value);
   } catch {
-    throw new CliError(`not a URL: ${value} (for example http://127.0.0.1:4000)`, EXIT.usage);
+    throw new CliError(`not a URL: ${value} (for example https://modelgate.internal)`, EXIT.usage);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:") {
-    throw new CliError(`the control plane's URL must be http or https, not ${url.protocol}`, EXIT.usage);
+    throw new CliError(
+      `the control plane's URL must be https (or http to this machine), not ${url.protocol}`,
+      EXIT.usage,
+    );
+  }
+  if (url.protocol === "http:" && !LOOPBACK_HOSTS.has(url.hostname) && env.MODELGATE_CLI_ALLOW_HTTP !== "true") {
+    throw new CliError(
+      `${url.origin} is plain http: the token would cross the network readable; use https, or set MODELGATE_CLI_ALLOW_HTTP=true on a network you trust`,
+      EXIT.usage,
+    );
   }
   if (url.username || url.password) throw new CliError("put no credentials in the URL: use --token-stdin", EXIT.usage);
   return url.href.replace(/\/+$/, "");

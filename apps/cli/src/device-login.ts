@@ -16,6 +16,12 @@ const REQUEST_TIMEOUT_MS = 15_000;
 /** RFC 8628 §3.5: without an interval the client waits 5 s; `slow_down` adds 5 s. */
 const DEFAULT_INTERVAL_S = 5;
 const SLOW_DOWN_S = 5;
+const MAX_INTERVAL_S = 60;
+/** A sign-in nobody confirmed within half an hour is given up. */
+const MAX_EXPIRES_S = 1800;
+
+const boundedSeconds = (value: unknown, fallback: number, max: number): number =>
+  typeof value === "number" && Number.isFinite(value) && value > 0 ? Math.min(value, max) : fallback;
 
 /** http only to this machine; anything else must be https, since tokens come back over it. */
 function checkedEndpoint(value: unknown, what: string): URL {
@@ -91,9 +97,9 @@ export async function deviceLogin(login: CliLogin, note: (text: string) => void)
   note(`To sign in, open ${page.href}`);
   note(`and check that it shows the code ${userCode}. Waiting…`);
 
-  let intervalS =
-    typeof started.body.interval === "number" && started.body.interval > 0 ? started.body.interval : DEFAULT_INTERVAL_S;
-  const expiresInS = typeof started.body.expires_in === "number" ? started.body.expires_in : 600;
+  // Bounded, whatever the provider says: a huge interval would overflow the timer into a tight loop.
+  let intervalS = boundedSeconds(started.body.interval, DEFAULT_INTERVAL_S, MAX_INTERVAL_S);
+  const expiresInS = boundedSeconds(started.body.expires_in, 600, MAX_EXPIRES_S);
   const deadline = Date.now() + expiresInS * 1000;
   while (Date.now() < deadline) {
     await sleep(intervalS * 1000);
@@ -107,7 +113,7 @@ export async function deviceLogin(login: CliLogin, note: (text: string) => void)
       case "authorization_pending":
         continue;
       case "slow_down":
-        intervalS += SLOW_DOWN_S;
+        intervalS = Math.min(intervalS + SLOW_DOWN_S, MAX_INTERVAL_S);
         continue;
       case "access_denied":
         throw new CliError("the sign-in was refused at the identity provider", EXIT.auth);

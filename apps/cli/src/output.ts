@@ -23,17 +23,21 @@ export function createOutput(
   stdout: NodeJS.WritableStream = process.stdout,
   stderr: NodeJS.WritableStream = process.stderr,
 ): Output {
+  // Everything printed passes here, so nothing the control plane relays (a
+  // model name a caller chose, a prompt, an IdP's code) can move the cursor,
+  // retitle the window or rewrite earlier lines of an auditor's terminal.
   const line = (text = "") => {
-    stdout.write(`${text}\n`);
+    stdout.write(`${safeText(text)}\n`);
   };
   return {
     json,
     line,
     note: (text) => {
-      stderr.write(`${text}\n`);
+      stderr.write(`${safeText(text)}\n`);
     },
     result(value, forPeople) {
-      if (json) line(JSON.stringify(value, null, 2));
+      // JSON.stringify escapes C0 controls but not DEL and C1 (U+0080-U+009F, CSI among them).
+      if (json) stdout.write(`${JSON.stringify(value, null, 2).replace(C1, unicodeEscape)}\n`);
       else forPeople();
     },
     table(rows, columns) {
@@ -57,6 +61,9 @@ const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
 const CONTROL_EXCEPT_LINES = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
 const escaped = (char: string) => `\\x${char.charCodeAt(0).toString(16).padStart(2, "0")}`;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this escapes
+const C1 = /[\u007f-\u009f]/g;
+const unicodeEscape = (char: string) => `\\u${char.charCodeAt(0).toString(16).padStart(4, "0")}`;
 
 /** A cell: `-` for nothing, control characters shown escaped (a name cannot rewrite the terminal). */
 function show(value: string | number | boolean | null | undefined): string {

@@ -65,6 +65,15 @@ describe("modelgate CLI", () => {
       await chmod(file, 0o600);
     });
 
+    it("never sends the saved token to another URL, nor any token over plain http to another host", async () => {
+      const elsewhere = await run(["--url", "http://127.0.0.1:9", "status"]);
+      expect(elsewhere.code).toBe(3);
+      expect(elsewhere.stderr).toContain(`the saved credentials are for ${cp.url}`);
+      const plain = await run(["login", "--url", "http://modelgate.example.com", "--token-stdin"], "mgadmin_x\n");
+      expect(plain.code).toBe(2);
+      expect(plain.stderr).toContain("plain http");
+    });
+
     it("takes MODELGATE_URL and MODELGATE_TOKEN over the file, for scripts", async () => {
       const other = await cli(["status"], { ...env, MODELGATE_URL: cp.url, MODELGATE_TOKEN: "mgadmin_not-this-one" });
       expect(other.code).toBe(3);
@@ -179,6 +188,33 @@ describe("modelgate CLI", () => {
       expect(await revision()).toBe((before as number) + 1);
     });
 
+    it("shows that a field the file leaves out is removed, and does not call it unchanged", async () => {
+      await writeFile(
+        file,
+        JSON.stringify([
+          { ...policy, operations: ["inference", "embeddings"], masking: { entities: ["EMAIL"] }, description: "ds" },
+        ]),
+      );
+      expect(await json<{ action: string }[]>(["policies", "apply", "-f", file])).toEqual([
+        expect.objectContaining({ action: "update" }),
+      ]);
+      // The same policy without masking or description: both would go, and the plan says so.
+      await writeFile(file, JSON.stringify([{ ...policy, operations: ["inference", "embeddings"] }]));
+      const plan = await json<{ action: string; fields: { field: string; desired: unknown }[] }[]>([
+        "policies",
+        "diff",
+        "-f",
+        file,
+      ]);
+      expect(plan[0]?.action).toBe("update");
+      expect(plan[0]?.fields.map((field) => field.field).sort()).toEqual(["description", "masking"]);
+      expect(plan[0]?.fields.every((field) => field.desired === null)).toBe(true);
+      await run(["policies", "apply", "-f", file]);
+      expect(await json<{ action: string }[]>(["policies", "diff", "-f", file])).toEqual([
+        expect.objectContaining({ action: "unchanged" }),
+      ]);
+    });
+
     it("refuses an invalid file as a whole, naming each problem, and changes nothing", async () => {
       const before = await revision();
       await writeFile(
@@ -218,6 +254,7 @@ describe("modelgate CLI", () => {
 
   describe("sessions and the audit chain", () => {
     let producer: AuditQueue;
+    const hostile = uuidv7();
     const streamed: AuditRecord = {
       version: 1,
       sessionId: uuidv7(),
@@ -255,11 +292,13 @@ describe("modelgate CLI", () => {
     beforeAll(async () => {
       producer = createAuditQueue({ connection: REDIS_URL, prefix: cp.auditPrefix });
       await producer.enqueue(streamed);
-      // Two more, answered whole, so that the chain has parts to walk.
-      for (const text of ["first", "second"]) {
+      // Two more, answered whole, so that the chain has parts to walk; one
+      // names a model with terminal control sequences (a caller chooses it).
+      for (const [index, text] of ["first", "second"].entries()) {
         await producer.enqueue({
           ...streamed,
-          sessionId: uuidv7(),
+          sessionId: index === 0 ? hostile : uuidv7(),
+          model: index === 0 ? "evil\u001b]0;owned\u0007\u001b[2J" : streamed.model,
           responseContentType: "application/json",
           response: { text: `{"choices":[{"message":{"content":"${text}"}}]}`, truncated: false, bytes: 40 },
           events: [],
@@ -291,6 +330,16 @@ describe("modelgate CLI", () => {
       expect(shown.stdout).toContain("the quarterly report?");
       expect(shown.stdout).toContain("alice@example.com");
       expect((await run(["sessions", "show", uuidv7()])).code).toBe(4);
+      // What a caller chose reaches the auditor's terminal escaped, in every form of output.
+      for (const args of [
+        ["sessions", "show", hostile],
+        ["sessions", "list"],
+        ["sessions", "list", "--json"],
+      ]) {
+        const printed = await run(args);
+        expect(printed.stdout).toContain("evil");
+        expect(printed.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+      }
       expect((await run(["sessions", "list", "--limit", "0"])).code).toBe(2);
     });
 

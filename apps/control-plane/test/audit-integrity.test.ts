@@ -522,8 +522,17 @@ describe("retention", () => {
 
   it("purges old sessions after a checkpoint at the cut, and verification starts there", async () => {
     const cut = await cp.db.session.findUniqueOrThrow({ where: { id: ancient.at(-1)?.sessionId } });
+    // A walk in parts (the CLI's) that this purge overtakes.
+    const firstPart = await verifyChain(cp.db, { limit: 3 });
+    expect(firstPart).toMatchObject({ status: "ok", complete: false, lastChainSeq: 3 });
     const result = await purge();
     expect(result).toMatchObject({ sessions: 7, checkpoint: { chainSeq: 7, hash: cut.hash }, refused: null });
+    // It goes on at the checkpoint instead of reporting the purged sessions missing.
+    const nextPart =
+      firstPart.status === "ok"
+        ? await verifyChain(cp.db, { from: 4n, prevHash: firstPart.headHash ?? undefined, limit: 100 })
+        : undefined;
+    expect(nextPart).toMatchObject({ status: "ok", complete: true, checked: 11 });
     expect(await sessionsLeft(ancient)).toBe(0);
     // The late record is chained after sessions still kept: it waits for them.
     expect(await sessionsLeft([...old, ...recent, ...late])).toBe(11);

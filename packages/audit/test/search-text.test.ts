@@ -37,7 +37,7 @@ describe("answerSearchText", () => {
         { choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: '"Oslo"}' } }] } }] },
         { choices: [{ delta: { refusal: " I cannot" } }] },
       ),
-      '{"city":"Oslo"} I cannot',
+      'lookup{"city":"Oslo"} I cannot',
     ],
     [
       "vLLM reasoning before the answer",
@@ -94,8 +94,11 @@ describe("answerSearchText", () => {
     ["a JSON answer (searched by its body)", "application/json", '{"choices":[{"message":{"content":"Hi"}}]}'],
     ["text", "text/plain", "Hi"],
     ["no content type", undefined, 'data: {"choices":[{"text":"Hi"}]}\n\n'],
-    ["a stream without text in it", "text/event-stream", `${sse({ choices: [{ delta: { role: "assistant" } }] })}`],
-    ["a stream that is not JSON", "text/event-stream", "data: hello\n\ndata: [DONE]\n\n"],
+    [
+      "a stream of nothing but wrapping",
+      "text/event-stream",
+      `${sse({ id: "c1", choices: [{ delta: { role: "assistant" } }] })}`,
+    ],
     ["an empty body", "text/event-stream", ""],
   ])("is null for %s: the body is searched instead", (_label, contentType, body) => {
     expect(answerSearchText(contentType, body)).toBeNull();
@@ -105,9 +108,23 @@ describe("answerSearchText", () => {
     expect(answerSearchText("text/event-stream", null)).toBeNull();
   });
 
-  it("keeps the whole events before a line the body's cap cut", () => {
+  it("keeps a line the body's cap cut, as text", () => {
     const whole = sse({ choices: [{ delta: { content: "kept" } }] }, { choices: [{ delta: { content: "cut" } }] });
-    expect(answerSearchText("text/event-stream", whole.slice(0, -12))).toBe("kept");
+    expect(answerSearchText("text/event-stream", whole.slice(0, -12))).toBe('kept{"choices":[{"delta":{"content"');
+  });
+
+  it("hides nothing a runtime sends: other keys, plain data, multi-line events, unknown lines, errors", () => {
+    const body = [
+      sse({ choices: [{ delta: { content: "hello " } }], custom: "EXFIL-TOKEN-123" }),
+      "data: plain text, not JSON\n\n",
+      'data: {"choices":[{"delta":\ndata: {"content":"split over lines"}}]}\n\n',
+      sse({ error: { message: "quota exhausted", code: 429 } }),
+      "whatever: is not SSE\n\n",
+      "event: ping\nid: 7\nretry: 100\n: comment\n\n",
+    ].join("");
+    expect(answerSearchText("text/event-stream", body)).toBe(
+      "hello EXFIL-TOKEN-123plain text, not JSONsplit over linesquota exhaustedwhatever: is not SSE",
+    );
   });
 
   it("stores what Postgres text cannot hold, U+0000 and lone surrogates, as U+FFFD", () => {
@@ -115,11 +132,19 @@ describe("answerSearchText", () => {
     expect(answerSearchText("text/event-stream", body)).toBe("a\uFFFDb\uFFFDc");
   });
 
-  it("walks a hostile nesting without recursion, and only to a bounded depth", () => {
+  it("does not parse what nests too deeply or is too large; keeps it as text", () => {
     const deep = `${"[".repeat(100_000)}${"]".repeat(100_000)}`;
     const shallow = `{"a":${'{"a":'.repeat(5)}{"content":"found"}${"}".repeat(5)}}`;
-    const tooDeep = `{"a":${'{"a":'.repeat(40)}{"content":"hidden"}${"}".repeat(40)}}`;
-    expect(answerSearchText("application/x-ndjson", `${deep}\n${shallow}\n${tooDeep}\n`)).toBe("found");
+    const tooDeep = `{"a":${'{"a":'.repeat(40)}{"content":"kept"}${"}".repeat(40)}}`;
+    const large = JSON.stringify({ content: "x".repeat(300_000) });
+    const text = answerSearchText("application/x-ndjson", `${deep}\n${shallow}\n${tooDeep}\n${large}\n`) as string;
+    expect(text.startsWith(deep)).toBe(true);
+    expect(text).toContain(`found${tooDeep}`);
+    expect(text.endsWith(large)).toBe(true);
+    // Brackets inside strings do not count as nesting.
+    expect(answerSearchText("application/x-ndjson", JSON.stringify({ content: "[".repeat(100) }))).toBe(
+      "[".repeat(100),
+    );
   });
 
   it("assembles a long stream in order, at a fraction of its size", () => {

@@ -56,7 +56,8 @@ export interface TestIdentityProvider {
    * Plays the browser of a device login: opens `verificationUri` (the
    * `verification_uri_complete` a CLI printed), confirms the code and signs
    * in as `user`, whose claims the device's access token then carries.
-   * Resolves once the provider shows its success page.
+   * Resolves once the provider shows its success page. One at a time: the
+   * provider's sign-in page takes whoever the running call names.
    */
   approveDevice(verificationUri: string, user: MintOptions): Promise<void>;
   /** Replaces the signing key with a new one (new `kid`); the old key is no longer published. */
@@ -124,7 +125,8 @@ async function browse(start: string, done: (page: string) => boolean): Promise<v
     for (const input of (form[2] as string).matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
       const name = input[0].match(/name="([^"]+)"/)?.[1];
       const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
-      if (name) fields.set(name, value.replaceAll("&amp;", "&").replaceAll("&quot;", '"'));
+      // &amp; last, so that an escaped "&quot;" is not unescaped twice.
+      if (name) fields.set(name, value.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
     }
     request = { url: new URL(form[1] as string, request.url).href, form: fields };
   }

@@ -245,10 +245,11 @@ function recentThreadCpu(now: number, maxAgeMs: number): NodeJS.CpuUsage {
   return now - lastCpuReading.wallMs > maxAgeMs ? readThreadCpu() : lastCpuReading.cpu;
 }
 
-/** Reads the thread's CPU clock, then stamps the reading: its age is never understated. */
+/** Stamps the reading, then reads the thread's CPU clock: its age is never understated. */
 function readThreadCpu(): NodeJS.CpuUsage {
+  const wallMs = performance.now();
   const cpu = process.threadCpuUsage();
-  lastCpuReading = { wallMs: performance.now(), cpu };
+  lastCpuReading = { wallMs, cpu };
   return cpu;
 }
 

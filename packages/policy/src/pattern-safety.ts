@@ -139,7 +139,11 @@ function patternsOf(definition: PolicyDefinition) {
  */
 let checker: Promise<typeof import("recheck")> | undefined;
 function loadChecker(): Promise<typeof import("recheck")> {
-  checker ??= import("recheck");
+  checker ??= import("recheck").catch((error: unknown) => {
+    // Not remembered: the next check tries again (this one fails closed).
+    checker = undefined;
+    throw error;
+  });
   return checker;
 }
 

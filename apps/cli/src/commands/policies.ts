@@ -77,7 +77,11 @@ function canonical(value: unknown): unknown {
   }
   return result;
 }
-const same = (a: unknown, b: unknown) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+/** Equal as policies: a missing field and a null one are the same (none). */
+const same = (a: unknown, b: unknown) => JSON.stringify(canonical(a ?? null)) === JSON.stringify(canonical(b ?? null));
+
+/** What the control plane adds to a policy; everything else is the policy as written, compared whole. */
+const SERVER_FIELDS = new Set(["id", "revision", "createdAt", "updatedAt"]);
 
 export async function planPolicies(api: ApiClient, desired: readonly Desired[]): Promise<PlannedChange[]> {
   const current = await allPages<PolicyRow>(api, "/policies");
@@ -85,7 +89,12 @@ export async function planPolicies(api: ApiClient, desired: readonly Desired[]):
   return desired.map((policy) => {
     const existing = byName.get(policy.name);
     if (!existing) return { name: policy.name, action: "create" as const };
-    const fields = Object.keys(policy)
+    // Every field of either side: one the file leaves out (masking, an
+    // approval) is removed by the replace, so it is a change, and shown.
+    const names = new Set(
+      [...Object.keys(policy), ...Object.keys(existing)].filter((name) => !SERVER_FIELDS.has(name)),
+    );
+    const fields = [...names]
       .filter((field) => !same(existing[field], policy[field]))
       .map((field) => ({ field, current: existing[field] ?? null, desired: policy[field] ?? null }));
     return fields.length === 0

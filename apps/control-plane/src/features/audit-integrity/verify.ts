@@ -193,7 +193,9 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
       if (chainSeq !== expectedSeq) {
         // A retention run may have purged this stretch while we walked:
         // its checkpoint, written before the delete, says where to resume.
-        const checkpoint = options.from === undefined ? await latestChainCheckpoint(db) : null;
+        // So may one that goes on from where an earlier part stopped (prevHash).
+        const resumable = options.from === undefined || options.prevHash !== undefined;
+        const checkpoint = resumable ? await latestChainCheckpoint(db) : null;
         if (checkpoint && checkpoint.chainSeq >= expectedSeq) {
           start = checkpointStart(checkpoint);
           expectedSeq = checkpoint.chainSeq + 1n;
@@ -240,16 +242,6 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
           detail: "the bodies or events do not match the content digest stored with the session",
         });
       }
-      // Null (a session stored before the column, or an answer searched by
-      // its body) leaves the body searched: nothing to hide there.
-      if (content?.responseText != null && content.responseText !== searchTextOf(row.details, content.responseBody)) {
-        return broken({
-          sessionId: row.id,
-          chainSeq: Number(chainSeq),
-          reason: "search_text_mismatch",
-          detail: "the answer's search text is not the one its stored body gives",
-        });
-      }
       const hash = linkHash({
         chainSeq,
         prevHash: row.prevHash ?? "",
@@ -263,6 +255,18 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
           reason: "hash_mismatch",
           part: "metadata",
           detail: "the session's columns do not hash to its stored hash",
+        });
+      }
+      // After the link: a changed column the search text is read from
+      // (details.responseContentType) is a hash mismatch first.
+      // Null (a session stored before the column, or an answer searched by
+      // its body) leaves the body searched: nothing to hide there.
+      if (content?.responseText != null && content.responseText !== searchTextOf(row.details, content.responseBody)) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "search_text_mismatch",
+          detail: "the answer's search text is not the one its stored body gives",
         });
       }
       checked += 1;
