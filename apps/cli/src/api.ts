@@ -22,8 +22,6 @@ export interface ApiClient {
   delete<T>(path: string): Promise<T>;
   /** A GET without the credential: the control plane's public routes (how to log in). */
   public<T>(path: string): Promise<T>;
-  /** The raw response of a GET whose body is read as a stream (replays). Errors are thrown like the others. */
-  stream(path: string, query?: Record<string, string | number | undefined>): Promise<Response>;
 }
 
 export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_TIMEOUT_MS): ApiClient {
@@ -41,7 +39,6 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
     options: {
       body?: unknown;
       query?: Record<string, string | number | undefined>;
-      streamed?: boolean;
       anonymous?: boolean;
     } = {},
   ): Promise<Response> {
@@ -54,8 +51,7 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
         method,
         headers,
         body: options.body === undefined ? undefined : JSON.stringify(options.body),
-        // A replay plays for as long as the session did: only its start is timed.
-        signal: options.streamed ? undefined : AbortSignal.timeout(timeoutMs),
+        signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (error) {
       const cause =
@@ -87,7 +83,6 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
     post: async (path, body) => json(await send("POST", path, { body: body ?? {} })),
     put: async (path, body) => json(await send("PUT", path, { body })),
     delete: async (path) => json(await send("DELETE", path)),
-    stream: (path, query) => send("GET", path, { query, streamed: true }),
   };
 }
 

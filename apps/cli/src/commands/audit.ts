@@ -68,7 +68,7 @@ function limitOf(value: string): number {
 }
 
 /** The printable text of an SSE or NDJSON chunk: the content the model wrote, else the chunk as is. */
-export function textOfChunk(data: string): string {
+function textOfChunk(data: string): string {
   let text = "";
   let structured = false;
   for (const rawLine of data.split("\n")) {
