@@ -338,6 +338,7 @@ describe("modelgate CLI", () => {
       ]) {
         const printed = await run(args);
         expect(printed.stdout).toContain("evil");
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what must not get through
         expect(printed.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
       }
       expect((await run(["sessions", "list", "--limit", "0"])).code).toBe(2);
