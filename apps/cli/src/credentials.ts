@@ -1,7 +1,7 @@
 // Where `modelgate login` keeps the control plane's URL and the credential:
 // a JSON file only its owner can read (0600, in a 0700 directory), or the
 // environment (MODELGATE_URL, MODELGATE_TOKEN), which wins, for scripts and CI.
-import { chmod, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { CliError, EXIT } from "./errors.js";
@@ -25,9 +25,16 @@ export async function saveCredentials(credentials: Credentials, env: NodeJS.Proc
   await mkdir(dir, { recursive: true, mode: 0o700 });
   await chmod(dir, 0o700);
   const file = credentialsPath(env);
-  // Written with 0600 from the start (and set again: the file may exist with wider rights).
-  await writeFile(file, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600 });
-  await chmod(file, 0o600);
+  // A new file, 0600 from its creation, then moved over the old one: the
+  // token is never in a file (an older one may have wider rights) others can read.
+  const temporary = `${file}.${process.pid}.${Date.now()}.tmp`;
+  try {
+    await writeFile(temporary, `${JSON.stringify(credentials, null, 2)}\n`, { mode: 0o600, flag: "wx" });
+    await rename(temporary, file);
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
   return file;
 }
 
@@ -43,8 +50,9 @@ export async function removeCredentials(env: NodeJS.ProcessEnv = process.env): P
 
 /**
  * The credentials to use: the environment's, else the file's. `urlOverride`
- * (the `--url` option) replaces the URL. Refuses a file others can read: the
- * token in it is an administrator's.
+ * (the `--url` option) names the control plane for MODELGATE_TOKEN; with
+ * saved credentials it must be the URL they were saved for. Refuses a file
+ * others can read: the token in it may be an administrator's.
  */
 export async function loadCredentials(
   urlOverride: string | undefined,
