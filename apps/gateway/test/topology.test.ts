@@ -55,7 +55,14 @@ interface Outcome {
 
 interface Kill {
   what: "agent" | "gateway";
+  /** When the signal was sent. */
   at: number;
+  /**
+   * When the test saw the process gone. Until its sockets close with it, the
+   * kernel still accepts connections to a dying process: a request that
+   * starts in between is running through it too.
+   */
+  diedAt: number;
 }
 
 let database: TestDatabase;
@@ -299,9 +306,10 @@ it("loses nothing but what runs through a SIGKILLed process, while every agent a
     await phase(500);
   }
   // One agent dies without a drain.
-  kills.push({ what: "agent", at: performance.now() });
+  const agentKilledAt = performance.now();
   mark("agent 0 SIGKILL");
   await (agents[0] as AgentProcess).kill();
+  kills.push({ what: "agent", at: agentKilledAt, diedAt: performance.now() });
   await startAgent(0);
   mark("agent 0 back");
   await phase(1_000);
@@ -313,10 +321,11 @@ it("loses nothing but what runs through a SIGKILLed process, while every agent a
   mark("gateway 0 back with its agents");
   await phase(1_500);
   // The other dies without a drain.
-  kills.push({ what: "gateway", at: performance.now() });
+  const gatewayKilledAt = performance.now();
   mark("gateway 1 SIGKILL");
   (gateways[1] as GatewayProcess).child.kill("SIGKILL");
   await new Promise((resolve) => (gateways[1] as GatewayProcess).child.once("exit", resolve));
+  kills.push({ what: "gateway", at: gatewayKilledAt, diedAt: performance.now() });
   const secondBackMs = await restartGateway(1);
   mark("gateway 1 back with its agents");
   await phase(1_500);
@@ -330,7 +339,7 @@ it("loses nothing but what runs through a SIGKILLed process, while every agent a
       !outcome.ok &&
       !kills.some(
         (kill) =>
-          outcome.start < kill.at &&
+          outcome.start < kill.diedAt &&
           outcome.end >= kill.at &&
           (kill.what === "agent"
             ? /the agent disconnected during the request/.test(outcome.error ?? "")
