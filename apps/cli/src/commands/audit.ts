@@ -5,6 +5,7 @@ import type { Command } from "commander";
 import { contextOf, examples } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { safeText } from "../output.js";
+import { textOfChunk } from "../replay-text.js";
 
 interface SessionSummary {
   id: string;
@@ -65,33 +66,6 @@ function limitOf(value: string): number {
     throw new CliError("--limit must be a whole number from 1 to 500", EXIT.usage);
   }
   return limit;
-}
-
-/** The printable text of an SSE or NDJSON chunk: the content the model wrote, else the chunk as is. */
-function textOfChunk(data: string): string {
-  let text = "";
-  let structured = false;
-  for (const rawLine of data.split("\n")) {
-    const line = rawLine.trim().replace(/^data:\s*/, "");
-    if (!line.startsWith("{")) continue;
-    try {
-      const value = JSON.parse(line) as {
-        choices?: { delta?: { content?: unknown }; text?: unknown }[];
-        message?: { content?: unknown };
-        response?: unknown;
-      };
-      structured = true;
-      for (const choice of value.choices ?? []) {
-        if (typeof choice.delta?.content === "string") text += choice.delta.content;
-        else if (typeof choice.text === "string") text += choice.text;
-      }
-      if (typeof value.message?.content === "string") text += value.message.content;
-      if (typeof value.response === "string") text += value.response;
-    } catch {
-      // A line cut between chunks: shown with the rest of the raw data below.
-    }
-  }
-  return structured ? text : data;
 }
 
 export function registerAudit(program: Command): void {
