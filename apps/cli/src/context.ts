@@ -3,6 +3,7 @@
 import type { Command } from "commander";
 import { type ApiClient, createApiClient } from "./api.js";
 import { loadCredentials } from "./credentials.js";
+import { CliError, EXIT } from "./errors.js";
 import { createOutput, type Output } from "./output.js";
 
 export interface GlobalOptions {
@@ -49,4 +50,18 @@ export async function allPages<T>(
 /** Examples under a command's --help. */
 export function examples(command: Command, lines: readonly string[]): Command {
   return command.addHelpText("after", `\nExamples:\n${lines.map((line) => `  $ ${line}`).join("\n")}\n`);
+}
+
+/** An option that may be given several times (`--group a --group b`). */
+export const repeatable = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** An option parser for a whole number within bounds; anything else is a usage error naming the option. */
+export function wholeNumber(option: string, min: number, max: number): (value: string) => number {
+  return (value) => {
+    const number = Number(value);
+    if (!Number.isInteger(number) || number < min || number > max) {
+      throw new CliError(`${option} must be a whole number from ${min} to ${max}`, EXIT.usage);
+    }
+    return number;
+  };
 }

@@ -2,7 +2,7 @@
 // what gateways recorded and held.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Command } from "commander";
-import { contextOf, examples } from "../context.js";
+import { contextOf, examples, wholeNumber } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { safeText } from "../output.js";
 import { textOfChunk } from "../replay-text.js";
@@ -38,14 +38,8 @@ interface VerifyPart {
 
 /** Sessions verified per request by `audit verify`: a few seconds of the control plane's work each. */
 const VERIFY_PART = 20_000;
-
-function partSize(value: string): number {
-  const size = Number(value);
-  if (!Number.isInteger(size) || size < 1 || size > 10_000_000) {
-    throw new CliError("--part must be a whole number from 1 to 10000000", EXIT.usage);
-  }
-  return size;
-}
+/** Page size for listings, 1-500 as the API takes it. */
+const pageSize = wholeNumber("--limit", 1, 500);
 
 interface Approval {
   id: string;
@@ -57,15 +51,6 @@ interface Approval {
   reason: string;
   requestedAt: string;
   expiresAt: string;
-}
-
-/** Page size for listings, 1-500 as the API takes it. */
-function limitOf(value: string): number {
-  const limit = Number(value);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 500) {
-    throw new CliError("--limit must be a whole number from 1 to 500", EXIT.usage);
-  }
-  return limit;
 }
 
 export function registerAudit(program: Command): void {
@@ -85,7 +70,7 @@ export function registerAudit(program: Command): void {
       .option("--from <time>", "received at or after (RFC 3339)")
       .option("--to <time>", "received before (RFC 3339)")
       .option("-q, --text <text>", "text in the prompt or the answer")
-      .option("--limit <n>", "page size, 1-500", limitOf, 50)
+      .option("--limit <n>", "page size, 1-500", pageSize, 50)
       .option("--cursor <cursor>", "the next page, as the previous one printed it")
       .action(async (options, command: Command) => {
         const { out, api } = contextOf(command);
@@ -195,7 +180,7 @@ export function registerAudit(program: Command): void {
       .description("Approvals, newest first")
       .option("--status <status>", "pending, approved, denied or expired", "pending")
       .option("--connection <name>", "requests to this connection")
-      .option("--limit <n>", "page size, 1-500", limitOf, 100)
+      .option("--limit <n>", "page size, 1-500", pageSize, 100)
       .action(async (options: { status: string; connection?: string; limit: number }, command: Command) => {
         const { out, api } = contextOf(command);
         const page = await (await api()).get<{ items: Approval[]; nextCursor: string | null }>("/approvals", {
@@ -241,7 +226,12 @@ export function registerAudit(program: Command): void {
       .command("verify")
       .description("Walk the hash chain over every stored session, showing progress; exit 1 when it is broken")
       .option("--from <seq>", "start at this chain sequence instead of the beginning")
-      .option("--part <n>", "sessions per request (progress is shown after each)", partSize, VERIFY_PART)
+      .option(
+        "--part <n>",
+        "sessions per request (progress is shown after each)",
+        wholeNumber("--part", 1, 10_000_000),
+        VERIFY_PART,
+      )
       .action(async (options: { from?: string; part: number }, command: Command) => {
         const { out, api: client } = contextOf(command);
         const api = await client();

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { policyInputSchema } from "@modelgate/policy";
 import type { Command } from "commander";
 import type { ApiClient } from "../api.js";
-import { allPages, contextOf, examples } from "../context.js";
+import { allPages, contextOf, examples, repeatable } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 
 interface PolicyRow extends Record<string, unknown> {
@@ -197,11 +197,7 @@ export function registerPolicies(program: Command): void {
       .command("eval")
       .description("Dry-run: what the gateway would decide for a caller and a request, and why")
       .requiredOption("--connection <name>", "the connection requested")
-      .option(
-        "--group <group>",
-        "a group of the caller (repeat for several)",
-        (value: string, previous: string[] = []) => [...previous, value],
-      )
+      .option("--group <group>", "a group of the caller (repeat for several)", repeatable)
       .option("--email <email>", "the caller's email")
       .option("--model <model>", "the model requested")
       .option("--operation <operation>", "inference, embeddings, models.list, …", "inference")

@@ -1,6 +1,6 @@
 // connections, agents, keys: what callers and agents are registered with.
 import type { Command } from "commander";
-import { allPages, contextOf, examples } from "../context.js";
+import { allPages, contextOf, examples, repeatable } from "../context.js";
 import type { AgentRow } from "./auth.js";
 
 interface ConnectionRow {
@@ -20,8 +20,6 @@ interface KeyRow {
   expiresAt: string | null;
   lastUsedAt: string | null;
 }
-
-const collect = (value: string, previous: string[] = []) => [...previous, value];
 
 export function registerResources(program: Command): void {
   const connections = program.command("connections").description("Model runtimes callers reach through gateways");
@@ -67,7 +65,7 @@ export function registerResources(program: Command): void {
       .command("create <name>")
       .description("Register a connection: a runtime's protocol and the models callers may name")
       .requiredOption("--protocol <protocol>", "openai, ollama, tgi or http")
-      .requiredOption("--model <model>", "a model the runtime serves (repeat for several)", collect)
+      .requiredOption("--model <model>", "a model the runtime serves (repeat for several)", repeatable)
       .option("--description <text>", "what it is, for people")
       .action(async (name: string, options: { protocol: string; model: string[]; description?: string }, command) => {
         const { out, api } = contextOf(command);
@@ -153,7 +151,7 @@ export function registerResources(program: Command): void {
     keys
       .command("create <name>")
       .description("Create an API key; its secret is shown once")
-      .requiredOption("--group <group>", "a group the key's caller belongs to (repeat for several)", collect)
+      .requiredOption("--group <group>", "a group the key's caller belongs to (repeat for several)", repeatable)
       .option("--expires <time>", "RFC 3339 time after which the key stops working")
       .action(async (name: string, options: { group: string[]; expires?: string }, command: Command) => {
         const { out, api } = contextOf(command);

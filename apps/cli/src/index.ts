@@ -1,3 +1,0 @@
-export { createApiClient } from "./api.js";
-export { EXIT } from "./errors.js";
-export { buildProgram } from "./program.js";
