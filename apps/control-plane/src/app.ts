@@ -1,4 +1,4 @@
-import type { Logger } from "@modelgate/core";
+import { createLogger, type Logger } from "@modelgate/core";
 import type { Database } from "@modelgate/db";
 import express, { type Express } from "express";
 import { pinoHttp } from "pino-http";
@@ -30,7 +30,7 @@ import { type ControlPlaneMetrics, setRouteTemplate } from "./http/metrics.js";
 import { buildOpenApiDocument } from "./http/openapi.js";
 import { errorHandler, notFoundHandler } from "./http/problem.js";
 import { assignRequestId } from "./http/request-id.js";
-import { authenticate, mountRoutes } from "./http/route.js";
+import { authenticate, mountRoutes, type Route } from "./http/route.js";
 import { createSecretBox, type SecretBox } from "./secret-box.js";
 
 export const API_BASE_PATH = "/api/v1";
@@ -76,25 +76,7 @@ export function createApp({
   approvals = createApprovalService({ db, config, logger, urlBase: () => `${API_BASE_PATH}/approvals` }),
   cliLogin,
 }: ControlPlaneDeps): Express {
-  const routes = [
-    ...connectionRoutes(createConnectionService({ db, config })),
-    ...agentRoutes(createAgentService({ db, config, ...(presence ? { presence } : {}) })),
-    ...apiKeyRoutes(createApiKeyService({ db, config, approvals })),
-    ...policyRoutes(createPolicyService({ db, config, approvals })),
-    ...approvalRoutes(approvals),
-    ...adminAuditRoutes(createAdminAuditService({ db })),
-    ...sessionRoutes(createSessionService({ db })),
-    ...exporterRoutes(
-      createExporterService({
-        db,
-        secrets: secrets ?? createSecretBox(undefined),
-        egress: exportEgress ?? createExportEgress(),
-        logger,
-      }),
-    ),
-    ...alertRoutes(createAlertService({ db })),
-    ...auditIntegrityRoutes({ db }),
-  ];
+  const routes = apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger });
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
 
   const app = express();
@@ -144,4 +126,51 @@ export function createApp({
   app.use(notFoundHandler);
   app.use(errorHandler(logger));
   return app;
+}
+
+type ApiRouteDeps = Pick<ControlPlaneDeps, "db" | "config" | "presence" | "secrets" | "exportEgress" | "logger"> & {
+  approvals: ApprovalService;
+};
+
+/** Every route under /api/v1, bound to its service. */
+function apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger }: ApiRouteDeps): Route[] {
+  return [
+    ...connectionRoutes(createConnectionService({ db, config })),
+    ...agentRoutes(createAgentService({ db, config, ...(presence ? { presence } : {}) })),
+    ...apiKeyRoutes(createApiKeyService({ db, config, approvals })),
+    ...policyRoutes(createPolicyService({ db, config, approvals })),
+    ...approvalRoutes(approvals),
+    ...adminAuditRoutes(createAdminAuditService({ db })),
+    ...sessionRoutes(createSessionService({ db })),
+    ...exporterRoutes(
+      createExporterService({
+        db,
+        secrets: secrets ?? createSecretBox(undefined),
+        egress: exportEgress ?? createExportEgress(),
+        logger,
+      }),
+    ),
+    ...alertRoutes(createAlertService({ db })),
+    ...auditIntegrityRoutes({ db }),
+  ];
+}
+
+/**
+ * The OpenAPI document of /api/v1, built without a database: services only
+ * keep the client they are given, and no handler runs. The console's typed
+ * client is generated from it (apps/console: npm run api:generate).
+ */
+export function describeApi(version: string): ReturnType<typeof buildOpenApiDocument> {
+  const unused = new Proxy({} as Database, {
+    get() {
+      throw new Error("describeApi builds the document only: no route may run");
+    },
+  });
+  const silent = createLogger({ name: "describe-api", level: "silent" });
+  const config: ConfigPublishing = { publish: async () => {} };
+  const approvals = createApprovalService({ db: unused, config, logger: silent, urlBase: () => "" });
+  return buildOpenApiDocument(apiRoutes({ db: unused, config, logger: silent, approvals }), {
+    basePath: API_BASE_PATH,
+    version,
+  });
 }

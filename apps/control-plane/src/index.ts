@@ -4,4 +4,5 @@ export { type ControlPlaneConfig, loadConfig } from "./config.js";
 // hear of it.
 export { type ConfigChange, type ConfigEntityKind, recordConfigChange } from "./gateway-link/changes.js";
 export { type ControlPlaneOptions, type RunningControlPlane, startControlPlane } from "./server.js";
+export { describeApi } from "./app.js";
 export { VERSION } from "./version.js";

@@ -5,7 +5,7 @@ import type { Command } from "commander";
 import { contextOf, examples, wholeNumber } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { safeText } from "../output.js";
-import { textOfChunk } from "../replay-text.js";
+import { textOfChunk } from "@modelgate/audit/replay-text";
 
 interface SessionSummary {
   id: string;

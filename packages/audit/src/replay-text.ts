@@ -1,4 +1,6 @@
-// What `modelgate sessions replay` prints of each recorded chunk.
+// The text of one recorded response chunk: what `modelgate sessions replay` prints
+// and what the console's replay shows. Pure and dependency-free, so the
+// browser bundle imports it as `@modelgate/audit/replay-text`.
 
 /**
  * The printable text of an SSE or NDJSON chunk: what the model wrote, in
