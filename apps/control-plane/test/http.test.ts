@@ -196,6 +196,7 @@ describe("control-plane HTTP behaviour", () => {
           "getConnection",
           "getPolicy",
           "getSession",
+          "getSessionStats",
           "listAdminAuditLog",
           "listAgents",
           "listApiKeys",

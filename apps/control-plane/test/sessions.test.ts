@@ -449,6 +449,9 @@ describe("audit sessions", () => {
       expect(
         sessionRoutes({
           list: async () => ({ items: [], nextCursor: null }),
+          stats: async () => {
+            throw new Error();
+          },
           get: async () => {
             throw new Error();
           },
@@ -457,6 +460,7 @@ describe("audit sessions", () => {
           },
         }).map((route) => route.roles),
       ).toEqual([
+        ["admin", "auditor"],
         ["admin", "auditor"],
         ["admin", "auditor"],
         ["admin", "auditor"],

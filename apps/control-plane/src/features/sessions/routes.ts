@@ -6,6 +6,8 @@ import {
   sessionParams,
   sessionReplayQuery,
   sessionReplayView,
+  sessionStatsQuery,
+  sessionStatsView,
   sessionSummaryView,
   sessionView,
 } from "./schemas.js";
@@ -14,7 +16,7 @@ import type { SessionService } from "./service.js";
 /** Sessions hold prompts and answers: auditors and admins only. */
 export const SESSION_ROLES = ["admin", "auditor"] as const;
 
-export function sessionRoutes(service: Pick<SessionService, "list" | "get" | "replay">) {
+export function sessionRoutes(service: Pick<SessionService, "list" | "stats" | "get" | "replay">) {
   return [
     defineRoute({
       method: "get",
@@ -26,6 +28,19 @@ export function sessionRoutes(service: Pick<SessionService, "list" | "get" | "re
       query: sessionListQuery,
       response: { status: 200, description: "A page of sessions", schema: page(sessionSummaryView) },
       handler: ({ query }) => service.list(query),
+    }),
+    // Declared before /sessions/{id}, which would otherwise take "stats" for an id.
+    defineRoute({
+      method: "get",
+      path: "/sessions/stats",
+      operationId: "getSessionStats",
+      summary:
+        "Requests, refusals and masked answers over the last hour or day: per bucket, in total, by refusal reason and by connection",
+      tag: "audit",
+      role: SESSION_ROLES,
+      query: sessionStatsQuery,
+      response: { status: 200, description: "The window's statistics", schema: sessionStatsView },
+      handler: ({ query }) => service.stats(query),
     }),
     defineRoute({
       method: "get",

@@ -170,3 +170,62 @@ export const sessionReplayView = z.object({
 export type SessionReplayQuery = z.output<typeof sessionReplayQuery>;
 export type SessionReplayView = z.output<typeof sessionReplayView>;
 export type ReplayEventView = z.output<typeof replayEventView>;
+
+/**
+ * The Overview's windows: the last hour in one-minute buckets, the last day
+ * in quarter-hour buckets (96 points, where 24 hourly ones hid bursts and
+ * 1,440 one-minute ones are more than a chart shows).
+ */
+export const STATS_WINDOWS = {
+  hour: { bucketSeconds: 60, buckets: 60 },
+  day: { bucketSeconds: 900, buckets: 96 },
+} as const;
+export type StatsWindow = keyof typeof STATS_WINDOWS;
+const statsWindowNames = Object.keys(STATS_WINDOWS) as [StatsWindow, ...StatsWindow[]];
+
+export const sessionStatsQuery = z.strictObject({
+  window: z
+    .enum(statsWindowNames)
+    .default("hour")
+    .describe("hour: 60 buckets of 60 s; day: 96 buckets of 900 s. Both end with the bucket holding now"),
+});
+
+const count = z.number().int().min(0);
+
+export const sessionStatsView = z.object({
+  window: z.enum(statsWindowNames),
+  from: z.string().describe("start of the first bucket (inclusive), aligned to the bucket size"),
+  to: z.string().describe("end of the last bucket (exclusive): the bucket holding now ends here"),
+  bucketSeconds: z.number().int(),
+  buckets: z
+    .array(
+      z.object({
+        start: z.string(),
+        requests: count,
+        refused: count.describe("decision blocked, denied, rate_limited or approval_required"),
+        masked: count.describe("the answer had something masked (details.maskedCounts)"),
+      }),
+    )
+    .describe("every bucket of the window, oldest first, empty ones as zeros"),
+  totals: z.object({ requests: count, refused: count, masked: count }),
+  refusalsByReason: z
+    .array(
+      z.object({
+        reason: z.string().describe("the refusal's error code (details.error.code), else its decision"),
+        count,
+      }),
+    )
+    .describe("the 10 commonest, most first"),
+  byConnection: z
+    .array(
+      z.object({
+        connection: z.string().nullable().describe("null: refused before a connection was chosen"),
+        requests: count,
+        refused: count,
+      }),
+    )
+    .describe("the 20 busiest, most requests first"),
+});
+
+export type SessionStatsQuery = z.output<typeof sessionStatsQuery>;
+export type SessionStatsView = z.output<typeof sessionStatsView>;

@@ -6,9 +6,12 @@ import {
   encodeCursor,
   type SessionListQuery,
   type SessionReplayView,
+  type SessionStatsQuery,
+  type SessionStatsView,
   type SessionSummaryView,
   type SessionView,
 } from "./schemas.js";
+import { sessionStats } from "./stats.js";
 
 type SessionRow = Prisma.SessionGetPayload<object>;
 type SessionWithContent = Prisma.SessionGetPayload<{ include: { content: true; events: true } }>;
@@ -149,6 +152,8 @@ export interface SessionServiceOptions {
   textWalkBudget?: number;
   /** At most this many matching bodies make a text rare (tests set 0 to reach the single-query way). */
   rareTextLimit?: number;
+  /** The clock the statistics' windows end at (tests fix it). */
+  now?: () => Date;
 }
 
 /**
@@ -197,6 +202,7 @@ export function createSessionService({
   db,
   textWalkBudget = TEXT_WALK_BUDGET,
   rareTextLimit = RARE_TEXT_LIMIT,
+  now = () => new Date(),
 }: SessionServiceOptions) {
   /** The sessions among `ids` whose request or response body contains the pattern. */
   async function bodiesMatching(ids: string[], pattern: string): Promise<Set<string>> {
@@ -303,6 +309,11 @@ export function createSessionService({
         items: items.map(toSummary),
         nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
       };
+    },
+
+    /** Requests, refusals and masking over the last hour or day, for the console's Overview. */
+    stats(query: SessionStatsQuery): Promise<SessionStatsView> {
+      return sessionStats(db, query.window, now());
     },
 
     /** The full record: metadata, details, bodies and the stream's events in order. */
