@@ -455,6 +455,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/sessions/stats": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests, refusals and masked answers over the last hour or day: per bucket, in total, by refusal reason and by connection */
+        get: operations["getSessionStats"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5099,6 +5116,100 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getSessionStats: {
+        parameters: {
+            query?: {
+                /** @description hour: 60 buckets of 60 s; day: 96 buckets of 900 s. Both end with the bucket holding now */
+                window?: "hour" | "day";
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The window's statistics */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description every bucket of the window, oldest first, empty ones as zeros */
+                        buckets: {
+                            /** @description the answer had something masked (details.maskedCounts) */
+                            masked: number;
+                            /** @description decision blocked, denied, rate_limited or approval_required */
+                            refused: number;
+                            requests: number;
+                            start: string;
+                        }[];
+                        bucketSeconds: number;
+                        /** @description the 20 busiest, most requests first */
+                        byConnection: {
+                            /** @description null: refused before a connection was chosen */
+                            connection: string | null;
+                            refused: number;
+                            requests: number;
+                        }[];
+                        /** @description start of the first bucket (inclusive), aligned to the bucket size */
+                        from: string;
+                        /** @description the 10 commonest, most first */
+                        refusalsByReason: {
+                            count: number;
+                            /** @description the refusal's error code (details.error.code), else its decision */
+                            reason: string;
+                        }[];
+                        /** @description end of the last bucket (exclusive): the bucket holding now ends here */
+                        to: string;
+                        totals: {
+                            masked: number;
+                            refused: number;
+                            requests: number;
+                        };
+                        /** @enum {string} */
+                        window: "hour" | "day";
+                    };
+                };
+            };
+            /** @description invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };
