@@ -1,12 +1,27 @@
+import { access } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
-import express, { type Router } from "express";
+import express, { type Response, type Router } from "express";
 import { setRouteTemplate } from "../http/metrics.js";
 
 /** Built files under assets/ carry a content hash in their names: a new build never reuses one. */
 const ASSETS_DIR = "assets";
 const IMMUTABLE = "public, max-age=31536000, immutable";
 const NOT_BUILT = "the console is not built: run npm run build";
+
+function notBuilt(res: Response): void {
+  res.status(503).type("text/plain").send(NOT_BUILT);
+}
+
+/** A build has its index.html; checked per request, so a console built after start is served without a restart. */
+async function isBuilt(root: string): Promise<boolean> {
+  try {
+    await access(path.join(root, "index.html"));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /**
  * The console's build output: the `dist/` beside the package.json of
@@ -39,9 +54,7 @@ export function consoleStaticFiles(dir: string | undefined): Router {
     next();
   });
   if (dir === undefined) {
-    router.use((_req, res) => {
-      res.status(503).type("text/plain").send(NOT_BUILT);
-    });
+    router.use((_req, res) => notBuilt(res));
     return router;
   }
   const root = path.resolve(dir);
@@ -58,18 +71,17 @@ export function consoleStaticFiles(dir: string | undefined): Router {
       },
     }),
   );
-  router.use((req, res, next) => {
+  router.use(async (req, res, next) => {
     if (req.method !== "GET" && req.method !== "HEAD") return next();
+    if (!(await isBuilt(root))) return notBuilt(res);
     if (req.path.startsWith(`/${ASSETS_DIR}/`)) {
       res.status(404).type("text/plain").send("no such asset in this build of the console");
       return;
     }
     res.sendFile("index.html", { root, dotfiles: "deny", cacheControl: false }, (error?: NodeJS.ErrnoException) => {
       if (!error || res.headersSent) return;
-      if (error.code === "ENOENT" || error.code === "ENOTDIR") {
-        res.status(503).type("text/plain").send(NOT_BUILT);
-        return;
-      }
+      // Removed since the check above (a build being replaced).
+      if (error.code === "ENOENT" || error.code === "ENOTDIR") return notBuilt(res);
       next(error);
     });
   });
