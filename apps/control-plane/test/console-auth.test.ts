@@ -49,7 +49,10 @@ interface Answer {
 class Browser {
   readonly cookies = new Map<string, string>();
   readonly setCookies: string[] = [];
-  constructor(private readonly base: string) {}
+  private readonly base: string;
+  constructor(base: string) {
+    this.base = base;
+  }
 
   async fetch(
     pathAndQuery: string,
