@@ -3,6 +3,13 @@ import type { Database } from "@modelgate/db";
 import express, { type Express } from "express";
 import { pinoHttp } from "pino-http";
 import type { CliLogin } from "./config.js";
+import {
+  CONSOLE_BASE_PATH,
+  type ConsoleOptions,
+  createConsole,
+  defaultConsoleDir,
+  withoutSignInCodes,
+} from "./console/index.js";
 import { adminAuditRoutes } from "./features/admin-audit/routes.js";
 import { createAdminAuditService } from "./features/admin-audit/service.js";
 import { agentRoutes } from "./features/agents/routes.js";
@@ -60,6 +67,12 @@ export interface ControlPlaneDeps {
   approvals?: ApprovalService;
   /** How the CLI signs people in; without it the CLI asks for a token. */
   cliLogin?: CliLogin | undefined;
+  /**
+   * The web console at /console: its sign-in methods, session lifetime and
+   * files. Without it: the installed console package's files, sessions of
+   * 8 hours, and no way to sign in.
+   */
+  console?: ConsoleOptions | undefined;
 }
 
 /** Builds the control-plane HTTP app. It opens no socket: main.ts listens. */
@@ -75,9 +88,17 @@ export function createApp({
   exportEgress,
   approvals = createApprovalService({ db, config, logger, urlBase: () => `${API_BASE_PATH}/approvals` }),
   cliLogin,
+  console: consoleOptions = {
+    dir: defaultConsoleDir(),
+    sessionHours: 8,
+    adminToken: undefined,
+    oidc: undefined,
+    publicUrl: undefined,
+  },
 }: ControlPlaneDeps): Express {
   const routes = apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger });
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
+  const webConsole = createConsole({ ...consoleOptions, db, authenticator, logger });
 
   const app = express();
   app.disable("x-powered-by");
@@ -88,6 +109,7 @@ export function createApp({
     pinoHttp({
       logger,
       genReqId: (_req, res) => res.locals.requestId,
+      serializers: { req: withoutSignInCodes },
       autoLogging: { ignore: (req) => req.url === "/healthz" },
     }),
   );
@@ -118,10 +140,11 @@ export function createApp({
     setRouteTemplate(res, `${req.baseUrl}/cli-login`);
     res.json({ oidc: cliLogin ?? null });
   });
-  api.use(authenticate(authenticator));
+  api.use(authenticate(authenticator, webConsole.sessionAuthenticator));
   api.use(express.json({ limit: MAX_BODY_BYTES, strict: true }));
   mountRoutes(api, routes);
   app.use(API_BASE_PATH, api);
+  app.use(CONSOLE_BASE_PATH, webConsole.router);
 
   app.use(notFoundHandler);
   app.use(errorHandler(logger));

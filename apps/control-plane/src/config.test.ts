@@ -146,6 +146,7 @@ describe("control-plane config", () => {
       exportAllowCidrs: [],
       retention: { contentDays: undefined, metadataDays: undefined },
       approvals: { urlBase: undefined, maxPendingPerSubject: 20 },
+      console: { oidc: undefined, publicUrl: undefined, sessionHours: 8, dir: undefined },
       logLevel: "warn",
     });
   });
@@ -198,6 +199,110 @@ describe("control-plane config", () => {
       expect(() => loadConfig({ ...base, MODELGATE_EXPORT_ALLOW_CIDRS: bad })).toThrow(
         `MODELGATE_EXPORT_ALLOW_CIDRS: ${message}`,
       );
+    }
+  });
+
+  it("configures the console's sign-in only with an identity provider and a public URL", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    const oidc = { ...base, OIDC_ISSUER: "https://idp.example.com/", OIDC_AUDIENCE: "modelgate" };
+    expect(() => loadConfig({ ...base, MODELGATE_CONSOLE_CLIENT_ID: "console" })).toThrow(
+      /MODELGATE_CONSOLE_CLIENT_ID needs OIDC_ISSUER/,
+    );
+    expect(() => loadConfig({ ...oidc, MODELGATE_CONSOLE_CLIENT_ID: "console" })).toThrow(
+      /MODELGATE_PUBLIC_URL is required with MODELGATE_CONSOLE_CLIENT_ID/,
+    );
+    expect(() => loadConfig({ ...oidc, MODELGATE_CONSOLE_CLIENT_SECRET: "s".repeat(40) })).toThrow(
+      /MODELGATE_CONSOLE_CLIENT_SECRET needs MODELGATE_CONSOLE_CLIENT_ID/,
+    );
+    const withClient = {
+      ...oidc,
+      MODELGATE_CONSOLE_CLIENT_ID: "modelgate-console",
+      MODELGATE_PUBLIC_URL: "https://modelgate.example.com/",
+    };
+    expect(loadConfig(withClient).console).toEqual({
+      oidc: {
+        issuer: "https://idp.example.com/",
+        clientId: "modelgate-console",
+        clientSecret: undefined,
+        scope: "openid",
+        redirectUri: "https://modelgate.example.com/console/auth/callback",
+        allowInsecureRequests: false,
+      },
+      publicUrl: "https://modelgate.example.com",
+      sessionHours: 8,
+      dir: undefined,
+    });
+    expect(
+      loadConfig({ ...withClient, MODELGATE_CONSOLE_SCOPE: "openid api://modelgate/.default" }).console.oidc?.scope,
+    ).toBe("openid api://modelgate/.default");
+    expect(() => loadConfig({ ...withClient, MODELGATE_CONSOLE_CLIENT_ID: "has space" })).toThrow(
+      /MODELGATE_CONSOLE_CLIENT_ID/,
+    );
+    // A public URL without a client is fine (admin-token sign-in, the Origin check behind a proxy).
+    expect(loadConfig({ ...base, MODELGATE_PUBLIC_URL: "https://cp.example.com" }).console.publicUrl).toBe(
+      "https://cp.example.com",
+    );
+  });
+
+  it("wants the public URL as an https origin, or http on loopback", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    const publicUrl = (value: string) => loadConfig({ ...base, MODELGATE_PUBLIC_URL: value }).console.publicUrl;
+    expect(publicUrl("http://127.0.0.1:8081")).toBe("http://127.0.0.1:8081");
+    expect(publicUrl("http://localhost:8081/")).toBe("http://localhost:8081");
+    expect(publicUrl("http://[::1]:8081")).toBe("http://[::1]:8081");
+    expect(() => publicUrl("http://modelgate.example.com")).toThrow(/MODELGATE_PUBLIC_URL: must be https:\/\/ unless/);
+    expect(() => publicUrl("https://modelgate.example.com/modelgate")).toThrow(
+      /MODELGATE_PUBLIC_URL: .*without a path/,
+    );
+    expect(() => publicUrl("https://user:pw@modelgate.example.com")).toThrow(/MODELGATE_PUBLIC_URL: must have no user/);
+    expect(() => publicUrl("https://modelgate.example.com/?a=b")).toThrow(/MODELGATE_PUBLIC_URL/);
+    expect(() => publicUrl("ftp://modelgate.example.com")).toThrow(/MODELGATE_PUBLIC_URL/);
+  });
+
+  it("reads the console's session hours from 1 to 24, and its directory", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "1" }).console.sessionHours).toBe(1);
+    expect(loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "24" }).console.sessionHours).toBe(24);
+    expect(loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "" }).console.sessionHours).toBe(8);
+    expect(() => loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "0" })).toThrow(
+      /MODELGATE_CONSOLE_SESSION_HOURS: must be at least 1 hour/,
+    );
+    expect(() => loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "25" })).toThrow(
+      /MODELGATE_CONSOLE_SESSION_HOURS: must be at most 24 hours/,
+    );
+    expect(() => loadConfig({ ...base, MODELGATE_CONSOLE_SESSION_HOURS: "1.5" })).toThrow(
+      /MODELGATE_CONSOLE_SESSION_HOURS: must be a whole number of hours/,
+    );
+    expect(loadConfig({ ...base, MODELGATE_CONSOLE_DIR: "/srv/console" }).console.dir).toBe("/srv/console");
+  });
+
+  it("reads the console's client secret from a variable or a file, and never logs it", () => {
+    const dir = mkdtempSync(path.join(tmpdir(), "mg-console-secret-"));
+    try {
+      const file = path.join(dir, "secret");
+      writeFileSync(file, "file-secret-value-0123456789\n");
+      const base = {
+        ...REQUIRED,
+        DATABASE_URL: "postgresql://db/x",
+        OIDC_ISSUER: "https://idp.example.com/",
+        OIDC_AUDIENCE: "modelgate",
+        MODELGATE_CONSOLE_CLIENT_ID: "modelgate-console",
+        MODELGATE_PUBLIC_URL: "https://modelgate.example.com",
+      };
+      const fromFile = loadConfig({ ...base, MODELGATE_CONSOLE_CLIENT_SECRET_FILE: file });
+      expect(fromFile.console.oidc?.clientSecret).toBe("file-secret-value-0123456789");
+      const fromVariable = loadConfig({ ...base, MODELGATE_CONSOLE_CLIENT_SECRET: "variable-secret-value-0123" });
+      const logged = JSON.stringify(redactConfig(fromVariable));
+      expect(logged).not.toContain("variable-secret-value-0123");
+      expect(logged).toContain('"clientSecret":"[set]"');
+      expect(() =>
+        loadConfig({ ...base, MODELGATE_CONSOLE_CLIENT_SECRET: "x", MODELGATE_CONSOLE_CLIENT_SECRET_FILE: file }),
+      ).toThrow(/set MODELGATE_CONSOLE_CLIENT_SECRET or MODELGATE_CONSOLE_CLIENT_SECRET_FILE, not both/);
+      expect(() => loadConfig({ ...base, MODELGATE_CONSOLE_CLIENT_SECRET: "has space" })).toThrow(
+        /MODELGATE_CONSOLE_CLIENT_SECRET: must be printable ASCII/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -43,6 +43,42 @@ const bearerSecret = z
   .min(32, "must be at least 32 characters")
   .regex(/^[\x21-\x7e]+$/, "must be printable ASCII without spaces");
 
+const oauthScope = z
+  .string()
+  .regex(/^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/, "must be OAuth scopes separated by single spaces")
+  .max(1024)
+  .default("openid");
+
+const clientId = z.string().regex(/^[\x21-\x7e]{1,256}$/, "must be 1-256 printable ASCII characters without spaces");
+
+/** 127.0.0.0/8, ::1 and localhost: a browser treats them as secure without TLS. */
+function isLoopbackHost(hostname: string): boolean {
+  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+/**
+ * The control plane's address as browsers reach it: an origin, since the
+ * console lives at /console and its cookies at Path=/. https, because the
+ * session cookie is Secure, except on loopback where browsers allow that
+ * over http.
+ */
+const publicUrl = z
+  .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL" })
+  .max(1024)
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && url.username === "" && url.password === "" && url.search === "" && url.hash === "";
+  }, "must have no user name, password, query or fragment")
+  .refine(
+    (value) => URL.parse(value)?.pathname === "/",
+    "must be an origin such as https://modelgate.example.com, without a path",
+  )
+  .refine((value) => {
+    const url = URL.parse(value);
+    return url !== null && (url.protocol === "https:" || isLoopbackHost(url.hostname));
+  }, "must be https:// unless its host is loopback (127.0.0.1, [::1], localhost)")
+  .transform((value) => new URL(value).origin);
+
 const environment = z
   .object({
     MODELGATE_CONTROL_PLANE_HOST: z.string().default("127.0.0.1"),
@@ -70,18 +106,25 @@ const environment = z
     // The CLI's sign-in (docs/cli.md): a public client at the identity
     // provider allowed the device authorization grant, and the scope to ask
     // for so that its access tokens are for this API.
-    MODELGATE_CLI_CLIENT_ID: z
+    MODELGATE_CLI_CLIENT_ID: clientId.optional(),
+    MODELGATE_CLI_SCOPE: oauthScope,
+    // The web console's sign-in (docs/console-auth.md): a client at the
+    // identity provider for the authorization code flow, confidential with a
+    // secret or public (PKCE alone) without, and the address the provider
+    // sends people back to.
+    MODELGATE_CONSOLE_CLIENT_ID: clientId.optional(),
+    MODELGATE_CONSOLE_CLIENT_SECRET: z.string().max(4096).optional(),
+    MODELGATE_CONSOLE_CLIENT_SECRET_FILE: z.string().optional(),
+    MODELGATE_CONSOLE_SCOPE: oauthScope,
+    MODELGATE_PUBLIC_URL: publicUrl.optional(),
+    MODELGATE_CONSOLE_SESSION_HOURS: z
       .string()
-      .regex(/^[\x21-\x7e]{1,256}$/, "must be 1-256 printable ASCII characters without spaces")
-      .optional(),
-    MODELGATE_CLI_SCOPE: z
-      .string()
-      .regex(
-        /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/,
-        "must be OAuth scopes separated by single spaces",
-      )
-      .max(1024)
-      .default("openid"),
+      .regex(/^[0-9]+$/, "must be a whole number of hours")
+      .transform(Number)
+      .pipe(z.number().int().min(1, "must be at least 1 hour").max(24, "must be at most 24 hours"))
+      .default(8),
+    // Where the console's build is, instead of the @modelgate/console package's dist/.
+    MODELGATE_CONSOLE_DIR: z.string().optional(),
     MODELGATE_DEV: envBoolean.default(false),
     MODELGATE_MIGRATE_ON_START: envBoolean.default(true),
     MODELGATE_DB_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
@@ -196,6 +239,29 @@ export interface CliLogin {
   scope: string;
 }
 
+/** The web console's client at the identity provider (authorization code flow with PKCE). */
+export interface ConsoleOidcClient {
+  issuer: string;
+  clientId: string;
+  /** Undefined: a public client, PKCE alone. Never logged. */
+  clientSecret: string | undefined;
+  scope: string;
+  /** `${MODELGATE_PUBLIC_URL}/console/auth/callback`: to register at the identity provider. */
+  redirectUri: string;
+  /** OIDC_ALLOW_INSECURE_HTTP: an http:// issuer (development). */
+  allowInsecureRequests: boolean;
+}
+
+export interface ConsoleSettings {
+  /** Undefined without MODELGATE_CONSOLE_CLIENT_ID: no sign-in at the identity provider. */
+  oidc: ConsoleOidcClient | undefined;
+  /** MODELGATE_PUBLIC_URL as an origin. */
+  publicUrl: string | undefined;
+  sessionHours: number;
+  /** MODELGATE_CONSOLE_DIR; undefined: the @modelgate/console package's dist/. */
+  dir: string | undefined;
+}
+
 export interface ControlPlaneConfig {
   host: string;
   port: number;
@@ -206,6 +272,8 @@ export interface ControlPlaneConfig {
   adminToken: string | undefined;
   /** How the CLI signs people in (device authorization grant); undefined without MODELGATE_CLI_CLIENT_ID. */
   cliLogin: CliLogin | undefined;
+  /** The web console: its sign-in at the identity provider, sessions and files. */
+  console: ConsoleSettings;
   /** OIDC sign-in for the API; undefined when OIDC_ISSUER is not set. */
   oidc:
     | { verifier: OidcVerifierOptions; roleGroups: { admin: string[]; auditor: string[]; approver: string[] } }
@@ -243,6 +311,53 @@ function bearerSetting(name: string, value: string | undefined, file: string | u
   // The message names the file's variable and the rule, never the content.
   if (!checked.success) throw new ConfigError(`${name}_FILE: the token in ${file} ${checked.error.issues[0]?.message}`);
   return checked.data;
+}
+
+function consoleSettingsOf(
+  parsed: z.output<typeof environment>,
+  oidc: OidcVerifierOptions | undefined,
+): ConsoleSettings {
+  const clientSecret = secretSetting(
+    "MODELGATE_CONSOLE_CLIENT_SECRET",
+    parsed.MODELGATE_CONSOLE_CLIENT_SECRET,
+    parsed.MODELGATE_CONSOLE_CLIENT_SECRET_FILE,
+  );
+  const id = parsed.MODELGATE_CONSOLE_CLIENT_ID;
+  const publicUrl = parsed.MODELGATE_PUBLIC_URL;
+  const issuer = oidc?.issuers[0]?.issuer;
+  if (!id && clientSecret !== undefined) {
+    throw new ConfigError("MODELGATE_CONSOLE_CLIENT_SECRET needs MODELGATE_CONSOLE_CLIENT_ID");
+  }
+  if (id && (!oidc || !issuer)) {
+    throw new ConfigError(
+      "MODELGATE_CONSOLE_CLIENT_ID needs OIDC_ISSUER: the console signs in at that identity provider",
+    );
+  }
+  if (id && !publicUrl) {
+    throw new ConfigError(
+      "MODELGATE_PUBLIC_URL is required with MODELGATE_CONSOLE_CLIENT_ID: the identity provider sends people back to <MODELGATE_PUBLIC_URL>/console/auth/callback",
+    );
+  }
+  if (clientSecret !== undefined && !/^[\x21-\x7e]+$/.test(clientSecret)) {
+    // Named, never echoed.
+    throw new ConfigError("MODELGATE_CONSOLE_CLIENT_SECRET: must be printable ASCII without spaces");
+  }
+  return {
+    oidc:
+      id && oidc && issuer && publicUrl
+        ? {
+            issuer,
+            clientId: id,
+            clientSecret,
+            scope: parsed.MODELGATE_CONSOLE_SCOPE,
+            redirectUri: `${publicUrl}/console/auth/callback`,
+            allowInsecureRequests: oidc.allowInsecureRequests ?? false,
+          }
+        : undefined,
+    publicUrl,
+    sessionHours: parsed.MODELGATE_CONSOLE_SESSION_HOURS,
+    dir: parsed.MODELGATE_CONSOLE_DIR,
+  };
 }
 
 export function loadConfig(env: Readonly<Record<string, string | undefined>> = process.env): ControlPlaneConfig {
@@ -287,6 +402,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
   }
   // With several issuers, people sign in at the first.
   const cliIssuer = oidc?.issuers[0]?.issuer;
+  const consoleSettings = consoleSettingsOf(parsed, oidc);
   return {
     host: parsed.MODELGATE_CONTROL_PLANE_HOST,
     port: parsed.MODELGATE_CONTROL_PLANE_PORT,
@@ -298,6 +414,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       parsed.MODELGATE_CLI_CLIENT_ID && cliIssuer
         ? { issuer: cliIssuer, clientId: parsed.MODELGATE_CLI_CLIENT_ID, scope: parsed.MODELGATE_CLI_SCOPE }
         : undefined,
+    console: consoleSettings,
     grpc: {
       host: parsed.MODELGATE_CONTROL_PLANE_GRPC_HOST,
       port: parsed.MODELGATE_CONTROL_PLANE_GRPC_PORT,
@@ -335,8 +452,13 @@ function redactUrl(value: string): string {
 /** The configuration as it may be logged: no admin token, no database or Redis password. */
 export function redactConfig(config: ControlPlaneConfig): Record<string, unknown> {
   const { adminToken, gatewayToken, secretsKey, ...rest } = config;
+  const consoleClient = config.console.oidc;
   return {
     ...rest,
+    console: {
+      ...config.console,
+      oidc: consoleClient && { ...consoleClient, clientSecret: consoleClient.clientSecret ? "[set]" : "[unset]" },
+    },
     databaseUrl: redactUrl(config.databaseUrl),
     redisUrl: config.redisUrl ? redactUrl(config.redisUrl) : undefined,
     adminToken: adminToken ? "[set]" : "[unset]",

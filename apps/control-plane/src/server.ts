@@ -3,15 +3,18 @@
 // launcher both start it through here.
 
 import { once } from "node:events";
+import { existsSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { type AuditStore, type AuditWorker, startAuditWorker } from "@modelgate/audit";
 import { type Logger, type OpsServer, startOpsServer } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { OidcVerifier, type OidcVerifierOptions } from "@modelgate/identity";
 import type { ServerTlsFiles } from "@modelgate/protocol";
 import { API_BASE_PATH, createApp } from "./app.js";
-import type { CliLogin } from "./config.js";
+import type { CliLogin, ConsoleSettings } from "./config.js";
+import { defaultConsoleDir } from "./console/index.js";
 import { type ApprovalOptions, startApprovals } from "./features/approvals/runtime.js";
 import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { createExportEgress } from "./features/exporters/egress.js";
@@ -54,6 +57,12 @@ export interface ControlPlaneOptions {
   oidc?: { verifier: OidcVerifierOptions; roleGroups: RoleGroups } | undefined;
   /** Told to the CLI (GET /api/v1/cli-login) so that it can sign people in; none: it asks for a token. */
   cliLogin?: CliLogin | undefined;
+  /**
+   * The web console (docs/console-auth.md): sign-in at the identity
+   * provider, session lifetime, where its files are. Unset: sessions of 8
+   * hours, admin-token sign-in only, the installed console package's files.
+   */
+  console?: ConsoleSettings | undefined;
   gatewayToken: string;
   /** How configuration changes are kept and sent to gateways; the defaults suit production (tests shorten them). */
   configDistribution?: ConfigDistributionOptions | undefined;
@@ -168,6 +177,10 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
 
   const verifier = options.oidc ? new OidcVerifier({ ...options.oidc.verifier, logger }) : undefined;
   await verifier?.start();
+  const consoleDir = options.console?.dir ?? defaultConsoleDir();
+  if (!consoleDir || !existsSync(path.join(consoleDir, "index.html"))) {
+    logger.info({ dir: consoleDir ?? null }, "the web console is not built: /console answers 503 until it is");
+  }
   const metrics = createControlPlaneMetrics({ processMetrics: options.processMetrics ?? true });
   const readiness = await createReadinessChecks({ db, redisUrl: options.redisUrl, logger });
   const app = createApp({
@@ -185,6 +198,13 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
     exportEgress,
     approvals: approvals.service,
     cliLogin: options.cliLogin,
+    console: {
+      dir: consoleDir,
+      sessionHours: options.console?.sessionHours ?? 8,
+      adminToken: options.adminToken,
+      oidc: options.console?.oidc,
+      publicUrl: options.console?.publicUrl,
+    },
   });
   const server: Server = app.listen(options.port, options.host);
   await once(server, "listening");

@@ -6,6 +6,7 @@ import { createLogger, generateSecret } from "@modelgate/core";
 import { createDatabaseClient, type Database } from "@modelgate/db";
 import { createTestDatabase, type TestDatabase } from "@modelgate/db/testing";
 import { createApp } from "../src/app.js";
+import type { ConsoleOptions } from "../src/console/index.js";
 import { startConfigPublisher } from "../src/gateway-link/publisher.js";
 import { type AuthenticatorOptions, createAuthenticator } from "../src/http/auth.js";
 
@@ -21,7 +22,15 @@ export interface RunningControlPlane {
 }
 
 export async function startControlPlane(
-  options: { databaseUrl?: string; oidc?: AuthenticatorOptions["oidc"]; adminToken?: string } = {},
+  options: {
+    databaseUrl?: string;
+    oidc?: AuthenticatorOptions["oidc"];
+    adminToken?: string;
+    /** The web console; its admin-token sign-in uses `adminToken` unless this says otherwise. */
+    console?: Partial<ConsoleOptions>;
+    /** Listen on this loopback port instead of any free one (an IdP's redirect URI names it). */
+    port?: number;
+  } = {},
 ): Promise<RunningControlPlane> {
   const database = await createTestDatabase();
   const db = createDatabaseClient({ databaseUrl: options.databaseUrl ?? database.url, maxConnections: 4 });
@@ -43,8 +52,16 @@ export async function startControlPlane(
     authenticator: createAuthenticator({ adminToken, oidc: options.oidc }),
     version: "test",
     config,
+    console: options.console && {
+      dir: undefined,
+      sessionHours: 8,
+      adminToken,
+      oidc: undefined,
+      publicUrl: undefined,
+      ...options.console,
+    },
   });
-  const server: Server = app.listen(0, "127.0.0.1");
+  const server: Server = app.listen(options.port ?? 0, "127.0.0.1");
   await once(server, "listening");
   const { port } = server.address() as AddressInfo;
   return {

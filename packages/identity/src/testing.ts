@@ -1,7 +1,8 @@
 /// <reference path="./oidc-provider.d.ts" />
 // An in-process OpenID Provider for tests: a real oidc-provider instance on
 // loopback, so the verifier is exercised over HTTP exactly as against a
-// production IdP (discovery, JWKS, RFC 9068 access tokens), without a browser.
+// production IdP (discovery, JWKS, RFC 9068 access tokens). Its sign-in page
+// is plain HTML, so that a real browser or a few fetches can drive it.
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -29,6 +30,13 @@ export interface TestIdentityProviderOptions {
    * confirms the code in a browser and signs in.
    */
   deviceClientId?: string;
+  /**
+   * Registers a client for the authorization code flow (PKCE required), as a
+   * web app's: public (`token_endpoint_auth_method: none`) without a secret.
+   * People sign in on the provider's page as an account from `addAccount`;
+   * `signInWithCode` plays their browser.
+   */
+  webClient?: { clientId: string; redirectUri: string; clientSecret?: string };
 }
 
 export interface MintOptions {
@@ -60,6 +68,20 @@ export interface TestIdentityProvider {
    * provider's sign-in page takes whoever the running call names.
    */
   approveDevice(verificationUri: string, user: MintOptions): Promise<void>;
+  /**
+   * Registers a person who can sign in on the provider's sign-in page with
+   * `user.subject` as the username; their access tokens (authorization code
+   * flow) carry the subject, email and groups.
+   */
+  addAccount(user: MintOptions): void;
+  /**
+   * Plays the browser of an authorization code sign-in without a browser:
+   * opens `authorizationUrl`, submits the sign-in page as `user` (added as
+   * an account), and resolves with the URL the provider then sends the
+   * browser to: the web client's redirect URI with `code` and `state` (or
+   * `error`). That URL is not fetched. Not while `approveDevice` runs.
+   */
+  signInWithCode(authorizationUrl: string, user: MintOptions): Promise<string>;
   /** Replaces the signing key with a new one (new `kid`); the old key is no longer published. */
   rotateKeys(): Promise<void>;
   /** Signs exactly these claims with the current key (RS256, `typ: at+jwt`, current `kid` unless overridden). */
@@ -87,13 +109,23 @@ const JWKS_PATH = "/jwks";
 const TOKEN_PATH = "/token";
 const INTERACTION_PATH = "/interaction/";
 
+interface BrowseOptions {
+  /** The page is the last one: stop there. */
+  done?: (page: string) => boolean;
+  /** A redirect to this URL ends the walk without following it (back to the client). */
+  leavesTo?: (url: string) => boolean;
+  /** Values for a form's visible fields, by name (the sign-in page's username). */
+  fill?: Readonly<Record<string, string>>;
+}
+
 /**
- * A browser, as far as the provider's device pages need one: follows
- * redirects, keeps cookies, and submits each page's form (the provider's
- * pages are forms that a person, or their script, submits) until `done`
- * says the page is the last.
+ * A browser, as far as the provider's pages need one: follows redirects,
+ * keeps cookies, and submits each page's form (the provider's pages are
+ * forms that a person, or their script, submits) until `done` says the page
+ * is the last or a redirect `leavesTo` the client; resolves with that
+ * redirect's URL, or with the last page's URL.
  */
-async function browse(start: string, done: (page: string) => boolean): Promise<void> {
+async function browse(start: string, { done, leavesTo, fill = {} }: BrowseOptions): Promise<string> {
   const cookies = new Map<string, string>();
   let request: { url: string; form?: URLSearchParams } = { url: start };
   for (let step = 0; step < 20; step += 1) {
@@ -113,24 +145,58 @@ async function browse(start: string, done: (page: string) => boolean): Promise<v
     }
     const location = response.headers.get("location");
     if (response.status >= 300 && response.status < 400 && location) {
-      request = { url: new URL(location, request.url).href };
+      const next = new URL(location, request.url).href;
+      if (leavesTo?.(next)) return next;
+      request = { url: next };
       continue;
     }
     const page = await response.text();
     if (!response.ok) throw new Error(`the provider answered ${response.status}: ${page.slice(0, 300)}`);
-    if (done(page)) return;
+    if (done?.(page)) return request.url;
     const form = page.match(/<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/);
     if (!form) throw new Error(`a page without a form: ${page.slice(0, 300)}`);
     const fields = new URLSearchParams();
-    for (const input of (form[2] as string).matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
+    for (const input of (form[2] as string).matchAll(/<input[^>]*>/g)) {
       const name = input[0].match(/name="([^"]+)"/)?.[1];
-      const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
-      // &amp; last, so that an escaped "&quot;" is not unescaped twice.
-      if (name) fields.set(name, value.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
+      if (!name) continue;
+      if (/type="hidden"/.test(input[0])) {
+        const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
+        // &amp; last, so that an escaped "&quot;" is not unescaped twice.
+        fields.set(name, value.replaceAll("&quot;", '"').replaceAll("&amp;", "&"));
+      } else if (fill[name] !== undefined) {
+        fields.set(name, fill[name]);
+      }
     }
     request = { url: new URL(form[1] as string, request.url).href, form: fields };
   }
-  throw new Error("the device login did not finish in 20 steps");
+  throw new Error("the sign-in did not finish in 20 steps");
+}
+
+/** The provider's sign-in page: a username, nothing else, and no script (a browser test fills it in). */
+function signInPage(action: string, error?: string): string {
+  const escapeHtml = (text: string) =>
+    text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;").replaceAll('"', "&quot;");
+  return [
+    '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>Sign in</title></head><body>',
+    "<main><h1>Sign in</h1>",
+    error ? `<p role="alert">${escapeHtml(error)}</p>` : "",
+    `<form method="post" action="${escapeHtml(action)}">`,
+    '<label for="username">Username</label> ',
+    '<input id="username" name="username" type="text" autocomplete="username" required autofocus> ',
+    '<button type="submit">Sign in</button>',
+    "</form></main></body></html>",
+  ].join("");
+}
+
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > 16_384) throw new Error("the sign-in form is too large");
+    chunks.push(chunk as Buffer);
+  }
+  return new URLSearchParams(Buffer.concat(chunks).toString("utf8"));
 }
 
 /**
@@ -147,6 +213,7 @@ export async function startTestIdentityProvider(
 ): Promise<TestIdentityProvider> {
   const audience = options.audience ?? "modelgate";
   const groupsClaim = options.groupsClaim ?? "groups";
+  const webClient = options.webClient;
   // Resource indicators must be absolute URIs; an audience that is not one
   // is wrapped, and the resource server still puts the plain audience in `aud`.
   const resource = URL.canParse(audience) ? audience : `urn:modelgate:audience:${encodeURIComponent(audience)}`;
@@ -182,30 +249,49 @@ export async function startTestIdentityProvider(
   const issuer = `http://127.0.0.1:${port}`;
 
   /**
-   * The sign-in page of a real IdP, without the page: signs in whoever
-   * approveDevice named and grants the client what it asked for (the
-   * `openid` scope, the API's audience).
+   * The provider's interactions. While approveDevice drives a device login,
+   * it signs in whoever that call names without a page; otherwise a person
+   * signs in on the sign-in page as an account from addAccount. Consent is
+   * always granted: the scope the client asked for and the API's audience.
    */
   async function finishInteraction(current: Provider, req: IncomingMessage, res: ServerResponse): Promise<void> {
     const details = await current.interactionDetails(req, res);
     const user = signingIn;
-    if (!user) throw new Error("no sign-in expected");
     if (details.prompt.name === "login") {
-      await current.interactionFinished(
-        req,
-        res,
-        { login: { accountId: user.subject } },
-        {
-          mergeWithLastSubmission: false,
-        },
-      );
+      let accountId = user?.subject;
+      if (!accountId) {
+        const action = `${INTERACTION_PATH}${details.uid}`;
+        const page = (status: number, error?: string) => {
+          res.writeHead(status, {
+            "content-type": "text/html; charset=utf-8",
+            "cache-control": "no-store",
+            "content-security-policy": "default-src 'none'",
+          });
+          res.end(signInPage(action, error));
+        };
+        if (req.method !== "POST") return page(200);
+        const username = (await readForm(req)).get("username")?.trim() ?? "";
+        if (!accounts.has(username)) return page(200, `There is no account named "${username}".`);
+        accountId = username;
+      }
+      await current.interactionFinished(req, res, { login: { accountId } }, { mergeWithLastSubmission: false });
       return;
     }
-    const grant = new current.Grant({ accountId: user.subject, clientId: String(details.params.client_id) });
+    const accountId = details.session?.accountId ?? user?.subject;
+    if (!accountId) throw new Error("consent without a signed-in account");
+    const grant = new current.Grant({ accountId, clientId: String(details.params.client_id) });
     grant.addOIDCScope(String(details.params.scope ?? "openid"));
     grant.addResourceScope(resource, "");
     const grantId = await grant.save();
     await current.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+  }
+
+  /** Makes `user` an account whose tokens carry their email and groups. */
+  function addAccount(user: MintOptions): void {
+    const claims: Record<string, unknown> = { ...(user.claims ?? {}) };
+    if (user.email !== undefined) claims.email = user.email;
+    if (user.groups !== undefined) setClaim(claims, groupsClaim, user.groups);
+    accounts.set(user.subject, claims);
   }
 
   const isDeviceToken = (token: { accountId?: unknown }) => typeof token.accountId === "string";
@@ -222,21 +308,39 @@ export async function startTestIdentityProvider(
     new Provider(issuer, {
       adapter: (model: string) => storageAdapter(storage, model),
       jwks: { keys: [signingKey.privateJwk] },
-      clients: options.deviceClientId
-        ? [
-            {
-              client_id: options.deviceClientId,
-              grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
-              response_types: [],
-              redirect_uris: [],
-              token_endpoint_auth_method: "none",
-            },
-          ]
-        : [],
+      clients: [
+        ...(options.deviceClientId
+          ? [
+              {
+                client_id: options.deviceClientId,
+                grant_types: ["urn:ietf:params:oauth:grant-type:device_code"],
+                response_types: [],
+                redirect_uris: [],
+                token_endpoint_auth_method: "none",
+              },
+            ]
+          : []),
+        ...(webClient
+          ? [
+              {
+                client_id: webClient.clientId,
+                grant_types: ["authorization_code"],
+                response_types: ["code"],
+                redirect_uris: [webClient.redirectUri],
+                ...(webClient.clientSecret
+                  ? { client_secret: webClient.clientSecret, token_endpoint_auth_method: "client_secret_basic" }
+                  : { token_endpoint_auth_method: "none" }),
+              },
+            ]
+          : []),
+      ],
       findAccount: (_ctx: unknown, accountId: string) => ({
         accountId,
         claims: () => ({ sub: accountId, ...(accounts.get(accountId) ?? {}) }),
       }),
+      // PKCE for every authorization code client, confidential ones too
+      // (oidc-provider demands it only of public ones by default).
+      pkce: { required: () => true },
       interactions: { url: (_ctx: unknown, interaction: { uid: string }) => `${INTERACTION_PATH}${interaction.uid}` },
       features: {
         devInteractions: { enabled: false },
@@ -352,16 +456,25 @@ export async function startTestIdentityProvider(
     },
 
     async approveDevice(verificationUri, user) {
-      const claims: Record<string, unknown> = { ...(user.claims ?? {}) };
-      if (user.email !== undefined) claims.email = user.email;
-      if (user.groups !== undefined) setClaim(claims, groupsClaim, user.groups);
-      accounts.set(user.subject, claims);
+      addAccount(user);
       signingIn = user;
       try {
-        await browse(verificationUri, (page) => page.includes("Sign-in Success"));
+        await browse(verificationUri, { done: (page) => page.includes("Sign-in Success") });
       } finally {
         signingIn = undefined;
       }
+    },
+
+    addAccount,
+
+    async signInWithCode(authorizationUrl, user) {
+      if (!webClient) throw new Error("signInWithCode needs the webClient option");
+      addAccount(user);
+      const redirectUri = webClient.redirectUri;
+      return browse(authorizationUrl, {
+        leavesTo: (url) => url.startsWith(`${redirectUri}?`) || url === redirectUri,
+        fill: { username: user.subject },
+      });
     },
 
     signRaw(claims, header = {}) {

@@ -57,13 +57,18 @@ export interface AuthenticatorOptions {
   oidc?: { verifier: OidcVerifier; roleGroups: RoleGroups } | undefined;
 }
 
+/** Who the bootstrap admin token is: the API's, and the console's after admin-token sign-in. */
+export function bootstrapAdmin(): Principal {
+  return { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]), groups: [] };
+}
+
 /**
  * Accepts the bootstrap admin token (compared in constant time) and, when
  * configured, OIDC access tokens. A person whose groups hold no role is
  * authenticated but may call nothing: every route answers 403.
  */
 export function createAuthenticator({ adminToken, oidc }: AuthenticatorOptions): Authenticator {
-  const bootstrap: Principal = { id: "bootstrap-admin", kind: "admin_token", roles: new Set(["admin"]), groups: [] };
+  const bootstrap = bootstrapAdmin();
   return {
     async authenticate(authorization) {
       const presented = parseBearer(authorization);

@@ -143,11 +143,21 @@ function toFieldIssues(error: z.ZodError, where: string): FieldIssue[] {
 const toExpressPath = (path: string) => path.replace(/\{([A-Za-z0-9_]+)\}/g, ":$1");
 
 /**
+ * Resolves a request's console session cookie to a principal, or undefined
+ * when it carries none; throws when the session is over or the request may
+ * not use it (CSRF). See console/api-session.ts.
+ */
+export type SessionAuthenticator = (req: Request) => Promise<Principal | undefined>;
+
+/**
  * Authenticates every request that reaches it and keeps the principal for
  * the routes. Mounted before body parsing, so an anonymous caller cannot make
  * the server read a body or learn anything about what a route expects.
+ *
+ * The Authorization header, when present, is the credential (the CLI,
+ * scripts); only without one does the web console's session cookie count.
  */
-export function authenticate(authenticator: Authenticator): RequestHandler {
+export function authenticate(authenticator: Authenticator, sessions?: SessionAuthenticator): RequestHandler {
   return async (req, res, next) => {
     // Node keeps the first of several Authorization headers and drops the
     // rest, where a proxy in front may keep the last: two credentials are
@@ -155,7 +165,9 @@ export function authenticate(authenticator: Authenticator): RequestHandler {
     if (authorizationHeaders(req.rawHeaders) > 1) {
       throw new ApiError("invalid_request", "the request carries more than one Authorization header");
     }
-    res.locals.principal = await authenticator.authenticate(req.get("authorization"));
+    const authorization = req.get("authorization");
+    const fromSession = authorization === undefined && sessions ? await sessions(req) : undefined;
+    res.locals.principal = fromSession ?? (await authenticator.authenticate(authorization));
     next();
   };
 }
