@@ -35,8 +35,11 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const refresh = useCallback(async () => {
     const answer = await fetch("/console/auth/session", { credentials: "same-origin" });
-    if (answer.ok) {
-      const session = (await answer.json()) as ConsoleSession;
+    const body = answer.ok
+      ? ((await answer.json()) as ({ signedIn: true } & ConsoleSession) | { signedIn: false })
+      : undefined;
+    if (body?.signedIn) {
+      const session: ConsoleSession = body;
       setCsrfToken(session.csrfToken);
       setState({ status: "signed-in", session });
     } else {

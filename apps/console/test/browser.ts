@@ -20,17 +20,29 @@ export interface WatchedPage {
   context: BrowserContext;
   /** Console errors, uncaught exceptions and CSP violations, as they happened. */
   errors: string[];
+  /** Every answer of 400 or more, as "status METHOD /path": a test names the refusals it caused. */
+  refusals: string[];
 }
 
 export async function openPage(browser: Browser, viewport = { width: 1280, height: 900 }): Promise<WatchedPage> {
   const context = await browser.newContext({ viewport });
   const page = await context.newPage();
   const errors: string[] = [];
+  const refusals: string[] = [];
   page.on("console", (message) => {
-    if (message.type() === "error") errors.push(message.text());
+    // Chromium logs every 4xx/5xx answer as an error line; those are
+    // checked exactly through `refusals` instead.
+    if (message.type() === "error" && !message.text().startsWith("Failed to load resource:")) {
+      errors.push(message.text());
+    }
   });
   page.on("pageerror", (error) => errors.push(`uncaught: ${error.message}`));
-  return { page, context, errors };
+  page.on("response", (response) => {
+    if (response.status() >= 400) {
+      refusals.push(`${response.status()} ${response.request().method()} ${new URL(response.url()).pathname}`);
+    }
+  });
+  return { page, context, errors, refusals };
 }
 
 /** When CONSOLE_SCREENSHOTS names a folder, saves the page there (docs/console.md's pictures). */

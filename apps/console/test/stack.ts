@@ -77,7 +77,16 @@ export async function startConsoleStack() {
         roleGroups: { admin: ["platform"], auditor: ["audit"], approver: ["security"] },
       },
       console: {
-        oidc: { issuer: idp.issuer, clientId: CONSOLE_CLIENT_ID, scope: "openid", publicUrl },
+        oidc: {
+          issuer: idp.issuer,
+          clientId: CONSOLE_CLIENT_ID,
+          clientSecret: undefined,
+          scope: "openid",
+          redirectUri: `${publicUrl}/console/auth/callback`,
+          allowInsecureRequests: true,
+        },
+        publicUrl,
+        sessionHours: 8,
         dir: CONSOLE_DIR,
       },
       approvals: { urlBase: `${publicUrl}/console/approvals` },

@@ -244,6 +244,18 @@ describe("control-plane config", () => {
     );
   });
 
+  it("sends approvers to the console's inbox when the public URL is known, unless told otherwise", () => {
+    const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
+    expect(loadConfig(base).approvals.urlBase).toBeUndefined();
+    expect(loadConfig({ ...base, MODELGATE_PUBLIC_URL: "https://cp.example.com" }).approvals.urlBase).toBe(
+      "https://cp.example.com/console/approvals",
+    );
+    const explicit = { ...base, MODELGATE_PUBLIC_URL: "https://cp.example.com" };
+    expect(
+      loadConfig({ ...explicit, MODELGATE_APPROVAL_URL_BASE: "https://approvals.example.com/a" }).approvals.urlBase,
+    ).toBe("https://approvals.example.com/a");
+  });
+
   it("wants the public URL as an https origin, or http on loopback", () => {
     const base = { ...REQUIRED, DATABASE_URL: "postgresql://db/x" };
     const publicUrl = (value: string) => loadConfig({ ...base, MODELGATE_PUBLIC_URL: value }).console.publicUrl;

@@ -433,7 +433,10 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       metadataDays: parsed.MODELGATE_RETENTION_METADATA_DAYS,
     },
     approvals: {
-      urlBase: parsed.MODELGATE_APPROVAL_URL_BASE,
+      // With a public address, approvers decide in the console's inbox.
+      urlBase:
+        parsed.MODELGATE_APPROVAL_URL_BASE ??
+        (consoleSettings.publicUrl ? `${consoleSettings.publicUrl}/console/approvals` : undefined),
       maxPendingPerSubject: parsed.MODELGATE_APPROVAL_MAX_PENDING_PER_SUBJECT,
     },
     logLevel: parsed.LOG_LEVEL,

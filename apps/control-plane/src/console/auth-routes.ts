@@ -179,11 +179,15 @@ export function consoleAuthRoutes(deps: ConsoleAuthDeps): Router {
     refuseCrossSite(req);
     const secret = readCookie(req, SESSION_COOKIE);
     const session = secret ? await sessions.find(secret) : undefined;
+    // "Who am I?" has a normal answer when nobody is signed in: a 401 here
+    // would be logged as an error by the browser on every sign-in page.
     if (!session) {
       if (secret) clearSessionCookie(res);
-      throw unauthenticated(SESSION_ABSENT);
+      res.json({ signedIn: false });
+      return;
     }
     res.json({
+      signedIn: true,
       principal: principalView(session.principal),
       csrfToken: session.csrfToken,
       expiresAt: session.expiresAt.toISOString(),
