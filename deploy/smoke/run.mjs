@@ -170,6 +170,19 @@ export async function runSmoke({ launcher, databaseUrl, redisUrl, log = () => {}
       return (await response.json()).items.length > 0;
     });
 
+    step("the web console is in the image: /console/ served with its Content-Security-Policy");
+    {
+      const response = await fetch(`${controlPlane}/console/`);
+      const html = await response.text();
+      const csp = response.headers.get("content-security-policy") ?? "";
+      if (response.status !== 200 || !html.includes('<div id="root">') || !csp.includes("script-src 'self'")) {
+        throw new Error(`the console: ${response.status} ${csp} ${html.slice(0, 200)}`);
+      }
+      const script = html.match(/src="(\/console\/assets\/[^"]+\.js)"/)?.[1];
+      const asset = script ? await fetch(`${controlPlane}${script}`) : undefined;
+      if (asset?.status !== 200) throw new Error(`the console's script ${script}: ${asset?.status}`);
+    }
+
     if (launcher.healthcheck) {
       step("the image's health check, in every running container");
       for (const app of running) await launcher.healthcheck(app);

@@ -134,9 +134,18 @@ describe("the web console", () => {
         });
       const held = await ask().then(
         () => undefined,
-        (error: unknown) => error as { status: number; code: string },
+        // The OpenAI client's APIError: the answer's status, code and error body.
+        (error: unknown) =>
+          error as { status: number; code: string; error: { approval_id: string; approval_url: string } },
       );
       expect(held).toMatchObject({ status: 403, code: "approval_required" });
+      // The caller is sent to the console's inbox.
+      const approvalId = held?.error.approval_id;
+      expect(held?.error.approval_url).toBe(`${stack.controlPlaneUrl}/console/approvals/${approvalId}`);
+      // An admin outside the approver groups reads it, and is told why there is nothing to press.
+      await admin.page.goto(`${stack.controlPlaneUrl}/console/approvals/${approvalId}`);
+      await expectText(admin.page.locator(".notice"), "Deciding needs the approver role or one of the groups security");
+      await expect(admin.page.getByRole("button", { name: "Approve" }).count()).resolves.toBe(0);
 
       const row = page.getByTestId("approvals").locator("tbody tr").first();
       await expectText(row, "research");
@@ -284,6 +293,9 @@ describe("the web console", () => {
         await page.locator("main h1").first().waitFor();
         const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
         expect({ path, overflow }).toEqual({ path, overflow: 0 });
+        // The page starts right under the header and menu, not a screen further down.
+        const top = (await page.locator("main h1").first().boundingBox())?.y ?? Number.POSITIVE_INFINITY;
+        expect({ path, top: top < 200 }).toEqual({ path, top: true });
       }
       await screenshot(page, "phone-policies");
       // Tab through the header to the menu, and open a page with Enter.

@@ -70,6 +70,21 @@ test("starts with no configuration, answers the OpenAI client through the demo r
     expect(await (await fetch(`${url}/metrics`)).text()).toMatch(/^modelgate_/m);
   }
 
+  // The console the banner names is served, and its admin token signs in to it.
+  const consoleUrl = run.banner.text.match(/^ {2}(http:\/\/\S+\/console\/)$/m)?.[1];
+  expect(consoleUrl).toBeDefined();
+  const page = await fetch(consoleUrl as string);
+  expect(page.status).toBe(200);
+  expect(page.headers.get("content-security-policy")).toContain("script-src 'self'");
+  expect(await page.text()).toContain('<div id="root"></div>');
+  const adminToken = run.banner.text.match(/Admin token +(\S+)/)?.[1];
+  const signIn = await fetch(new URL("/console/auth/token", consoleUrl), {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ token: adminToken }),
+  });
+  expect(signIn.status).toBe(204);
+
   const postgresPid = await postmasterPid();
   expect(postgresPid).toBeDefined();
   await stopWithSigint(run);

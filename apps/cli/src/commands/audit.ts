@@ -1,11 +1,11 @@
 // sessions, approvals, audit verify, exporters test: reading and acting on
 // what gateways recorded and held.
 import { setTimeout as sleep } from "node:timers/promises";
+import { textOfChunk } from "@modelgate/audit/replay-text";
 import type { Command } from "commander";
 import { contextOf, examples, wholeNumber } from "../context.js";
 import { CliError, EXIT } from "../errors.js";
 import { safeText } from "../output.js";
-import { textOfChunk } from "@modelgate/audit/replay-text";
 
 interface SessionSummary {
   id: string;

@@ -3,10 +3,29 @@ import { type Answer, ApiProblem, api, call, type Problem } from "../api/client"
 import { Badge, Empty, Loading, PageTitle, ProblemNote, Subject, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 import { Link } from "../router";
+import { type ConsoleSession, useSignedIn } from "../session";
+
+/**
+ * Whether the API will take this person's vote: a person (the admin token
+ * never decides) with the approver role or in one of the approval's groups,
+ * who is not the requester. The API checks the same; this only spares a
+ * button that would be refused.
+ */
+function whyNotDecide(session: ConsoleSession, approval: Approval): string | undefined {
+  const { principal } = session;
+  if (principal.kind !== "oidc") return "The admin token reads approvals but never decides them: sign in as a person.";
+  if (approval.subject.id === principal.id) return "You asked for this: someone else must decide.";
+  const inGroup = approval.approverGroups.some((group) => principal.groups.includes(group));
+  if (!principal.roles.includes("approver") && !inGroup) {
+    return `Deciding needs the approver role or one of the groups ${approval.approverGroups.join(", ") || "(none)"}.`;
+  }
+  return undefined;
+}
 
 type Approval = Answer<"getApproval">;
 
 export function ApprovalDetail({ id }: { id: string }) {
+  const session = useSignedIn();
   const approval = useApi(
     () => call<Approval>(api.GET("/api/v1/approvals/{id}", { params: { path: { id } } })),
     id,
@@ -38,6 +57,7 @@ export function ApprovalDetail({ id }: { id: string }) {
   };
 
   const data = approval.data;
+  const cannotDecide = data ? whyNotDecide(session, data) : undefined;
   return (
     <section>
       <PageTitle>
@@ -100,7 +120,8 @@ export function ApprovalDetail({ id }: { id: string }) {
               </ul>
             </>
           ) : null}
-          {data.status === "pending" ? (
+          {data.status === "pending" && cannotDecide ? <p className="notice">{cannotDecide}</p> : null}
+          {data.status === "pending" && !cannotDecide ? (
             <form className="decide" onSubmit={(event) => event.preventDefault()}>
               <label htmlFor="comment">Comment (shown to the caller on a denial)</label>
               <textarea
