@@ -253,6 +253,7 @@ describe("web console sign-in, sessions and files", () => {
     const session = await browser.fetch("/console/auth/session");
     expect(session.status).toBe(200);
     expect(session.body).toEqual({
+      signedIn: true,
       principal: { id: "alice", kind: "oidc", roles: ["admin"], groups: ["mg-admins"], email: "alice@example.com" },
       csrfToken: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
       expiresAt: expect.any(String),
