@@ -316,6 +316,25 @@ describe("the web console", () => {
     STEP_MS,
   );
 
+  it(
+    "evaluates a request as a dry run: the decision and the policy that grants it",
+    async () => {
+      const { page } = admin;
+      await nav(page, "Policies").click();
+      await page.getByRole("link", { name: "Evaluate a request" }).click();
+      const form = page.getByRole("form", { name: "Evaluate a request" });
+      await form.getByLabel("Groups (comma separated)").fill("research");
+      await form.getByLabel("Connection").fill("llama");
+      await form.getByLabel("Model", { exact: true }).fill("demo-chat");
+      await form.getByRole("button", { name: "Evaluate" }).click();
+      await expectText(page.getByTestId("evaluation"), "Decision: allowed");
+      await form.getByLabel("Groups (comma separated)").fill("marketing");
+      await form.getByRole("button", { name: "Evaluate" }).click();
+      await expectText(page.getByTestId("evaluation"), "Decision: denied");
+    },
+    STEP_MS,
+  );
+
   it("signs out: the page returns to sign-in and the cookie no longer opens the API", async () => {
     const { page, context } = admin;
     const cookie = (await context.cookies()).find((candidate) => candidate.name === "__Host-modelgate-console");
@@ -329,6 +348,25 @@ describe("the web console", () => {
     // The one refusal of the admin's whole visit: the invalid policy.
     expect(admin.refusals).toEqual([expect.stringMatching(/^400 PUT \/api\/v1\/policies\/[0-9a-f-]+$/)]);
   });
+
+  it(
+    "returns to the sign-in page when the session expires under an open page (last: it ends every session)",
+    async () => {
+      const watched = await openPage(browser);
+      const { page } = watched;
+      await page.goto(stack.consoleUrl);
+      await page.getByLabel("Admin token").fill(stack.adminToken);
+      await page.getByRole("button", { name: "Sign in with the admin token" }).click();
+      await page.getByRole("heading", { name: "Overview" }).waitFor();
+      await stack.expireConsoleSessions();
+      // The overview's next refresh meets the API's 401.
+      await expectText(page.locator(".notice"), "Your session ended. Sign in again.");
+      expect(watched.errors).toEqual([]);
+      expect(new Set(watched.refusals.map((refusal) => refusal.split(" ")[0]))).toEqual(new Set(["401"]));
+      await watched.context.close();
+    },
+    STEP_MS,
+  );
 });
 
 async function expectText(locator: ReturnType<Page["locator"]>, expected: string | RegExp, timeout = 15_000) {

@@ -192,6 +192,10 @@ export async function startConsoleStack() {
       idp,
       admin,
       runtime,
+      /** Ends every console session now, as their expiry would. */
+      async expireConsoleSessions() {
+        await controlPlane.db.consoleSession.updateMany({ data: { expiresAt: new Date(Date.now() - 1_000) } });
+      },
       async close() {
         for (const close of closers.reverse()) await close();
       },

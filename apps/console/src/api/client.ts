@@ -55,6 +55,31 @@ const session: Middleware = {
 export const api = createClient<paths>({ baseUrl: "", credentials: "same-origin" });
 api.use(session);
 
+/** The problem of a failed call, for the page to show; anything else is a bug and is thrown on. */
+export function problemOf(error: unknown): Problem {
+  if (error instanceof ApiProblem) return error.problem;
+  throw error;
+}
+
+/**
+ * Every item of a listing, page after page along its cursor, up to
+ * `maxPages` pages (a console page never walks an unbounded table).
+ */
+export async function allPages<T>(
+  load: (cursor: string | undefined) => Promise<{ items: T[]; nextCursor: string | null }>,
+  maxPages = 20,
+): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  for (let page = 0; page < maxPages; page++) {
+    const answer = await load(cursor);
+    items.push(...answer.items);
+    if (!answer.nextCursor) break;
+    cursor = answer.nextCursor;
+  }
+  return items;
+}
+
 /** A problem from whatever a failed call answered (JSON problem, or not). */
 export function toProblem(error: unknown, response: Response): Problem {
   if (error && typeof error === "object" && "code" in error && "detail" in error) return error as Problem;

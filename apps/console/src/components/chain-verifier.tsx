@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { type Answer, ApiProblem, api, call, type Problem } from "../api/client";
+import { type Answer, api, call, type Problem, problemOf } from "../api/client";
 import { ProblemNote } from "./ui";
 
 type Report = Answer<"verifyAuditChain">;
@@ -49,8 +49,7 @@ export function ChainVerifier() {
         prevHash = report.headHash ?? undefined;
       }
     } catch (error) {
-      if (error instanceof ApiProblem) setState({ status: "failed", problem: error.problem });
-      else throw error;
+      setState({ status: "failed", problem: problemOf(error) });
     }
   };
 

@@ -98,3 +98,13 @@ export function Subject({ subject }: { subject: { id: string; email?: string | n
   if (!subject) return <span className="muted">unidentified</span>;
   return <span title={subject.id}>{subject.email ?? subject.id}</span>;
 }
+
+/** A recorded body as people read it: JSON laid out, anything else as it is. */
+export function readableBody(body: string | null | undefined): string {
+  if (body === null || body === undefined) return "(not recorded)";
+  try {
+    return JSON.stringify(JSON.parse(body), null, 2);
+  } catch {
+    return body;
+  }
+}

@@ -1,5 +1,5 @@
 import { useState } from "react";
-import { type Answer, ApiProblem, api, call, type Problem } from "../api/client";
+import { type Answer, api, call, type Problem, problemOf } from "../api/client";
 import { Empty, Loading, PageTitle, ProblemNote, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 import { Link } from "../router";
@@ -85,8 +85,8 @@ function Exporters() {
       const result = await call(api.POST("/api/v1/exporters/{id}/test", { params: { path: { id: exporter.id } } }));
       setResults((current) => ({ ...current, [exporter.id]: result }));
     } catch (error) {
-      if (!(error instanceof ApiProblem)) throw error;
-      setResults((current) => ({ ...current, [exporter.id]: error.problem }));
+      const problem = problemOf(error);
+      setResults((current) => ({ ...current, [exporter.id]: problem }));
     }
   };
   return (

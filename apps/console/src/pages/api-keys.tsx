@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { type Answer, ApiProblem, api, type BodyOf, call, type Problem } from "../api/client";
+import { type Answer, api, type BodyOf, call, type Problem, problemOf } from "../api/client";
 import { Badge, Empty, Loading, PageTitle, ProblemNote, ShownOnce, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 
@@ -18,8 +18,7 @@ export function ApiKeys() {
       await call(api.DELETE("/api/v1/api-keys/{id}", { params: { path: { id: key.id } } }));
       list.reload();
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
 
@@ -117,8 +116,7 @@ function NewKey({ onCreated }: { onCreated: (key: Created) => void }) {
       onCreated(await call(api.POST("/api/v1/api-keys", { body })));
       setForm({ name: "", groups: "", expiresAt: "" });
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
   return (

@@ -1,6 +1,6 @@
 import { useState } from "react";
-import { type Answer, ApiProblem, api, call, type Problem } from "../api/client";
-import { Badge, Empty, Loading, PageTitle, ProblemNote, Subject, Time } from "../components/ui";
+import { type Answer, api, call, type Problem, problemOf } from "../api/client";
+import { Badge, Empty, Loading, PageTitle, ProblemNote, readableBody, Subject, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 import { Link } from "../router";
 import { type ConsoleSession, useSignedIn } from "../session";
@@ -49,8 +49,7 @@ export function ApprovalDetail({ id }: { id: string }) {
       setComment("");
       approval.reload();
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     } finally {
       setBusy(false);
     }
@@ -103,7 +102,7 @@ export function ApprovalDetail({ id }: { id: string }) {
           </dl>
           <h2>Prompt</h2>
           <pre className="prompt" data-testid="prompt">
-            {data.prompt}
+            {readableBody(data.prompt)}
           </pre>
           {data.promptTruncated ? <p className="muted">The prompt is longer than the record keeps.</p> : null}
           {data.votes.length > 0 ? (

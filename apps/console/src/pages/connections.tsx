@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { type Answer, ApiProblem, api, type BodyOf, call, type Problem } from "../api/client";
+import { type Answer, allPages, api, type BodyOf, call, type Problem, problemOf } from "../api/client";
 import { Badge, Empty, Loading, PageTitle, ProblemNote, ShownOnce, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 
@@ -14,26 +14,14 @@ const RUNTIME_PORT: Record<Protocol, string> = {
   http: "http://127.0.0.1:8000",
 };
 
-async function everything<T>(load: (cursor?: string) => Promise<{ items: T[]; nextCursor: string | null }>) {
-  const items: T[] = [];
-  let cursor: string | undefined;
-  for (let page = 0; page < 20; page++) {
-    const answer = await load(cursor);
-    items.push(...answer.items);
-    if (!answer.nextCursor) break;
-    cursor = answer.nextCursor;
-  }
-  return items;
-}
-
 export function Connections() {
   const data = useApi(
     async () => {
       const [connections, agents] = await Promise.all([
-        everything<Connection>((cursor) =>
+        allPages<Connection>((cursor) =>
           call(api.GET("/api/v1/connections", { params: { query: { limit: 500, ...(cursor ? { cursor } : {}) } } })),
         ),
-        everything<Agent>((cursor) =>
+        allPages<Agent>((cursor) =>
           call(api.GET("/api/v1/agents", { params: { query: { limit: 500, ...(cursor ? { cursor } : {}) } } })),
         ),
       ]);
@@ -94,8 +82,7 @@ function ConnectionCard({
       setName("");
       onIssued(answer.token, answer.name);
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
   const revoke = async (agent: Agent) => {
@@ -104,8 +91,7 @@ function ConnectionCard({
       await call(api.DELETE("/api/v1/agents/{id}", { params: { path: { id: agent.id } } }));
       onChanged();
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
   const active = agents.filter((agent) => agent.status === "active");
@@ -239,8 +225,7 @@ function NewConnection({ onCreated }: { onCreated: () => void }) {
       setForm({ name: "", protocol: "openai", models: "", description: "" });
       onCreated();
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
   return (

@@ -1,5 +1,5 @@
 import { useMemo, useState } from "react";
-import { type Answer, api, call } from "../api/client";
+import { type Answer, allPages, api, call } from "../api/client";
 import { TimeChart } from "../components/chart";
 import { Empty, Loading, PageTitle, ProblemNote } from "../components/ui";
 import { useApi } from "../components/use-api";
@@ -118,20 +118,12 @@ function Tile({ label, value, testId }: { label: string; value: number | undefin
   );
 }
 
-async function allAgents(): Promise<Agents> {
-  const agents: Agents = [];
-  let cursor: string | undefined;
-  // Bounded: an overview does not page through thousands of agents.
-  for (let page = 0; page < 10; page++) {
-    const answer = await call(
-      api.GET("/api/v1/agents", { params: { query: { limit: 500, ...(cursor ? { cursor } : {}) } } }),
-    );
-    agents.push(...answer.items);
-    if (!answer.nextCursor) break;
-    cursor = answer.nextCursor;
-  }
-  return agents;
-}
+/** Bounded: an overview does not page through thousands of agents. */
+const allAgents = (): Promise<Agents> =>
+  allPages(
+    (cursor) => call(api.GET("/api/v1/agents", { params: { query: { limit: 500, ...(cursor ? { cursor } : {}) } } })),
+    10,
+  );
 
 function AgentsByConnection({ agents }: { agents: Agents | undefined }) {
   if (!agents) return null;

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "react";
-import { type Answer, ApiProblem, api, type BodyOf, call, type Problem } from "../api/client";
+import { type Answer, api, type BodyOf, call, type Problem, problemOf } from "../api/client";
 import { LineDiff } from "../components/line-diff";
 import { Loading, PageTitle, ProblemNote } from "../components/ui";
 import { useApi } from "../components/use-api";
@@ -113,8 +113,7 @@ export function PolicyEditor({ id }: { id?: string | undefined }) {
       }
       setReviewing(false);
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
       setReviewing(false);
     } finally {
       setBusy(false);
@@ -127,8 +126,7 @@ export function PolicyEditor({ id }: { id?: string | undefined }) {
       await call(api.DELETE("/api/v1/policies/{id}", { params: { path: { id } } }));
       navigate("/policies");
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
 

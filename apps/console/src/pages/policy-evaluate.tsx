@@ -1,5 +1,5 @@
 import { type FormEvent, useState } from "react";
-import { type Answer, ApiProblem, api, type BodyOf, call, type Problem } from "../api/client";
+import { type Answer, api, type BodyOf, call, type Problem, problemOf } from "../api/client";
 import { Badge, PageTitle, ProblemNote } from "../components/ui";
 import { Link } from "../router";
 
@@ -66,8 +66,7 @@ export function PolicyEvaluate() {
         ),
       );
     } catch (error) {
-      if (error instanceof ApiProblem) setProblem(error.problem);
-      else throw error;
+      setProblem(problemOf(error));
     }
   };
 

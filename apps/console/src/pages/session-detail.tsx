@@ -1,7 +1,7 @@
 import { type Answer, api, call, callJson } from "../api/client";
 import { ChainVerifier } from "../components/chain-verifier";
 import { ReplayPlayer } from "../components/replay-player";
-import { Badge, Loading, PageTitle, ProblemNote, Subject, Time } from "../components/ui";
+import { Badge, Loading, PageTitle, ProblemNote, readableBody, Subject, Time } from "../components/ui";
 import { useApi } from "../components/use-api";
 import { Link } from "../router";
 
@@ -84,14 +84,14 @@ export function SessionDetail({ id }: { id: string }) {
             </dd>
           </dl>
           <h2>Request</h2>
-          <pre className="body">{readable(data.content?.requestBody)}</pre>
+          <pre className="body">{readableBody(data.content?.requestBody)}</pre>
           <h2>Response</h2>
           <ProblemNote problem={replay.problem} />
           {replay.data?.response.streamed && replay.data.events.length > 0 ? (
             <ReplayPlayer events={replay.data.events} firstOffsetMs={0} />
           ) : (
             <pre className="body" data-testid="response-body">
-              {readable(replay.data?.response.body ?? data.content?.responseBody)}
+              {readableBody(replay.data?.response.body ?? data.content?.responseBody)}
             </pre>
           )}
           {data.content?.truncated ? <p className="muted">A body was cut at the gateway's recording cap.</p> : null}
@@ -108,14 +108,4 @@ function maskedCounts(details: Record<string, unknown> | null | undefined): [str
   return Object.entries(counts as Record<string, unknown>)
     .filter((entry): entry is [string, number] => typeof entry[1] === "number" && entry[1] > 0)
     .sort((a, b) => b[1] - a[1]);
-}
-
-/** A recorded body as people read it: JSON laid out, anything else as it is. */
-function readable(body: string | null | undefined): string {
-  if (body === null || body === undefined) return "(not recorded)";
-  try {
-    return JSON.stringify(JSON.parse(body), null, 2);
-  } catch {
-    return body;
-  }
 }
