@@ -71,8 +71,10 @@ function SignedIn({ session }: { session: ConsoleSession }) {
   const { path } = useLocation();
   const visible = NAV.filter((item) => opens(session, item));
   // A person without the overview's roles lands on the first page they may open.
-  const landing = path === "/" && !opens(session, ROUTES[0] as PageRoute) ? visible[0]?.to : undefined;
-  const current = landing ?? path;
+  // The sign-in page's own path (where the IdP's failures land) means home once signed in.
+  const requested = path === "/login" ? "/" : path;
+  const landing = requested === "/" && !opens(session, ROUTES[0] as PageRoute) ? visible[0]?.to : undefined;
+  const current = landing ?? requested;
 
   let page: ReactNode = <NotFound />;
   for (const route of ROUTES) {
