@@ -96,7 +96,7 @@ export function createApp({
     publicUrl: undefined,
   },
 }: ControlPlaneDeps): Express {
-  const routes = apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger });
+  const routes = apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger, metrics });
   const openApiDocument = buildOpenApiDocument(routes, { basePath: API_BASE_PATH, version });
   const webConsole = createConsole({ ...consoleOptions, db, authenticator, logger });
 
@@ -151,12 +151,15 @@ export function createApp({
   return app;
 }
 
-type ApiRouteDeps = Pick<ControlPlaneDeps, "db" | "config" | "presence" | "secrets" | "exportEgress" | "logger"> & {
+type ApiRouteDeps = Pick<
+  ControlPlaneDeps,
+  "db" | "config" | "presence" | "secrets" | "exportEgress" | "logger" | "metrics"
+> & {
   approvals: ApprovalService;
 };
 
 /** Every route under /api/v1, bound to its service. */
-function apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger }: ApiRouteDeps): Route[] {
+function apiRoutes({ db, config, presence, secrets, exportEgress, approvals, logger, metrics }: ApiRouteDeps): Route[] {
   return [
     ...connectionRoutes(createConnectionService({ db, config })),
     ...agentRoutes(createAgentService({ db, config, ...(presence ? { presence } : {}) })),
@@ -174,7 +177,7 @@ function apiRoutes({ db, config, presence, secrets, exportEgress, approvals, log
       }),
     ),
     ...alertRoutes(createAlertService({ db })),
-    ...auditIntegrityRoutes({ db }),
+    ...auditIntegrityRoutes({ db, onReport: metrics?.work.chainVerified }),
   ];
 }
 

@@ -25,6 +25,7 @@ import { type ConfigDistributionOptions, startConfigPublisher } from "./gateway-
 import { type GatewayLinkServer, startGatewayLinkServer } from "./gateway-link/server.js";
 import { createAuthenticator, type RoleGroups } from "./http/auth.js";
 import { createControlPlaneMetrics } from "./http/metrics.js";
+import { type WatchedQueues, watchQueues } from "./ops/queues.js";
 import { createReadinessChecks } from "./readiness.js";
 import { createSecretBox } from "./secret-box.js";
 
@@ -106,6 +107,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   });
 
   const auditStore = createSessionStore({ db });
+  const metrics = createControlPlaneMetrics({ processMetrics: options.processMetrics ?? true });
   const secrets = createSecretBox(options.secretsKey);
   if (!secrets.sealing) {
     // Exports run only with Redis; without it the unsealed storage is a note, not a risk in use.
@@ -116,6 +118,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   let auditWorker: AuditWorker | undefined;
   // SIEM export and alerts run beside the audit worker, fed by its hook.
   let siem: SiemPipeline | undefined;
+  let watchedQueues: WatchedQueues | undefined;
   if (options.redisUrl) {
     siem = await startSiemPipeline({
       connection: options.redisUrl,
@@ -124,19 +127,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       secrets,
       egress: exportEgress,
       logger,
+      onDelivery: metrics.work.exportDelivery,
     });
+    const exportsFor = siem.onStored;
     auditWorker = await startAuditWorker({
       connection: options.redisUrl,
       prefix: options.auditQueuePrefix,
       retry: options.auditRetry,
       store: auditStore,
       logger,
-      onStored: siem.onStored,
+      onStored: async (record, outcome) => {
+        metrics.work.auditStored(outcome);
+        await exportsFor(record, outcome);
+      },
       // The store writes concurrent records as one transaction: more jobs in
       // flight make fuller batches (docs/benchmarks.md, audit store).
       concurrency: AUDIT_WORKER_CONCURRENCY,
     });
     logger.info("audit worker and SIEM export started");
+    watchedQueues = watchQueues(metrics.work, options.redisUrl, options.auditQueuePrefix);
   } else if (options.inProcessAudit) {
     logger.info("audit records come from the gateway in this process; no audit worker or SIEM export runs");
   } else {
@@ -181,7 +190,6 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
   if (!consoleDir || !existsSync(path.join(consoleDir, "index.html"))) {
     logger.info({ dir: consoleDir ?? null }, "the web console is not built: /console answers 503 until it is");
   }
-  const metrics = createControlPlaneMetrics({ processMetrics: options.processMetrics ?? true });
   const readiness = await createReadinessChecks({ db, redisUrl: options.redisUrl, logger });
   const app = createApp({
     db,
@@ -237,6 +245,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       // the rest wait in Redis for the next control plane.
       await auditWorker?.close();
       await siem?.close();
+      await watchedQueues?.close();
       await exportEgress.close();
       await retention?.close();
       await publisher.close();

@@ -3,11 +3,14 @@
 // zero-config launcher, tests) do not collide.
 import type { RequestHandler, Response } from "express";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
+import { createWorkMetrics, type WorkMetrics } from "../ops/work-metrics.js";
 
 export interface ControlPlaneMetrics {
   registry: Registry;
   /** Counts and times every HTTP request; mount it first. */
   http: RequestHandler;
+  /** The background work: queues, workers, chain verification, SIEM deliveries. */
+  work: WorkMetrics;
 }
 
 /** Methods Express routes; anything else is counted as `other`, so the label stays bounded. */
@@ -44,6 +47,7 @@ export function createControlPlaneMetrics({
   });
   return {
     registry,
+    work: createWorkMetrics(registry),
     http(req, res, next) {
       const started = performance.now();
       // "close" comes for finished and for abandoned responses alike.

@@ -4,8 +4,17 @@ import { SESSION_ROLES } from "../sessions/routes.js";
 import { verifyQuery, verifyReport } from "./schemas.js";
 import { verifyChain } from "./verify.js";
 
-/** Verifying reads every session: the same people who may read sessions. */
-export function auditIntegrityRoutes({ db }: { db: Database }) {
+/**
+ * Verifying reads every session: the same people who may read sessions.
+ * `onReport` sees each report (the control plane's metrics count them).
+ */
+export function auditIntegrityRoutes({
+  db,
+  onReport,
+}: {
+  db: Database;
+  onReport?: ((report: { status: "ok" | "broken"; checked: number }) => void) | undefined;
+}) {
   return [
     defineRoute({
       method: "get",
@@ -16,7 +25,11 @@ export function auditIntegrityRoutes({ db }: { db: Database }) {
       role: SESSION_ROLES,
       query: verifyQuery,
       response: { status: 200, description: "The verification report", schema: verifyReport },
-      handler: ({ query }) => verifyChain(db, { from: query.from, prevHash: query.prevHash, limit: query.limit }),
+      handler: async ({ query }) => {
+        const report = await verifyChain(db, { from: query.from, prevHash: query.prevHash, limit: query.limit });
+        onReport?.(report);
+        return report;
+      },
     }),
   ];
 }

@@ -127,6 +127,8 @@ export interface ExportWorkerOptions {
   /** Deliveries in parallel (default 16): each mostly waits on the network. */
   concurrency?: number | undefined;
   retry?: { baseMs?: number; maxMs?: number } | undefined;
+  /** Told every attempt's outcome (the control plane's metrics count them). */
+  onDelivery?: ((kind: string, outcome: "delivered" | "failed" | "skipped") => void) | undefined;
 }
 
 export interface ExportWorker {
@@ -137,6 +139,7 @@ const MAX_ERROR_CHARS = 1024;
 
 export async function startExportWorker(options: ExportWorkerOptions): Promise<ExportWorker> {
   const { db, secrets, egress, logger } = options;
+  const onDelivery = options.onDelivery ?? (() => {});
   const retry = { ...DEFAULT_EXPORT_RETRY, ...options.retry };
   const owned = typeof options.connection === "string";
   // BullMQ requires maxRetriesPerRequest: null for a worker's blocking commands.
@@ -152,11 +155,14 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
       const exporter = await db.exporter.findUnique({ where: { id: exporterId } });
       // Deleted or disabled since the job was queued: the admin stopped this
       // destination, so the event is not sent there (and not retried).
-      if (!exporter) return "skipped: exporter deleted";
-      if (!exporter.enabled) return "skipped: exporter disabled";
+      if (!exporter || !exporter.enabled) {
+        onDelivery(exporter?.kind ?? "other", "skipped");
+        return exporter ? "skipped: exporter disabled" : "skipped: exporter deleted";
+      }
       try {
         await deliverTo(exporter, event, { secrets, egress });
       } catch (error) {
+        onDelivery(exporter.kind, "failed");
         const message = error instanceof DeliveryError ? error.message : "delivery failed";
         await db.exporter.updateMany({
           where: { id: exporterId },
@@ -172,6 +178,7 @@ export async function startExportWorker(options: ExportWorkerOptions): Promise<E
         where: { id: exporterId },
         data: { deliveredCount: { increment: 1 }, lastSuccessAt: new Date() },
       });
+      onDelivery(exporter.kind, "delivered");
       return "delivered";
     },
     {

@@ -8,7 +8,7 @@ import type { Database } from "@modelgate/db";
 import { Redis } from "ioredis";
 import type { SecretBox } from "../../secret-box.js";
 import { createAlertEvaluator } from "../alerts/evaluator.js";
-import { createExportQueue, type ExportWorker, startExportWorker } from "./delivery.js";
+import { createExportQueue, type ExportWorker, type ExportWorkerOptions, startExportWorker } from "./delivery.js";
 import type { ExportEgress } from "./egress.js";
 import {
   type ApprovalEventBody,
@@ -31,6 +31,8 @@ export interface SiemPipelineOptions {
   prefix?: string | undefined;
   /** Backoff between delivery attempts (tests shorten it). */
   retry?: { baseMs?: number; maxMs?: number } | undefined;
+  /** Told every delivery attempt's outcome. */
+  onDelivery?: ExportWorkerOptions["onDelivery"];
 }
 
 export interface SiemPipeline {
@@ -56,6 +58,7 @@ export async function startSiemPipeline(options: SiemPipelineOptions): Promise<S
       logger,
       prefix: options.prefix,
       retry: options.retry,
+      onDelivery: options.onDelivery,
     });
   } catch (error) {
     await queue.close();
