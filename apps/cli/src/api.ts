@@ -19,6 +19,7 @@ export interface ApiClient {
   get<T>(path: string, query?: Record<string, string | number | undefined>): Promise<T>;
   post<T>(path: string, body?: unknown): Promise<T>;
   put<T>(path: string, body: unknown): Promise<T>;
+  patch<T>(path: string, body: unknown): Promise<T>;
   delete<T>(path: string): Promise<T>;
   /** A GET without the credential: the control plane's public routes (how to log in). */
   public<T>(path: string): Promise<T>;
@@ -82,6 +83,7 @@ export function createApiClient(url: string, token: string, timeoutMs = DEFAULT_
     public: async (path) => json(await send("GET", path, { anonymous: true })),
     post: async (path, body) => json(await send("POST", path, { body: body ?? {} })),
     put: async (path, body) => json(await send("PUT", path, { body })),
+    patch: async (path, body) => json(await send("PATCH", path, { body })),
     delete: async (path) => json(await send("DELETE", path)),
   };
 }

@@ -207,6 +207,9 @@ describe("control-plane HTTP behaviour", () => {
           "replaySession",
           "revokeAgent",
           "revokeApiKey",
+          "getApiKey",
+          "updateApiKey",
+          "rotateApiKey",
           "updateConnection",
           // SIEM export and alerts
           "createExporter",
@@ -230,6 +233,22 @@ describe("control-plane HTTP behaviour", () => {
           "denyApproval",
         ].sort(),
       );
+      const rotate = document.paths["/api/v1/api-keys/{id}/rotate"].post;
+      expect(rotate.requestBody.content["application/json"].schema).toMatchObject({
+        additionalProperties: false,
+        properties: { overlapSeconds: { type: "integer", minimum: 0, maximum: 604_800, default: 3600 } },
+      });
+      expect(Object.keys(rotate.responses).sort()).toEqual([
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "415",
+        "500",
+      ]);
       const create = document.paths["/api/v1/connections"].post;
       const schema = create.requestBody.content["application/json"].schema;
       expect(schema.required.sort()).toEqual(["models", "name", "protocol"]);

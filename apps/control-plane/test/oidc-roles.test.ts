@@ -56,6 +56,32 @@ describe("OIDC sign-in and roles on the control-plane API", () => {
     expectProblem(await api("GET", "/api/v1/policies", { token }), 403, "forbidden");
   });
 
+  it("only admins see, change or rotate API keys: an auditor is refused and nothing changes", async () => {
+    const created = (await api("POST", "/api/v1/api-keys", { body: { name: "svc", groups: ["g"] } })).body;
+    const before = await cp.db.apiKey.findUniqueOrThrow({ where: { id: created.id } });
+    const auditor = await tokenFor(["mg-auditors"], "audrey");
+    const path = `/api/v1/api-keys/${created.id}`;
+    for (const [method, url, body] of [
+      ["GET", "/api/v1/api-keys", undefined],
+      ["GET", path, undefined],
+      ["PATCH", path, { groups: ["everything"] }],
+      ["POST", `${path}/rotate`, { overlapSeconds: 0 }],
+      ["DELETE", path, undefined],
+    ] as const) {
+      expectProblem(await api(method, url, { token: auditor, body }), 403, "forbidden");
+    }
+    expect(await cp.db.apiKey.findUniqueOrThrow({ where: { id: created.id } })).toEqual(before);
+    expect(await cp.db.adminAuditLog.count({ where: { targetId: created.id } })).toBe(1);
+
+    const admin = await tokenFor(["mg-admins"], "carol");
+    const rotated = await api("POST", `${path}/rotate`, { token: admin, body: {} });
+    expect(rotated.status).toBe(200);
+    const entry = await cp.db.adminAuditLog.findFirstOrThrow({
+      where: { targetId: created.id, action: "api_key.rotate" },
+    });
+    expect({ actor: entry.actor, actorType: entry.actorType }).toEqual({ actor: "carol", actorType: "oidc" });
+  });
+
   it("a person in no role group is authenticated but may call nothing", async () => {
     const token = await tokenFor(["data-science"]);
     expectProblem(await api("GET", "/api/v1/connections", { token }), 403, "forbidden");

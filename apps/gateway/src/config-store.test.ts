@@ -22,13 +22,17 @@ function snapshot(overrides: Partial<ConfigSnapshot> = {}): ConfigSnapshot {
     ],
     agents: [{ id: "a1", connectionId: "c1", name: "gpu-1", tokenHash: "h1" }],
     apiKeys: [
-      { id: "k1", name: "ci", keyHash: "kh1", groups: ["ops"], expiresAt: 0 },
-      { id: "k2", name: "temp", keyHash: "kh2", groups: [], expiresAt: 2_000 },
+      apiKey({ id: "k1", name: "ci", keyHash: "kh1", groups: ["ops"] }),
+      apiKey({ id: "k2", name: "temp", keyHash: "kh2", expiresAt: 2_000 }),
     ],
     policies: [],
     approvals: [],
     ...overrides,
   };
+}
+
+function apiKey(fields: Partial<ApiKeyCredentialMessage> & { id: string; keyHash: string }): ApiKeyCredentialMessage {
+  return { name: fields.id, groups: [], expiresAt: 0, previousKeyHash: "", previousKeyExpiresAt: 0, ...fields };
 }
 
 function delta(overrides: Partial<ConfigDelta> = {}): ConfigDelta {
@@ -125,6 +129,53 @@ describe("ConfigStore deltas", () => {
     expect(local.policies.size).toBe(2);
   });
 
+  it("accepts a rotated key's previous secret until its overlap ends, by the clock, and drops it with the key", () => {
+    const local = new ConfigStore();
+    const rotated = apiKey({
+      id: "k1",
+      keyHash: "new",
+      groups: ["ops"],
+      previousKeyHash: "old",
+      previousKeyExpiresAt: 3_000,
+    });
+    local.applySnapshot(snapshot({ apiKeys: [rotated] }));
+    expect(local.apiKeyByHash("new", 2_999)?.id).toBe("k1");
+    expect(local.apiKeyByHash("old", 2_999)).toEqual(local.apiKeyByHash("new", 2_999));
+    // No push needed: the end of the overlap is enforced at lookup.
+    expect(local.apiKeyByHash("old", 3_000)).toBeUndefined();
+    expect(local.apiKeyByHash("new", 3_000)?.id).toBe("k1");
+    expect(local.apiKeyByHash("kh1", 0)).toBeUndefined();
+
+    // The key's expiry bounds the previous secret too.
+    local.applyDelta(delta({ apiKeys: [{ ...rotated, expiresAt: 2_000 }] }));
+    expect(local.apiKeyByHash("old", 1_999)?.id).toBe("k1");
+    expect(local.apiKeyByHash("old", 2_000)).toBeUndefined();
+
+    // Rotated again with no overlap: the delta carries no previous secret, and both earlier ones stop.
+    local.applyDelta(delta({ baseRevision: 2, revision: 3, apiKeys: [apiKey({ id: "k1", keyHash: "newer" })] }));
+    expect(local.apiKeyByHash("old", 0)).toBeUndefined();
+    expect(local.apiKeyByHash("new", 0)).toBeUndefined();
+    expect(local.apiKeyByHash("newer", 0)?.id).toBe("k1");
+
+    // A previous hash without an end time is ignored rather than kept forever.
+    local.applyDelta(
+      delta({ baseRevision: 3, revision: 4, apiKeys: [apiKey({ id: "k1", keyHash: "n4", previousKeyHash: "newer" })] }),
+    );
+    expect(local.apiKeyByHash("newer", 0)).toBeUndefined();
+
+    local.applyDelta(
+      delta({
+        baseRevision: 4,
+        revision: 5,
+        apiKeys: [apiKey({ id: "k1", keyHash: "n5", previousKeyHash: "n4", previousKeyExpiresAt: 9_000 })],
+      }),
+    );
+    expect(local.apiKeyByHash("n4", 0)?.id).toBe("k1");
+    local.applyDelta(delta({ baseRevision: 5, revision: 6, removedApiKeyIds: ["k1"] }));
+    expect(local.apiKeyByHash("n4", 0)).toBeUndefined();
+    expect(local.apiKeyByHash("n5", 0)).toBeUndefined();
+  });
+
   it("changes nothing for a delta that does not start at what it holds, and says why", () => {
     const local = new ConfigStore();
     expect(local.applyDelta(delta())).toBe("epoch_mismatch");
@@ -205,7 +256,16 @@ describe("ConfigStore deltas, property", () => {
   type Operation =
     | { kind: "connection"; id: string; remove: boolean; name: number; models: string[] }
     | { kind: "agent"; id: string; remove: boolean; connection: string; token: number }
-    | { kind: "key"; id: string; remove: boolean; hash: number; groups: string[]; expiresAt: number }
+    | {
+        kind: "key";
+        id: string;
+        remove: boolean;
+        hash: number;
+        groups: string[];
+        expiresAt: number;
+        /** A rotation's previous secret and the end of its overlap. */
+        previous: { hash: number; until: number } | null;
+      }
     | { kind: "policy"; id: string; remove: boolean; groups: string[]; connections: number[]; broken: boolean };
 
   const operation: fc.Arbitrary<Operation> = fc.oneof(
@@ -230,6 +290,7 @@ describe("ConfigStore deltas, property", () => {
       hash: fc.nat(2),
       groups: fc.subarray(GROUPS),
       expiresAt: fc.constantFrom(0, 500, 5_000),
+      previous: fc.option(fc.record({ hash: fc.nat(2), until: fc.constantFrom(500, 5_000) })),
     }),
     fc.record({
       kind: fc.constant("policy" as const),
@@ -283,6 +344,8 @@ describe("ConfigStore deltas, property", () => {
           keyHash: `hash-${op.id}-${op.hash}`,
           groups: op.groups,
           expiresAt: op.expiresAt,
+          previousKeyHash: op.previous ? `previous-${op.id}-${op.previous.hash}` : "",
+          previousKeyExpiresAt: op.previous?.until ?? 0,
         });
       }
     } else if (op.remove) state.policies.delete(op.id);
@@ -345,7 +408,11 @@ describe("ConfigStore deltas, property", () => {
       routes: MODELS.map((model) => store.route(model)),
       agents: AGENTS.map((id) => store.agentById(id)),
       tokens: AGENTS.flatMap((id) => [0, 1, 2, 3].map((token) => store.agentByTokenHash(`token-${id}-${token}`))),
-      keys: KEYS.flatMap((id) => [0, 1, 2].map((hash) => store.apiKeyByHash(`hash-${id}-${hash}`, 1_000))),
+      keys: KEYS.flatMap((id) =>
+        ["hash", "previous"].flatMap((kind) =>
+          [0, 1, 2].map((hash) => store.apiKeyByHash(`${kind}-${id}-${hash}`, 1_000)),
+        ),
+      ),
       policies: store.policies.size,
       grants: subjects.map((subject) => connectionNames.map((name) => store.policies.mayUse(subject, name))),
     };

@@ -39,6 +39,16 @@ export interface ApiKeyIdentity {
   expiresAt: number | undefined;
 }
 
+/**
+ * A secret that authenticates as a key: its current one, or the one a
+ * rotation replaced, until the overlap ends (`until`, Unix ms).
+ */
+interface ApiKeySecret {
+  key: ApiKeyIdentity;
+  /** Unix milliseconds after which this secret no longer works; undefined = as long as the key. */
+  until: number | undefined;
+}
+
 export interface RouteTarget {
   connection: ConnectionConfig;
   /** The model name as the runtime knows it. */
@@ -94,9 +104,9 @@ export class ConfigStore extends EventEmitter {
   #connectionsByModel = new Map<string, ConnectionConfig[]>();
   #agentsByTokenHash = new Map<string, AgentCredential>();
   #agentsById = new Map<string, AgentCredential>();
-  #apiKeysByHash = new Map<string, ApiKeyIdentity>();
-  /** id → key hash: deltas name removed keys by id. */
-  #apiKeyHashes = new Map<string, string>();
+  #apiKeysByHash = new Map<string, ApiKeySecret>();
+  /** id → the hashes of its secrets (current, then previous): deltas name keys by id. */
+  #apiKeyHashes = new Map<string, string[]>();
   #policyRecords = new Map<string, PolicyRecord>();
   #policies = new PolicySet([]);
   #policyProblems: PolicyProblem[] = [];
@@ -135,12 +145,9 @@ export class ConfigStore extends EventEmitter {
     );
     const agentsById = new Map(snapshot.agents.map((agent) => [agent.id, toAgent(agent)]));
     const agentsByTokenHash = new Map([...agentsById.values()].map((agent) => [agent.tokenHash, agent]));
-    const apiKeysByHash = new Map<string, ApiKeyIdentity>();
-    const apiKeyHashes = new Map<string, string>();
-    for (const key of snapshot.apiKeys) {
-      apiKeysByHash.set(key.keyHash, toApiKey(key));
-      apiKeyHashes.set(key.id, key.keyHash);
-    }
+    const apiKeysByHash = new Map<string, ApiKeySecret>();
+    const apiKeyHashes = new Map<string, string[]>();
+    for (const key of snapshot.apiKeys) setApiKey(apiKeysByHash, apiKeyHashes, key);
     const policyRecords = new Map(snapshot.policies.map((policy) => [policy.id, readPolicy(policy)]));
     const compiled = compilePolicies(policyRecords);
     const removedAgents = [...this.#agentsById.keys()].filter((id) => !agentsById.has(id));
@@ -209,17 +216,12 @@ export class ConfigStore extends EventEmitter {
       this.#agentsById.set(agent.id, agent);
       this.#agentsByTokenHash.set(agent.tokenHash, agent);
     }
-    for (const id of delta.removedApiKeyIds) {
-      const hash = this.#apiKeyHashes.get(id);
-      if (hash === undefined) continue;
-      this.#apiKeyHashes.delete(id);
-      this.#apiKeysByHash.delete(hash);
-    }
+    for (const id of delta.removedApiKeyIds) removeApiKey(this.#apiKeysByHash, this.#apiKeyHashes, id);
     for (const key of delta.apiKeys) {
-      const previous = this.#apiKeyHashes.get(key.id);
-      if (previous !== undefined) this.#apiKeysByHash.delete(previous);
-      this.#apiKeyHashes.set(key.id, key.keyHash);
-      this.#apiKeysByHash.set(key.keyHash, toApiKey(key));
+      // A changed key replaces all its secrets: a rotation's delta drops
+      // the secret its overlap ended, or one rotated out at once.
+      removeApiKey(this.#apiKeysByHash, this.#apiKeyHashes, key.id);
+      setApiKey(this.#apiKeysByHash, this.#apiKeyHashes, key);
     }
     if (policyRecords && compiled) {
       this.#policyRecords = policyRecords;
@@ -286,10 +288,17 @@ export class ConfigStore extends EventEmitter {
     return this.#agentsById.get(id);
   }
 
-  /** The key with this hash, if it exists and has not expired at `now`. */
+  /**
+   * The key one of whose secrets has this hash, if the key has not expired
+   * at `now` and, for the secret a rotation replaced, its overlap has not
+   * ended: both are checked here on every request, so neither waits for a
+   * push to take effect.
+   */
   apiKeyByHash(keyHash: string, now = Date.now()): ApiKeyIdentity | undefined {
-    const key = this.#apiKeysByHash.get(keyHash);
-    if (!key || (key.expiresAt !== undefined && key.expiresAt <= now)) return undefined;
+    const secret = this.#apiKeysByHash.get(keyHash);
+    if (!secret || (secret.until !== undefined && secret.until <= now)) return undefined;
+    const { key } = secret;
+    if (key.expiresAt !== undefined && key.expiresAt <= now) return undefined;
     return key;
   }
 
@@ -339,6 +348,27 @@ const toApiKey = (key: ApiKeyMessage): ApiKeyIdentity => ({
   groups: [...key.groups],
   expiresAt: key.expiresAt > 0 ? key.expiresAt : undefined,
 });
+
+function setApiKey(byHash: Map<string, ApiKeySecret>, hashesById: Map<string, string[]>, message: ApiKeyMessage): void {
+  const key = toApiKey(message);
+  const hashes = [message.keyHash];
+  byHash.set(message.keyHash, { key, until: undefined });
+  // Both or neither: a previous hash without its end time would never stop.
+  if (message.previousKeyHash && message.previousKeyExpiresAt > 0) {
+    byHash.set(message.previousKeyHash, { key, until: message.previousKeyExpiresAt });
+    hashes.push(message.previousKeyHash);
+  }
+  hashesById.set(message.id, hashes);
+}
+
+function removeApiKey(byHash: Map<string, ApiKeySecret>, hashesById: Map<string, string[]>, id: string): void {
+  for (const hash of hashesById.get(id) ?? []) {
+    // Only this key's entry: a hash never belongs to two keys, but a stale
+    // id must not remove another key's secret.
+    if (byHash.get(hash)?.key.id === id) byHash.delete(hash);
+  }
+  hashesById.delete(id);
+}
 
 function readPolicy(policy: PolicyMessage): PolicyRecord {
   let definition: PolicyDefinition;

@@ -301,7 +301,15 @@ describe("configuration deltas", () => {
       connections: [],
       agents: [],
       policies: [],
-      apiKeys: keys.map((id) => ({ id, name: id, keyHash: `hash-${id}`, groups: [], expiresAt: 0 })),
+      apiKeys: keys.map((id) => ({
+        id,
+        name: id,
+        keyHash: `hash-${id}`,
+        groups: [],
+        expiresAt: 0,
+        previousKeyHash: "",
+        previousKeyExpiresAt: 0,
+      })),
     });
     const requests: GatewayReport["snapshotRequest"][] = [];
     const subscribe: GatewayConfigHandlers["Subscribe"] = (call) => {

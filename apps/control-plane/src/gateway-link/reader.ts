@@ -45,13 +45,22 @@ const agentView = (agent: Agent) => ({
   name: agent.name,
   tokenHash: agent.tokenHash,
 });
-const apiKeyView = (key: ApiKey) => ({
-  id: key.id,
-  name: key.name,
-  keyHash: key.keyHash,
-  groups: key.groups,
-  expiresAt: key.expiresAt?.getTime() ?? 0,
-});
+// A rotated key's previous secret travels with its end time while its
+// overlap lasts; gateways stop it at that time by their own clock, so the
+// delta that drops it later only tidies up.
+const apiKeyView = (key: ApiKey, now: Date) => {
+  const { previousKeyHash, previousKeyExpiresAt } = key;
+  const overlap = previousKeyHash && previousKeyExpiresAt && previousKeyExpiresAt > now;
+  return {
+    id: key.id,
+    name: key.name,
+    keyHash: key.keyHash,
+    groups: key.groups,
+    expiresAt: key.expiresAt?.getTime() ?? 0,
+    previousKeyHash: overlap ? previousKeyHash : "",
+    previousKeyExpiresAt: overlap ? previousKeyExpiresAt.getTime() : 0,
+  };
+};
 // The definition as the API validated and stored it; gateways parse it with
 // the same schema.
 const policyView = (policy: Policy) => ({
@@ -103,7 +112,7 @@ export async function buildSnapshot(db: Database, now = new Date()): Promise<Con
     revision,
     connections: connections.map(connectionView),
     agents: agents.map(agentView),
-    apiKeys: apiKeys.map(apiKeyView),
+    apiKeys: apiKeys.map((key) => apiKeyView(key, now)),
     policies: policies.map(policyView),
     approvals: approvals.map((approval) => toApprovalMessage(approval, now)),
   };
@@ -167,7 +176,7 @@ export async function readEntities(
   return {
     connections: (connections as Connection[]).map(connectionView),
     agents: (agents as Agent[]).map(agentView),
-    apiKeys: (apiKeys as ApiKey[]).map(apiKeyView),
+    apiKeys: (apiKeys as ApiKey[]).map((key) => apiKeyView(key, now)),
     policies: (policies as Policy[]).map(policyView),
     approvals: (approvals as ApprovalRow[]).map((approval) => toApprovalMessage(approval, now)),
     removedConnectionIds: missing(connectionIds, connections),

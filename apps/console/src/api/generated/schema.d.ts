@@ -147,11 +147,30 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        get?: never;
+        /** One API key (never the key itself) */
+        get: operations["getApiKey"];
         put?: never;
         post?: never;
         /** Revoke an API key immediately */
         delete: operations["revokeApiKey"];
+        options?: never;
+        head?: never;
+        /** Change an API key's name, groups or expiry; gateways enforce it within a second */
+        patch: operations["updateApiKey"];
+        trace?: never;
+    };
+    "/api/v1/api-keys/{id}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Give an API key a new secret (shown once); the old one works for an overlap, then stops */
+        post: operations["rotateApiKey"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -1486,11 +1505,15 @@ export interface operations {
                             expiresAt: string | null;
                             groups: string[];
                             id: string;
-                            /** @description the first characters of the key, to tell keys apart */
+                            /** @description the first characters of the current secret, to tell keys apart */
                             keyPrefix: string;
                             lastUsedAt: string | null;
                             name: string;
+                            /** @description until when the secret the last rotation replaced still works; null when it no longer does */
+                            previousKeyExpiresAt: string | null;
                             revokedAt: string | null;
+                            /** @description when the current secret was issued by a rotation; null if never rotated */
+                            rotatedAt: string | null;
                             /** @enum {string} */
                             status: "active" | "expired" | "revoked";
                         }[];
@@ -1631,6 +1654,91 @@ export interface operations {
             };
         };
     };
+    getApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The API key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        createdBy: string;
+                        expiresAt: string | null;
+                        groups: string[];
+                        id: string;
+                        /** @description the first characters of the current secret, to tell keys apart */
+                        keyPrefix: string;
+                        lastUsedAt: string | null;
+                        name: string;
+                        /** @description until when the secret the last rotation replaced still works; null when it no longer does */
+                        previousKeyExpiresAt: string | null;
+                        revokedAt: string | null;
+                        /** @description when the current secret was issued by a rotation; null if never rotated */
+                        rotatedAt: string | null;
+                        /** @enum {string} */
+                        status: "active" | "expired" | "revoked";
+                    };
+                };
+            };
+            /** @description invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     revokeApiKey: {
         parameters: {
             query?: never;
@@ -1678,6 +1786,247 @@ export interface operations {
             };
             /** @description not_found */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description RFC 3339 time after which the key stops working; null for no expiry */
+                    expiresAt?: string | null;
+                    /** @description replaces the groups the service account belongs to, which policies grant to */
+                    groups?: string[];
+                    name?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description The updated API key */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: date-time */
+                        createdAt: string;
+                        createdBy: string;
+                        expiresAt: string | null;
+                        groups: string[];
+                        id: string;
+                        /** @description the first characters of the current secret, to tell keys apart */
+                        keyPrefix: string;
+                        lastUsedAt: string | null;
+                        name: string;
+                        /** @description until when the secret the last rotation replaced still works; null when it no longer does */
+                        previousKeyExpiresAt: string | null;
+                        revokedAt: string | null;
+                        /** @description when the current secret was issued by a rotation; null if never rotated */
+                        rotatedAt: string | null;
+                        /** @enum {string} */
+                        status: "active" | "expired" | "revoked";
+                    };
+                };
+            };
+            /** @description invalid_request, malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateApiKey: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /**
+                     * @description how long the replaced secret keeps working, 0 to 604800 (7 days); 0 stops it at once
+                     * @default 3600
+                     */
+                    overlapSeconds?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description The new secret */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        expiresAt: string | null;
+                        groups: string[];
+                        id: string;
+                        /** @description the new secret, shown only in this response */
+                        key: string;
+                        keyPrefix: string;
+                        name: string;
+                        /**
+                         * Format: date-time
+                         * @description when the replaced secret stops working (the rotation's time for overlapSeconds 0, the key's expiry if sooner)
+                         */
+                        previousKeyExpiresAt: string;
+                        /** Format: date-time */
+                        rotatedAt: string;
+                    };
+                };
+            };
+            /** @description invalid_request, malformed_json */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description conflict */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description payload_too_large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unsupported_media_type */
+            415: {
                 headers: {
                     [name: string]: unknown;
                 };
