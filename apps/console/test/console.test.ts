@@ -167,7 +167,7 @@ describe("the web console", () => {
   );
 
   it(
-    "creates an API key shown once, which the gateway accepts, then revokes it",
+    "creates an API key shown once, which the gateway accepts, rotates it and then revokes it",
     async () => {
       const { page } = admin;
       await nav(page, "API keys").click();
@@ -178,18 +178,29 @@ describe("the web console", () => {
       const secret = (await page.getByTestId("secret").textContent()) ?? "";
       expect(secret).toMatch(/^mg/);
       await screenshot(page, "api-keys");
-      const models = () =>
-        fetch(`${stack.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${secret}` } }).then(
-          (r) => r.status,
-        );
-      await eventually(models, 200);
+      const statusWith = (key: string) =>
+        fetch(`${stack.gatewayUrl}/v1/models`, { headers: { authorization: `Bearer ${key}` } }).then((r) => r.status);
+      await eventually(() => statusWith(secret), 200);
 
       await page.getByRole("button", { name: "I have stored the key" }).click();
       await expect(page.getByTestId("secret").count()).resolves.toBe(0);
+
+      // Rotated as after a leak: the new secret works, the old one stops at once.
+      await page.getByTestId("key-ci-runner").getByRole("button", { name: "Rotate" }).click();
+      const rotation = page.getByRole("form", { name: "Rotate an API key" });
+      await rotation.getByLabel("The current secret keeps working for").selectOption("0");
+      await rotation.getByRole("button", { name: "Rotate" }).click();
+      const rotatedSecret = (await page.getByTestId("secret").textContent()) ?? "";
+      expect(rotatedSecret).toMatch(/^mg/);
+      expect(rotatedSecret).not.toBe(secret);
+      await expectText(page.getByRole("status"), "The previous secret no longer works.");
+      await eventually(() => statusWith(rotatedSecret), 200);
+      await eventually(() => statusWith(secret), 401);
+      await page.getByRole("button", { name: "I have stored the new secret" }).click();
       page.once("dialog", (dialog) => void dialog.accept());
       await page.getByTestId("key-ci-runner").getByRole("button", { name: "Revoke" }).click();
       await expectText(page.getByTestId("key-ci-runner"), "revoked");
-      await eventually(models, 401);
+      await eventually(() => statusWith(rotatedSecret), 401);
     },
     STEP_MS,
   );

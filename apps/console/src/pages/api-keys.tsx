@@ -5,11 +5,36 @@ import { useApi } from "../components/use-api";
 
 type Key = Answer<"listApiKeys">["items"][number];
 type Created = Answer<"createApiKey">;
+type Rotated = Answer<"rotateApiKey">;
+
+/** How long the replaced secret keeps working, to roll the new one out. */
+const OVERLAPS = [
+  { seconds: 3600, label: "1 hour" },
+  { seconds: 86_400, label: "1 day" },
+  { seconds: 0, label: "none: the old secret stops now (it leaked)" },
+];
 
 export function ApiKeys() {
   const list = useApi(() => call(api.GET("/api/v1/api-keys", { params: { query: { limit: 500 } } })), "keys");
   const [created, setCreated] = useState<Created>();
+  const [rotated, setRotated] = useState<Rotated>();
+  const [rotating, setRotating] = useState<Key>();
   const [problem, setProblem] = useState<Problem>();
+
+  const rotate = async (key: Key, overlapSeconds: number) => {
+    setProblem(undefined);
+    try {
+      setRotated(
+        await call(
+          api.POST("/api/v1/api-keys/{id}/rotate", { params: { path: { id: key.id } }, body: { overlapSeconds } }),
+        ),
+      );
+      setRotating(undefined);
+      list.reload();
+    } catch (error) {
+      setProblem(problemOf(error));
+    }
+  };
 
   const revoke = async (key: Key) => {
     if (!window.confirm(`Revoke ${key.name}? Calls with it are refused from now on.`)) return;
@@ -38,6 +63,27 @@ export function ApiKeys() {
           </button>
         </ShownOnce>
       ) : null}
+      {rotated ? (
+        <ShownOnce label={`New secret for ${rotated.name}`} value={rotated.key}>
+          <p>
+            {rotated.previousKeyExpiresAt && rotated.previousKeyExpiresAt !== rotated.rotatedAt ? (
+              <>
+                The previous secret keeps working until <Time iso={rotated.previousKeyExpiresAt} />: roll the new one
+                out before then.
+              </>
+            ) : (
+              "The previous secret no longer works."
+            )}{" "}
+            The key keeps its id, name and groups, so policies and sessions still name it.
+          </p>
+          <button type="button" onClick={() => setRotated(undefined)}>
+            I have stored the new secret
+          </button>
+        </ShownOnce>
+      ) : null}
+      {rotating ? (
+        <RotateForm key={rotating.id} apiKey={rotating} onRotate={rotate} onCancel={() => setRotating(undefined)} />
+      ) : null}
       <ProblemNote problem={list.problem ?? problem} />
       <Loading when={!list.data && list.loading} />
       {list.data?.items.length === 0 ? <Empty>No API keys.</Empty> : null}
@@ -51,7 +97,7 @@ export function ApiKeys() {
                 <th>Groups</th>
                 <th>Status</th>
                 <th>Expires</th>
-                <th>Last used</th>
+                <th>Rotated</th>
                 <th />
               </tr>
             </thead>
@@ -73,13 +119,23 @@ export function ApiKeys() {
                     <Time iso={key.expiresAt} />
                   </td>
                   <td>
-                    <Time iso={key.lastUsedAt} />
+                    <Time iso={key.rotatedAt} />
+                    {key.previousKeyExpiresAt ? (
+                      <div className="muted">
+                        old secret until <Time iso={key.previousKeyExpiresAt} />
+                      </div>
+                    ) : null}
                   </td>
                   <td>
                     {key.status === "active" ? (
-                      <button type="button" className="danger small" onClick={() => void revoke(key)}>
-                        Revoke
-                      </button>
+                      <div className="actions">
+                        <button type="button" className="small" onClick={() => setRotating(key)}>
+                          Rotate
+                        </button>
+                        <button type="button" className="danger small" onClick={() => void revoke(key)}>
+                          Revoke
+                        </button>
+                      </div>
                     ) : null}
                   </td>
                 </tr>
@@ -147,6 +203,52 @@ function NewKey({ onCreated }: { onCreated: (key: Created) => void }) {
         Create key
       </button>
       <ProblemNote problem={problem} />
+    </form>
+  );
+}
+
+function RotateForm({
+  apiKey,
+  onRotate,
+  onCancel,
+}: {
+  apiKey: Key;
+  onRotate: (key: Key, overlapSeconds: number) => Promise<void>;
+  onCancel: () => void;
+}) {
+  const [overlap, setOverlap] = useState(OVERLAPS[0]?.seconds ?? 3600);
+  const [busy, setBusy] = useState(false);
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    try {
+      await onRotate(apiKey, overlap);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form className="panel stacked" onSubmit={(event) => void submit(event)} aria-label="Rotate an API key">
+      <h2>Rotate {apiKey.name}</h2>
+      <p>A new secret replaces the current one; the key keeps its id, name, groups and expiry.</p>
+      <label>
+        The current secret keeps working for
+        <select value={overlap} onChange={(event) => setOverlap(Number(event.target.value))}>
+          {OVERLAPS.map((option) => (
+            <option key={option.seconds} value={option.seconds}>
+              {option.label}
+            </option>
+          ))}
+        </select>
+      </label>
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy}>
+          Rotate
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
     </form>
   );
 }
