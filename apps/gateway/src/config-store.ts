@@ -39,7 +39,7 @@ export interface ApiKeyIdentity {
   expiresAt: number | undefined;
 }
 
-export interface RouteTarget {
+interface RouteTarget {
   connection: ConnectionConfig;
   /** The model name as the runtime knows it. */
   model: string;

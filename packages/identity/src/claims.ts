@@ -4,11 +4,11 @@ import { TokenError } from "./errors.js";
 // Bounds on what a token may make us carry into policy decisions, audit rows
 // and logs. IdPs that emit more groups than this usually switch to an
 // overage claim (Entra) anyway, which we do not follow.
-export const MAX_GROUPS = 256;
-export const MAX_GROUP_LENGTH = 256;
-export const MAX_SUBJECT_LENGTH = 256;
+const MAX_GROUPS = 256;
+const MAX_GROUP_LENGTH = 256;
+const MAX_SUBJECT_LENGTH = 256;
 // RFC 5321 allows 64 + 1 + 255 characters.
-export const MAX_EMAIL_LENGTH = 320;
+const MAX_EMAIL_LENGTH = 320;
 const MAX_TOKEN_ID_LENGTH = 256;
 
 type JsonObject = Record<string, unknown>;

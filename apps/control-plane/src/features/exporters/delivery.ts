@@ -15,14 +15,14 @@ import { deliverSyslog, type SyslogTarget } from "./syslog.js";
 import { deliverWebhook } from "./webhook.js";
 
 export const EXPORT_QUEUE = "modelgate-export";
-export const EXPORT_JOB_NAME = "deliver";
+const EXPORT_JOB_NAME = "deliver";
 const EXPORT_BACKOFF = "modelgate-export";
 
 /** Doubling from 5 s up to 1 h between attempts: 32 attempts span about a day. */
-export const DEFAULT_EXPORT_RETRY = { baseMs: 5_000, maxMs: 3_600_000 };
-export const EXPORT_ATTEMPTS = 32;
+const DEFAULT_EXPORT_RETRY = { baseMs: 5_000, maxMs: 3_600_000 };
+const EXPORT_ATTEMPTS = 32;
 
-export const EXPORT_JOB_OPTIONS = {
+const EXPORT_JOB_OPTIONS = {
   attempts: EXPORT_ATTEMPTS,
   backoff: { type: EXPORT_BACKOFF },
   // Completed jobs stay a day so that the same (event, exporter) enqueued
@@ -33,7 +33,7 @@ export const EXPORT_JOB_OPTIONS = {
   removeOnFail: { age: 7 * 24 * 3600 },
 } satisfies JobsOptions;
 
-export interface ExportJob {
+interface ExportJob {
   exporterId: string;
   event: SiemEvent;
 }
@@ -42,7 +42,7 @@ export interface ExportJob {
  * BullMQ refuses `:` in custom job ids, and a session id may contain one:
  * the idempotency key `<eventId>:<exporterId>` is used through its digest.
  */
-export function exportJobId(eventId: string, exporterId: string): string {
+function exportJobId(eventId: string, exporterId: string): string {
   return `exp_${createHash("sha256").update(`${eventId}\n${exporterId}`, "utf8").digest("hex")}`;
 }
 
