@@ -101,7 +101,7 @@ export async function freePort() {
 
 const handedOut = new Set();
 
-export class ServiceExitedError extends Error {
+class ServiceExitedError extends Error {
   name = "ServiceExitedError";
 }
 
@@ -180,7 +180,7 @@ export class Services {
   }
 }
 
-export function tail(file, lines) {
+function tail(file, lines) {
   try {
     return readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
   } catch {

@@ -16,8 +16,8 @@ const script = (relative) => path.join(root, relative);
 // relying on where npm happened to hoist it.
 const pg = createRequire(script("packages/db/package.json"))("pg");
 
-export const CONNECTION = "bench";
-export const MODEL = "demo-chat";
+const CONNECTION = "bench";
+const MODEL = "demo-chat";
 
 /** Drops and recreates the scratch database (its name was checked to contain "bench"). */
 async function resetDatabase(databaseUrl, { create }) {

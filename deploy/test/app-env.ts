@@ -47,12 +47,7 @@ const LOADERS: Record<Exclude<AppName, "migrate">, { load: (env: Environment) =>
 const MIGRATE_VARIABLES = ["DATABASE_URL"];
 
 /** Read by Node.js itself, in every app. */
-export const RUNTIME_VARIABLES: ReadonlySet<string> = new Set([
-  "NODE_ENV",
-  "NODE_OPTIONS",
-  "NODE_EXTRA_CA_CERTS",
-  "TZ",
-]);
+const RUNTIME_VARIABLES: ReadonlySet<string> = new Set(["NODE_ENV", "NODE_OPTIONS", "NODE_EXTRA_CA_CERTS", "TZ"]);
 
 const cache = new Map<AppName, ReadonlySet<string>>();
 

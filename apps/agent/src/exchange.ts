@@ -25,7 +25,7 @@ import type { RuntimeClient } from "./runtime-client.js";
 import type { CapacityLimiter } from "./tunnel-client.js";
 
 /** Largest response body piece per gRPC message. */
-export const MAX_BODY_FRAME_BYTES = 64 * 1024;
+const MAX_BODY_FRAME_BYTES = 64 * 1024;
 const EMPTY = Buffer.alloc(0);
 
 /** Bodies whose chunks are meaningful one by one (SSE, NDJSON). */

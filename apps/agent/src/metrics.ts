@@ -20,7 +20,7 @@ const OUTCOMES: Record<ExchangeOutcome, true> = {
 };
 
 /** What the gauges read at scrape time. */
-export interface AgentState {
+interface AgentState {
   tunnels(): Iterable<{ readonly address: string; readonly state: TunnelState }>;
   inFlight(): number;
   capacity: number;

@@ -4,7 +4,7 @@ import { type Dispatcher, Pool } from "undici";
 /** How the agent proves itself to the runtime; never seen by callers. */
 export type RuntimeCredential = { kind: "bearer"; token: string } | { kind: "header"; name: string; value: string };
 
-export interface RuntimeRequest {
+interface RuntimeRequest {
   method: string;
   /** Path and query relative to the runtime's base URL, as the client asked. */
   path: string;

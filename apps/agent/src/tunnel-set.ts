@@ -30,7 +30,7 @@ export interface GatewayEndpoint {
 /** A name's addresses (IPv4 and IPv6, as `dns.lookup` returns them: /etc/hosts included). */
 export type Resolve = (host: string) => Promise<string[]>;
 
-export const resolveAll: Resolve = async (host) =>
+const resolveAll: Resolve = async (host) =>
   (await lookup(host, { all: true, verbatim: true })).map((entry) => entry.address);
 
 /** What the set needs of a tunnel. */

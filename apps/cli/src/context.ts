@@ -6,7 +6,7 @@ import { loadCredentials } from "./credentials.js";
 import { CliError, EXIT } from "./errors.js";
 import { createOutput, type Output } from "./output.js";
 
-export interface GlobalOptions {
+interface GlobalOptions {
   url?: string;
   json?: boolean;
 }

@@ -12,13 +12,13 @@ export interface Credentials {
 }
 
 /** `$MODELGATE_CONFIG_DIR`, else `$XDG_CONFIG_HOME/modelgate`, else `~/.config/modelgate`. */
-export function configDir(env: NodeJS.ProcessEnv = process.env): string {
+function configDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.MODELGATE_CONFIG_DIR) return env.MODELGATE_CONFIG_DIR;
   const base = env.XDG_CONFIG_HOME || path.join(os.homedir(), ".config");
   return path.join(base, "modelgate");
 }
 
-export const credentialsPath = (env: NodeJS.ProcessEnv = process.env) => path.join(configDir(env), "credentials.json");
+const credentialsPath = (env: NodeJS.ProcessEnv = process.env) => path.join(configDir(env), "credentials.json");
 
 export async function saveCredentials(credentials: Credentials, env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const dir = configDir(env);

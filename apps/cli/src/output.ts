@@ -13,7 +13,7 @@ export interface Output {
   table<T>(rows: readonly T[], columns: readonly Column<T>[]): void;
 }
 
-export interface Column<T> {
+interface Column<T> {
   title: string;
   value(row: T): string | number | boolean | null | undefined;
 }

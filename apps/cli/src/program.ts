@@ -6,7 +6,7 @@ import { registerAuth } from "./commands/auth.js";
 import { registerPolicies } from "./commands/policies.js";
 import { registerResources } from "./commands/resources.js";
 
-export const VERSION = "0.1.0";
+const VERSION = "0.1.0";
 
 export function buildProgram(): Command {
   const program = new Command("modelgate")

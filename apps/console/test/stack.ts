@@ -16,7 +16,7 @@ import { oidcOptionsFromEnv } from "@modelgate/identity";
 import { startTestIdentityProvider } from "@modelgate/identity/testing";
 import { startRuntimeFixture } from "@modelgate/runtime-fixture";
 
-export const CONSOLE_DIR = fileURLToPath(new URL("../dist", import.meta.url));
+const CONSOLE_DIR = fileURLToPath(new URL("../dist", import.meta.url));
 const CONSOLE_CLIENT_ID = "modelgate-console";
 
 /** People of the test identity provider, one per role, and one with none. */

@@ -23,7 +23,7 @@ export interface SecretBox {
 const SEALED = "aesgcm1";
 const PLAIN = "plain";
 const IV_BYTES = 12;
-export const SECRETS_KEY_BYTES = 32;
+const SECRETS_KEY_BYTES = 32;
 
 export function createSecretBox(key: Buffer | undefined): SecretBox {
   if (key !== undefined && key.length !== SECRETS_KEY_BYTES) {

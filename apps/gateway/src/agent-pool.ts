@@ -4,7 +4,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { Slot } from "./slot.js";
 
-export type AgentTunnelState = "connected" | "draining";
+type AgentTunnelState = "connected" | "draining";
 
 export interface AgentTunnel {
   readonly tunnelId: string;

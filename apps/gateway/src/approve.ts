@@ -84,7 +84,7 @@ export interface ApprovalTrail {
 }
 
 /** Longest prompt text sent to the control plane for the approver (characters). */
-export const APPROVAL_PROMPT_MAX_CHARS = 16_000;
+const APPROVAL_PROMPT_MAX_CHARS = 16_000;
 /**
  * How long this gateway answers an identical held request from the pending
  * approval it learned of, without asking the control plane again: retries
@@ -391,8 +391,6 @@ function scopeOf(identity: Identity, request: HeldRequest, requirement: Approval
     rule: requirement.rule ?? -1,
   };
 }
-
-export type ApprovalStage = ReturnType<typeof createApprovalStage>;
 
 /**
  * The wait a caller asks for with RFC 7240's `Prefer: wait=<seconds>`,

@@ -9,7 +9,7 @@ type RecordedBody = NonNullable<AuditRecord["request"]>;
 type StreamEvent = AuditRecord["events"][number];
 
 /** The record schema's bound on events; a longer stream is cut and flagged. */
-export const MAX_EVENTS = 100_000;
+const MAX_EVENTS = 100_000;
 
 const TEXT_TYPES =
   /^(text\/|application\/(json|x-ndjson|ndjson|jsonl|x-jsonlines|xml|javascript|x-www-form-urlencoded)\b|application\/[\w.+-]+\+(json|xml)\b)/i;

@@ -35,7 +35,7 @@ export interface ConfigClientOptions {
 }
 
 /** Largest configuration snapshot a gateway accepts (about 1.5 million keys). */
-export const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
+const MAX_SNAPSHOT_BYTES = 256 * 1024 * 1024;
 
 /** Emits "connected" and "disconnected". */
 export class ConfigClient extends EventEmitter {

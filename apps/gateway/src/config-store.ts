@@ -49,7 +49,7 @@ interface ApiKeySecret {
   until: number | undefined;
 }
 
-export interface RouteTarget {
+interface RouteTarget {
   connection: ConnectionConfig;
   /** The model name as the runtime knows it. */
   model: string;

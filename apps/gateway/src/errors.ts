@@ -3,7 +3,7 @@
 // client printed "[object Object]" for OpenAI's nested shape).
 import type { ServerResponse } from "node:http";
 
-export const GATEWAY_ERRORS = {
+const GATEWAY_ERRORS = {
   invalid_request: { status: 400, type: "invalid_request_error" },
   unauthenticated: { status: 401, type: "authentication_error" },
   // An OIDC access token that failed verification, with the precise reason.

@@ -77,7 +77,7 @@ export interface GatewayOptions {
   refusalBrake?: Partial<RefusalBrakeOptions> | undefined;
 }
 
-export interface GatewayApprovalOptions {
+interface GatewayApprovalOptions {
   /** Longest `Prefer: wait` honoured, in seconds (default and cap 300). */
   maxWaitSeconds?: number | undefined;
   /** Requests one subject may have waiting on this gateway (default 8). */
@@ -87,7 +87,7 @@ export interface GatewayApprovalOptions {
 }
 
 /** RFC 7240 lets the server choose; the issue caps a wait at five minutes. */
-export const MAX_APPROVAL_WAIT_SECONDS = 300;
+const MAX_APPROVAL_WAIT_SECONDS = 300;
 const DEFAULT_APPROVAL_WAITING_PER_SUBJECT = 8;
 const DEFAULT_APPROVAL_WAITING = 1_000;
 /** A held request is refused (fail closed) when the control plane takes longer than this to open or spend an approval. */
@@ -118,7 +118,7 @@ export const DEFAULT_AUDIT_MAX_BODY_BYTES = 4 * 1024 * 1024;
 const DEFAULT_BODY_IDLE_TIMEOUT_MS = 15_000;
 const DEFAULT_BODY_MIN_BYTES_PER_SECOND = 64 * 1024;
 /** Four times Node's default: a 16 KiB access token still reaches the authenticator and gets a recorded 401. */
-export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
 /** How long close() waits for handlers to unwind once their sockets are closed. */
 const HANDLER_SETTLE_MS = 5_000;
 /** How long agents get to close their tunnels after theirs ended, before the rest is cut. */

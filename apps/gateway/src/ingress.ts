@@ -79,7 +79,7 @@ export interface IngressOptions {
   refusalBrake: RefusalBrake;
 }
 
-export interface ApprovalOptions {
+interface ApprovalOptions {
   /** The control plane's approval calls. */
   link: ApprovalLink;
   /** Longest `Prefer: wait` honoured, in seconds. */

@@ -43,7 +43,7 @@ export class RateLimiterUnavailableError extends Error {
 }
 
 const MS_PER_MINUTE = 60_000;
-export const MAX_KEY_LENGTH = 512;
+const MAX_KEY_LENGTH = 512;
 /** The wait reported for a charge that can never fit: a minute, as for an empty bucket. */
 const EXCEEDS_CAPACITY_RETRY_MS = MS_PER_MINUTE;
 /**

@@ -215,7 +215,7 @@ export async function startDedicatedPostgres(): Promise<DedicatedPostgres> {
 }
 
 /** A built app (dist/main.js) as a process, its output kept line by line. */
-export interface AppProcess {
+interface AppProcess {
   child: ChildProcess;
   lines: string[];
   /** Resolves with [code, signal] once the process has exited. */

@@ -68,7 +68,7 @@ export interface Stack {
   close(): Promise<void>;
 }
 
-export type TestAgent = Awaited<ReturnType<typeof startTestAgent>>;
+type TestAgent = Awaited<ReturnType<typeof startTestAgent>>;
 
 /** Connection names the default grant covers; tests name their connections from these. */
 const TEST_CONNECTIONS = ["llama", "idle", "local", "other", "json", "sse"];

@@ -5,7 +5,7 @@ import path from "node:path";
 import { ConfigError, envPort, logLevel, parseEnv } from "@modelgate/core";
 import { z } from "zod";
 
-export const RUNTIME_PROTOCOLS = ["openai", "ollama", "tgi", "http"] as const;
+const RUNTIME_PROTOCOLS = ["openai", "ollama", "tgi", "http"] as const;
 export type RuntimeProtocol = (typeof RUNTIME_PROTOCOLS)[number];
 
 /** Ollama's well-known port: a runtime URL on it is taken for Ollama unless told otherwise. */
@@ -54,7 +54,7 @@ const environment = z
   });
 
 /** The stand-in runtime started in this process when no runtime URL is given. */
-export interface DemoRuntimeConfig {
+interface DemoRuntimeConfig {
   kind: "demo";
 }
 

@@ -5,10 +5,10 @@
 import type { RuntimeProtocol } from "./config.js";
 
 /** Agents and API keys this launcher creates carry this name. */
-export const QUICKSTART_NAME = "quickstart";
+const QUICKSTART_NAME = "quickstart";
 
 /** The connections this launcher creates: `demo` for the stand-in runtime, `local` for a real one. */
-export const QUICKSTART_CONNECTIONS = ["demo", "local"] as const;
+const QUICKSTART_CONNECTIONS = ["demo", "local"] as const;
 export type QuickstartConnection = (typeof QUICKSTART_CONNECTIONS)[number];
 
 /** Marks the connections this launcher created, and so may remove again. */

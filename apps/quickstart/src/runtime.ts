@@ -17,7 +17,7 @@ export interface ResolvedRuntime {
 }
 
 /** Models the demo runtime serves: one chat and one embedding model. */
-export const DEMO_MODELS = ["demo-chat", "demo-embed"];
+const DEMO_MODELS = ["demo-chat", "demo-embed"];
 /** Listing models is quick on every runtime; a slower answer means something is wrong. */
 const DISCOVERY_TIMEOUT_MS = 10_000;
 

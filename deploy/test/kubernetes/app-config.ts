@@ -13,7 +13,7 @@ import type { KubeObject } from "./render.js";
 import { type Container, type Pod, parseImage } from "./workloads.js";
 
 /** The image deploy/Dockerfile builds, as the manifests name it before an overlay points it at a registry. */
-export const IMAGE_NAME = "modelgate";
+const IMAGE_NAME = "modelgate";
 
 /** The app a container of the image runs (its one argument), or undefined for other images. */
 export function appOf(container: Container): AppName | "unknown" | undefined {

@@ -9,13 +9,13 @@ export interface LabelSelector {
   matchExpressions?: { key: string; operator: "In" | "NotIn" | "Exists" | "DoesNotExist"; values?: string[] }[];
 }
 
-export interface EnvVar {
+interface EnvVar {
   name: string;
   value?: string;
   valueFrom?: { secretKeyRef?: { name: string; key: string; optional?: boolean }; [source: string]: unknown };
 }
 
-export interface Probe {
+interface Probe {
   httpGet?: { path?: string; port: number | string };
   exec?: { command: string[] };
   [field: string]: unknown;
@@ -44,7 +44,7 @@ export interface Container {
   volumeMounts?: { name: string; mountPath: string; subPath?: string; readOnly?: boolean }[];
 }
 
-export interface Volume {
+interface Volume {
   name: string;
   secret?: { secretName: string; items?: { key: string; path: string }[]; optional?: boolean };
   emptyDir?: unknown;
@@ -52,7 +52,7 @@ export interface Volume {
   [source: string]: unknown;
 }
 
-export interface PodSpec {
+interface PodSpec {
   containers: Container[];
   initContainers?: Container[];
   volumes?: Volume[];
@@ -128,10 +128,6 @@ export const serviceSelects = (selector: Labels | undefined, labels: Labels) =>
 export function resolvePort(container: Container, port: number | string): number | undefined {
   if (typeof port === "number") return container.ports?.some((p) => p.containerPort === port) ? port : undefined;
   return container.ports?.find((p) => p.name === port)?.containerPort;
-}
-
-export function envValue(container: Container, name: string): string | undefined {
-  return container.env?.find((variable) => variable.name === name)?.value;
 }
 
 /** Name, tag and digest of an image reference (`registry:5000/path/name:tag@sha256:…`). */

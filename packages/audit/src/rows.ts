@@ -56,7 +56,7 @@ export interface SessionDetails {
   approvals?: AuditRecord["approvals"];
 }
 
-export interface RecordedBodyDetails {
+interface RecordedBodyDetails {
   bytes: number;
   truncated: boolean;
   encoding?: "base64";

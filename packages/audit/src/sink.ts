@@ -98,7 +98,7 @@ const DEFAULTS = {
  * one only at its command timeout. With the spool's group commit, this
  * bounds what a crash during a stalled queue can lose.
  */
-export const SLOW_SEND_SPILL_MS = 250;
+const SLOW_SEND_SPILL_MS = 250;
 /** A failing transport is reported at most this often, not once per retry. */
 const FAILURE_LOG_INTERVAL_MS = 30_000;
 

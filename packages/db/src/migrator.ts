@@ -23,7 +23,7 @@ import pg from "pg";
  */
 
 /** The key `prisma migrate` takes with pg_advisory_lock, so both exclude each other. */
-export const PRISMA_MIGRATION_LOCK_KEY = 72_707_369;
+const PRISMA_MIGRATION_LOCK_KEY = 72_707_369;
 
 /**
  * The migrations this release ships. The build copies `prisma/migrations`
@@ -147,7 +147,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 }
 
 /** The migrations still to apply, after checking the recorded history against the files. */
-export function planPending(migrations: readonly MigrationFile[], appliedRows: readonly AppliedRow[]): MigrationFile[] {
+function planPending(migrations: readonly MigrationFile[], appliedRows: readonly AppliedRow[]): MigrationFile[] {
   const byName = new Map(migrations.map((migration) => [migration.name, migration]));
   const appliedNames = new Set<string>();
   for (const row of appliedRows) {

@@ -4,11 +4,11 @@ import { TokenError } from "./errors.js";
 // Bounds on what a token may make us carry into policy decisions, audit rows
 // and logs. IdPs that emit more groups than this usually switch to an
 // overage claim (Entra) anyway, which we do not follow.
-export const MAX_GROUPS = 256;
-export const MAX_GROUP_LENGTH = 256;
-export const MAX_SUBJECT_LENGTH = 256;
+const MAX_GROUPS = 256;
+const MAX_GROUP_LENGTH = 256;
+const MAX_SUBJECT_LENGTH = 256;
 // RFC 5321 allows 64 + 1 + 255 characters.
-export const MAX_EMAIL_LENGTH = 320;
+const MAX_EMAIL_LENGTH = 320;
 const MAX_TOKEN_ID_LENGTH = 256;
 
 type JsonObject = Record<string, unknown>;
@@ -35,18 +35,24 @@ export function readClaim(payload: JWTPayload, path: string): unknown {
 }
 
 /**
- * Groups from an array of strings or a single string; other members are
- * ignored and a claim of another type counts as no groups (policies are
- * default-deny, so fewer groups never grant more). Too many or too long
- * groups refuse the token rather than silently dropping some.
+ * The union of the groups in every listed claim, in the order the claims are
+ * listed (so the first claim's groups come first), duplicates collapsed. Each
+ * claim may be an array of strings or a single string; other members are
+ * ignored, and a claim that is absent or of another type adds no groups
+ * (policies are default-deny, so fewer groups never grant more). Too many
+ * groups in the merged set, or one too long in any claim, refuse the token
+ * rather than silently dropping some.
  */
-export function groupsFrom(value: unknown): string[] {
-  const candidates = typeof value === "string" ? [value] : Array.isArray(value) ? value : [];
+export function groupsFrom(payload: JWTPayload, paths: readonly string[]): string[] {
   const groups = new Set<string>();
-  for (const candidate of candidates) {
-    if (typeof candidate !== "string" || candidate === "") continue;
-    if (candidate.length > MAX_GROUP_LENGTH) throw new TokenError("token_claims_invalid");
-    groups.add(candidate);
+  for (const path of paths) {
+    const value = readClaim(payload, path);
+    const candidates = typeof value === "string" ? [value] : Array.isArray(value) ? value : [];
+    for (const candidate of candidates) {
+      if (typeof candidate !== "string" || candidate === "") continue;
+      if (candidate.length > MAX_GROUP_LENGTH) throw new TokenError("token_claims_invalid");
+      groups.add(candidate);
+    }
   }
   if (groups.size > MAX_GROUPS) throw new TokenError("token_claims_invalid");
   return [...groups];

@@ -4,6 +4,9 @@ import type { OidcVerifierOptions } from "./options.js";
 const MAX_CLOCK_TOLERANCE_SECONDS = 300;
 const MAX_JWKS_COOLDOWN_MS = 3_600_000;
 const MAX_CLAIM_NAME_LENGTH = 256;
+// Each listed groups claim is looked up in every token; a handful covers
+// every IdP layout we know of (groups, realm roles, client roles, app roles).
+const MAX_GROUPS_CLAIMS = 16;
 
 // The variables besides OIDC_ISSUER; setting any of them without an issuer is
 // almost certainly a mistake (a typo in OIDC_ISSUER, a half-copied config),
@@ -21,7 +24,7 @@ const DEPENDENT_VARIABLES = [
  * Verifier options from `OIDC_*` environment variables, or undefined when
  * `OIDC_ISSUER` is unset (OIDC off). Several issuers may be listed, comma
  * separated; in this form they all share one audience list and one pair of
- * claim names. Programmatic configuration can set those per issuer.
+ * claim settings. Programmatic configuration can set those per issuer.
  *
  * Empty values count as unset, as everywhere in modelgate. Errors name the
  * variable; values are not echoed.
@@ -64,7 +67,7 @@ export function oidcOptionsFromEnv(env: Readonly<Record<string, string | undefin
   if (audiences.length === 0) throw new ConfigError("OIDC_AUDIENCE: required when OIDC_ISSUER is set");
   const audience = audiences.length === 1 ? (audiences[0] as string) : audiences;
 
-  const groupsClaim = claimName("OIDC_GROUPS_CLAIM", value("OIDC_GROUPS_CLAIM"), "groups");
+  const groupsClaim = groupsClaims(value("OIDC_GROUPS_CLAIM"));
   const userClaim = claimName("OIDC_USER_CLAIM", value("OIDC_USER_CLAIM"), "sub");
 
   return {
@@ -112,4 +115,28 @@ function claimName(name: string, raw: string | undefined, fallback: string): str
   if (raw === undefined) return fallback;
   if (raw.length > MAX_CLAIM_NAME_LENGTH) throw new ConfigError(`${name}: at most ${MAX_CLAIM_NAME_LENGTH} characters`);
   return raw;
+}
+
+/**
+ * OIDC_GROUPS_CLAIM: one claim path or several, comma separated, whose
+ * groups are merged. The comma is always a separator: claim names are
+ * identifiers, dotted paths or URLs, and a URL-named claim with a comma in it
+ * cannot be listed here (programmatic configuration takes an array instead).
+ * An empty entry (`groups,,roles`, a trailing comma) is refused rather than
+ * skipped, because it usually means a name went missing while editing.
+ */
+function groupsClaims(raw: string | undefined): string | string[] {
+  const name = "OIDC_GROUPS_CLAIM";
+  if (raw === undefined) return "groups";
+  const claims = raw.split(",").map((claim) => claim.trim());
+  if (claims.length > MAX_GROUPS_CLAIMS) throw new ConfigError(`${name}: at most ${MAX_GROUPS_CLAIMS} claims`);
+  for (const [index, claim] of claims.entries()) {
+    const where = claims.length > 1 ? ` (entry ${index + 1})` : "";
+    if (claim === "") throw new ConfigError(`${name}${where}: empty claim name; separate claims with single commas`);
+    if (claim.length > MAX_CLAIM_NAME_LENGTH) {
+      throw new ConfigError(`${name}${where}: at most ${MAX_CLAIM_NAME_LENGTH} characters per claim`);
+    }
+  }
+  if (new Set(claims).size !== claims.length) throw new ConfigError(`${name}: a claim is listed twice`);
+  return claims.length === 1 ? (claims[0] as string) : claims;
 }

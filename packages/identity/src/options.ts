@@ -6,9 +6,11 @@ export interface OidcIssuerConfig {
   audience: string | string[];
   /**
    * Where the groups are: a top-level name ("groups", "roles"), a dotted path
-   * ("realm_access.roles") or a namespaced claim ("https://example.com/groups").
+   * ("realm_access.roles") or a namespaced claim ("https://example.com/groups"),
+   * or several of these, whose groups are merged (first claim's first). A
+   * claim that is absent from a token adds no groups.
    */
-  groupsClaim: string;
+  groupsClaim: string | readonly string[];
   /** The claim that identifies the user, usually "sub". */
   userClaim: string;
 }
@@ -50,7 +52,7 @@ export interface VerifiedToken {
   /** The raw `sub` claim. */
   sub: string;
   email: string | undefined;
-  /** From the issuer's `groupsClaim`; empty when the claim is absent. */
+  /** From the issuer's `groupsClaim` (merged when it lists several); empty when none is present. */
   groups: string[];
   /** The `jti` claim, when present. */
   tokenId: string | undefined;

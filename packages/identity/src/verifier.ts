@@ -148,7 +148,7 @@ function verifiedToken(config: OidcIssuerConfig, payload: JWTPayload): VerifiedT
     subject: requiredIdentifier(readClaim(payload, config.userClaim)),
     sub: requiredIdentifier(payload.sub),
     email: unverified ? undefined : optionalEmail(payload.email),
-    groups: groupsFrom(readClaim(payload, config.groupsClaim)),
+    groups: groupsFrom(payload, groupsClaims(config)),
     tokenId: optionalTokenId(payload.jti),
     expiresAt: payload.exp * 1000,
   };
@@ -197,14 +197,20 @@ function checkIssuerConfig(config: OidcIssuerConfig, allowInsecure: boolean): vo
   if (audiences.length === 0 || audiences.some((audience) => typeof audience !== "string" || audience === "")) {
     throw new ConfigError(`OIDC: issuer ${config.issuer} needs at least one non-empty audience`);
   }
-  for (const [name, value] of [
-    ["groupsClaim", config.groupsClaim],
-    ["userClaim", config.userClaim],
-  ] as const) {
-    if (typeof value !== "string" || value === "") {
-      throw new ConfigError(`OIDC: issuer ${config.issuer} needs a non-empty ${name}`);
-    }
+  if (typeof config.userClaim !== "string" || config.userClaim === "") {
+    throw new ConfigError(`OIDC: issuer ${config.issuer} needs a non-empty userClaim`);
   }
+  const claims: unknown[] = Array.isArray(config.groupsClaim) ? config.groupsClaim : [config.groupsClaim];
+  if (claims.length === 0 || claims.some((claim) => typeof claim !== "string" || claim === "")) {
+    throw new ConfigError(`OIDC: issuer ${config.issuer} needs a non-empty groupsClaim`);
+  }
+  if (new Set(claims).size !== claims.length) {
+    throw new ConfigError(`OIDC: issuer ${config.issuer} lists a groupsClaim twice`);
+  }
+}
+
+function groupsClaims(config: OidcIssuerConfig): readonly string[] {
+  return typeof config.groupsClaim === "string" ? [config.groupsClaim] : config.groupsClaim;
 }
 
 function nonNegative(name: string, value: number | undefined, fallback: number): number {

@@ -1,4 +1,4 @@
-import { OidcVerifier, TokenError } from "../src/index.js";
+import { OidcVerifier, oidcOptionsFromEnv, TokenError } from "../src/index.js";
 import { startTestIdentityProvider, type TestIdentityProvider } from "../src/testing.js";
 import { claimsFor, refusal, startVerifier } from "./fixtures.js";
 
@@ -89,6 +89,63 @@ describe("groups values", () => {
 
   it("refuses a group longer than 256 characters", async () => {
     expect(await refusal(groupsOf(["ok", "g".repeat(257)]))).toBe("token_claims_invalid");
+  });
+});
+
+describe("several groups claims", () => {
+  let idp: TestIdentityProvider;
+  let verifier: OidcVerifier;
+
+  beforeAll(async () => {
+    idp = await startTestIdentityProvider();
+    started.push(idp);
+    // Configured as an operator would, through the environment.
+    const options = oidcOptionsFromEnv({
+      OIDC_ISSUER: idp.issuer,
+      OIDC_AUDIENCE: idp.audience,
+      OIDC_ALLOW_INSECURE_HTTP: "true",
+      OIDC_GROUPS_CLAIM: "groups,realm_access.roles,roles",
+    });
+    if (!options) throw new Error("expected OIDC options");
+    verifier = new OidcVerifier(options);
+    await verifier.start();
+    started.push(verifier);
+  });
+
+  const groupsOf = async (claims: Record<string, unknown>) =>
+    (await verifier.verify(await idp.mintAccessToken({ subject: "alice", claims }))).groups;
+  const numbered = (prefix: string, count: number) => Array.from({ length: count }, (_, index) => `${prefix}${index}`);
+
+  it("merges every listed claim, the first claim's groups first, without duplicates", async () => {
+    const claims = { groups: ["staff", "ml"], realm_access: { roles: ["ml", "approver"] }, roles: "admin" };
+    expect(await groupsOf(claims)).toEqual(["staff", "ml", "approver", "admin"]);
+  });
+
+  it("takes the groups of whichever claims are present", async () => {
+    expect(await groupsOf({ realm_access: { roles: ["approver"] } })).toEqual(["approver"]);
+    expect(await groupsOf({ roles: ["admin"], groups: ["staff"] })).toEqual(["staff", "admin"]);
+    expect(await groupsOf({})).toEqual([]);
+  });
+
+  it("ignores a claim of another type, as with a single claim, and keeps the others", async () => {
+    const claims = { groups: { staff: true }, realm_access: "approver", roles: ["admin", 7, ""] };
+    expect(await groupsOf(claims)).toEqual(["admin"]);
+  });
+
+  it("bounds the merged set at 256 groups, counted after duplicates collapse", async () => {
+    const groups = numbered("g", 200);
+    expect(await groupsOf({ groups, roles: numbered("r", 56) })).toHaveLength(256);
+    expect(await groupsOf({ groups, roles: groups, realm_access: { roles: numbered("r", 56) } })).toHaveLength(256);
+    expect(await refusal(groupsOf({ groups, roles: numbered("r", 57) }))).toBe("token_claims_invalid");
+  });
+
+  it("refuses a group over 256 characters in any listed claim", async () => {
+    const claims = { groups: ["staff"], realm_access: { roles: ["g".repeat(257)] } };
+    expect(await refusal(groupsOf(claims))).toBe("token_claims_invalid");
+  });
+
+  it("reads only the listed claims", async () => {
+    expect(await groupsOf({ groups: ["staff"], resource_access: { app: { roles: ["admin"] } } })).toEqual(["staff"]);
   });
 });
 

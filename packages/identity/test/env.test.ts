@@ -56,6 +56,34 @@ describe("oidcOptionsFromEnv", () => {
     });
   });
 
+  it("reads several groups claims, in order", () => {
+    const env = { OIDC_ISSUER: "https://idp.example.com", OIDC_AUDIENCE: "modelgate" };
+    expect(
+      oidcOptionsFromEnv({ ...env, OIDC_GROUPS_CLAIM: " groups, realm_access.roles ,https://example.com/roles" }),
+    ).toMatchObject({ issuers: [{ groupsClaim: ["groups", "realm_access.roles", "https://example.com/roles"] }] });
+    expect(oidcOptionsFromEnv({ ...env, OIDC_GROUPS_CLAIM: "roles" })).toMatchObject({
+      issuers: [{ groupsClaim: "roles" }],
+    });
+  });
+
+  it.each([
+    ["a doubled comma", "groups,,roles", /OIDC_GROUPS_CLAIM \(entry 2\): empty claim name/],
+    ["a trailing comma", "groups,", /OIDC_GROUPS_CLAIM \(entry 2\): empty claim name/],
+    ["a leading comma", ",groups", /OIDC_GROUPS_CLAIM \(entry 1\): empty claim name/],
+    ["a blank entry", "groups, ,roles", /OIDC_GROUPS_CLAIM \(entry 2\): empty claim name/],
+    ["a claim listed twice", "groups,roles,groups", /OIDC_GROUPS_CLAIM: a claim is listed twice/],
+    ["an entry over 256 characters", `groups,${"g".repeat(257)}`, /OIDC_GROUPS_CLAIM \(entry 2\): at most 256/],
+    ["17 claims", Array.from({ length: 17 }, (_, index) => `c${index}`).join(","), /OIDC_GROUPS_CLAIM: at most 16/],
+  ])("refuses OIDC_GROUPS_CLAIM with %s", (_description, groupsClaim, message) => {
+    expect(
+      configError({
+        OIDC_ISSUER: "https://idp.example.com",
+        OIDC_AUDIENCE: "modelgate",
+        OIDC_GROUPS_CLAIM: groupsClaim,
+      }),
+    ).toMatch(message);
+  });
+
   it("requires OIDC_AUDIENCE with an issuer", () => {
     expect(configError({ OIDC_ISSUER: "https://idp.example.com" })).toMatch(/OIDC_AUDIENCE/);
     expect(configError({ OIDC_ISSUER: "https://idp.example.com", OIDC_AUDIENCE: " , " })).toMatch(/OIDC_AUDIENCE/);

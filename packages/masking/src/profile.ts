@@ -86,7 +86,7 @@ export function mergeProfiles(profiles: readonly MaskingProfile[]): MaskingProfi
 }
 
 /** Flags in a canonical order, so "mi" and "im" are the same detector. */
-export function normalizeFlags(flags: string | undefined): string {
+function normalizeFlags(flags: string | undefined): string {
   return [...(flags ?? "")].sort().join("");
 }
 

@@ -32,7 +32,7 @@ export const COMPLETES_ALL: Completion = () => true;
  * tool calls by small integers, so a real response has a handful; the cap
  * keeps a runaway one from holding a stream per value.
  */
-export const MAX_CHANNELS = 1024;
+const MAX_CHANNELS = 1024;
 
 interface Channel {
   readonly stream: MaskingStream;

@@ -31,7 +31,7 @@ export interface Shape {
 }
 
 /** A field level with nothing special: keys checked, strings read. */
-export const FIELD: Shape = {};
+const FIELD: Shape = {};
 const FREE: Shape = { free: true };
 const SKIP: Shape = { skip: true };
 

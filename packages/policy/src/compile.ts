@@ -27,7 +27,7 @@ export interface CompiledPolicy {
   rank: number;
 }
 
-export class PolicyCompileError extends Error {
+class PolicyCompileError extends Error {
   constructor(message: string) {
     super(message);
     this.name = "PolicyCompileError";

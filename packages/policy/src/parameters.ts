@@ -1,7 +1,7 @@
 import type { BodyFormat } from "./request-kind.js";
 
 /** Where a format keeps a generation parameter, and how it is named in reasons. */
-export interface ParameterLocation {
+interface ParameterLocation {
   name: string;
   path: readonly string[];
 }
@@ -51,7 +51,7 @@ const BY_FORMAT: Partial<Record<BodyFormat, FormatParameters>> = {
   "tgi.generate": TGI,
 };
 
-export interface NumericParameter {
+interface NumericParameter {
   name: string;
   value: number;
   /** The value compared with a cap: Infinity for Ollama's negative "unlimited". */
@@ -75,7 +75,7 @@ export interface GenerationParameters {
   choices: number;
 }
 
-export interface InvalidParameter {
+interface InvalidParameter {
   name: string;
   expected: "a number" | "an object" | "a whole number from 1 to 128";
 }

@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto";
 
 /** Dimensions of every embedding the fixture returns. */
-export const EMBEDDING_DIMENSIONS = 8;
+const EMBEDDING_DIMENSIONS = 8;
 
 /**
  * A deterministic unit-length vector derived from the text's SHA-256, so the

@@ -18,15 +18,8 @@ export function parseJsonObject(body: string): JsonObject {
   return value as JsonObject;
 }
 
-export function isJsonObject(value: unknown): value is JsonObject {
+function isJsonObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === "object" && !Array.isArray(value);
-}
-
-/** A string field that must be present and non-empty. */
-export function requiredString(body: JsonObject, key: string, message: string, status = 400): string {
-  const value = body[key];
-  if (typeof value !== "string" || value === "") throw new FixtureRequestError(status, message, { param: key });
-  return value;
 }
 
 /** A boolean field; absent or null gives undefined. */

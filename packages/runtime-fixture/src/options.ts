@@ -38,7 +38,7 @@ export interface FixtureSettings {
   readonly requiredBearer: string | undefined;
 }
 
-export const DEFAULT_MODELS: readonly string[] = ["demo-chat", "demo-embed"];
+const DEFAULT_MODELS: readonly string[] = ["demo-chat", "demo-embed"];
 
 /** Applies defaults and rejects values a test could only have meant by mistake. */
 export function resolveOptions(options: RuntimeFixtureOptions = {}): FixtureSettings {

@@ -44,7 +44,7 @@ export function protocolForPath(pathname: string): Protocol {
   return "generic";
 }
 
-export function errorBody(protocol: Protocol, status: number, message: string, details: ErrorDetails = {}): unknown {
+function errorBody(protocol: Protocol, status: number, message: string, details: ErrorDetails = {}): unknown {
   switch (protocol) {
     case "openai":
       return {

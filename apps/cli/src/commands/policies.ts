@@ -21,7 +21,7 @@ interface PolicyRow extends Record<string, unknown> {
 /** The fields a policy file sets: the API's policy body, as @modelgate/policy defines it. */
 type Desired = Record<string, unknown> & { name: string };
 
-export interface PlannedChange {
+interface PlannedChange {
   name: string;
   action: "create" | "update" | "unchanged";
   id?: string;
@@ -83,7 +83,7 @@ const same = (a: unknown, b: unknown) => JSON.stringify(canonical(a ?? null)) ==
 /** What the control plane adds to a policy; everything else is the policy as written, compared whole. */
 const SERVER_FIELDS = new Set(["id", "revision", "createdAt", "updatedAt"]);
 
-export async function planPolicies(api: ApiClient, desired: readonly Desired[]): Promise<PlannedChange[]> {
+async function planPolicies(api: ApiClient, desired: readonly Desired[]): Promise<PlannedChange[]> {
   const current = await allPages<PolicyRow>(api, "/policies");
   const byName = new Map(current.map((policy) => [policy.name, policy]));
   return desired.map((policy) => {

@@ -43,7 +43,7 @@ const DURATION_UNITS: Readonly<Record<string, number>> = { d: 86_400, h: 3600, m
  * `--overlap`: `0`, whole seconds (`90`), or units from days down to
  * seconds (`1h`, `30m`, `1h30m`, `7d`), at most 7 days.
  */
-export function parseOverlap(value: string): number {
+function parseOverlap(value: string): number {
   const text = value.trim();
   const usage = new CliError(
     `--overlap must be a duration from 0 to 7d, like 1h, 30m, 1h30m or 0 (got ${value})`,

@@ -4,9 +4,9 @@
 // token; state-changing calls carry the session's CSRF token, which the
 // API checks against the cookie.
 import createClient, { type Middleware } from "openapi-fetch";
-import type { components, operations, paths } from "./generated/schema";
+import type { operations, paths } from "./generated/schema";
 
-export type { components, operations, paths };
+export type { operations, paths };
 
 /** The API's problem document (RFC 9457 with the project's fields). */
 export interface Problem {
@@ -81,7 +81,7 @@ export async function allPages<T>(
 }
 
 /** A problem from whatever a failed call answered (JSON problem, or not). */
-export function toProblem(error: unknown, response: Response): Problem {
+function toProblem(error: unknown, response: Response): Problem {
   if (error && typeof error === "object" && "code" in error && "detail" in error) return error as Problem;
   return { status: response.status, code: "http_error", detail: `the control plane answered ${response.status}` };
 }

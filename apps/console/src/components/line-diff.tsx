@@ -5,7 +5,7 @@ const MAX_CELLS = 4_000_000;
 
 export type DiffLine = { kind: "same" | "added" | "removed"; text: string };
 
-export function diffLines(before: string, after: string): DiffLine[] | undefined {
+function diffLines(before: string, after: string): DiffLine[] | undefined {
   const a = before.split("\n");
   const b = after.split("\n");
   if (a.length * b.length > MAX_CELLS) return undefined;

@@ -3,7 +3,7 @@ import { secretsEqual } from "@modelgate/core";
 import type { Request } from "express";
 import { forbidden } from "../http/errors.js";
 
-export const CSRF_HEADER = "x-csrf-token";
+const CSRF_HEADER = "x-csrf-token";
 
 /**
  * The CSRF token of a session, derived from the session cookie's secret

@@ -30,14 +30,14 @@ export class SignInFailure extends Error {
   }
 }
 
-export interface StartedLogin {
+interface StartedLogin {
   /** Where the browser signs in. */
   authorizationUrl: URL;
   /** What the callback will check, to be kept server-side. */
   pending: PendingLogin;
 }
 
-export interface CodeExchange {
+interface CodeExchange {
   accessToken: string;
   /** Seconds the access token lives according to the token response, when it says. */
   expiresIn: number | undefined;

@@ -1,5 +1,5 @@
 /** Where sign-in lands when it was given nowhere (or somewhere it may not go). */
-export const CONSOLE_HOME = "/console/";
+const CONSOLE_HOME = "/console/";
 
 const MAX_RETURN_TO_LENGTH = 2048;
 const PLACEHOLDER_ORIGIN = "http://console.invalid";

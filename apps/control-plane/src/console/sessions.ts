@@ -22,13 +22,13 @@ import { csrfTokenFor } from "./csrf.js";
 /** What a request without a live session is told. */
 export const SESSION_ABSENT = "the console session expired or does not exist; sign in again";
 
-export interface ConsoleSession {
+interface ConsoleSession {
   principal: Principal;
   csrfToken: string;
   expiresAt: Date;
 }
 
-export interface OpenedSession extends ConsoleSession {
+interface OpenedSession extends ConsoleSession {
   /** For the cookie only: never stored, never logged. */
   secret: string;
 }

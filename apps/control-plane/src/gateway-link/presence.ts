@@ -3,7 +3,7 @@
 // control-plane restart, and useless once old.
 import type { AgentPresence } from "@modelgate/protocol";
 
-export type AgentConnectionState = "connected" | "draining" | "disconnected";
+type AgentConnectionState = "connected" | "draining" | "disconnected";
 
 export interface AgentStatus {
   state: AgentConnectionState;

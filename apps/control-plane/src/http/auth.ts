@@ -33,7 +33,7 @@ export interface RoleGroups {
 /** Longest credential we bother to compare; anything longer is garbage. */
 const MAX_CREDENTIAL_LENGTH = 8192;
 
-export function parseBearer(authorization: string | undefined): string {
+function parseBearer(authorization: string | undefined): string {
   if (!authorization) throw unauthenticated("send an Authorization: Bearer <token> header");
   if (authorization.length > MAX_CREDENTIAL_LENGTH) throw unauthenticated("the Authorization header is too long");
   const match = /^Bearer[ ]+([\x21-\x7e]+)[ ]*$/i.exec(authorization);
@@ -41,7 +41,7 @@ export function parseBearer(authorization: string | undefined): string {
   return match[1];
 }
 
-export function rolesOf(groups: readonly string[], roleGroups: RoleGroups): Set<Role> {
+function rolesOf(groups: readonly string[], roleGroups: RoleGroups): Set<Role> {
   const member = new Set(groups);
   const roles = new Set<Role>();
   for (const role of ["admin", "auditor", "approver"] as const) {

@@ -5,7 +5,7 @@ import { requestIdOf } from "./request-id.js";
 
 export const PROBLEM_CONTENT_TYPE = "application/problem+json";
 
-export interface ProblemBody {
+interface ProblemBody {
   type: string;
   title: string;
   status: number;
@@ -17,7 +17,7 @@ export interface ProblemBody {
 
 export const problemType = (code: ErrorCode) => `urn:modelgate:problem:${code}`;
 
-export function sendProblem(res: Response, error: ApiError): void {
+function sendProblem(res: Response, error: ApiError): void {
   const body: ProblemBody = {
     type: problemType(error.code),
     title: error.title,

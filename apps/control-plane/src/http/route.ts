@@ -12,7 +12,7 @@ import { requestIdOf } from "./request-id.js";
  * document, so the document cannot drift from what the server enforces.
  */
 
-export type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
+type HttpMethod = "get" | "post" | "put" | "patch" | "delete";
 
 /**
  * What a handler returns instead of a JSON value when it writes the response
@@ -29,7 +29,7 @@ export class StreamedResponse {
 type Schema = z.ZodType;
 type Out<S> = S extends Schema ? z.output<S> : undefined;
 
-export interface RouteContext<Params, Query, Body> {
+interface RouteContext<Params, Query, Body> {
   params: Params;
   query: Query;
   body: Body;

@@ -2,9 +2,9 @@ import { emit, extentOf, liveTail, lookBehindOf, parsePattern, UnsupportedPatter
 import { type Detector, type Hit, matchHit, pendingHit } from "./scan.js";
 
 /** The most characters any one pattern may need, however it is written. */
-export const MAX_PATTERN_REACH = 1024;
+const MAX_PATTERN_REACH = 1024;
 /** How far back a pattern's lookbehinds may look (a stream keeps that much released text). */
-export const MAX_LOOK_BEHIND = 64;
+const MAX_LOOK_BEHIND = 64;
 
 export interface CompiledPattern {
   /** The pattern with every unbounded repetition bounded, groups non-capturing. */

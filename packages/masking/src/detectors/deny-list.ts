@@ -12,14 +12,14 @@ const END = -2;
 const GAP = -3;
 const SPACE = 32;
 /** White space in a term matches 1 to this many white-space characters in the text. */
-export const MAX_SPACE_RUN = 8;
+const MAX_SPACE_RUN = 8;
 /**
  * Ignored characters (invisible ones, combining marks) a term tolerates
  * before each of its characters and after its last one, in UTF-16 units:
  * enough for a zero-width space, an emoji selector or a few accents per
  * letter, and a bound on how far a stream must look ahead.
  */
-export const MAX_GAP = 4;
+const MAX_GAP = 4;
 /** The most UTF-16 units one token of a term can take in the text: its ignored characters and itself. */
 const STEP = MAX_GAP + 4;
 

@@ -17,7 +17,7 @@
  * there are no pending or open answers.
  */
 
-export type HitKind = "match" | "open" | "pending";
+type HitKind = "match" | "open" | "pending";
 
 /**
  * Continues an open match over `text` from `from` (the end known so far):
@@ -83,7 +83,7 @@ export function extendedHit(text: string, start: number, from: number, final: bo
 }
 
 /** Thrown by `Cursor.at` when a decision needs a character that has not arrived. */
-export const NEED_MORE = Object.freeze({ needMore: true });
+const NEED_MORE = Object.freeze({ needMore: true });
 
 /**
  * Reads characters for a detector's decision. Past the end of a finished
@@ -181,11 +181,11 @@ export function runEnd(text: string, from: number, final: boolean, core: CharTes
 
 export type CharTest = (code: number) => boolean;
 
-export const NONE: CharTest = () => false;
+const NONE: CharTest = () => false;
 export const ANY: CharTest = () => true;
 export const isDigit: CharTest = (code) => code >= 48 && code <= 57;
 export const isUpper: CharTest = (code) => code >= 65 && code <= 90;
-export const isLower: CharTest = (code) => code >= 97 && code <= 122;
+const isLower: CharTest = (code) => code >= 97 && code <= 122;
 export const isLetter: CharTest = (code) => isUpper(code) || isLower(code);
 export const isAlnum: CharTest = (code) => isDigit(code) || isLetter(code);
 /** ASCII letters, digits and `_`: what makes a number or token part of a longer word. */

@@ -12,7 +12,7 @@ import { ndjsonLine } from "../stream.js";
 import { countTokens } from "../tokens.js";
 
 /** What `/api/version` claims; a version whose API shapes the fixture follows. */
-export const OLLAMA_VERSION = "0.12.6";
+const OLLAMA_VERSION = "0.12.6";
 const NDJSON_CONTENT_TYPE = "application/x-ndjson";
 
 export const ollamaRoutes: readonly Route[] = [

@@ -246,5 +246,3 @@ export function createAlertEvaluator({
     },
   };
 }
-
-export type AlertEvaluator = ReturnType<typeof createAlertEvaluator>;

@@ -4,7 +4,7 @@ import { alertListQuery, alertParams, alertRuleBody, alertRuleParams, alertRuleV
 import type { AlertService } from "./service.js";
 
 /** Alerts point at sessions and subjects: the roles that read sessions read them. */
-export const ALERT_READER_ROLES = ["admin", "auditor"] as const;
+const ALERT_READER_ROLES = ["admin", "auditor"] as const;
 
 export function alertRoutes(service: AlertService) {
   return [

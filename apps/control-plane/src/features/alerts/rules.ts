@@ -6,9 +6,9 @@ import { z } from "zod";
  * accepted by the API. Limits keep a rule's evaluation cheap: a bounded
  * window, a bounded number of linked sessions, a bounded baseline.
  */
-export const MAX_WINDOW_SECONDS = 7 * 24 * 3600;
+const MAX_WINDOW_SECONDS = 7 * 24 * 3600;
 /** blocked_repeated links every matching session of the window to the alert, so N stays small. */
-export const MAX_BLOCKED_THRESHOLD = 100;
+const MAX_BLOCKED_THRESHOLD = 100;
 
 export const blockedRepeatedParams = z.strictObject({
   threshold: z
@@ -61,7 +61,6 @@ export type BlockedRepeatedParams = z.output<typeof blockedRepeatedParams>;
 export type VolumeSpikeParams = z.output<typeof volumeSpikeParams>;
 
 export const ALERT_KINDS = ["blocked_repeated", "approval_requested", "volume_spike"] as const;
-export type AlertKind = (typeof ALERT_KINDS)[number];
 
 export type RuleParams =
   | { kind: "blocked_repeated"; params: BlockedRepeatedParams }

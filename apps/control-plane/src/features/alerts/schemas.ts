@@ -1,7 +1,7 @@
 import { DECISIONS } from "@modelgate/audit";
 import { z } from "zod";
 import { label, pageQuery, timestamp, uuid } from "../../http/schemas.js";
-import { approvalRequestedParams, blockedRepeatedParams, volumeSpikeParams } from "./rules.js";
+import { ALERT_KINDS, approvalRequestedParams, blockedRepeatedParams, volumeSpikeParams } from "./rules.js";
 
 const common = {
   name: label(128),
@@ -34,7 +34,7 @@ export const alertRuleParams = z.strictObject({ id: uuid });
 export const alertRuleView = z.object({
   id: z.string(),
   name: z.string(),
-  kind: z.enum(["blocked_repeated", "approval_requested", "volume_spike"]),
+  kind: z.enum(ALERT_KINDS),
   description: z.string().nullable(),
   enabled: z.boolean(),
   threshold: z.number().optional(),

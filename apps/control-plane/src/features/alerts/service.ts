@@ -9,7 +9,7 @@ import { type AlertListQuery, type AlertRuleBody, type AlertRuleView, encodeAler
 
 type RuleRow = Prisma.AlertRuleGetPayload<object>;
 
-export function toAlertRuleView(row: RuleRow): AlertRuleView {
+function toAlertRuleView(row: RuleRow): AlertRuleView {
   return {
     ...(row.params as Record<string, unknown>),
     id: row.id,

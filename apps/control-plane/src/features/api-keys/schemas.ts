@@ -23,7 +23,7 @@ export const updateApiKeyBody = z
   .refine((patch) => Object.values(patch).some((value) => value !== undefined), "change at least one field");
 
 /** The longest overlap a rotation may give the secret it replaces: a week. */
-export const MAX_OVERLAP_SECONDS = 7 * 24 * 3600;
+const MAX_OVERLAP_SECONDS = 7 * 24 * 3600;
 
 export const rotateApiKeyBody = z.strictObject({
   overlapSeconds: z

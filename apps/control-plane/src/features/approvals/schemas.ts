@@ -2,11 +2,10 @@ import { OPERATIONS } from "@modelgate/policy";
 import { z } from "zod";
 import { label, pageQuery, resourceName, timestamp, uuid } from "../../http/schemas.js";
 
-export const APPROVAL_STATUSES = ["pending", "approved", "denied", "expired"] as const;
-export type ApprovalStatus = (typeof APPROVAL_STATUSES)[number];
+const APPROVAL_STATUSES = ["pending", "approved", "denied", "expired"] as const;
 
 /** The masked prompt an approver reads: the gateway cuts it to this many UTF-8 bytes. */
-export const MAX_PROMPT_BYTES = 16 * 1024;
+const MAX_PROMPT_BYTES = 16 * 1024;
 
 /** No control characters (C0, DEL, C1) and no lone surrogates: ids, names and reasons end up in logs and UIs. */
 const PLAIN_TEXT = /^[^\p{Cc}\p{Cs}]*$/u;

@@ -33,7 +33,7 @@ import {
   VOTES_IN_ORDER,
 } from "./views.js";
 
-export const DEFAULT_MAX_PENDING_PER_SUBJECT = 20;
+const DEFAULT_MAX_PENDING_PER_SUBJECT = 20;
 
 /** Where exporters and alert rules hear of approvals; called after commit, never with the prompt. */
 export interface ApprovalEventSink {
@@ -41,7 +41,7 @@ export interface ApprovalEventSink {
 }
 
 /** Arranges for an approval to expire at its time (expiry.ts: a BullMQ delayed job or an in-process timer). */
-export type ScheduleExpiry = (id: string, expiresAt: Date) => Promise<void>;
+type ScheduleExpiry = (id: string, expiresAt: Date) => Promise<void>;
 
 export interface ApprovalServiceOptions {
   db: Database;
@@ -68,7 +68,7 @@ const SEES_ALL: readonly Role[] = ["admin", "auditor", "approver"];
 const MINUTE_MS = 60_000;
 
 /** Identical requests (the same subject, target, rule and body) share one pending approval. */
-export function dedupeKeyOf(input: ApprovalRequestInput): string {
+function dedupeKeyOf(input: ApprovalRequestInput): string {
   return createHash("sha256")
     .update(
       [

@@ -13,7 +13,7 @@ export const VOTES_IN_ORDER = {
 } satisfies Prisma.ApprovalInclude;
 
 /** Whether the grant admits requests at `now`: approved, not voided, not past its end, and (request grants) not used. */
-export function inForce(row: ApprovalRow, now: Date): boolean {
+function inForce(row: ApprovalRow, now: Date): boolean {
   return (
     row.status === "approved" &&
     row.voidedAt === null &&

@@ -6,7 +6,7 @@
 import { createHash } from "node:crypto";
 
 /** Domain-separates this hash from any other SHA-256 over similar text. */
-export const CHAIN_VERSION = "modelgate-audit-chain-v1";
+const CHAIN_VERSION = "modelgate-audit-chain-v1";
 /** The `prev_hash` of the first session in the chain. */
 export const GENESIS_HASH = "0".repeat(64);
 
@@ -27,7 +27,7 @@ type Canonical =
  * which is exactly what a timestamptz(3) column gives back. Object members
  * whose value is undefined are left out, as JSON.stringify does.
  */
-export function canonicalJson(value: Canonical): string {
+function canonicalJson(value: Canonical): string {
   if (value === null) return "null";
   if (value instanceof Date) return JSON.stringify(value.toISOString());
   if (Array.isArray(value)) return `[${value.map((item) => canonicalJson(item)).join(",")}]`;
@@ -51,7 +51,7 @@ export function canonicalJson(value: Canonical): string {
   }
 }
 
-export const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
+const sha256Hex = (text: string): string => createHash("sha256").update(text, "utf8").digest("hex");
 
 /** The hashed metadata of a session: every `sessions` column except the chain's own. */
 export interface ChainMetadata {

@@ -64,5 +64,3 @@ export const verifyReport = z.discriminatedUnion("status", [
     contentPurged: z.number().int(),
   }),
 ]);
-
-export type VerifyQuery = z.output<typeof verifyQuery>;

@@ -6,7 +6,7 @@ import { contentDigest, GENESIS_HASH, linkHash, metadataDigest } from "./chain.j
 /** Sessions read per query: with their bodies and events this bounds the verifier's memory. */
 const DEFAULT_BATCH = 100;
 
-export type BreakReason =
+type BreakReason =
   /** The session's stored hash is not what its metadata, content digest and prev_hash give (`part` says which changed). */
   | "hash_mismatch"
   /** The session's prev_hash is not the hash of the session before it. */
@@ -22,7 +22,7 @@ export type BreakReason =
    */
   | "search_text_mismatch";
 
-export interface ChainStart {
+interface ChainStart {
   /** genesis: the first session; checkpoint: after the latest retention checkpoint; from: where the caller asked. */
   kind: "genesis" | "checkpoint" | "from";
   /** The first sequence expected. */
@@ -315,7 +315,7 @@ export async function latestChainCheckpoint(db: Database): Promise<ChainCheckpoi
 }
 
 /** Sessions received before this may have had their bodies and events purged (epoch when never). */
-export async function contentPurgedBefore(db: Database): Promise<Date> {
+async function contentPurgedBefore(db: Database): Promise<Date> {
   const latest = await db.auditCheckpoint.aggregate({ where: { kind: "content" }, _max: { purgedBefore: true } });
   return latest._max.purgedBefore ?? new Date(0);
 }

@@ -1,10 +1,10 @@
 import { z } from "zod";
 import { label, resourceName, timestamp, uniqueList } from "../../http/schemas.js";
 
-export const protocol = z.enum(["openai", "ollama", "tgi", "http"]);
+const protocol = z.enum(["openai", "ollama", "tgi", "http"]);
 
 /** Model ids as runtimes spell them: `llama3.1:8b`, `meta-llama/Llama-3.1-8B-Instruct`. */
-export const modelName = z
+const modelName = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,255}$/, "must be 1-256 characters of letters, digits and ._:/@+-");
 

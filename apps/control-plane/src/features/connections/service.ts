@@ -7,7 +7,7 @@ import { isUniqueViolation } from "../../prisma-errors.js";
 import { type Actor, recordAdminChange } from "../admin-audit/service.js";
 import type { ConnectionView, CreateConnection, UpdateConnection } from "./schemas.js";
 
-export function toConnectionView(row: Connection): ConnectionView {
+function toConnectionView(row: Connection): ConnectionView {
   return {
     name: row.name,
     protocol: row.protocol,

@@ -7,6 +7,7 @@ import type { Logger } from "@modelgate/core";
 import type { Database, Prisma } from "@modelgate/db";
 import { type JobsOptions, Queue, UnrecoverableError, Worker } from "bullmq";
 import { Redis } from "ioredis";
+import type { DeliveryOutcome } from "../../ops/work-metrics.js";
 import type { SecretBox } from "../../secret-box.js";
 import { DeliveryError } from "./delivery-error.js";
 import type { ExportEgress } from "./egress.js";
@@ -15,14 +16,14 @@ import { deliverSyslog, type SyslogTarget } from "./syslog.js";
 import { deliverWebhook } from "./webhook.js";
 
 export const EXPORT_QUEUE = "modelgate-export";
-export const EXPORT_JOB_NAME = "deliver";
+const EXPORT_JOB_NAME = "deliver";
 const EXPORT_BACKOFF = "modelgate-export";
 
 /** Doubling from 5 s up to 1 h between attempts: 32 attempts span about a day. */
-export const DEFAULT_EXPORT_RETRY = { baseMs: 5_000, maxMs: 3_600_000 };
-export const EXPORT_ATTEMPTS = 32;
+const DEFAULT_EXPORT_RETRY = { baseMs: 5_000, maxMs: 3_600_000 };
+const EXPORT_ATTEMPTS = 32;
 
-export const EXPORT_JOB_OPTIONS = {
+const EXPORT_JOB_OPTIONS = {
   attempts: EXPORT_ATTEMPTS,
   backoff: { type: EXPORT_BACKOFF },
   // Completed jobs stay a day so that the same (event, exporter) enqueued
@@ -33,7 +34,7 @@ export const EXPORT_JOB_OPTIONS = {
   removeOnFail: { age: 7 * 24 * 3600 },
 } satisfies JobsOptions;
 
-export interface ExportJob {
+interface ExportJob {
   exporterId: string;
   event: SiemEvent;
 }
@@ -42,7 +43,7 @@ export interface ExportJob {
  * BullMQ refuses `:` in custom job ids, and a session id may contain one:
  * the idempotency key `<eventId>:<exporterId>` is used through its digest.
  */
-export function exportJobId(eventId: string, exporterId: string): string {
+function exportJobId(eventId: string, exporterId: string): string {
   return `exp_${createHash("sha256").update(`${eventId}\n${exporterId}`, "utf8").digest("hex")}`;
 }
 
@@ -128,7 +129,7 @@ export interface ExportWorkerOptions {
   concurrency?: number | undefined;
   retry?: { baseMs?: number; maxMs?: number } | undefined;
   /** Told every attempt's outcome (the control plane's metrics count them). */
-  onDelivery?: ((kind: string, outcome: "delivered" | "failed" | "skipped") => void) | undefined;
+  onDelivery?: ((kind: string, outcome: DeliveryOutcome) => void) | undefined;
 }
 
 export interface ExportWorker {

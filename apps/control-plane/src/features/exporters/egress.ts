@@ -12,7 +12,7 @@ import { Agent, type Dispatcher } from "undici";
 import { type Cidr, parseAllowedCidrs, refusalOf } from "./address-policy.js";
 import { DeliveryError, DestinationRefused } from "./delivery-error.js";
 
-export interface ResolvedAddress {
+interface ResolvedAddress {
   address: string;
   family: number;
 }

@@ -7,12 +7,11 @@ import type { AuditDecision, AuditRecord } from "@modelgate/audit";
  * ignore fields they do not know. Session events carry metadata only,
  * never prompt or response bodies.
  */
-export const SIEM_EVENT_VERSION = 1;
+const SIEM_EVENT_VERSION = 1;
 
 export const EVENT_TYPES = ["session", "alert", "approval"] as const;
-export type EventType = (typeof EVENT_TYPES)[number];
 
-export interface SessionEventBody {
+interface SessionEventBody {
   id: string;
   receivedAt: string;
   firstByteAt: string | null;
@@ -65,7 +64,7 @@ export interface AlertEventBody {
   createdAt: string;
 }
 
-export const APPROVAL_EVENT_KINDS = ["requested", "approved", "denied", "expired"] as const;
+const APPROVAL_EVENT_KINDS = ["requested", "approved", "denied", "expired"] as const;
 export type ApprovalEventKind = (typeof APPROVAL_EVENT_KINDS)[number];
 
 /** A new approval, or its decision or expiry (docs/approvals.md). Never the prompt. */

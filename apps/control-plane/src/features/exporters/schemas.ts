@@ -46,7 +46,7 @@ const common = {
     .describe("only session events with these decisions (empty: all)"),
 };
 
-export const webhookBody = z.strictObject({
+const webhookBody = z.strictObject({
   ...common,
   kind: z.literal("webhook"),
   url: webhookUrl,
@@ -56,7 +56,7 @@ export const webhookBody = z.strictObject({
     .describe("HMAC-SHA256 key; generated and shown once when left out on create, kept when left out on replace"),
 });
 
-export const syslogBody = z.strictObject({
+const syslogBody = z.strictObject({
   ...common,
   kind: z.literal("syslog"),
   host: syslogHost,

@@ -14,9 +14,9 @@ import type { CreatedExporterView, ExporterBody, ExporterView } from "./schemas.
 type ExporterRow = Prisma.ExporterGetPayload<object>;
 
 /** Generated webhook secrets carry a prefix so a leaked one is easy to recognise. */
-export const WEBHOOK_SECRET_PREFIX = "mgwhsec_";
+const WEBHOOK_SECRET_PREFIX = "mgwhsec_";
 
-export function toExporterView(row: ExporterRow): ExporterView {
+function toExporterView(row: ExporterRow): ExporterView {
   const config = row.config as Record<string, unknown>;
   return {
     id: row.id,

@@ -56,7 +56,7 @@ export function formatSyslog(event: SiemEvent, facility: number, pid = process.p
 }
 
 /** RFC 6587 octet counting: the message's length in bytes, a space, the message. */
-export function frameOctetCounted(message: string): Buffer {
+function frameOctetCounted(message: string): Buffer {
   const bytes = Buffer.from(message, "utf8");
   return Buffer.concat([Buffer.from(`${bytes.length} `, "ascii"), bytes]);
 }

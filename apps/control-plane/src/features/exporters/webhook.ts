@@ -4,9 +4,9 @@ import { DeliveryError } from "./delivery-error.js";
 import type { ExportEgress } from "./egress.js";
 import type { SiemEvent } from "./events.js";
 
-export const SIGNATURE_HEADER = "x-modelgate-signature";
-export const EVENT_ID_HEADER = "x-modelgate-event-id";
-export const EVENT_TYPE_HEADER = "x-modelgate-event-type";
+const SIGNATURE_HEADER = "x-modelgate-signature";
+const EVENT_ID_HEADER = "x-modelgate-event-id";
+const EVENT_TYPE_HEADER = "x-modelgate-event-type";
 
 export interface WebhookTarget {
   url: string;
@@ -19,7 +19,7 @@ export interface WebhookTarget {
  * inside the signed text, so a receiver that rejects old timestamps also
  * rejects a captured request replayed later.
  */
-export function signWebhook(secret: string, body: string, unixSeconds: number): string {
+function signWebhook(secret: string, body: string, unixSeconds: number): string {
   const mac = createHmac("sha256", secret).update(`${unixSeconds}.${body}`, "utf8").digest("hex");
   return `t=${unixSeconds},v1=${mac}`;
 }

@@ -22,7 +22,7 @@ function definitionOf(row: Policy): PolicyDefinition {
   return policyDefinitionSchema.parse(row.definition);
 }
 
-export function toPolicyView(row: Policy): PolicyView {
+function toPolicyView(row: Policy): PolicyView {
   return {
     id: row.id,
     name: row.name,

@@ -10,7 +10,7 @@ import type { ReplayEventView, ReplayFormat, SessionReplayView } from "./schemas
  */
 
 /** Where the gateway records the response's Content-Type in `details` (when it does). */
-export const RESPONSE_CONTENT_TYPE_DETAIL = "responseContentType";
+const RESPONSE_CONTENT_TYPE_DETAIL = "responseContentType";
 
 /** type/subtype with optional parameters in printable ASCII: what a Content-Type header can carry. */
 const MEDIA_TYPE = /^[\w!#$&^.+-]+\/[\w!#$&^.+-]+(\s*;[\x20-\x7e]*)?$/;
@@ -54,7 +54,7 @@ interface TimedChunk {
 }
 
 /** The chunks a stream replay sends: the events, or the body as one chunk when the response was not streamed. */
-export function replayChunks(replay: SessionReplayView): TimedChunk[] {
+function replayChunks(replay: SessionReplayView): TimedChunk[] {
   if (replay.events.length > 0) return replay.events;
   if (replay.response.body === null) return [];
   return [{ seq: 0, offsetMs: replay.ttfbMs ?? replay.latencyMs ?? 0, data: replay.response.body }];

@@ -110,9 +110,9 @@ export type SessionListQuery = z.output<typeof sessionListQuery>;
 export type SessionSummaryView = z.output<typeof sessionSummaryView>;
 export type SessionView = z.output<typeof sessionView>;
 
-export const REPLAY_FORMATS = ["json", "sse", "native"] as const;
+const REPLAY_FORMATS = ["json", "sse", "native"] as const;
 export type ReplayFormat = (typeof REPLAY_FORMATS)[number];
-export const MAX_REPLAY_SPEED = 1000;
+const MAX_REPLAY_SPEED = 1000;
 
 export const sessionReplayQuery = z.strictObject({
   format: z
@@ -132,7 +132,7 @@ export const sessionReplayQuery = z.strictObject({
   timing: z.enum(["original", "none"]).default("original").describe("none: send every chunk at once, like speed=0"),
 });
 
-export const replayEventView = z.object({
+const replayEventView = z.object({
   seq: z.number().int(),
   offsetMs: z.number().int().describe("milliseconds from receiving the request to delivering this chunk"),
   data: z.string().describe("the chunk as delivered to the client"),
@@ -167,7 +167,6 @@ export const sessionReplayView = z.object({
   events: z.array(replayEventView).describe("the response stream as delivered, in order"),
 });
 
-export type SessionReplayQuery = z.output<typeof sessionReplayQuery>;
 export type SessionReplayView = z.output<typeof sessionReplayView>;
 export type ReplayEventView = z.output<typeof replayEventView>;
 

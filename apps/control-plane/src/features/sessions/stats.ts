@@ -10,7 +10,7 @@ import { type SessionStatsView, STATS_WINDOWS, type StatsWindow } from "./schema
  * (approval_required). `error` is the gateway or something behind it
  * failing, not a refusal; `approved` was answered.
  */
-export const REFUSED_DECISIONS = [
+const REFUSED_DECISIONS = [
   "blocked",
   "denied",
   "rate_limited",
@@ -41,7 +41,7 @@ interface StatsRow {
 }
 
 /** The window's bounds: buckets aligned to their size, the last one holding `now`. */
-export function statsWindow(window: StatsWindow, now: Date) {
+function statsWindow(window: StatsWindow, now: Date) {
   const { bucketSeconds, buckets } = STATS_WINDOWS[window];
   const bucketMs = bucketSeconds * 1000;
   const to = (Math.floor(now.getTime() / bucketMs) + 1) * bucketMs;
@@ -49,7 +49,7 @@ export function statsWindow(window: StatsWindow, now: Date) {
 }
 
 /** The query of `sessionStats`, on its own for EXPLAIN (bench/session-stats.mjs). */
-export function statsQuery({ bucketSeconds, from, to }: { bucketSeconds: number; from: Date; to: Date }): Prisma.Sql {
+function statsQuery({ bucketSeconds, from, to }: { bucketSeconds: number; from: Date; to: Date }): Prisma.Sql {
   const refused = Prisma.join(REFUSED_DECISIONS.map((decision) => Prisma.sql`${decision}::"Decision"`));
   return Prisma.sql`
     WITH counted AS (

@@ -14,7 +14,7 @@ const EVENT_CHUNK = 5000;
 /** A 4 MiB session with 100,000 events takes a while, but a batch that holds the chain head longer is stuck. */
 const STATEMENT_TIMEOUT_MS = 60_000;
 /** Sessions per transaction: about 2,800 bind parameters for their rows, and a short hold on the chain head. */
-export const DEFAULT_MAX_BATCH = 100;
+const DEFAULT_MAX_BATCH = 100;
 /**
  * A batch also ends once its bodies and events reach this many characters
  * (one record always goes): a hundred 4 MiB sessions in one statement would
