@@ -7,6 +7,7 @@ export type {
   EvaluationRequest,
   ParameterEdit,
   PromptRuleMatch,
+  QuotaGrant,
   StoredPolicy,
   Subject,
 } from "./evaluation.js";
@@ -29,5 +30,7 @@ export {
   type PolicyLimits,
   type PromptRule,
   policyDefinitionSchema,
+  QUOTA_PERIODS,
+  type QuotaDefinition,
   policyInputSchema,
 } from "./schema.js";
