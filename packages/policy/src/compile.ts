@@ -35,10 +35,7 @@ export class PolicyCompileError extends Error {
 }
 
 /** Frozen, so a caller holding `effectiveLimits` cannot change the policy for the next request. */
-function freezeLimits(
-  limits: PolicyDefinition["limits"],
-  quota: PolicyDefinition["quota"],
-): Readonly<EffectiveLimits> {
+function freezeLimits(limits: PolicyDefinition["limits"], quota: PolicyDefinition["quota"]): Readonly<EffectiveLimits> {
   const copy: EffectiveLimits = { ...limits };
   if (limits.temperature) copy.temperature = Object.freeze({ ...limits.temperature });
   // Reported with the limits (the dry run shows it); charged by the gateway.

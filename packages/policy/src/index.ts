@@ -30,7 +30,7 @@ export {
   type PolicyLimits,
   type PromptRule,
   policyDefinitionSchema,
+  policyInputSchema,
   QUOTA_PERIODS,
   type QuotaDefinition,
-  policyInputSchema,
 } from "./schema.js";

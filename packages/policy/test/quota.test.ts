@@ -43,7 +43,9 @@ describe("the quota of a policy document", () => {
   });
 
   it("refuses a quota without a budget, with an unknown key, period or scope, or a budget that is not a positive integer", () => {
-    expect(issues({ per: "day", scope: "subject" })).toEqual([": give tokens, requests or both"].map((m) => `quota${m}`));
+    expect(issues({ per: "day", scope: "subject" })).toEqual(
+      [": give tokens, requests or both"].map((m) => `quota${m}`),
+    );
     expect(issues({ tokens: 10, per: "day", scope: "subject", limit: 5 }).join()).toContain("limit");
     expect(issues({ tokens: 10, per: "week", scope: "subject" })[0]).toMatch(/^quota\.per: /);
     expect(issues({ tokens: 10, per: "day", scope: "team" })[0]).toMatch(/^quota\.scope: /);

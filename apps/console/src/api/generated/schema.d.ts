@@ -3722,6 +3722,22 @@ export interface operations {
                                 flags: string;
                                 pattern: string;
                             }[];
+                            quota?: {
+                                /**
+                                 * @description a calendar hour, day or month in UTC
+                                 * @enum {string}
+                                 */
+                                per: "hour" | "day" | "month";
+                                /** @description requests per period */
+                                requests?: number;
+                                /**
+                                 * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                                 * @enum {string}
+                                 */
+                                scope: "subject" | "group";
+                                /** @description tokens (prompt and completion) per period */
+                                tokens?: number;
+                            };
                             resources: {
                                 connection: string;
                                 /**
@@ -3885,6 +3901,22 @@ export interface operations {
                         flags?: string;
                         pattern: string;
                     }[];
+                    quota?: {
+                        /**
+                         * @description a calendar hour, day or month in UTC
+                         * @enum {string}
+                         */
+                        per: "hour" | "day" | "month";
+                        /** @description requests per period */
+                        requests?: number;
+                        /**
+                         * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                         * @enum {string}
+                         */
+                        scope: "subject" | "group";
+                        /** @description tokens (prompt and completion) per period */
+                        tokens?: number;
+                    };
                     resources: {
                         connection: string;
                         /**
@@ -4003,6 +4035,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
@@ -4200,6 +4248,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
@@ -4371,6 +4435,22 @@ export interface operations {
                         flags?: string;
                         pattern: string;
                     }[];
+                    quota?: {
+                        /**
+                         * @description a calendar hour, day or month in UTC
+                         * @enum {string}
+                         */
+                        per: "hour" | "day" | "month";
+                        /** @description requests per period */
+                        requests?: number;
+                        /**
+                         * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                         * @enum {string}
+                         */
+                        scope: "subject" | "group";
+                        /** @description tokens (prompt and completion) per period */
+                        tokens?: number;
+                    };
                     resources: {
                         connection: string;
                         /**
@@ -4489,6 +4569,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
