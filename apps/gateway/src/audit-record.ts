@@ -51,6 +51,7 @@ const FAILURE_CODES = new Set([
   "no_agent_available",
   "identity_provider_unavailable",
   "rate_limiter_unavailable",
+  "quota_unavailable",
   "audit_unavailable",
 ]);
 
@@ -58,7 +59,7 @@ export function decisionOf(trail: RequestTrail): AuditDecision {
   const { error, outcome, verdict, approval } = trail;
   if (error instanceof PolicyDenial) {
     if (error.code === "prompt_blocked") return "blocked";
-    if (error.code === "rate_limited") return "rate_limited";
+    if (error.code === "rate_limited" || error.code === "quota_exceeded") return "rate_limited";
     return "denied";
   }
   // Held for a human and not admitted: still waiting for approval (the

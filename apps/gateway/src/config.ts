@@ -3,6 +3,7 @@ import { ConfigError, envBoolean, envPort, logLevel, parseEnv, secretSetting } f
 import { type OidcVerifierOptions, oidcOptionsFromEnv } from "@modelgate/identity";
 import { type GrpcTarget, parseGrpcUrl, plaintextRefusal } from "@modelgate/protocol";
 import { z } from "zod";
+import { DEFAULT_QUOTA_OPTIONS, type QuotaReserveOptions } from "./quota.js";
 import { DEFAULT_REFUSAL_BRAKE, type RefusalBrakeOptions } from "./refusal-brake.js";
 
 const MIB = 1024 * 1024;
@@ -99,6 +100,17 @@ const environment = z.object({
     .max(1024 * 1024 * MIB)
     .default(1024 * MIB),
   MODELGATE_DECISION_LOG_PROMPTS: envBoolean.default(false),
+  // The local reserve of quotas (docs/policies.md#quotas): each gateway
+  // leases this share of what is left of a budget, at most _MAX tokens or
+  // requests, and serves from it without a round trip; 0 asks Redis every time.
+  MODELGATE_QUOTA_RESERVE_FRACTION: z.coerce.number().min(0).max(0.5).default(DEFAULT_QUOTA_OPTIONS.reserveFraction),
+  MODELGATE_QUOTA_RESERVE_MAX: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000_000)
+    .default(DEFAULT_QUOTA_OPTIONS.reserveMax),
+  MODELGATE_QUOTA_SYNC_MS: z.coerce.number().int().min(100).max(60_000).default(DEFAULT_QUOTA_OPTIONS.syncIntervalMs),
   LOG_LEVEL: logLevel.default("info"),
 });
 
@@ -137,6 +149,7 @@ export interface GatewayConfig {
     spool: { dir: string; maxBytes: number };
   };
   oidc: OidcVerifierOptions | undefined;
+  quota: QuotaReserveOptions;
   logLevel: z.output<typeof logLevel>;
 }
 
@@ -233,6 +246,11 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>> = p
       spool: { dir: path.resolve(parsed.MODELGATE_AUDIT_SPOOL_DIR), maxBytes: parsed.MODELGATE_AUDIT_SPOOL_MAX_BYTES },
     },
     oidc: oidcOptionsFromEnv(env),
+    quota: {
+      reserveFraction: parsed.MODELGATE_QUOTA_RESERVE_FRACTION,
+      reserveMax: parsed.MODELGATE_QUOTA_RESERVE_MAX,
+      syncIntervalMs: parsed.MODELGATE_QUOTA_SYNC_MS,
+    },
     logLevel: parsed.LOG_LEVEL,
   };
 }

@@ -30,6 +30,8 @@ const GATEWAY_ERRORS = {
   request_timeout: { status: 408, type: "invalid_request_error" },
   payload_too_large: { status: 413, type: "invalid_request_error" },
   rate_limited: { status: 429, type: "rate_limit_error" },
+  // The grant's quota for this period is used up (docs/policies.md#quotas).
+  quota_exceeded: { status: 429, type: "rate_limit_error" },
   // The caller already has as many requests in flight as one subject may.
   too_many_in_flight: { status: 429, type: "rate_limit_error" },
   // The caller has as many approvals pending as one subject may.
@@ -41,6 +43,8 @@ const GATEWAY_ERRORS = {
   no_agent_available: { status: 503, type: "server_error" },
   identity_provider_unavailable: { status: 503, type: "server_error" },
   rate_limiter_unavailable: { status: 503, type: "server_error" },
+  // Quotas cannot be checked (Redis unreachable, no lease left) or their counters were lost.
+  quota_unavailable: { status: 503, type: "server_error" },
   // The request's audit record could not be kept (issue: no unrecorded inference).
   audit_unavailable: { status: 503, type: "server_error" },
   // The control plane, which opens and settles approvals, cannot be reached: held requests are refused.

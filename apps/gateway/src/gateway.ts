@@ -26,6 +26,8 @@ import { type BodyLimits, DEFAULT_MAX_JSON_DEPTH } from "./http-body.js";
 import { Authenticator } from "./identity.js";
 import { createIngress } from "./ingress.js";
 import { createMetrics } from "./metrics.js";
+import { createQuotaMetrics, DEFAULT_QUOTA_OPTIONS, QuotaKeeper, type QuotaReserveOptions } from "./quota.js";
+import { MemoryQuotaStore, RedisQuotaStore } from "./quota-store.js";
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from "./rate-limit.js";
 import { DEFAULT_REFUSAL_BRAKE, RefusalBrake, type RefusalBrakeOptions } from "./refusal-brake.js";
 import { createTunnelService, tunnelServiceDefinition } from "./tunnel-server.js";
@@ -75,6 +77,8 @@ export interface GatewayOptions {
   approvals?: GatewayApprovalOptions | undefined;
   /** Slower answers for a caller refused again and again (refusal-brake.ts); each unset field has its default. */
   refusalBrake?: Partial<RefusalBrakeOptions> | undefined;
+  /** The local reserve of quotas (docs/policies.md#quotas); each unset field has its default. */
+  quota?: Partial<QuotaReserveOptions> | undefined;
 }
 
 interface GatewayApprovalOptions {
@@ -163,6 +167,18 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
   const rateLimiter: RateLimiter = options.redisUrl
     ? new RedisRateLimiter({ url: options.redisUrl, logger })
     : new MemoryRateLimiter();
+  const quotaOptions = withDefaults(DEFAULT_QUOTA_OPTIONS, options.quota);
+  const quotaLeaseMs = quotaOptions.syncIntervalMs * 3;
+  const quotas = new QuotaKeeper({
+    store: options.redisUrl
+      ? new RedisQuotaStore({ url: options.redisUrl, gatewayId, leaseMs: quotaLeaseMs, logger })
+      : new MemoryQuotaStore({ gatewayId, leaseMs: quotaLeaseMs }),
+    reserveFraction: quotaOptions.reserveFraction,
+    reserveMax: quotaOptions.reserveMax,
+    syncIntervalMs: quotaOptions.syncIntervalMs,
+    metrics: createQuotaMetrics(metrics.registry),
+    logger: logger.child({ component: "quota" }),
+  });
   const audit = new AuditSink({
     transport: options.audit.transport,
     logger: auditLogger,
@@ -268,6 +284,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     pool,
     authenticator: new Authenticator(store, oidc),
     rateLimiter,
+    quotas,
     metrics,
     logger,
     body,
@@ -344,6 +361,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     clearInterval(reportTimer);
     oidc?.close();
     await rateLimiter.close();
+    await quotas.close();
     await audit.close(0);
     configClient.close();
     tunnelService.close();
@@ -414,6 +432,9 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     });
     oidc?.close();
     await rateLimiter.close();
+    // Every request has settled: what this gateway spent reaches Redis and
+    // its leases go back, for the other replicas to use.
+    await quotas.close();
     // Every finished request has submitted its record by now; hand them
     // over before the process goes.
     await audit.close(options.audit.flushTimeoutMs ?? 10_000);

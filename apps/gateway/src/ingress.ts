@@ -12,7 +12,9 @@
 //                                 (charged to the rate limits first)
 //   reserve       record.ts       the request's place in the audit buffer
 //   charge        decide.ts       the winning grant's rate limits
+//   quota         quota.ts        the winning grant's quota: admitted, or refused
 //   forward       forward.ts      to an agent, streaming the answer back
+//   settle        quota.ts        the tokens the answer used, to the quota
 //   record        record.ts       the audit record and decision line, always
 //
 // A refusal, wherever it happens, is answered by one function (refuse),
@@ -42,6 +44,7 @@ import { type BodyLimits, ClientGoneError, readBody, rewriteJson } from "./http-
 import { type Authenticator, type Identity, subjectKey, subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { listModels } from "./models-list.js";
+import { type QuotaCharge, type QuotaKeeper, tokensUsed } from "./quota.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
 import { addressCaller, type RefusalBrake } from "./refusal-brake.js";
@@ -55,6 +58,8 @@ export interface IngressOptions {
   pool: AgentPool;
   authenticator: Authenticator;
   rateLimiter: RateLimiter;
+  /** Long-window budgets of grants with a quota. */
+  quotas: QuotaKeeper;
   metrics: GatewayMetrics;
   logger: Logger;
   /** Size, idle time and minimum rate of request bodies. */
@@ -100,6 +105,8 @@ interface Held {
   clientGone: AbortController;
   releaseInFlight?: () => void;
   auditTicket?: AuditTicket;
+  /** Set once the quota admitted the request; settled when it ends. */
+  quota?: { charge: QuotaCharge; estimatedTokens: number };
 }
 
 export function createIngress(options: IngressOptions) {
@@ -220,6 +227,11 @@ export function createIngress(options: IngressOptions) {
 
     held.auditTicket ??= recorder.reserve();
     if (!heldForApproval) await chargeRateLimits(options.rateLimiter, identity, verdict);
+    const quotaGrant = verdict.evaluation.quota;
+    if (quotaGrant) {
+      const charge = await options.quotas.admit(quotaGrant, subjectKey(identity));
+      held.quota = { charge, estimatedTokens: verdict.evaluation.estimatedTokens };
+    }
     metrics.decisions.inc({ decision: "allowed", code: "" });
 
     // A body the policy read is forwarded as the policy read it: parsed
@@ -248,7 +260,8 @@ export function createIngress(options: IngressOptions) {
           queueWaitMs: options.queueWaitMs,
           agentWaitMs: options.agentWaitMs,
           clientGone: held.clientGone.signal,
-          responseHeaders: { [SESSION_HEADER]: trail.sessionId },
+          // The budgets before this request's tokens: a head goes out before they are known.
+          responseHeaders: { [SESSION_HEADER]: trail.sessionId, ...held.quota?.charge.headers() },
           logger,
           onRetry: () => metrics.retries.inc({ connection: connectionName }),
           onFirstByte: () =>
@@ -282,7 +295,7 @@ export function createIngress(options: IngressOptions) {
     }
     if (error instanceof PolicyDenial) {
       metrics.decisions.inc({
-        decision: error.code === "rate_limited" ? "rate_limited" : "denied",
+        decision: error.code === "rate_limited" || error.code === "quota_exceeded" ? "rate_limited" : "denied",
         code: error.code,
       });
     }
@@ -337,6 +350,12 @@ export function createIngress(options: IngressOptions) {
       await refuse(req, res, trail, held, error);
     } finally {
       held.releaseInFlight?.();
+      // Whatever way the answer ended, the tokens it used count (a stream
+      // that crossed the limit was not cut: it is charged in full).
+      if (held.quota) {
+        const status = trail.outcome?.status ?? res.statusCode;
+        held.quota.charge.settle(tokensUsed(capture.result(), status, held.quota.estimatedTokens));
+      }
       // The record is built after the answer ended, off the client's path.
       recorder.record(req, res, trail, capture, held.auditTicket);
       const status = trail.outcome?.status ?? res.statusCode;

@@ -111,8 +111,12 @@ export interface DedicatedRedis {
   close(): Promise<void>;
 }
 
-/** A Redis of its own, persisting like production Redis for modelgate must (`appendonly yes`). */
-export async function startDedicatedRedis(): Promise<DedicatedRedis> {
+/**
+ * A Redis of its own, persisting like production Redis for modelgate must
+ * (`appendonly yes`); `persist: false` keeps nothing across a restart, as a
+ * misconfigured one would.
+ */
+export async function startDedicatedRedis({ persist = true } = {}): Promise<DedicatedRedis> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(tmpdir(), "modelgate-redis-"));
   let child: ChildProcess | undefined;
@@ -120,7 +124,18 @@ export async function startDedicatedRedis(): Promise<DedicatedRedis> {
     if (child && child.exitCode === null && child.signalCode === null) return;
     const server = spawn(
       "redis-server",
-      ["--bind", "127.0.0.1", "--port", String(port), "--dir", dir, "--appendonly", "yes", "--save", ""],
+      [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--dir",
+        dir,
+        "--appendonly",
+        persist ? "yes" : "no",
+        "--save",
+        "",
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     child = server;

@@ -35,9 +35,11 @@ class PolicyCompileError extends Error {
 }
 
 /** Frozen, so a caller holding `effectiveLimits` cannot change the policy for the next request. */
-function freezeLimits(limits: PolicyDefinition["limits"]): Readonly<EffectiveLimits> {
+function freezeLimits(limits: PolicyDefinition["limits"], quota: PolicyDefinition["quota"]): Readonly<EffectiveLimits> {
   const copy: EffectiveLimits = { ...limits };
   if (limits.temperature) copy.temperature = Object.freeze({ ...limits.temperature });
+  // Reported with the limits (the dry run shows it); charged by the gateway.
+  if (quota) copy.quota = Object.freeze({ ...quota });
   return Object.freeze(copy);
 }
 
@@ -74,7 +76,7 @@ export function compilePolicy(stored: StoredPolicy): CompiledPolicy {
       definition.resources.map((resource) => [resource.connection, compileModelPatterns(resource.models)]),
     ),
     operations: new Set(definition.operations),
-    limits: freezeLimits(definition.limits),
+    limits: freezeLimits(definition.limits, definition.quota),
     blockRules,
     approvalRules,
     checksPrompt: definition.promptRules.length > 0 || definition.limits.maxPromptChars !== undefined,
@@ -91,14 +93,16 @@ function descending(a: number, b: number): number {
 
 /**
  * The order among grants that all allow a request: the highest token cap,
- * then the highest request rate, then the highest token rate, then the id,
- * so the same request always gets the same winner.
+ * then the highest request rate, then the highest token rate, then one
+ * without a quota (quotas of different periods do not compare), then the
+ * id, so the same request always gets the same winner.
  */
 export function morePermissiveFirst(a: CompiledPolicy, b: CompiledPolicy): number {
   return (
     descending(orUnlimited(a.limits.maxTokens), orUnlimited(b.limits.maxTokens)) ||
     descending(orUnlimited(a.limits.requestsPerMinute), orUnlimited(b.limits.requestsPerMinute)) ||
     descending(orUnlimited(a.limits.tokensPerMinute), orUnlimited(b.limits.tokensPerMinute)) ||
+    Number(a.limits.quota !== undefined) - Number(b.limits.quota !== undefined) ||
     (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
   );
 }

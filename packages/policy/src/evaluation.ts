@@ -1,6 +1,6 @@
 import type { MaskingProfile } from "@modelgate/masking";
 import type { BodyFormat, ConnectionProtocol, Operation } from "./request-kind.js";
-import type { PolicyDefinition } from "./schema.js";
+import type { PolicyDefinition, QuotaDefinition } from "./schema.js";
 
 /** A policy as the control plane stores it and pushes it to gateways. */
 export interface StoredPolicy {
@@ -37,6 +37,23 @@ export interface EffectiveLimits {
   maxPromptChars?: number;
   requestsPerMinute?: number;
   tokensPerMinute?: number;
+  /** The winning grant's quota, as the policy states it. */
+  quota?: QuotaDefinition;
+}
+
+/**
+ * The quota the gateway charges for an allowed request: the winning grant's,
+ * and whose budgets it is charged to.
+ */
+export interface QuotaGrant extends QuotaDefinition {
+  policyId: string;
+  /**
+   * For scope `group`: the caller's groups the policy names, sorted; each
+   * has its own budget and the request is charged to every one of them.
+   * Empty when the policy names the caller only as a user or API key: then
+   * the caller's own budget is charged, as for scope `subject`.
+   */
+  groups: string[];
 }
 
 /**
@@ -67,6 +84,8 @@ export type Evaluation =
       capped: ParameterEdit[];
       /** The only grant the gateway charges; undefined when it sets no rate. */
       rateLimit: { policyId: string; requestsPerMinute?: number; tokensPerMinute?: number } | undefined;
+      /** The winning grant's quota; undefined when it has none. */
+      quota: QuotaGrant | undefined;
       /** The upfront charge against tokensPerMinute. */
       estimatedTokens: number;
       /**

@@ -7,6 +7,7 @@ export type {
   EvaluationRequest,
   ParameterEdit,
   PromptRuleMatch,
+  QuotaGrant,
   StoredPolicy,
   Subject,
 } from "./evaluation.js";
@@ -30,4 +31,6 @@ export {
   type PromptRule,
   policyDefinitionSchema,
   policyInputSchema,
+  QUOTA_PERIODS,
+  type QuotaDefinition,
 } from "./schema.js";

@@ -12,6 +12,7 @@ import type {
   Evaluation,
   EvaluationRequest,
   ParameterEdit,
+  QuotaGrant,
   StoredPolicy,
   Subject,
 } from "./evaluation.js";
@@ -181,7 +182,7 @@ export class PolicySet {
       (policy.operations.has(request.operation) ? grants : otherOperations).push(policy);
     }
     if (grants.length === 0) return noGrant(request, otherOperations);
-    return decide(grants, request);
+    return decide(grants, request, subject);
   }
 
   /**
@@ -378,7 +379,7 @@ function checkPrompt(
 }
 
 /** The request has at least one grant: content rules of all, then limits of each. */
-function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): Evaluation {
+function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest, subject: Subject): Evaluation {
   const { body, format } = request;
   const ambiguous = body === undefined ? undefined : nonCanonicalKey(format, body);
   if (ambiguous !== undefined) {
@@ -507,6 +508,7 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
   }
   if (profile)
     reasons.push(`the response is masked as ${policyNames(masking)} ${masking.length > 1 ? "require" : "requires"}`);
+  const quota = quotaOf(winner, subject);
   const evaluation: Evaluation = {
     decision: "allowed",
     policyIds,
@@ -514,6 +516,7 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     effectiveLimits: winner.limits,
     capped,
     rateLimit,
+    quota,
     estimatedTokens: Math.ceil(promptChars / 4) + generated * parameters.choices,
     masking: profile,
   };
@@ -531,6 +534,20 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     reasons.push(...approvals.map((approval) => approval.reason));
   }
   return evaluation;
+}
+
+/**
+ * The winner's quota and whose budgets it charges. A group-scoped quota is
+ * shared by the members of each group the policy names, so a caller in two
+ * of them spends from both (and is refused when either is used up): no
+ * group can be drained by members who also belong to a roomier one.
+ */
+function quotaOf(policy: CompiledPolicy, subject: Subject): QuotaGrant | undefined {
+  const quota = policy.limits.quota;
+  if (quota === undefined) return undefined;
+  const named = new Set(policy.definition.subjects.groups);
+  const groups = quota.scope === "group" ? [...new Set(subject.groups.filter((group) => named.has(group)))].sort() : [];
+  return { ...quota, policyId: policy.id, groups };
 }
 
 /** What the policy says about approving; defaults where it says nothing (no `approval` block). */

@@ -103,6 +103,25 @@ const limitsSchema = z.strictObject({
   tokensPerMinute: count(10_000_000).optional(),
 });
 
+/** Calendar periods a quota may span, aligned in UTC (docs/policies.md#quotas). */
+export const QUOTA_PERIODS = ["hour", "day", "month"] as const;
+
+/**
+ * A long-window budget charged with the tokens actually used (and one per
+ * request), kept in Redis across gateway replicas. Scope `group` shares one
+ * budget among the members of each of the policy's groups the caller is in.
+ */
+const quotaSchema = z
+  .strictObject({
+    tokens: count(1_000_000_000_000).optional().describe("tokens (prompt and completion) per period"),
+    requests: count(1_000_000_000).optional().describe("requests per period"),
+    per: z.enum(QUOTA_PERIODS).describe("a calendar hour, day or month in UTC"),
+    scope: z
+      .enum(["subject", "group"])
+      .describe("subject: each caller has its own budget; group: the members of each of the policy's groups share one"),
+  })
+  .refine((quota) => quota.tokens !== undefined || quota.requests !== undefined, "give tokens, requests or both");
+
 const validFlags = (flags: string) => /^[ims]*$/.test(flags) && new Set(flags).size === flags.length;
 
 /** Flags a rule may set; the engine always adds `u` (and nothing else). */
@@ -267,6 +286,7 @@ const definitionShape = {
   promptRules: z.array(promptRuleSchema).max(100).default([]),
   masking: maskingSchema.optional(),
   approval: approvalSchema.optional(),
+  quota: quotaSchema.optional(),
 };
 
 /** What is stored in the policy's JSON column and pushed to gateways. */
@@ -295,3 +315,4 @@ export type PromptRule = PolicyDefinition["promptRules"][number];
 export type PolicyLimits = PolicyDefinition["limits"];
 export type MaskingDefinition = NonNullable<PolicyDefinition["masking"]>;
 export type ApprovalDefinition = NonNullable<PolicyDefinition["approval"]>;
+export type QuotaDefinition = NonNullable<PolicyDefinition["quota"]>;

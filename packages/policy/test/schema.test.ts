@@ -214,6 +214,7 @@ describe("policyDefinitionSchema", () => {
       "masking",
       "operations",
       "promptRules",
+      "quota",
       "resources",
       "subjects",
     ]);

@@ -4071,6 +4071,22 @@ export interface operations {
                                 flags: string;
                                 pattern: string;
                             }[];
+                            quota?: {
+                                /**
+                                 * @description a calendar hour, day or month in UTC
+                                 * @enum {string}
+                                 */
+                                per: "hour" | "day" | "month";
+                                /** @description requests per period */
+                                requests?: number;
+                                /**
+                                 * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                                 * @enum {string}
+                                 */
+                                scope: "subject" | "group";
+                                /** @description tokens (prompt and completion) per period */
+                                tokens?: number;
+                            };
                             resources: {
                                 connection: string;
                                 /**
@@ -4234,6 +4250,22 @@ export interface operations {
                         flags?: string;
                         pattern: string;
                     }[];
+                    quota?: {
+                        /**
+                         * @description a calendar hour, day or month in UTC
+                         * @enum {string}
+                         */
+                        per: "hour" | "day" | "month";
+                        /** @description requests per period */
+                        requests?: number;
+                        /**
+                         * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                         * @enum {string}
+                         */
+                        scope: "subject" | "group";
+                        /** @description tokens (prompt and completion) per period */
+                        tokens?: number;
+                    };
                     resources: {
                         connection: string;
                         /**
@@ -4352,6 +4384,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
@@ -4549,6 +4597,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
@@ -4720,6 +4784,22 @@ export interface operations {
                         flags?: string;
                         pattern: string;
                     }[];
+                    quota?: {
+                        /**
+                         * @description a calendar hour, day or month in UTC
+                         * @enum {string}
+                         */
+                        per: "hour" | "day" | "month";
+                        /** @description requests per period */
+                        requests?: number;
+                        /**
+                         * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                         * @enum {string}
+                         */
+                        scope: "subject" | "group";
+                        /** @description tokens (prompt and completion) per period */
+                        tokens?: number;
+                    };
                     resources: {
                         connection: string;
                         /**
@@ -4838,6 +4918,22 @@ export interface operations {
                             flags: string;
                             pattern: string;
                         }[];
+                        quota?: {
+                            /**
+                             * @description a calendar hour, day or month in UTC
+                             * @enum {string}
+                             */
+                            per: "hour" | "day" | "month";
+                            /** @description requests per period */
+                            requests?: number;
+                            /**
+                             * @description subject: each caller has its own budget; group: the members of each of the policy's groups share one
+                             * @enum {string}
+                             */
+                            scope: "subject" | "group";
+                            /** @description tokens (prompt and completion) per period */
+                            tokens?: number;
+                        };
                         resources: {
                             connection: string;
                             /**
