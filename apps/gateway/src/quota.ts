@@ -99,7 +99,7 @@ export function createQuotaMetrics(registry: Registry): QuotaMetrics {
   };
 }
 
-export interface QuotaLogger {
+interface QuotaLogger {
   warn(fields: object, message: string): void;
   error(fields: object, message: string): void;
 }
