@@ -180,7 +180,8 @@ describe("usage accounting", () => {
     expect(refused.status).toBe(403);
     await refused.text();
     const metrics = await (await fetch(`${stack.gateway.opsUrl}/metrics`)).text();
-    const value = (series: string) => Number(metrics.match(new RegExp(`^${escapeRegExp(series)} (\\d+)$`, "m"))?.[1] ?? NaN);
+    const value = (series: string) =>
+      Number(metrics.match(new RegExp(`^${escapeRegExp(series)} (\\d+)$`, "m"))?.[1] ?? NaN);
 
     const listed = (await stack.admin("GET", "/sessions?connection=llama&decision=allowed")).body.items as Session[];
     const sum = (pick: (session: Session) => number | null) =>
