@@ -18,9 +18,12 @@ import sys
 from datetime import datetime, timezone
 
 GENESIS = "0" * 64
-META = ["id", "receivedAt", "firstByteAt", "finishedAt", "subjectId", "subjectEmail", "subjectGroups",
-        "authMethod", "clientIp", "userAgent", "connection", "model", "agentId", "endpoint", "method",
-        "decision", "policyIds", "reason", "responseStatus", "latencyMs", "ttfbMs", "details"]
+META_V1 = ["id", "receivedAt", "firstByteAt", "finishedAt", "subjectId", "subjectEmail", "subjectGroups",
+           "authMethod", "clientIp", "userAgent", "connection", "model", "agentId", "endpoint", "method",
+           "decision", "policyIds", "reason", "responseStatus", "latencyMs", "ttfbMs", "details"]
+META_V2 = META_V1 + ["subjectName", "promptTokens", "completionTokens", "totalTokens", "ttftMs"]
+# Per chain_version: the members of the metadata object and the link's first line.
+VERSIONS = {1: (META_V1, "modelgate-audit-chain-v1"), 2: (META_V2, "modelgate-audit-chain-v2")}
 TIMES = {"receivedAt", "firstByteAt", "finishedAt"}
 
 
@@ -65,10 +68,16 @@ def main(url):
                 return f"broken at {where}: missing_link, expected {expected_seq}"
             if row["prev_hash"] != expected_prev:
                 return f"broken at {where}: prev_hash_mismatch"
+            if row["chain_version"] not in VERSIONS:
+                return f"broken at {where}: hash_mismatch (metadata): unknown chain version {row['chain_version']}"
+            members, tag = VERSIONS[row["chain_version"]]
+            column_of = lambda name: "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)  # noqa: E731
+            # A column a version's record leaves out must be null in its sessions.
+            if any(row[column_of(name)] is not None for name in META_V2 if name not in members):
+                return f"broken at {where}: hash_mismatch (metadata): a column version {row['chain_version']} does not cover is set"
             meta = {}
-            for name in META:
-                column = "".join("_" + ch.lower() if ch.isupper() else ch for ch in name)
-                value = row[column]
+            for name in members:
+                value = row[column_of(name)]
                 meta[name] = iso_ms(value) if name in TIMES and value is not None else value
             content, events = row["content"], row["events"] or []
             purged = content is None and not events and horizon is not None and \
@@ -84,7 +93,7 @@ def main(url):
                 }))
                 if content_digest != row["content_digest"]:
                     return f"broken at {where}: hash_mismatch (content)"
-            link = "\n".join(["modelgate-audit-chain-v1", str(row["chain_seq"]), row["prev_hash"],
+            link = "\n".join([tag, str(row["chain_seq"]), row["prev_hash"],
                               sha256(canonical(meta)), content_digest])
             if sha256(link) != row["hash"]:
                 return f"broken at {where}: hash_mismatch (metadata)"

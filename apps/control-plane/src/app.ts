@@ -30,6 +30,8 @@ import { policyRoutes } from "./features/policies/routes.js";
 import { createPolicyService } from "./features/policies/service.js";
 import { sessionRoutes } from "./features/sessions/routes.js";
 import { createSessionService } from "./features/sessions/service.js";
+import { usageRoutes } from "./features/usage/routes.js";
+import { createUsageService } from "./features/usage/service.js";
 import type { ConfigPublishing } from "./gateway-link/changes.js";
 import type { PresenceRegistry } from "./gateway-link/presence.js";
 import type { Authenticator } from "./http/auth.js";
@@ -168,6 +170,7 @@ function apiRoutes({ db, config, presence, secrets, exportEgress, approvals, log
     ...approvalRoutes(approvals),
     ...adminAuditRoutes(createAdminAuditService({ db })),
     ...sessionRoutes(createSessionService({ db })),
+    ...usageRoutes(createUsageService({ db })),
     ...exporterRoutes(
       createExporterService({
         db,

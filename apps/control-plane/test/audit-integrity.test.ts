@@ -609,6 +609,7 @@ describe("retention", () => {
       sessions: 0,
       approvalPrompts: 0,
       approvals: 0,
+      usageRows: 0,
       checkpoint: null,
       refused: null,
     });
@@ -667,6 +668,7 @@ describe("retention", () => {
         sessions: 0,
         approvalPrompts: 0,
         approvals: 0,
+        usageRows: 0,
         checkpoint: null,
         refused: null,
       });

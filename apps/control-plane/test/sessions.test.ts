@@ -163,7 +163,7 @@ describe("audit sessions", () => {
       receivedAt: first.receivedAt,
       firstByteAt: first.firstByteAt,
       finishedAt: first.finishedAt,
-      subject: { id: "alice", email: "alice@example.com", groups: ["data-science"], authMethod: "oidc" },
+      subject: { id: "alice", email: "alice@example.com", name: null, groups: ["data-science"], authMethod: "oidc" },
       clientIp: "10.0.0.7",
       userAgent: "OpenAI/Python 1.99",
       connection: "llama",
@@ -177,6 +177,9 @@ describe("audit sessions", () => {
       responseStatus: 200,
       latencyMs: 120,
       ttfbMs: 40,
+      // Not streamed: the first token came with the first byte. Total = prompt + completion.
+      ttftMs: 40,
+      usage: { promptTokens: 9, completionTokens: 2, totalTokens: 11 },
       details: {
         recordVersion: 1,
         gatewayId: "gw-1",

@@ -12,7 +12,7 @@ import type { Verdict } from "./decide.js";
 import { PolicyDenial } from "./decide.js";
 import type { GatewayError } from "./errors.js";
 import type { Identity } from "./identity.js";
-import { extractUsage } from "./usage.js";
+import { extractUsage, type Usage } from "./usage.js";
 
 /** What the stages learned about one request, filled in as it goes. */
 export interface RequestTrail {
@@ -38,6 +38,8 @@ export interface RequestTrail {
     status: number;
     agentId?: string | undefined;
     maskedCounts?: Record<string, number>;
+    /** Usage read from a chunk the caller did not receive (forward.ts, stripUsageChunk). */
+    usage?: Usage;
     error?: string;
   };
 }
@@ -99,7 +101,8 @@ export function buildAuditRecord(
   const errorCode = outcome?.error ?? error?.code;
   const response = captured.response;
   const usage =
-    response && response.encoding === undefined ? extractUsage(captured.contentType, response.text) : undefined;
+    outcome?.usage ??
+    (response && response.encoding === undefined ? extractUsage(captured.contentType, response.text) : undefined);
   // Fields left undefined are absent once serialised (JSON, the queue, the
   // log line), so they are not stripped here: that cost showed in profiles.
   return {
@@ -113,6 +116,7 @@ export function buildAuditRecord(
       ? {
           id: cut(identity.subjectId, 256),
           email: identity.email === undefined ? undefined : cut(identity.email, 320),
+          name: cut(identity.displayName, 256),
           groups: identity.groups.slice(0, 256).map((group) => cut(group, 256)),
           authMethod: identity.authMethod,
           tokenId: identity.tokenId === undefined ? undefined : cut(identity.tokenId, 256),

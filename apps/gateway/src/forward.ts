@@ -9,6 +9,8 @@ import type { AgentFrame, Decision, ErrorCode, ResponseHead } from "@modelgate/p
 import type { AgentPool, Lease } from "./agent-pool.js";
 import type { ConnectionConfig } from "./config-store.js";
 import { failStartedResponse, GatewayError, type GatewayErrorCode, sendError } from "./errors.js";
+import { UsageChunkFilter } from "./stream-usage.js";
+import type { Usage } from "./usage.js";
 
 /** Pause before asking an agent that was full again. */
 const CAPACITY_RETRY_DELAY_MS = 25;
@@ -27,6 +29,8 @@ export interface ForwardRequest {
   decision: Decision;
   /** Unix ms by which the whole exchange must be over. */
   deadlineAt: number;
+  /** The gateway asked the runtime for a usage chunk the caller did not ask for: take it out of an SSE answer. */
+  stripUsageChunk?: boolean;
 }
 
 export interface ForwardContext {
@@ -50,6 +54,8 @@ export interface ForwardOutcome {
   agentId: string | undefined;
   /** What the agent masked in the response, per entity (from its end part). */
   maskedCounts?: Record<string, number>;
+  /** The counts of the usage chunk taken out of the answer (stripUsageChunk). */
+  usage?: Usage;
   /** Set when the request did not complete normally. */
   error?: GatewayErrorCode | "client_gone";
 }
@@ -106,6 +112,12 @@ export async function forward(
   return { status: error.status, agentId: undefined, error: error.code };
 }
 
+function isEventStream(head: ResponseHead): boolean {
+  return head.headers.some(
+    ({ name, value }) => name.toLowerCase() === "content-type" && value.toLowerCase().startsWith("text/event-stream"),
+  );
+}
+
 const AGENT_ERRORS: Partial<Record<ErrorCode, { code: GatewayErrorCode; message: string }>> = {
   ERROR_CODE_RUNTIME_TIMEOUT: { code: "upstream_timeout", message: "the model runtime did not answer in time" },
   ERROR_CODE_INVALID_REQUEST: { code: "invalid_request", message: "the agent refused the request" },
@@ -128,6 +140,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
     let started = false;
     let settled = false;
     let status = 0;
+    let usageFilter: UsageChunkFilter | undefined;
 
     /** `reusable`: the agent ended the request itself, so the slot can take the next one. */
     const finish = (result: AttemptResult, reusable: boolean) => {
@@ -142,7 +155,13 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       resolve(result);
     };
     const done = (outcome: Omit<ForwardOutcome, "agentId">, reusable: boolean) =>
-      finish({ kind: "done", outcome: { ...outcome, agentId } }, reusable);
+      finish(
+        {
+          kind: "done",
+          outcome: usageFilter?.usage ? { ...outcome, agentId, usage: usageFilter.usage } : { ...outcome, agentId },
+        },
+        reusable,
+      );
 
     const fail = (code: GatewayErrorCode, message: string, reusable: boolean) => {
       if (res.headersSent) {
@@ -180,7 +199,13 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       if (frame.started) {
         started = true;
       } else if (frame.part) {
-        const { head, body, end, maskedCounts } = frame.part;
+        const { head, end, maskedCounts } = frame.part;
+        let { body } = frame.part;
+        if (head && request.stripUsageChunk && isEventStream(head)) usageFilter = new UsageChunkFilter();
+        if (usageFilter) {
+          body = usageFilter.push(body);
+          if (end) body = Buffer.concat([body, usageFilter.flush()]);
+        }
         if (head) {
           if (res.headersSent) throw new Error("a second response head");
           res.writeHead(head.status, responseHeaders(head, body, end));

@@ -114,7 +114,7 @@ const isRawJson = (value: unknown) => isRawJSON?.(value) === true;
 /** One value to set in a JSON document, at a path of object keys. */
 export interface JsonEdit {
   path: readonly (string | number)[];
-  value: string | number;
+  value: string | number | boolean;
 }
 
 /**

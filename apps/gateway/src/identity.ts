@@ -13,7 +13,7 @@ import { GatewayError } from "./errors.js";
 export interface Identity {
   /** The OIDC user claim, or the API key's id for a service account. */
   subjectId: string;
-  /** Human-readable: the email when the token has one, else the key's name or the subject. */
+  /** Human-readable: the API key's name; for a token its `name`, else its email, else the subject. */
   displayName: string;
   email: string | undefined;
   groups: readonly string[];
@@ -105,7 +105,7 @@ export class Authenticator {
       const verified = await oidc.verify(token);
       return {
         subjectId: verified.subject,
-        displayName: verified.email ?? verified.subject,
+        displayName: verified.name ?? verified.email ?? verified.subject,
         email: verified.email,
         groups: verified.groups,
         authMethod: "oidc",

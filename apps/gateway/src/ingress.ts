@@ -49,6 +49,7 @@ import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
 import { addressCaller, type RefusalBrake } from "./refusal-brake.js";
 import { MODEL_ROUTES, MODELS_LIST_ROUTE, protocolOf, routeRequest } from "./route.js";
+import { requestUsageEdit } from "./stream-usage.js";
 import { resolveTarget } from "./target.js";
 
 export const SESSION_HEADER = "x-modelgate-session";
@@ -237,7 +238,12 @@ export function createIngress(options: IngressOptions) {
     // A body the policy read is forwarded as the policy read it: parsed
     // and written again, so a runtime cannot see a duplicate key the
     // engine did not (numbers keep their exact text).
-    const forwardedBody = target.json ? rewriteJson(target.body, [...target.edits, ...verdict.edits]) : target.body;
+    // An OpenAI stream's token counts come only when asked for: asked for
+    // here on the caller's behalf, and their chunk taken out of the answer
+    // (stream-usage.ts).
+    const usageEdit = requestUsageEdit(target.kind.format, protocolOf(target.connection), target.json);
+    const edits = usageEdit ? [...target.edits, ...verdict.edits, usageEdit] : [...target.edits, ...verdict.edits];
+    const forwardedBody = target.json ? rewriteJson(target.body, edits) : target.body;
     const connectionName = target.connection.name;
     metrics.inFlight.inc({ connection: connectionName });
     try {
@@ -253,6 +259,7 @@ export function createIngress(options: IngressOptions) {
           body: forwardedBody,
           decision: verdict.decision,
           deadlineAt: Date.now() + options.upstreamTimeoutMs,
+          stripUsageChunk: usageEdit !== undefined,
         },
         res,
         {

@@ -12,6 +12,10 @@ export interface GatewayMetrics {
   retries: Counter<"connection">;
   decisions: Counter<"decision" | "code">;
   masked: Counter<"entity">;
+  /** Recorded requests on model routes by connection, model and audit decision (usage-metrics.ts bounds the labels). */
+  modelRequests: Counter<"connection" | "model" | "decision">;
+  /** Tokens runtimes reported, by connection, model, decision and kind (prompt, completion). */
+  tokens: Counter<"connection" | "model" | "decision" | "kind">;
   configLive: Gauge;
   configReceived: Gauge;
   /** Configuration messages applied, by kind (snapshot, delta). */
@@ -102,6 +106,18 @@ export function createMetrics({ defaultMetrics = true }: { defaultMetrics?: bool
       name: "modelgate_policy_decisions_total",
       help: "Policy decisions, by outcome (allowed, denied, rate_limited) and error code",
       labelNames: ["decision", "code"],
+      registers: [registry],
+    }),
+    modelRequests: new Counter({
+      name: "modelgate_gateway_model_requests_total",
+      help: "Recorded requests by connection, model (as configured; other: any other) and audit decision",
+      labelNames: ["connection", "model", "decision"],
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: "modelgate_gateway_tokens_total",
+      help: "Tokens runtimes reported, by connection, model, audit decision and kind (prompt, completion)",
+      labelNames: ["connection", "model", "decision", "kind"],
       registers: [registry],
     }),
     masked: new Counter({

@@ -15,11 +15,12 @@ import type { ConfigStore } from "./config-store.js";
 import { GatewayError } from "./errors.js";
 import { subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
+import { countUsage } from "./usage-metrics.js";
 
 export interface RecorderOptions {
-  store: Pick<ConfigStore, "policies">;
+  store: Pick<ConfigStore, "policies" | "connectionByName">;
   audit: Pick<AuditSink, "admit">;
-  metrics: Pick<GatewayMetrics, "auditRefused" | "auditUnrecorded">;
+  metrics: Pick<GatewayMetrics, "auditRefused" | "auditUnrecorded" | "modelRequests" | "tokens">;
   logger: Logger;
   gatewayId: string;
   /** Cap per recorded body (request, response). */
@@ -110,6 +111,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     const place = ticket ?? audit.admit();
     if (place) place.submit(record);
     else metrics.auditUnrecorded.inc();
+    countUsage(store, metrics, record);
     decisionLog.info(decisionLogFields(record, options.logPrompts), "decision");
   }
 

@@ -21,9 +21,11 @@ export {
   streamEventSchema,
 } from "./record.js";
 export {
+  SESSION_COLUMNS,
   type SessionContentRow,
   type SessionDetails,
   type SessionEventRow,
+  type SessionField,
   type SessionRow,
   type SessionRows,
   toSessionRows,

@@ -32,6 +32,8 @@ const millis = z
 export const auditSubjectSchema = z.object({
   id: text(256),
   email: text(320).optional(),
+  /** How people know the caller: the API key's name, or the token's `name` (else `email`, else the subject). */
+  name: text(256).optional(),
   groups: z.array(text(256)).max(256),
   authMethod: z.enum(["api_key", "oidc"]),
   tokenId: text(256).optional(),

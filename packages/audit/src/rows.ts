@@ -32,7 +32,59 @@ export interface SessionRow {
   ttfbMs: number | null;
   /** Everything of the record without a column of its own (see `SessionDetails`). */
   details: SessionDetails;
+  /** The caller's display name (API key name, or the token's name or email) beside the stable subject id. */
+  subjectName: string | null;
+  /** Token counts as the runtime reported them (`details.usage`), when they fit a column. */
+  promptTokens: number | null;
+  completionTokens: number | null;
+  totalTokens: number | null;
+  /**
+   * Time to first token: the offset of the stream's first chunk, or the time
+   * to first byte of an answer sent whole. Not `ttfbMs`, which for a stream is
+   * its head, sent before the runtime has produced anything.
+   */
+  ttftMs: number | null;
 }
+
+/**
+ * The session row's shape, defined once: each field of `SessionRow` and its
+ * column in `sessions`. The store inserts exactly these columns, the
+ * verifier reads them, and a test holds them against the table and against
+ * the hash chain's record (a column the chain does not cover would be
+ * editable without a trace). `satisfies` makes a field without a column, or
+ * a column without a field, a compile error.
+ */
+export const SESSION_COLUMNS = {
+  id: "id",
+  receivedAt: "received_at",
+  firstByteAt: "first_byte_at",
+  finishedAt: "finished_at",
+  subjectId: "subject_id",
+  subjectEmail: "subject_email",
+  subjectGroups: "subject_groups",
+  authMethod: "auth_method",
+  clientIp: "client_ip",
+  userAgent: "user_agent",
+  connection: "connection",
+  model: "model",
+  agentId: "agent_id",
+  endpoint: "endpoint",
+  method: "method",
+  decision: "decision",
+  policyIds: "policy_ids",
+  reason: "reason",
+  responseStatus: "response_status",
+  latencyMs: "latency_ms",
+  ttfbMs: "ttfb_ms",
+  details: "details",
+  subjectName: "subject_name",
+  promptTokens: "prompt_tokens",
+  completionTokens: "completion_tokens",
+  totalTokens: "total_tokens",
+  ttftMs: "ttft_ms",
+} as const satisfies Record<keyof SessionRow, string>;
+
+export type SessionField = keyof typeof SESSION_COLUMNS;
 
 export interface SessionDetails {
   recordVersion: number;
@@ -167,6 +219,16 @@ export function toSessionRows(record: AuditRecord): SessionRows {
     latencyMs: record.latencyMs,
     ttfbMs: record.ttfbMs ?? null,
     details,
+    subjectName: cleanOptional(subject?.name),
+    promptTokens: tokenCount(record.usage?.prompt_tokens),
+    completionTokens: tokenCount(record.usage?.completion_tokens),
+    totalTokens: tokenCount(
+      record.usage?.total_tokens ??
+        (record.usage?.prompt_tokens !== undefined && record.usage.completion_tokens !== undefined
+          ? record.usage.prompt_tokens + record.usage.completion_tokens
+          : undefined),
+    ),
+    ttftMs: record.events[0]?.offsetMs ?? record.ttfbMs ?? null,
   };
   let content: SessionContentRow | null = null;
   if (record.request || record.response) {
@@ -189,6 +251,11 @@ export function toSessionRows(record: AuditRecord): SessionRows {
   }));
   if (nulReplaced > 0) session.details.nulReplaced = nulReplaced;
   return { session, content, events };
+}
+
+/** A count a Postgres `integer` holds, else null (the runtime's figure stays in `details.usage`). */
+function tokenCount(value: number | undefined): number | null {
+  return value !== undefined && Number.isInteger(value) && value >= 0 && value <= 2 ** 31 - 1 ? value : null;
 }
 
 function bodyDetails(body: AuditRecord["request"]): RecordedBodyDetails | undefined {

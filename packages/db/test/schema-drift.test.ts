@@ -54,6 +54,7 @@ const NATIVE_UDT: Record<string, string> = {
   VarChar: "varchar",
   Char: "bpchar",
   Uuid: "uuid",
+  SmallInt: "int2",
   Text: "text",
   Timestamptz: "timestamptz",
   Timestamp: "timestamp",

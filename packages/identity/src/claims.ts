@@ -74,6 +74,13 @@ export function optionalEmail(value: unknown): string | undefined {
   return typeof value === "string" && value.length <= MAX_EMAIL_LENGTH && EMAIL_SHAPE.test(value) ? value : undefined;
 }
 
+/** A display name, never used to decide anything: trimmed, without control characters, at most 256 characters. */
+export function optionalName(value: unknown): string | undefined {
+  if (typeof value !== "string") return undefined;
+  const name = value.replace(/\p{Cc}/gu, " ").trim();
+  return name === "" ? undefined : name.slice(0, 256).toWellFormed();
+}
+
 export function optionalTokenId(value: unknown): string | undefined {
   return typeof value === "string" && value !== "" && value.length <= MAX_TOKEN_ID_LENGTH ? value : undefined;
 }

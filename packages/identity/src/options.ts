@@ -52,6 +52,8 @@ export interface VerifiedToken {
   /** The raw `sub` claim. */
   sub: string;
   email: string | undefined;
+  /** The `name` claim, when the token has a usable one: how people call this caller (audit, usage). */
+  name: string | undefined;
   /** From the issuer's `groupsClaim` (merged when it lists several); empty when none is present. */
   groups: string[];
   /** The `jti` claim, when present. */

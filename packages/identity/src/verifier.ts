@@ -1,6 +1,6 @@
 import { ConfigError } from "@modelgate/core";
 import { type JWTPayload, jwtVerify } from "jose";
-import { groupsFrom, optionalEmail, optionalTokenId, readClaim, requiredIdentifier } from "./claims.js";
+import { groupsFrom, optionalEmail, optionalName, optionalTokenId, readClaim, requiredIdentifier } from "./claims.js";
 import { describeError, TokenError, type TokenErrorCode } from "./errors.js";
 import { TrustedIssuer } from "./issuer.js";
 import { KeySetUnavailableError } from "./jwks.js";
@@ -148,6 +148,7 @@ function verifiedToken(config: OidcIssuerConfig, payload: JWTPayload): VerifiedT
     subject: requiredIdentifier(readClaim(payload, config.userClaim)),
     sub: requiredIdentifier(payload.sub),
     email: unverified ? undefined : optionalEmail(payload.email),
+    name: optionalName(payload.name),
     groups: groupsFrom(payload, groupsClaims(config)),
     tokenId: optionalTokenId(payload.jti),
     expiresAt: payload.exp * 1000,

@@ -491,6 +491,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Requests and tokens per hour or day, grouped by subject, group, connection or model, from the usage rollup */
+        get: operations["getUsage"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -5294,6 +5311,7 @@ export interface operations {
                             firstByteAt: string | null;
                             /** @description the x-modelgate-session value */
                             id: string;
+                            /** @description duration: from receiving the request to the answer's end */
                             latencyMs: number | null;
                             method: string;
                             model: string | null;
@@ -5307,8 +5325,19 @@ export interface operations {
                                 email: string | null;
                                 groups: string[];
                                 id: string;
+                                /** @description the API key's name, or the token's name or email; null in sessions stored before it was recorded */
+                                name: string | null;
                             } | null;
+                            /** @description to the answer's first byte (for a stream, its head) */
                             ttfbMs: number | null;
+                            /** @description time to first token: to a stream's first chunk, else the first byte; null before it was recorded */
+                            ttftMs: number | null;
+                            /** @description token counts as the runtime reported them; null where it did not (or before they were recorded) */
+                            usage: {
+                                completionTokens: number | null;
+                                promptTokens: number | null;
+                                totalTokens: number | null;
+                            };
                             userAgent: string | null;
                         }[];
                         /** @description pass as ?cursor= for the next page; null on the last page */
@@ -5399,6 +5428,7 @@ export interface operations {
                         hash: string | null;
                         /** @description the x-modelgate-session value */
                         id: string;
+                        /** @description duration: from receiving the request to the answer's end */
                         latencyMs: number | null;
                         method: string;
                         model: string | null;
@@ -5413,8 +5443,19 @@ export interface operations {
                             email: string | null;
                             groups: string[];
                             id: string;
+                            /** @description the API key's name, or the token's name or email; null in sessions stored before it was recorded */
+                            name: string | null;
                         } | null;
+                        /** @description to the answer's first byte (for a stream, its head) */
                         ttfbMs: number | null;
+                        /** @description time to first token: to a stream's first chunk, else the first byte; null before it was recorded */
+                        ttftMs: number | null;
+                        /** @description token counts as the runtime reported them; null where it did not (or before they were recorded) */
+                        usage: {
+                            completionTokens: number | null;
+                            promptTokens: number | null;
+                            totalTokens: number | null;
+                        };
                         userAgent: string | null;
                     };
                 };
@@ -5632,6 +5673,108 @@ export interface operations {
                         };
                         /** @enum {string} */
                         window: "hour" | "day";
+                    };
+                };
+            };
+            /** @description invalid_request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description unauthenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description internal */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getUsage: {
+        parameters: {
+            query: {
+                /** @description start of the range (RFC 3339), rounded down to its hour or UTC day */
+                from: string;
+                /** @description what each group of buckets is: a subject, a group, a connection or a model */
+                groupBy: "subject" | "group" | "connection" | "model";
+                /** @description bucket size: an hour, or a UTC day */
+                interval?: "hour" | "day";
+                /** @description most groups answered: those with the most tokens, then the most requests */
+                limit?: number;
+                /** @description end of the range, exclusive (RFC 3339), rounded up to its hour or UTC day */
+                to: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The range's usage, per group and bucket */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description the range answered: from, rounded down to the interval */
+                        from: string;
+                        /** @enum {string} */
+                        groupBy: "subject" | "group" | "connection" | "model";
+                        groups: {
+                            /** @description the buckets with sessions, oldest first; an empty bucket is left out */
+                            buckets: {
+                                completionTokens: number;
+                                promptTokens: number;
+                                /** @description sessions: every request the gateways recorded, refused ones included */
+                                requests: number;
+                                start: string;
+                                /** @description as runtimes reported it, else prompt + completion */
+                                totalTokens: number;
+                            }[];
+                            /** @description the subject id, group, connection or model; null for sessions without one (refused before it was known) */
+                            key: string | null;
+                            /** @description for a subject: its display name or email */
+                            label: string | null;
+                            total: {
+                                completionTokens: number;
+                                promptTokens: number;
+                                /** @description sessions: every request the gateways recorded, refused ones included */
+                                requests: number;
+                                /** @description as runtimes reported it, else prompt + completion */
+                                totalTokens: number;
+                            };
+                        }[];
+                        /** @enum {string} */
+                        interval: "hour" | "day";
+                        /** @description more groups had sessions in the range than limit */
+                        more: boolean;
+                        /** @description the range answered: to, rounded up to the interval (exclusive) */
+                        to: string;
                     };
                 };
             };

@@ -16,6 +16,7 @@ const DEFAULT_INTERVAL_MS = 60 * 60_000;
 /** Rows per DELETE: each statement and its transaction stay short, so neither writers nor readers wait on them long. */
 const DEFAULT_BATCH = 1000;
 const DAY_MS = 24 * 60 * 60_000;
+const HOUR_MS = 60 * 60_000;
 
 export interface RetentionPolicy {
   /** Bodies and events of sessions received longer ago than this are deleted. */
@@ -33,6 +34,8 @@ export interface PurgeResult {
   /** Approvals whose prompt was removed (content retention), and approvals deleted (metadata retention). */
   approvalPrompts: number;
   approvals: number;
+  /** Usage rollup rows deleted (metadata retention): buckets that ended before the cut-off. */
+  usageRows: number;
   /** The checkpoint this run wrote before deleting sessions, if it wrote one. */
   checkpoint: { chainSeq: number; hash: string } | null;
   /** Set when the chain up to the cut did not verify: no session was deleted, for an operator to look at. */
@@ -63,6 +66,7 @@ export async function purgeExpired(options: PurgeOptions): Promise<PurgeResult> 
     sessions: 0,
     approvalPrompts: 0,
     approvals: 0,
+    usageRows: 0,
     checkpoint: null,
     refused: null,
   };
@@ -75,8 +79,29 @@ export async function purgeExpired(options: PurgeOptions): Promise<PurgeResult> 
     const cutoff = new Date(now.getTime() - policy.metadataDays * DAY_MS);
     Object.assign(result, await purgeSessions(options, cutoff));
     result.approvals = await purgeApprovals(options, cutoff);
+    result.usageRows = await purgeUsage(options, cutoff);
   }
   return result;
+}
+
+/**
+ * Usage is metadata: the rollup keeps a subject's hourly and daily counts
+ * as long as their sessions' metadata is kept, and no longer (it names who
+ * used what, when). A content purge leaves it whole. A bucket goes once it
+ * ended before the cut-off, so a day still partly kept stays whole.
+ */
+async function purgeUsage({ db, batchSize = DEFAULT_BATCH }: PurgeOptions, cutoff: Date) {
+  let deleted = 0;
+  for (;;) {
+    const count = await db.$executeRaw`
+      DELETE FROM usage_rollup WHERE ctid IN (
+        SELECT ctid FROM usage_rollup
+        WHERE (interval = 'hour' AND bucket <= ${new Date(cutoff.getTime() - HOUR_MS)})
+           OR (interval = 'day' AND bucket <= ${new Date(cutoff.getTime() - DAY_MS)})
+        LIMIT ${batchSize})`;
+    deleted += count;
+    if (count < batchSize) return deleted;
+  }
 }
 
 /**

@@ -1,7 +1,7 @@
-import { answerSearchText } from "@modelgate/audit";
+import { answerSearchText, SESSION_COLUMNS, type SessionField } from "@modelgate/audit";
 import type { Database } from "@modelgate/db";
 import { invalidRequest } from "../../http/errors.js";
-import { contentDigest, GENESIS_HASH, linkHash, metadataDigest } from "./chain.js";
+import { CHAINED_FIELDS, contentDigest, GENESIS_HASH, isChainVersion, linkHash, metadataDigest } from "./chain.js";
 
 /** Sessions read per query: with their bodies and events this bounds the verifier's memory. */
 const DEFAULT_BATCH = 100;
@@ -72,29 +72,10 @@ export interface VerifyOptions {
   batchSize?: number | undefined;
 }
 
+/** What a link is computed from: every field of the session (SESSION_COLUMNS) and the link's own columns. */
 const sessionFields = {
-  id: true,
-  receivedAt: true,
-  firstByteAt: true,
-  finishedAt: true,
-  subjectId: true,
-  subjectEmail: true,
-  subjectGroups: true,
-  authMethod: true,
-  clientIp: true,
-  userAgent: true,
-  connection: true,
-  model: true,
-  agentId: true,
-  endpoint: true,
-  method: true,
-  decision: true,
-  policyIds: true,
-  reason: true,
-  responseStatus: true,
-  latencyMs: true,
-  ttfbMs: true,
-  details: true,
+  ...(Object.fromEntries(Object.keys(SESSION_COLUMNS).map((field) => [field, true])) as Record<SessionField, true>),
+  chainVersion: true,
   chainSeq: true,
   contentDigest: true,
   hash: true,
@@ -242,10 +223,24 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
           detail: "the bodies or events do not match the content digest stored with the session",
         });
       }
+      const version = row.chainVersion;
+      const unchained = isChainVersion(version) ? unchainedValues(row, version) : [];
+      if (!isChainVersion(version) || unchained.length > 0) {
+        return broken({
+          sessionId: row.id,
+          chainSeq: Number(chainSeq),
+          reason: "hash_mismatch",
+          part: "metadata",
+          detail: isChainVersion(version)
+            ? `chain version ${version} does not cover ${unchained.join(", ")}, which the session has`
+            : `unknown chain version ${version}`,
+        });
+      }
       const hash = linkHash({
+        version,
         chainSeq,
         prevHash: row.prevHash ?? "",
-        metadataDigest: metadataDigest(row),
+        metadataDigest: metadataDigest(row, version),
         contentDigest: digest,
       });
       if (hash !== row.hash) {
@@ -289,6 +284,16 @@ export async function verifyChain(db: Database, options: VerifyOptions = {}): Pr
       headChainSeq: Number(headAtStart?.chainSeq ?? 0n),
     };
   }
+}
+
+/**
+ * Fields the session holds a value in that its version's record leaves out:
+ * a column added after the session was hashed must still be null in it,
+ * else its value (planted later) would be covered by nothing.
+ */
+function unchainedValues(row: Record<string, unknown>, version: keyof typeof CHAINED_FIELDS): string[] {
+  const chained = new Set<string>(CHAINED_FIELDS[version]);
+  return Object.keys(SESSION_COLUMNS).filter((field) => !chained.has(field) && row[field] !== null);
 }
 
 /** The search text the store derives for a session (packages/audit, toSessionRows). */

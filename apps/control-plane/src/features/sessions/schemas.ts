@@ -60,6 +60,10 @@ const subjectView = z
   .object({
     id: z.string(),
     email: z.string().nullable(),
+    name: z
+      .string()
+      .nullable()
+      .describe("the API key's name, or the token's name or email; null in sessions stored before it was recorded"),
     groups: z.array(z.string()),
     authMethod: z.string().nullable(),
   })
@@ -83,8 +87,20 @@ export const sessionSummaryView = z.object({
   policyIds: z.array(z.string()),
   reason: z.string().nullable(),
   responseStatus: z.number().int().nullable(),
-  latencyMs: z.number().int().nullable(),
-  ttfbMs: z.number().int().nullable(),
+  latencyMs: z.number().int().nullable().describe("duration: from receiving the request to the answer's end"),
+  ttfbMs: z.number().int().nullable().describe("to the answer's first byte (for a stream, its head)"),
+  ttftMs: z
+    .number()
+    .int()
+    .nullable()
+    .describe("time to first token: to a stream's first chunk, else the first byte; null before it was recorded"),
+  usage: z
+    .object({
+      promptTokens: z.number().int().nullable(),
+      completionTokens: z.number().int().nullable(),
+      totalTokens: z.number().int().nullable(),
+    })
+    .describe("token counts as the runtime reported them; null where it did not (or before they were recorded)"),
 });
 
 export const sessionView = sessionSummaryView.extend({

@@ -29,6 +29,7 @@ function toSummary(row: SessionRow): SessionSummaryView {
         : {
             id: row.subjectId,
             email: row.subjectEmail,
+            name: row.subjectName,
             groups: row.subjectGroups,
             authMethod: row.authMethod,
           },
@@ -45,6 +46,8 @@ function toSummary(row: SessionRow): SessionSummaryView {
     responseStatus: row.responseStatus,
     latencyMs: row.latencyMs,
     ttfbMs: row.ttfbMs,
+    ttftMs: row.ttftMs,
+    usage: { promptTokens: row.promptTokens, completionTokens: row.completionTokens, totalTokens: row.totalTokens },
   };
 }
 

@@ -1,13 +1,26 @@
 import {
   type AuditRecord,
   type AuditStore,
+  SESSION_COLUMNS,
+  type SessionRow,
   type SessionRows,
   type StoreOutcome,
   toSessionRows,
 } from "@modelgate/audit";
 import { type Database, poolOf } from "@modelgate/db";
 import type pg from "pg";
-import { contentDigest, linkHash, metadataDigest, storable } from "../audit-integrity/chain.js";
+import { CURRENT_CHAIN_VERSION, contentDigest, linkHash, metadataDigest, storable } from "../audit-integrity/chain.js";
+import { UsageTally } from "../usage/rollup.js";
+
+/** The columns a stored session fills: its record's (SESSION_COLUMNS), then its link's. */
+const INSERTED_COLUMNS = [
+  ...Object.values(SESSION_COLUMNS),
+  "chain_version",
+  "chain_seq",
+  "content_digest",
+  "prev_hash",
+  "hash",
+].join(", ");
 
 /** Events per INSERT, so that one JSON parameter stays a reasonable size. */
 const EVENT_CHUNK = 5000;
@@ -204,6 +217,7 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
   const sessions: Record<string, unknown>[] = [];
   const contents: Record<string, unknown>[] = [];
   const events: Record<string, unknown>[] = [];
+  const usage = new UsageTally();
   for (const { session, content, events: sessionEvents } of batch) {
     if (taken.has(session.id)) {
       outcomes.push("duplicate");
@@ -212,36 +226,24 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
     taken.add(session.id);
     chainSeq += 1n;
     const digest = contentDigest({ content, events: sessionEvents });
-    const hash = linkHash({ chainSeq, prevHash, metadataDigest: metadataDigest(session), contentDigest: digest });
+    const version = CURRENT_CHAIN_VERSION;
+    const hash = linkHash({
+      version,
+      chainSeq,
+      prevHash,
+      metadataDigest: metadataDigest(session, version),
+      contentDigest: digest,
+    });
     sessions.push({
-      id: session.id,
-      received_at: session.receivedAt,
-      first_byte_at: session.firstByteAt,
-      finished_at: session.finishedAt,
-      subject_id: session.subjectId,
-      subject_email: session.subjectEmail,
-      subject_groups: session.subjectGroups,
-      auth_method: session.authMethod,
-      client_ip: session.clientIp,
-      user_agent: session.userAgent,
-      connection: session.connection,
-      model: session.model,
-      agent_id: session.agentId,
-      endpoint: session.endpoint,
-      method: session.method,
-      decision: session.decision,
-      policy_ids: session.policyIds,
-      reason: session.reason,
-      response_status: session.responseStatus,
-      latency_ms: session.latencyMs,
-      ttfb_ms: session.ttfbMs,
-      details: session.details,
+      ...sessionColumns(session),
+      chain_version: version,
       // A decimal string: JSON numbers lose precision past 2^53.
       chain_seq: chainSeq.toString(),
       content_digest: digest,
       prev_hash: prevHash,
       hash,
     });
+    usage.add(session);
     if (content) {
       contents.push({
         session_id: content.sessionId,
@@ -260,13 +262,8 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
   if (sessions.length === 0) return outcomes;
 
   await client.query(
-    `INSERT INTO sessions (id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
-          auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
-          response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash)
-        SELECT id, received_at, first_byte_at, finished_at, subject_id, subject_email, subject_groups,
-          auth_method, client_ip, user_agent, connection, model, agent_id, endpoint, method, decision, policy_ids, reason,
-          response_status, latency_ms, ttfb_ms, details, chain_seq, content_digest, prev_hash, hash
-        FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)`,
+    `INSERT INTO sessions (${INSERTED_COLUMNS})
+        SELECT ${INSERTED_COLUMNS} FROM jsonb_populate_recordset(NULL::sessions, $1::jsonb)`,
     [JSON.stringify(sessions)],
   );
   if (contents.length > 0) {
@@ -285,9 +282,19 @@ async function appendInTransaction(client: pg.PoolClient, batch: readonly Sessio
       [JSON.stringify(events.slice(start, start + EVENT_CHUNK))],
     );
   }
+  // In the sessions' transaction, and only for the sessions it inserted
+  // (duplicates were skipped under the head lock): each counted exactly once.
+  await usage.write(client);
   await client.query("UPDATE audit_chain_head SET chain_seq = $1, hash = $2 WHERE id = 1", [
     chainSeq.toString(),
     prevHash,
   ]);
   return outcomes;
+}
+
+/** The row as `jsonb_populate_recordset` reads it: each field under its column's name. */
+function sessionColumns(session: SessionRow): Record<string, unknown> {
+  const row: Record<string, unknown> = {};
+  for (const [field, column] of Object.entries(SESSION_COLUMNS)) row[column] = session[field as keyof SessionRow];
+  return row;
 }
