@@ -140,7 +140,16 @@ export function createIngress(options: IngressOptions) {
       const grant = store.policies.broadestGrant(subject, "models.list");
       if (grant) await chargeGrant(options.rateLimiter, subjectKey(identity), grant, 0);
       held.auditTicket = recorder.reserve();
-      sendJson(res, 200, { object: "list", data: listModels(store, subject) });
+      const listed = listModels(store, subject);
+      if (route.id === undefined) {
+        sendJson(res, 200, { object: "list", data: listed });
+      } else {
+        // One model: found only among the models the caller may list, so a
+        // model that exists but is not the caller's reads like one that does not.
+        const model = listed.find((entry) => entry.id === route.id);
+        if (!model) throw new GatewayError("not_found", "the model does not exist or is not available to you", "model");
+        sendJson(res, 200, model);
+      }
       trail.outcome = { status: 200 };
       return;
     }
@@ -359,6 +368,7 @@ function inFlightKey(identity: Identity): string {
 function routeLabel(url: string): string {
   const pathname = url.split("?", 1)[0] ?? "/";
   if (MODEL_ROUTES.has(pathname) || pathname === MODELS_LIST_ROUTE) return pathname;
+  if (pathname.startsWith(`${MODELS_LIST_ROUTE}/`)) return `${MODELS_LIST_ROUTE}/{id}`;
   if (pathname.startsWith("/c/")) return "/c/{connection}";
   return "unmatched";
 }
