@@ -17,7 +17,13 @@ import type { ConfigStore, ConnectionConfig } from "./config-store.js";
 import { GatewayError } from "./errors.js";
 
 /** OpenAI routes whose body names the model. */
-export const MODEL_ROUTES: ReadonlySet<string> = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
+export const MODEL_ROUTES: ReadonlySet<string> = new Set([
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/embeddings",
+  // Anthropic's Messages API, for Anthropic's clients (vLLM and Ollama serve it).
+  "/v1/messages",
+]);
 
 export const MODELS_LIST_ROUTE = "/v1/models";
 

@@ -32,6 +32,7 @@ const FORMATS_WITH_MODEL = new Set<BodyFormat>([
   "ollama.generate",
   "ollama.chat",
   "ollama.embed",
+  "anthropic.messages",
 ]);
 
 export function resolveTarget(

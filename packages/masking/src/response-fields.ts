@@ -47,6 +47,31 @@ export const DEFAULT_FIELDS: Readonly<Record<ResponseProtocol, readonly string[]
 });
 
 /**
+ * APIs that several runtimes serve beside their own, with shapes of their
+ * own: the fields masked in their answers, added to the protocol's defaults
+ * for requests of that API (keyed by the policy engine's body format).
+ * Anthropic's streams name a text block's piece `delta.text`, where the
+ * OpenAI Responses API's name theirs `delta` (a string): one list for both
+ * would mask Anthropic's `delta` objects whole, event by event, missing a
+ * value split across two events.
+ */
+export const API_FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
+  "anthropic.messages": Object.freeze([
+    // The answer: text blocks, thinking and tool calls' arguments (an object).
+    "content[*].text",
+    "content[*].thinking",
+    "content[*].input",
+    // Streamed: a block as it starts, then its pieces.
+    "content_block.text",
+    "content_block.thinking",
+    "content_block.input",
+    "delta.text",
+    "delta.thinking",
+    "delta.partial_json",
+  ]),
+});
+
+/**
  * Top-level fields that repeat, in a stream's last event, the whole text the
  * events before it delivered piece by piece (TGI's `generated_text`). They
  * are masked whole rather than streamed, and do not add to the counts when

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@jest/globals";
-import { DEFAULT_FIELDS } from "../src/response-fields.js";
+import { API_FIELDS, DEFAULT_FIELDS } from "../src/response-fields.js";
 import { createResponseMasker } from "../src/response-masker.js";
 import {
   CHAT_ID,
@@ -346,5 +346,80 @@ describe("TGI generate_stream", () => {
     });
     expect(counts).toEqual({ EMAIL: 1 });
     expect((sseData(body)[1] as TgiEvent).token.text).toBe(EMAIL);
+  });
+});
+
+describe("Anthropic Messages streams", () => {
+  const messages = { contentType: SSE, fields: [...DEFAULT_FIELDS.openai, ...API_FIELDS["anthropic.messages"]] };
+  const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+  const delta = (text: string, index = 0) =>
+    event("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text } });
+  const frames = [
+    event("message_start", {
+      type: "message_start",
+      message: { id: "msg_1", content: [], usage: { input_tokens: 3 } },
+    }),
+    event("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+    delta("Write to jo"),
+    delta("hn@exa"),
+    delta("mple.com"),
+    event("content_block_stop", { type: "content_block_stop", index: 0 }),
+    event("content_block_start", { type: "content_block_start", index: 1, content_block: { type: "text", text: "" } }),
+    delta("or to john@", 1),
+    event("content_block_stop", { type: "content_block_stop", index: 1 }),
+    event("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 5 } }),
+    event("message_stop", { type: "message_stop" }),
+  ];
+  const texts = (body: string) =>
+    (sseData(body) as { type: string; delta?: { text?: string } }[])
+      .filter((data) => data.type === "content_block_delta")
+      .map((data) => data.delta?.text ?? "");
+
+  it("masks an email split across content_block_delta events, every event keeping its name", () => {
+    const { body, outputs, counts } = run(frameChunks(frames), messages);
+    expect(texts(body).join("")).toBe(`Write to ${LABEL}or to john@`);
+    for (const output of outputs) expect(output).not.toContain("john@example");
+    expect(counts).toEqual({ EMAIL: 1 });
+    // Each event keeps its name line, which Anthropic's SDK dispatches on.
+    const events = body.split("\n\n").filter(Boolean);
+    expect(events.length).toBeGreaterThanOrEqual(frames.length);
+    for (const raw of events) {
+      const [name, data] = raw.split("\n");
+      expect(name).toBe(`event: ${JSON.parse(data?.slice(6) ?? "").type}`);
+    }
+  });
+
+  it("releases what a block still holds before its content_block_stop, in a copy of its last delta", () => {
+    const { body } = run(frameChunks(frames), messages);
+    const data = sseData(body) as { type: string; index?: number; delta?: { text?: string } }[];
+    const stop = data.findIndex((entry) => entry.type === "content_block_stop" && entry.index === 1);
+    // "john@" could have started an email: held until the block ended, then sent as block 1's.
+    expect(data[stop - 1]).toEqual({
+      type: "content_block_delta",
+      index: 1,
+      delta: { type: "text_delta", text: "john@" },
+    });
+  });
+
+  it("masks the same whatever the cuts", () => {
+    const whole = frames.join("");
+    for (const cut of [1, 7, 50, 120, 333, whole.length - 3]) {
+      expect(texts(run(cutBytes(whole, [cut]), messages).body).join("")).toBe(`Write to ${LABEL}or to john@`);
+    }
+  });
+
+  it("masks a whole message's text blocks and tool input", () => {
+    const answer = {
+      type: "message",
+      content: [
+        { type: "text", text: `mail ${EMAIL}` },
+        { type: "tool_use", id: "t", name: "send", input: { to: EMAIL } },
+      ],
+    };
+    const { body } = run(frameChunks([JSON.stringify(answer)]), { ...messages, contentType: "application/json" });
+    expect(JSON.parse(body).content).toEqual([
+      { type: "text", text: `mail ${LABEL}` },
+      { type: "tool_use", id: "t", name: "send", input: { to: LABEL } },
+    ]);
   });
 });

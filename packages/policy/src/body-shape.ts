@@ -153,6 +153,65 @@ const TGI_BODY: Shape = {
   },
 };
 
+/**
+ * Anthropic content blocks the model reads as text: text, tool calls and
+ * their results, and earlier thinking. Images, documents (PDFs, or text
+ * behind a URL) and redacted (encrypted) thinking are not text.
+ */
+const ANTHROPIC_TEXT_BLOCKS: ReadonlySet<unknown> = new Set(["text", "tool_use", "tool_result", "thinking"]);
+
+const ANTHROPIC_TYPE: Shape = {
+  vocabulary: words(
+    "text",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "auto",
+    "any",
+    "tool",
+    "none",
+    "enabled",
+    "disabled",
+    "ephemeral",
+    "custom",
+  ),
+};
+
+const ANTHROPIC_BLOCK: Shape = {
+  fields: {
+    type: ANTHROPIC_TYPE,
+    // tool_use: the call's arguments, an object keyed by parameter name.
+    input: FREE,
+    // thinking: an opaque signature of the thinking text, not text itself.
+    signature: SKIP,
+    cache_control: { fields: { type: ANTHROPIC_TYPE } },
+  },
+  nonText: (block) => !ANTHROPIC_TEXT_BLOCKS.has(block.type),
+};
+
+/** A tool_result's content: a string or blocks, read like a message's. */
+const ANTHROPIC_CONTENT: Shape = {
+  ...ANTHROPIC_BLOCK,
+  fields: { ...ANTHROPIC_BLOCK.fields, content: ANTHROPIC_BLOCK },
+};
+
+const ANTHROPIC_BODY: Shape = {
+  fields: {
+    model: SKIP,
+    // Stop sequences, as `stop` elsewhere; `metadata.user_id` is an end-user
+    // id for abuse reports, as OpenAI's `user`.
+    stop_sequences: SKIP,
+    metadata: SKIP,
+    system: ANTHROPIC_CONTENT,
+    messages: { fields: { role: ROLE, content: ANTHROPIC_CONTENT } },
+    tools: {
+      fields: { type: ANTHROPIC_TYPE, input_schema: FREE, cache_control: { fields: { type: ANTHROPIC_TYPE } } },
+    },
+    tool_choice: { fields: { type: ANTHROPIC_TYPE } },
+    thinking: { fields: { type: ANTHROPIC_TYPE } },
+  },
+};
+
 const NONE: Shape = { skip: true };
 
 export function shapeOf(format: BodyFormat): Shape {
@@ -167,6 +226,8 @@ export function shapeOf(format: BodyFormat): Shape {
       return OLLAMA_BODY;
     case "tgi.generate":
       return TGI_BODY;
+    case "anthropic.messages":
+      return ANTHROPIC_BODY;
     case "none":
       return NONE;
   }

@@ -15,6 +15,7 @@ const kind = (operation: Operation, format: BodyFormat): RequestKind => Object.f
 const CHAT = kind("inference", "openai.chat");
 const COMPLETIONS = kind("inference", "openai.completions");
 const EMBEDDINGS = kind("embeddings", "openai.embeddings");
+const MESSAGES = kind("inference", "anthropic.messages");
 const MODELS = kind("models.list", "none");
 const READ = kind("read", "none");
 const RAW = kind("raw", "none");
@@ -33,6 +34,7 @@ const GATEWAY_OPENAI_ROUTES: ReadonlyMap<string, RequestKind> = new Map([
   ["/v1/completions", COMPLETIONS],
   ["/v1/embeddings", EMBEDDINGS],
   ["/v1/models", MODELS],
+  ["/v1/messages", MESSAGES],
 ]);
 
 const OPENAI_COMPATIBLE = {
@@ -48,6 +50,8 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /api/embeddings": kind("embeddings", "ollama.embed"),
     ...OPENAI_COMPATIBLE,
     "POST /v1/embeddings": EMBEDDINGS,
+    // Ollama serves Anthropic's Messages API for Anthropic's clients (0.14).
+    "POST /v1/messages": MESSAGES,
     ...reads(MODELS, "/v1/models"),
     // Not POST /api/show: it names a model in its body, and `read` is not
     // checked against model patterns; it stays `raw`.
@@ -60,6 +64,8 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /completions": COMPLETIONS,
     "POST /v1/embeddings": EMBEDDINGS,
     "POST /embeddings": EMBEDDINGS,
+    // vLLM serves Anthropic's Messages API (only under /v1).
+    "POST /v1/messages": MESSAGES,
     ...reads(MODELS, "/v1/models", "/models"),
     ...reads(READ, "/health", "/healthz", "/metrics", "/version", "/ping", "/props"),
   }),

@@ -1,4 +1,5 @@
 import {
+  API_FIELDS,
   DEFAULT_FIELDS,
   type MaskingProfile,
   mergeProfiles,
@@ -490,7 +491,7 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
   const policyIds = [winner.id, ...masking.map((policy) => policy.id).filter((id) => id !== winner.id)];
   // Each profile's fields are made explicit first, so one policy's explicit
   // fields add to another's defaults instead of replacing them.
-  const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
+  const defaults = defaultMaskedFields(request);
   const profile = mergeProfiles(
     masking.map((policy) => resolveFields(policy.definition.masking as MaskingDefinition, defaults)),
   );
@@ -531,6 +532,17 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
     reasons.push(...approvals.map((approval) => approval.reason));
   }
   return evaluation;
+}
+
+/**
+ * The fields a profile without fields masks: the protocol's, and those of
+ * the API the request speaks when several protocols serve it (Anthropic's
+ * Messages API). `http` has none: every string is masked there.
+ */
+function defaultMaskedFields(request: EvaluationRequest): readonly string[] {
+  const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
+  const api = API_FIELDS[request.format];
+  return defaults.length === 0 || api === undefined ? defaults : [...defaults, ...api];
 }
 
 /** What the policy says about approving; defaults where it says nothing (no `approval` block). */

@@ -126,6 +126,29 @@ function openAiContentNotText(content: unknown): boolean {
 }
 
 /**
+ * Anthropic content: a string, or blocks of which text, tool calls, tool
+ * results (themselves a string or text blocks) and thinking are text.
+ */
+function anthropicContentNotText(content: unknown): boolean {
+  if (!Array.isArray(content)) return notText(content);
+  return content.some((block) => {
+    if (!isObject(block)) return true;
+    switch (block.type) {
+      case "text":
+        return typeof block.text !== "string";
+      case "thinking":
+        return typeof block.thinking !== "string";
+      case "tool_use":
+        return typeof block.name !== "string" || (block.input !== undefined && !isObject(block.input));
+      case "tool_result":
+        return block.content !== undefined && anthropicContentNotText(block.content);
+      default:
+        return true;
+    }
+  });
+}
+
+/**
  * Whether the body holds prompt input that is not text (token ids, images,
  * audio, a value of a type the format does not define), per format.
  */
@@ -153,6 +176,12 @@ function holdsNonText(format: BodyFormat, body: Record<string, unknown>): boolea
       return notTextList(body.input);
     case "tgi.generate":
       return notText(body.inputs);
+    case "anthropic.messages":
+      return (
+        anthropicContentNotText(body.system) ||
+        badMessages(body.messages, (message) => anthropicContentNotText(message.content)) ||
+        badTools(body.tools)
+      );
     case "none":
       return false;
   }

@@ -16,6 +16,8 @@ export type BodyFormat =
   | "ollama.chat"
   | "ollama.embed"
   | "tgi.generate"
+  /** Anthropic's Messages API (`POST /v1/messages`), which vLLM and Ollama serve for Anthropic's clients. */
+  | "anthropic.messages"
   | "none";
 
 export interface RequestKind {

@@ -12,6 +12,7 @@ describe("classifyOpenAiRoute", () => {
     ["/v1/embeddings", kind("embeddings", "openai.embeddings")],
     ["/v1/models", kind("models.list")],
     ["/v1/models/", kind("models.list")],
+    ["/v1/messages", kind("inference", "anthropic.messages")],
   ])("%s", (path, expected) => {
     expect(classifyOpenAiRoute(path)).toEqual(expected);
   });
@@ -51,6 +52,10 @@ describe("classifyNativeRequest", () => {
     ["ollama", "POST", "/api/gener%61te", kind("raw")],
     ["openai", "POST", "/v1/chat/completions", kind("inference", "openai.chat")],
     ["openai", "POST", "/chat/completions", kind("inference", "openai.chat")],
+    ["openai", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
+    ["ollama", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
+    // vLLM serves Anthropic's route under /v1 only.
+    ["openai", "POST", "/messages", kind("raw")],
     ["openai", "POST", "/v1/completions", kind("inference", "openai.completions")],
     ["openai", "POST", "/completions", kind("inference", "openai.completions")],
     ["openai", "POST", "/v1/embeddings", kind("embeddings", "openai.embeddings")],

@@ -99,3 +99,91 @@ describe("extractPrompt", () => {
     expect(read("none", { prompt: "ignored" })).toEqual({ text: "", nonText: false });
   });
 });
+
+describe("extractPrompt: anthropic.messages", () => {
+  it("reads the system prompt, every message's text, tool calls, tool results and tools, not the fixed words", () => {
+    const body = {
+      model: "claude-like",
+      max_tokens: 64,
+      system: [{ type: "text", text: "be brief", cache_control: { type: "ephemeral" } }],
+      stop_sequences: ["END"],
+      metadata: { user_id: "user-42" },
+      messages: [
+        { role: "user", content: "plain question" },
+        {
+          role: "assistant",
+          content: [
+            { type: "thinking", thinking: "let me look", signature: "c2lnbmF0dXJl" },
+            { type: "tool_use", id: "toolu_1", name: "lookup", input: { query: "the files" } },
+          ],
+        },
+        {
+          role: "user",
+          content: [
+            { type: "tool_result", tool_use_id: "toolu_1", content: [{ type: "text", text: "found it" }] },
+            { type: "text", text: "and now?" },
+          ],
+        },
+      ],
+      tools: [
+        {
+          name: "lookup",
+          description: "looks things up",
+          input_schema: { type: "object", properties: { query: { type: "string" } } },
+        },
+      ],
+      tool_choice: { type: "auto" },
+    };
+    const prompt = extractPrompt("anthropic.messages", body);
+    expect(prompt.nonText).toBe(false);
+    expect(prompt.pieces).toEqual([
+      "be brief",
+      "plain question",
+      "let me look",
+      "toolu_1",
+      "lookup",
+      "query",
+      "the files",
+      "toolu_1",
+      "found it",
+      "and now?",
+      "lookup",
+      "looks things up",
+      "type",
+      "object",
+      "properties",
+      "query",
+      "type",
+      "string",
+    ]);
+    expect(prompt.fieldOf(1)).toBe("messages.0.content");
+    expect(prompt.fieldOf(8)).toBe("messages.2.content.0.content.0.text");
+  });
+
+  it.each([
+    [
+      "an image block",
+      { messages: [{ role: "user", content: [{ type: "image", source: { type: "base64", data: "AAAA" } }] }] },
+    ],
+    [
+      "a document",
+      { messages: [{ role: "user", content: [{ type: "document", source: { type: "url", url: "http://x" } }] }] },
+    ],
+    [
+      "an image in a tool result",
+      {
+        messages: [
+          {
+            role: "user",
+            content: [{ type: "tool_result", tool_use_id: "t", content: [{ type: "image", source: {} }] }],
+          },
+        ],
+      },
+    ],
+    ["redacted thinking", { messages: [{ role: "assistant", content: [{ type: "redacted_thinking", data: "enc" }] }] }],
+    ["a system prompt that is not text", { system: [{ type: "image" }], messages: [] }],
+    ["content that is a number", { messages: [{ role: "user", content: 42 }] }],
+  ])("holds input rules cannot read: %s", (_name, body) => {
+    expect(extractPrompt("anthropic.messages", body).nonText).toBe(true);
+  });
+});
