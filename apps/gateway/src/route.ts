@@ -23,6 +23,8 @@ export const MODEL_ROUTES: ReadonlySet<string> = new Set([
   "/v1/embeddings",
   // Anthropic's Messages API, for Anthropic's clients (vLLM and Ollama serve it).
   "/v1/messages",
+  // OpenAI's Responses API (vLLM and Ollama serve it).
+  "/v1/responses",
 ]);
 
 export const MODELS_LIST_ROUTE = "/v1/models";

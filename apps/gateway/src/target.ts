@@ -33,6 +33,7 @@ const FORMATS_WITH_MODEL = new Set<BodyFormat>([
   "ollama.chat",
   "ollama.embed",
   "anthropic.messages",
+  "openai.responses",
 ]);
 
 export function resolveTarget(

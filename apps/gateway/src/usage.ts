@@ -101,8 +101,8 @@ function usageOf(document: unknown): Usage | undefined {
   if (!isObject(document)) return undefined;
   if (isObject(document.usage)) {
     const usage =
-      pickNumbers(document.usage, ["prompt_tokens", "completion_tokens", "total_tokens"]) ??
-      inputOutputUsage(document.usage);
+      inputOutputUsage(document.usage) ??
+      pickNumbers(document.usage, ["prompt_tokens", "completion_tokens", "total_tokens"]);
     if (usage) return usage;
   }
   // Anthropic's message_start (`message.usage`), the Responses API's last

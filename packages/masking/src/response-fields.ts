@@ -69,6 +69,30 @@ export const API_FIELDS: Readonly<Record<string, readonly string[]>> = Object.fr
     "delta.thinking",
     "delta.partial_json",
   ]),
+  "openai.responses": Object.freeze([
+    // The answer: messages' text and refusals, function calls' arguments, reasoning.
+    "output[*].content[*].text",
+    "output[*].content[*].refusal",
+    "output[*].arguments",
+    "output[*].summary[*].text",
+    // Streamed: the pieces (`response.output_text.delta`, `….function_call_arguments.delta`,
+    // `….reasoning_text.delta`, …), then each piece's whole text again in the
+    // events that end it (see repeatsStreamedText).
+    "delta",
+    "text",
+    "refusal",
+    "arguments",
+    "part.text",
+    "part.refusal",
+    "item.content[*].text",
+    "item.content[*].refusal",
+    "item.arguments",
+    "item.summary[*].text",
+    "response.output[*].content[*].text",
+    "response.output[*].content[*].refusal",
+    "response.output[*].arguments",
+    "response.output[*].summary[*].text",
+  ]),
 });
 
 /**
@@ -77,4 +101,27 @@ export const API_FIELDS: Readonly<Record<string, readonly string[]>> = Object.fr
  * are masked whole rather than streamed, and do not add to the counts when
  * the pieces were already counted.
  */
-export const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]);
+const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]);
+
+/**
+ * Whether a selected string of a stream's document repeats text streamed
+ * before it: TGI's `generated_text`, and every text of the Responses API's
+ * events other than its `….delta` ones (`response.output_text.done` carries
+ * the whole text, `response.content_part.done`, `response.output_item.done`
+ * and `response.completed` carry it again). Masked whole, not streamed; and
+ * not counted again after streamed pieces.
+ */
+export function repeatsStreamedText(root: unknown, name: string): boolean {
+  if (CUMULATIVE_STREAM_FIELDS.has(name)) return true;
+  return isResponsesEvent(root) && !root.type.endsWith(".delta");
+}
+
+/** An event of the Responses API's stream: its `type` starts with `response.`. */
+export function isResponsesEvent(root: unknown): root is { type: string } {
+  return (
+    typeof root === "object" &&
+    root !== null &&
+    typeof (root as { type?: unknown }).type === "string" &&
+    (root as { type: string }).type.startsWith("response.")
+  );
+}

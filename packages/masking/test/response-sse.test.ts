@@ -423,3 +423,62 @@ describe("Anthropic Messages streams", () => {
     ]);
   });
 });
+
+describe("OpenAI Responses streams", () => {
+  const responses = { contentType: SSE, fields: [...DEFAULT_FIELDS.openai, ...API_FIELDS["openai.responses"]] };
+  let sequence = 0;
+  const event = (type: string, data: object) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...data })}\n\n`;
+  const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
+  const whole = `Write to ${EMAIL} now`;
+  const part = (text: string) => ({ type: "output_text", text, annotations: [] });
+  const item = (text: string) => ({ id: "msg_1", type: "message", role: "assistant", content: [part(text)] });
+  const frames = [
+    event("response.created", { response: { id: "resp_1", output: [], usage: null } }),
+    event("response.output_item.added", { output_index: 0, item: { ...item(""), content: [] } }),
+    event("response.content_part.added", { ...at, part: part("") }),
+    ...["Write to jo", "hn@exa", "mple.com no", "w"].map((delta) =>
+      event("response.output_text.delta", { ...at, delta }),
+    ),
+    event("response.output_text.done", { ...at, text: whole }),
+    event("response.content_part.done", { ...at, part: part(whole) }),
+    event("response.output_item.done", { output_index: 0, item: item(whole) }),
+    event("response.completed", { response: { id: "resp_1", output: [item(whole)], usage: { output_tokens: 4 } } }),
+  ];
+
+  it("masks the pieces across events and the whole text every closing event repeats, counting it once", () => {
+    const { body, outputs, counts } = run(frameChunks(frames), responses);
+    for (const output of outputs) expect(output).not.toContain("john");
+    const data = sseData(body) as { type: string; delta?: string }[];
+    expect(
+      data
+        .filter((entry) => entry.type === "response.output_text.delta")
+        .map((entry) => entry.delta)
+        .join(""),
+    ).toBe(`Write to ${LABEL} now`);
+    expect(body.split(`Write to ${LABEL} now`).length - 1).toBe(4);
+    expect(counts).toEqual({ EMAIL: 1 });
+  });
+
+  it("masks the same whatever the cuts", () => {
+    const text = frames.join("");
+    for (const cut of [5, 100, 400, 700, text.length - 2]) {
+      const { body } = run(cutBytes(text, [cut]), responses);
+      expect(body).not.toContain("john");
+      expect(body.split(`Write to ${LABEL} now`).length - 1).toBe(4);
+    }
+  });
+
+  it("masks a whole response's output text and function call arguments", () => {
+    const answer = {
+      object: "response",
+      output: [
+        item(`mail ${EMAIL}`),
+        { type: "function_call", call_id: "c", name: "send", arguments: `{"to":"${EMAIL}"}` },
+      ],
+    };
+    const { body } = run(frameChunks([JSON.stringify(answer)]), { ...responses, contentType: "application/json" });
+    expect(body).not.toContain("john");
+    expect(JSON.parse(body).output[1].arguments).toBe(`{"to":"${LABEL}"}`);
+  });
+});

@@ -212,6 +212,84 @@ const ANTHROPIC_BODY: Shape = {
   },
 };
 
+/** `type` of the Responses API's input items, content parts, tools and formats. */
+const RESPONSES_TYPE: Shape = {
+  vocabulary: words(
+    "message",
+    "input_text",
+    "output_text",
+    "refusal",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "summary_text",
+    "reasoning_text",
+    "function",
+    "text",
+    "json_schema",
+    "json_object",
+    "auto",
+    "none",
+    "required",
+  ),
+};
+
+/** Input the Responses API names but the gateway cannot read: images, files, audio, references to stored items. */
+const RESPONSES_NON_TEXT: ReadonlySet<unknown> = new Set([
+  "input_image",
+  "input_file",
+  "input_audio",
+  "item_reference",
+  "image_generation_call",
+]);
+
+const RESPONSES_ITEM: Shape = {
+  fields: {
+    type: RESPONSES_TYPE,
+    role: ROLE,
+    status: { vocabulary: words("in_progress", "completed", "incomplete") },
+    // A message's parts, a reasoning item's summary and text, a tool's output as parts.
+    content: { fields: { type: RESPONSES_TYPE }, nonText: (part) => RESPONSES_NON_TEXT.has(part.type) },
+    summary: { fields: { type: RESPONSES_TYPE } },
+    output: { fields: { type: RESPONSES_TYPE }, nonText: (part) => RESPONSES_NON_TEXT.has(part.type) },
+    // An encrypted reasoning item: not text, and refused where rules apply.
+    encrypted_content: SKIP,
+  },
+  nonText: (item) => RESPONSES_NON_TEXT.has(item.type),
+};
+
+const RESPONSES_BODY: Shape = {
+  fields: {
+    ...NOT_TEXT,
+    // An end-user id and a cache key, as `user`: not rendered into the prompt.
+    safety_identifier: SKIP,
+    prompt_cache_key: SKIP,
+    metadata: FREE,
+    // What the answer should include (`reasoning.encrypted_content`, …): fixed names.
+    include: SKIP,
+    input: RESPONSES_ITEM,
+    tools: { fields: { type: RESPONSES_TYPE, parameters: FREE } },
+    tool_choice: { vocabulary: words("auto", "none", "required"), fields: { type: RESPONSES_TYPE } },
+    text: {
+      fields: {
+        format: { fields: { type: RESPONSES_TYPE, schema: FREE } },
+        verbosity: { vocabulary: words("low", "medium", "high") },
+      },
+    },
+    reasoning: {
+      fields: {
+        effort: { vocabulary: words("minimal", "low", "medium", "high") },
+        summary: { vocabulary: words("auto", "concise", "detailed") },
+      },
+    },
+    truncation: { vocabulary: words("auto", "disabled") },
+    service_tier: { vocabulary: words("auto", "default", "flex", "scale", "priority") },
+    // vLLM's extras, as on its chat route.
+    chat_template_kwargs: FREE,
+    structured_outputs: { fields: { json: FREE } },
+  },
+};
+
 const NONE: Shape = { skip: true };
 
 export function shapeOf(format: BodyFormat): Shape {
@@ -228,6 +306,8 @@ export function shapeOf(format: BodyFormat): Shape {
       return TGI_BODY;
     case "anthropic.messages":
       return ANTHROPIC_BODY;
+    case "openai.responses":
+      return RESPONSES_BODY;
     case "none":
       return NONE;
   }

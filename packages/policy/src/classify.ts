@@ -16,6 +16,7 @@ const CHAT = kind("inference", "openai.chat");
 const COMPLETIONS = kind("inference", "openai.completions");
 const EMBEDDINGS = kind("embeddings", "openai.embeddings");
 const MESSAGES = kind("inference", "anthropic.messages");
+const RESPONSES = kind("inference", "openai.responses");
 const MODELS = kind("models.list", "none");
 const READ = kind("read", "none");
 const RAW = kind("raw", "none");
@@ -35,6 +36,7 @@ const GATEWAY_OPENAI_ROUTES: ReadonlyMap<string, RequestKind> = new Map([
   ["/v1/embeddings", EMBEDDINGS],
   ["/v1/models", MODELS],
   ["/v1/messages", MESSAGES],
+  ["/v1/responses", RESPONSES],
 ]);
 
 const OPENAI_COMPATIBLE = {
@@ -52,6 +54,8 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /v1/embeddings": EMBEDDINGS,
     // Ollama serves Anthropic's Messages API for Anthropic's clients (0.14).
     "POST /v1/messages": MESSAGES,
+    // And OpenAI's Responses API (0.13), statelessly.
+    "POST /v1/responses": RESPONSES,
     ...reads(MODELS, "/v1/models"),
     // Not POST /api/show: it names a model in its body, and `read` is not
     // checked against model patterns; it stays `raw`.
@@ -66,6 +70,9 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /embeddings": EMBEDDINGS,
     // vLLM serves Anthropic's Messages API (only under /v1).
     "POST /v1/messages": MESSAGES,
+    // vLLM serves OpenAI's Responses API. Not GET /v1/responses/{id}: a
+    // stored answer comes back whole, and stays `raw`.
+    "POST /v1/responses": RESPONSES,
     ...reads(MODELS, "/v1/models", "/models"),
     ...reads(READ, "/health", "/healthz", "/metrics", "/version", "/ping", "/props"),
   }),

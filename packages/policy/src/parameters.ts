@@ -51,6 +51,14 @@ const ANTHROPIC: FormatParameters = {
   negativeIsUnlimited: false,
 };
 
+/** The Responses API bounds the answer (reasoning included) with max_output_tokens. */
+const RESPONSES: FormatParameters = {
+  tokens: [at("max_output_tokens")],
+  temperature: at("temperature"),
+  cap: at("max_output_tokens"),
+  negativeIsUnlimited: false,
+};
+
 const BY_FORMAT: Partial<Record<BodyFormat, FormatParameters>> = {
   "openai.chat": OPENAI,
   "openai.completions": OPENAI,
@@ -58,6 +66,7 @@ const BY_FORMAT: Partial<Record<BodyFormat, FormatParameters>> = {
   "ollama.chat": OLLAMA,
   "tgi.generate": TGI,
   "anthropic.messages": ANTHROPIC,
+  "openai.responses": RESPONSES,
 };
 
 export interface NumericParameter {

@@ -599,6 +599,10 @@ const TOKEN_LEVEL_OUTPUT: readonly (readonly string[])[] = [
 ];
 
 function tokenLevelOutput(body: Record<string, unknown>): string | undefined {
+  // The Responses API asks for log-probabilities by name.
+  if (Array.isArray(body.include) && body.include.some((name) => String(name).includes("logprobs"))) {
+    return "include";
+  }
   for (const path of TOKEN_LEVEL_OUTPUT) {
     let value: unknown = body;
     for (const key of path)

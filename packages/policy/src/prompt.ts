@@ -148,6 +148,52 @@ function anthropicContentNotText(content: unknown): boolean {
   });
 }
 
+/** A Responses API content list (or tool output): a string, or parts that are all text. */
+function responsesContentNotText(content: unknown): boolean {
+  if (!Array.isArray(content)) return notText(content);
+  return content.some(
+    (part) =>
+      !isObject(part) ||
+      !(
+        ((part.type === "input_text" ||
+          part.type === "output_text" ||
+          part.type === "summary_text" ||
+          part.type === "reasoning_text") &&
+          typeof part.text === "string") ||
+        (part.type === "refusal" && typeof part.refusal === "string")
+      ),
+  );
+}
+
+/**
+ * The Responses API's input: a string, or items of which messages,
+ * function calls and their outputs, and reasoning summaries are text.
+ * Anything else (images, files, references to stored items, encrypted
+ * reasoning) is input the rules cannot read.
+ */
+function responsesInputNotText(input: unknown): boolean {
+  if (!Array.isArray(input)) return notText(input);
+  return input.some((item) => {
+    if (!isObject(item)) return true;
+    switch (item.type ?? "message") {
+      case "message":
+        return responsesContentNotText(item.content);
+      case "function_call":
+        return typeof item.arguments !== "string";
+      case "function_call_output":
+        return responsesContentNotText(item.output);
+      case "reasoning":
+        return (
+          (item.encrypted_content !== undefined && item.encrypted_content !== null) ||
+          (item.summary !== undefined && responsesContentNotText(item.summary)) ||
+          (item.content !== undefined && item.content !== null && responsesContentNotText(item.content))
+        );
+      default:
+        return true;
+    }
+  });
+}
+
 /**
  * Whether the body holds prompt input that is not text (token ids, images,
  * audio, a value of a type the format does not define), per format.
@@ -176,6 +222,17 @@ function holdsNonText(format: BodyFormat, body: Record<string, unknown>): boolea
       return notTextList(body.input);
     case "tgi.generate":
       return notText(body.inputs);
+    case "openai.responses":
+      // An earlier response, a stored conversation or prompt template: the
+      // runtime adds text the gateway never sees.
+      return (
+        notText(body.instructions) ||
+        responsesInputNotText(body.input) ||
+        badTools(body.tools) ||
+        nonEmpty(body.previous_response_id) ||
+        nonEmpty(body.conversation) ||
+        nonEmpty(body.prompt)
+      );
     case "anthropic.messages":
       return (
         anthropicContentNotText(body.system) ||

@@ -18,6 +18,8 @@ export type BodyFormat =
   | "tgi.generate"
   /** Anthropic's Messages API (`POST /v1/messages`), which vLLM and Ollama serve for Anthropic's clients. */
   | "anthropic.messages"
+  /** OpenAI's Responses API (`POST /v1/responses`), which vLLM and Ollama serve. */
+  | "openai.responses"
   | "none";
 
 export interface RequestKind {

@@ -13,11 +13,12 @@ describe("classifyOpenAiRoute", () => {
     ["/v1/models", kind("models.list")],
     ["/v1/models/", kind("models.list")],
     ["/v1/messages", kind("inference", "anthropic.messages")],
+    ["/v1/responses", kind("inference", "openai.responses")],
   ])("%s", (path, expected) => {
     expect(classifyOpenAiRoute(path)).toEqual(expected);
   });
 
-  it.each(["/v1/responses", "/v1/models/llama", "/chat/completions", "/V1/chat/completions", "/"])(
+  it.each(["/v1/responses/resp_1", "/v1/models/llama", "/chat/completions", "/V1/chat/completions", "/"])(
     "%s is not one of the gateway's routes",
     (path) => {
       expect(classifyOpenAiRoute(path)).toBeUndefined();
@@ -54,6 +55,10 @@ describe("classifyNativeRequest", () => {
     ["openai", "POST", "/chat/completions", kind("inference", "openai.chat")],
     ["openai", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
     ["ollama", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
+    ["openai", "POST", "/v1/responses", kind("inference", "openai.responses")],
+    ["ollama", "POST", "/v1/responses", kind("inference", "openai.responses")],
+    // A stored response comes back whole: not an inference the gateway reads.
+    ["openai", "GET", "/v1/responses/resp_1", kind("raw")],
     // vLLM serves Anthropic's route under /v1 only.
     ["openai", "POST", "/messages", kind("raw")],
     ["openai", "POST", "/v1/completions", kind("inference", "openai.completions")],
@@ -68,7 +73,6 @@ describe("classifyNativeRequest", () => {
     ),
     ["openai", "HEAD", "/health", kind("read")],
     ["openai", "POST", "/props", kind("raw")],
-    ["openai", "POST", "/v1/responses", kind("raw")],
     ["openai", "POST", "/completion", kind("raw")],
     ["openai", "POST", "/tokenize", kind("raw")],
     ["openai", "GET", "/v1/chat/completions", kind("raw")],

@@ -187,3 +187,56 @@ describe("extractPrompt: anthropic.messages", () => {
     expect(extractPrompt("anthropic.messages", body).nonText).toBe(true);
   });
 });
+
+describe("extractPrompt: openai.responses", () => {
+  it("reads the instructions, the input's texts, tool calls and outputs, and the tools", () => {
+    const body = {
+      model: "m",
+      instructions: "be brief",
+      include: ["reasoning.encrypted_content"],
+      input: [
+        { role: "user", content: [{ type: "input_text", text: "first question" }] },
+        { type: "function_call", call_id: "c1", name: "lookup", arguments: '{"q":"files"}' },
+        { type: "function_call_output", call_id: "c1", output: "found it" },
+        { type: "message", role: "assistant", content: [{ type: "output_text", text: "an answer" }] },
+      ],
+      tools: [{ type: "function", name: "lookup", description: "looks up", parameters: { type: "object" } }],
+      text: { format: { type: "json_schema", name: "out", schema: { properties: { a: {} } } } },
+      reasoning: { effort: "low" },
+    };
+    const prompt = extractPrompt("openai.responses", body);
+    expect(prompt.nonText).toBe(false);
+    expect(prompt.pieces).toEqual([
+      "be brief",
+      "first question",
+      "c1",
+      "lookup",
+      '{"q":"files"}',
+      "c1",
+      "found it",
+      "an answer",
+      "lookup",
+      "looks up",
+      "type",
+      "object",
+      "out",
+      "properties",
+      "a",
+    ]);
+    expect(prompt.fieldOf(1)).toBe("input.0.content.0.text");
+    expect(read("openai.responses", { input: "just text" })).toEqual({ text: "just text", nonText: false });
+  });
+
+  it.each([
+    ["an image", { input: [{ role: "user", content: [{ type: "input_image", image_url: "data:," }] }] }],
+    ["a file", { input: [{ role: "user", content: [{ type: "input_file", file_id: "f" }] }] }],
+    ["a stored item", { input: [{ type: "item_reference", id: "msg_1" }] }],
+    ["an earlier response", { input: "more", previous_response_id: "resp_1" }],
+    ["a stored conversation", { input: "more", conversation: "conv_1" }],
+    ["a prompt template", { input: "more", prompt: { id: "pmpt_1" } }],
+    ["encrypted reasoning", { input: [{ type: "reasoning", summary: [], encrypted_content: "enc" }] }],
+    ["token ids", { input: [1, 2, 3] }],
+  ])("holds input rules cannot read: %s", (_name, body) => {
+    expect(extractPrompt("openai.responses", body).nonText).toBe(true);
+  });
+});

@@ -11,6 +11,7 @@ import { anthropicRoutes } from "./protocols/anthropic.js";
 import { ollamaRoutes } from "./protocols/ollama.js";
 import { openAiRoutes } from "./protocols/openai.js";
 import { operationsRoutes } from "./protocols/operations.js";
+import { responsesRoutes } from "./protocols/responses.js";
 import { tgiRoutes } from "./protocols/tgi.js";
 import { type RecordedRequest, RequestRecorder } from "./recorder.js";
 
@@ -30,10 +31,9 @@ export interface RuntimeFixture {
 }
 
 const ROUTES: ReadonlyMap<string, Route> = new Map(
-  [...openAiRoutes, ...anthropicRoutes, ...ollamaRoutes, ...tgiRoutes, ...operationsRoutes].map((route) => [
-    route.path,
-    route,
-  ]),
+  [...openAiRoutes, ...responsesRoutes, ...anthropicRoutes, ...ollamaRoutes, ...tgiRoutes, ...operationsRoutes].map(
+    (route) => [route.path, route],
+  ),
 );
 
 /** Starts the fixture and resolves once it is listening. */

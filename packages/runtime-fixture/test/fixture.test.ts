@@ -692,3 +692,45 @@ describe("lifecycle", () => {
     await expect(fetch(`${own.url}/health`)).rejects.toThrow();
   });
 });
+
+describe("OpenAI responses", () => {
+  it("answers a whole response with the text in an output message, and usage", async () => {
+    const response = await post("/v1/responses", {
+      model: "demo-chat",
+      instructions: "be nice",
+      input: "say it",
+      max_output_tokens: 2,
+    });
+    expect(response.status).toBe(200);
+    const body = await response.json();
+    expect(body).toMatchObject({
+      object: "response",
+      status: "incomplete",
+      incomplete_details: { reason: "max_output_tokens" },
+    });
+    expect(words(body.output[0].content[0].text)).toHaveLength(2);
+    expect(body.usage).toEqual({ input_tokens: 4, output_tokens: 2, total_tokens: 6 });
+  });
+
+  it("streams named events in OpenAI's order, numbered, the whole text repeated as each part ends", async () => {
+    const response = await post(
+      "/v1/responses",
+      { model: "demo-chat", input: "say it", stream: true },
+      { "x-fixture-interval-ms": "0" },
+    );
+    const events = (await readFrames(response, "\n\n")).map((frame) => {
+      const [name, data] = frame.text.split("\n");
+      return { name: name?.slice("event: ".length), data: JSON.parse(data?.slice("data: ".length) ?? "") };
+    });
+    for (const [index, { name, data }] of events.entries()) {
+      expect(data.type).toBe(name);
+      expect(data.sequence_number).toBe(index);
+    }
+    const deltas = events.filter((event) => event.name === "response.output_text.delta");
+    expect(deltas).toHaveLength(CHUNKS);
+    const text = deltas.map((event) => event.data.delta).join("");
+    expect(events.find((event) => event.name === "response.output_text.done")?.data.text).toBe(text);
+    expect(events.at(-1)?.name).toBe("response.completed");
+    expect(events.at(-1)?.data.response.output[0].content[0].text).toBe(text);
+  });
+});
