@@ -25,6 +25,9 @@ export const MODEL_ROUTES: ReadonlySet<string> = new Set([
   "/v1/messages",
   // OpenAI's Responses API (vLLM and Ollama serve it).
   "/v1/responses",
+  // vLLM's rerank and score (embeddings: they generate nothing).
+  "/v1/rerank",
+  "/v1/score",
 ]);
 
 export const MODELS_LIST_ROUTE = "/v1/models";

@@ -34,6 +34,8 @@ const FORMATS_WITH_MODEL = new Set<BodyFormat>([
   "ollama.embed",
   "anthropic.messages",
   "openai.responses",
+  "vllm.score",
+  "vllm.tokenize",
 ]);
 
 export function resolveTarget(

@@ -290,6 +290,11 @@ const RESPONSES_BODY: Shape = {
   },
 };
 
+/** Rerank and score: texts to compare; `documents` here is a list of texts, not a template's map. */
+const SCORE_BODY: Shape = {
+  fields: { ...NOT_TEXT, documents: FIELD, metadata: FREE },
+};
+
 const NONE: Shape = { skip: true };
 
 export function shapeOf(format: BodyFormat): Shape {
@@ -308,6 +313,11 @@ export function shapeOf(format: BodyFormat): Shape {
       return ANTHROPIC_BODY;
     case "openai.responses":
       return RESPONSES_BODY;
+    case "vllm.score":
+      return SCORE_BODY;
+    // Tokenize takes a completion's prompt or a chat's messages, tools and template.
+    case "vllm.tokenize":
+      return OPENAI_BODY;
     case "none":
       return NONE;
   }

@@ -17,6 +17,20 @@ const COMPLETIONS = kind("inference", "openai.completions");
 const EMBEDDINGS = kind("embeddings", "openai.embeddings");
 const MESSAGES = kind("inference", "anthropic.messages");
 const RESPONSES = kind("inference", "openai.responses");
+/**
+ * Rerank and score run the model over the caller's texts and answer with
+ * numbers, generating nothing: what embeddings do, so the same grant covers
+ * them (a reranker is served as a pooling model, like an embedder).
+ */
+const SCORE = kind("embeddings", "vllm.score");
+/**
+ * Tokenize renders the prompt as the model would see it (chat template
+ * included) and detokenize turns token ids into text; neither generates.
+ * They serve callers preparing inference (counting a prompt's tokens), and
+ * show the model's template and vocabulary, so they take the inference
+ * grant, not a weaker one: `read` is not checked against model patterns.
+ */
+const TOKENIZE = kind("inference", "vllm.tokenize");
 const MODELS = kind("models.list", "none");
 const READ = kind("read", "none");
 const RAW = kind("raw", "none");
@@ -37,6 +51,8 @@ const GATEWAY_OPENAI_ROUTES: ReadonlyMap<string, RequestKind> = new Map([
   ["/v1/models", MODELS],
   ["/v1/messages", MESSAGES],
   ["/v1/responses", RESPONSES],
+  ["/v1/rerank", SCORE],
+  ["/v1/score", SCORE],
 ]);
 
 const OPENAI_COMPATIBLE = {
@@ -73,6 +89,15 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     // vLLM serves OpenAI's Responses API. Not GET /v1/responses/{id}: a
     // stored answer comes back whole, and stays `raw`.
     "POST /v1/responses": RESPONSES,
+    // vLLM's rerank (Jina's API at /rerank and /v1/rerank, Cohere's v2 at
+    // /v2/rerank) and score; llama.cpp serves /rerank and /v1/rerank too.
+    "POST /rerank": SCORE,
+    "POST /v1/rerank": SCORE,
+    "POST /v2/rerank": SCORE,
+    "POST /score": SCORE,
+    "POST /v1/score": SCORE,
+    "POST /tokenize": TOKENIZE,
+    "POST /detokenize": TOKENIZE,
     ...reads(MODELS, "/v1/models", "/models"),
     ...reads(READ, "/health", "/healthz", "/metrics", "/version", "/ping", "/props"),
   }),

@@ -195,6 +195,18 @@ function responsesInputNotText(input: unknown): boolean {
 }
 
 /**
+ * Rerank and score inputs: a text, or a list of texts or of `{text}`
+ * documents (Cohere's form). Multi-modal documents (`{content: [...]}`,
+ * images) are not text.
+ */
+function scoreInputNotText(value: unknown): boolean {
+  if (value === undefined || value === null || typeof value === "string") return false;
+  if (!Array.isArray(value))
+    return !isObject(value) || notText(value.text) || Object.keys(value).some((key) => key !== "text");
+  return value.some((item) => typeof item !== "string" && scoreInputNotText(item));
+}
+
+/**
  * Whether the body holds prompt input that is not text (token ids, images,
  * audio, a value of a type the format does not define), per format.
  */
@@ -232,6 +244,19 @@ function holdsNonText(format: BodyFormat, body: Record<string, unknown>): boolea
         nonEmpty(body.previous_response_id) ||
         nonEmpty(body.conversation) ||
         nonEmpty(body.prompt)
+      );
+    case "vllm.score":
+      return ["query", "documents", "text_1", "text_2", "queries", "data_1", "data_2"].some((field) =>
+        scoreInputNotText(body[field]),
+      );
+    case "vllm.tokenize":
+      // Detokenize's input is token ids; tokenize's a prompt (llama.cpp: `content`) or messages.
+      return (
+        nonEmpty(body.tokens) ||
+        notTextList(body.prompt) ||
+        notText(body.content) ||
+        badMessages(body.messages, (message) => openAiContentNotText(message.content)) ||
+        badTools(body.tools)
       );
     case "anthropic.messages":
       return (

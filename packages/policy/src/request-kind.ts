@@ -20,6 +20,10 @@ export type BodyFormat =
   | "anthropic.messages"
   /** OpenAI's Responses API (`POST /v1/responses`), which vLLM and Ollama serve. */
   | "openai.responses"
+  /** vLLM's (and llama.cpp's) rerank and score: a query scored against documents. */
+  | "vllm.score"
+  /** vLLM's (and llama.cpp's) tokenize and detokenize. */
+  | "vllm.tokenize"
   | "none";
 
 export interface RequestKind {

@@ -14,6 +14,8 @@ describe("classifyOpenAiRoute", () => {
     ["/v1/models/", kind("models.list")],
     ["/v1/messages", kind("inference", "anthropic.messages")],
     ["/v1/responses", kind("inference", "openai.responses")],
+    ["/v1/rerank", kind("embeddings", "vllm.score")],
+    ["/v1/score", kind("embeddings", "vllm.score")],
   ])("%s", (path, expected) => {
     expect(classifyOpenAiRoute(path)).toEqual(expected);
   });
@@ -74,7 +76,18 @@ describe("classifyNativeRequest", () => {
     ["openai", "HEAD", "/health", kind("read")],
     ["openai", "POST", "/props", kind("raw")],
     ["openai", "POST", "/completion", kind("raw")],
-    ["openai", "POST", "/tokenize", kind("raw")],
+    ["openai", "POST", "/tokenize", kind("inference", "vllm.tokenize")],
+    ["openai", "POST", "/detokenize", kind("inference", "vllm.tokenize")],
+    ...["/rerank", "/v1/rerank", "/v2/rerank", "/score", "/v1/score"].map(
+      (path): [ConnectionProtocol, string, string, RequestKind] => [
+        "openai",
+        "POST",
+        path,
+        kind("embeddings", "vllm.score"),
+      ],
+    ),
+    ["ollama", "POST", "/v1/rerank", kind("raw")],
+    ["openai", "POST", "/v3/rerank", kind("raw")],
     ["openai", "GET", "/v1/chat/completions", kind("raw")],
     ["openai", "POST", "/api/generate", kind("raw")],
     ["tgi", "POST", "/generate", kind("inference", "tgi.generate")],

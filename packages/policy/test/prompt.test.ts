@@ -240,3 +240,30 @@ describe("extractPrompt: openai.responses", () => {
     expect(extractPrompt("openai.responses", body).nonText).toBe(true);
   });
 });
+
+describe("extractPrompt: vllm.score and vllm.tokenize", () => {
+  it("reads a rerank's query and documents, plain or as {text}, and a score's text pairs", () => {
+    expect(read("vllm.score", { model: "m", query: "q", documents: ["a", { text: "b" }], top_n: 2 })).toEqual({
+      text: "q\na\nb",
+      nonText: false,
+    });
+    expect(read("vllm.score", { model: "m", text_1: "x", text_2: ["y", "z"] })).toEqual({
+      text: "x\ny\nz",
+      nonText: false,
+    });
+    expect(extractPrompt("vllm.score", { query: "q", documents: [{ content: [{ type: "image_url" }] }] }).nonText).toBe(
+      true,
+    );
+    expect(extractPrompt("vllm.score", { text_1: [1, 2], text_2: "y" }).nonText).toBe(true);
+  });
+
+  it("reads tokenize's prompt or messages; detokenize's token ids are not text", () => {
+    expect(read("vllm.tokenize", { model: "m", prompt: "count me" })).toEqual({ text: "count me", nonText: false });
+    expect(read("vllm.tokenize", { messages: [{ role: "user", content: "hi" }] })).toEqual({
+      text: "hi",
+      nonText: false,
+    });
+    expect(extractPrompt("vllm.tokenize", { tokens: [1, 2] }).nonText).toBe(true);
+    expect(extractPrompt("vllm.tokenize", { prompt: [1, 2] }).nonText).toBe(true);
+  });
+});

@@ -12,6 +12,7 @@ import { ollamaRoutes } from "./protocols/ollama.js";
 import { openAiRoutes } from "./protocols/openai.js";
 import { operationsRoutes } from "./protocols/operations.js";
 import { responsesRoutes } from "./protocols/responses.js";
+import { scoringRoutes } from "./protocols/scoring.js";
 import { tgiRoutes } from "./protocols/tgi.js";
 import { type RecordedRequest, RequestRecorder } from "./recorder.js";
 
@@ -31,9 +32,15 @@ export interface RuntimeFixture {
 }
 
 const ROUTES: ReadonlyMap<string, Route> = new Map(
-  [...openAiRoutes, ...responsesRoutes, ...anthropicRoutes, ...ollamaRoutes, ...tgiRoutes, ...operationsRoutes].map(
-    (route) => [route.path, route],
-  ),
+  [
+    ...openAiRoutes,
+    ...responsesRoutes,
+    ...scoringRoutes,
+    ...anthropicRoutes,
+    ...ollamaRoutes,
+    ...tgiRoutes,
+    ...operationsRoutes,
+  ].map((route) => [route.path, route]),
 );
 
 /** Starts the fixture and resolves once it is listening. */
