@@ -137,8 +137,15 @@ describe("Anthropic Messages API", () => {
     });
     expect(denied.headers?.get("x-modelgate-session")).toMatch(/^[0-9a-f-]{36}$/);
 
+    // The SDK's types dropped `temperature` (1.x); vLLM, and older clients, still send it.
+    const hotParams = {
+      model: "llama/demo-chat",
+      max_tokens: 8,
+      temperature: 1.5,
+      messages: [{ role: "user", content: "x" }],
+    };
     const hot = await client.messages
-      .create({ model: "llama/demo-chat", max_tokens: 8, temperature: 1.5, messages: [{ role: "user", content: "x" }] })
+      .create(hotParams as Anthropic.MessageCreateParamsNonStreaming)
       .catch((error: unknown) => error);
     expect((hot as InstanceType<typeof Anthropic.PermissionDeniedError>).error).toMatchObject({
       error: { code: "parameter_limit_exceeded", param: "temperature" },

@@ -94,8 +94,8 @@ describe("OpenAI Responses API", () => {
     for (const piece of pieces) expect(piece).not.toMatch(/john|@|example/);
     // The address is in none of the events, the closing ones included.
     expect(JSON.stringify(events)).not.toContain("john");
-    const done = events.find((event) => event.type === "response.output_text.done") as { text: string };
-    expect(done.text).toBe(MASKED);
+    const done = events.find((event) => event.type === "response.output_text.done");
+    expect(done).toMatchObject({ text: MASKED });
     const completed = events.at(-1) as OpenAI.Responses.ResponseCompletedEvent;
     expect(completed.type).toBe("response.completed");
     expect(JSON.stringify(completed.response.output)).toContain(MASKED);

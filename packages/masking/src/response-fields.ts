@@ -55,45 +55,47 @@ export const DEFAULT_FIELDS: Readonly<Record<ResponseProtocol, readonly string[]
  * would mask Anthropic's `delta` objects whole, event by event, missing a
  * value split across two events.
  */
-export const API_FIELDS: Readonly<Record<string, readonly string[]>> = Object.freeze({
-  "anthropic.messages": Object.freeze([
-    // The answer: text blocks, thinking and tool calls' arguments (an object).
-    "content[*].text",
-    "content[*].thinking",
-    "content[*].input",
-    // Streamed: a block as it starts, then its pieces.
-    "content_block.text",
-    "content_block.thinking",
-    "content_block.input",
-    "delta.text",
-    "delta.thinking",
-    "delta.partial_json",
-  ]),
-  "openai.responses": Object.freeze([
-    // The answer: messages' text and refusals, function calls' arguments, reasoning.
-    "output[*].content[*].text",
-    "output[*].content[*].refusal",
-    "output[*].arguments",
-    "output[*].summary[*].text",
-    // Streamed: the pieces (`response.output_text.delta`, `….function_call_arguments.delta`,
-    // `….reasoning_text.delta`, …), then each piece's whole text again in the
-    // events that end it (see repeatsStreamedText).
-    "delta",
-    "text",
-    "refusal",
-    "arguments",
-    "part.text",
-    "part.refusal",
-    "item.content[*].text",
-    "item.content[*].refusal",
-    "item.arguments",
-    "item.summary[*].text",
-    "response.output[*].content[*].text",
-    "response.output[*].content[*].refusal",
-    "response.output[*].arguments",
-    "response.output[*].summary[*].text",
-  ]),
-});
+export const API_FIELDS: Readonly<Record<"anthropic.messages" | "openai.responses", readonly string[]>> = Object.freeze(
+  {
+    "anthropic.messages": Object.freeze([
+      // The answer: text blocks, thinking and tool calls' arguments (an object).
+      "content[*].text",
+      "content[*].thinking",
+      "content[*].input",
+      // Streamed: a block as it starts, then its pieces.
+      "content_block.text",
+      "content_block.thinking",
+      "content_block.input",
+      "delta.text",
+      "delta.thinking",
+      "delta.partial_json",
+    ]),
+    "openai.responses": Object.freeze([
+      // The answer: messages' text and refusals, function calls' arguments, reasoning.
+      "output[*].content[*].text",
+      "output[*].content[*].refusal",
+      "output[*].arguments",
+      "output[*].summary[*].text",
+      // Streamed: the pieces (`response.output_text.delta`, `….function_call_arguments.delta`,
+      // `….reasoning_text.delta`, …), then each piece's whole text again in the
+      // events that end it (see repeatsStreamedText).
+      "delta",
+      "text",
+      "refusal",
+      "arguments",
+      "part.text",
+      "part.refusal",
+      "item.content[*].text",
+      "item.content[*].refusal",
+      "item.arguments",
+      "item.summary[*].text",
+      "response.output[*].content[*].text",
+      "response.output[*].content[*].refusal",
+      "response.output[*].arguments",
+      "response.output[*].summary[*].text",
+    ]),
+  },
+);
 
 /**
  * Top-level fields that repeat, in a stream's last event, the whole text the
@@ -112,16 +114,16 @@ const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]
  * not counted again after streamed pieces.
  */
 export function repeatsStreamedText(root: unknown, name: string): boolean {
-  if (CUMULATIVE_STREAM_FIELDS.has(name)) return true;
-  return isResponsesEvent(root) && !root.type.endsWith(".delta");
+  return CUMULATIVE_STREAM_FIELDS.has(name) || isResponsesClosingEvent(root);
 }
 
-/** An event of the Responses API's stream: its `type` starts with `response.`. */
-export function isResponsesEvent(root: unknown): root is { type: string } {
-  return (
-    typeof root === "object" &&
-    root !== null &&
-    typeof (root as { type?: unknown }).type === "string" &&
-    (root as { type: string }).type.startsWith("response.")
-  );
+/**
+ * An event of the Responses API's stream (its `type` starts with
+ * `response.`) other than a piece (`….delta`): it carries whole texts, and
+ * follows the end of the text streamed before it, or comes before any.
+ */
+export function isResponsesClosingEvent(root: unknown): boolean {
+  if (typeof root !== "object" || root === null) return false;
+  const type = (root as { type?: unknown }).type;
+  return typeof type === "string" && type.startsWith("response.") && !type.endsWith(".delta");
 }

@@ -1,5 +1,5 @@
 import { COMPLETES_ALL, type Completion, type JsonFrame } from "./response-documents.js";
-import { isResponsesEvent } from "./response-fields.js";
+import { isResponsesClosingEvent } from "./response-fields.js";
 import { elementName, isContainer, type JsonDocument } from "./response-selector.js";
 
 /**
@@ -131,9 +131,7 @@ export function sseCompletion(document: JsonDocument): Completion | undefined {
   if (!isContainer(root) || Array.isArray(root)) return undefined;
   if (typeof root.generated_text === "string") return COMPLETES_ALL;
   if (typeof root.type === "string" && ENDING_EVENT_TYPES.has(root.type)) return COMPLETES_ALL;
-  // The Responses API: any event but a piece (`….delta`) follows the end of
-  // the text streamed before it (`….done`), or comes before any.
-  if (isResponsesEvent(root) && !root.type.endsWith(".delta")) return COMPLETES_ALL;
+  if (isResponsesClosingEvent(root)) return COMPLETES_ALL;
   const choices = root.choices;
   if (!Array.isArray(choices)) return undefined;
   const prefixes: string[] = [];

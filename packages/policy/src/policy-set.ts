@@ -541,7 +541,9 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest): 
  */
 function defaultMaskedFields(request: EvaluationRequest): readonly string[] {
   const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
-  const api = API_FIELDS[request.format];
+  const api = Object.hasOwn(API_FIELDS, request.format)
+    ? API_FIELDS[request.format as keyof typeof API_FIELDS]
+    : undefined;
   return defaults.length === 0 || api === undefined ? defaults : [...defaults, ...api];
 }
 

@@ -364,7 +364,7 @@ describe("Anthropic messages", () => {
   it("answers a whole message with its stop reason and usage", async () => {
     const response = await post("/v1/messages", message());
     expect(response.status).toBe(200);
-    const body = await response.json();
+    const body = await jsonOf(response);
     expect(body).toMatchObject({ type: "message", role: "assistant", model: "demo-chat", stop_reason: "max_tokens" });
     expect(words(body.content[0].text)).toHaveLength(3);
     expect(body.usage).toEqual({ input_tokens: 4, output_tokens: 3 });
@@ -702,7 +702,7 @@ describe("OpenAI responses", () => {
       max_output_tokens: 2,
     });
     expect(response.status).toBe(200);
-    const body = await response.json();
+    const body = await jsonOf(response);
     expect(body).toMatchObject({
       object: "response",
       status: "incomplete",
