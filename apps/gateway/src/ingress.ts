@@ -42,6 +42,7 @@ import { type BodyLimits, ClientGoneError, readBody, rewriteJson } from "./http-
 import { type Authenticator, type Identity, subjectKey, subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { listModels } from "./models-list.js";
+import { buildOpenApiDocument, OPENAPI_ROUTE } from "./openapi.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
 import { addressCaller, type RefusalBrake } from "./refusal-brake.js";
@@ -77,6 +78,8 @@ export interface IngressOptions {
   approvals: ApprovalOptions;
   /** Slows the refusals of a caller refused again and again. */
   refusalBrake: RefusalBrake;
+  /** The gateway's version, for its OpenAPI document. */
+  version: string;
 }
 
 export interface ApprovalOptions {
@@ -105,6 +108,8 @@ interface Held {
 export function createIngress(options: IngressOptions) {
   const { store, pool, metrics, logger, authenticator } = options;
   const inFlight = new InFlightLimiter(options.maxInFlightPerSubject);
+  // Built once: it describes the code, which does not change while running.
+  const openApiDocument = JSON.stringify(buildOpenApiDocument(options.version));
   const recorder = createRecorder({
     store,
     audit: options.audit,
@@ -334,6 +339,8 @@ export function createIngress(options: IngressOptions) {
     const pathname = (req.url ?? "/").split("?", 1)[0];
     // Readiness and metrics are on the ops listener (gateway.ts), not here.
     if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    // Public like /healthz: it describes the API, nothing about who may use what.
+    if (req.method === "GET" && pathname === OPENAPI_ROUTE) return sendText(res, 200, openApiDocument);
     const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
     const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
     const held: Held = { route: routeLabel(req.url ?? "/"), clientGone: new AbortController() };
@@ -374,7 +381,11 @@ function routeLabel(url: string): string {
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body));
+}
+
+/** JSON already written out. */
+function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }
