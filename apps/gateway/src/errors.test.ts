@@ -18,6 +18,11 @@ describe("errorDialectFor", () => {
     ["/c/tgi/", "tgi"],
     ["/c/tgi", "tgi"],
     ["/generate", "tgi"],
+    // Anthropic's Messages API, on the gateway and under a connection.
+    ["/v1/messages", "anthropic"],
+    ["/v1/messages/?beta=true", "anthropic"],
+    ["/c/local/v1/messages", "anthropic"],
+    ["/v1/messages/batches", "openai"],
     // Paths of no particular API get the gateway's own shape.
     ["/", "openai"],
     ["/c/local/health", "openai"],
@@ -58,6 +63,15 @@ describe("errorBody", () => {
     expect(errorBody("rate_limited", "slow down", null, "tgi")).toMatchObject({ error_type: "overloaded" });
     expect(errorBody("upstream_timeout", "late", null, "tgi")).toMatchObject({ error_type: "incomplete_generation" });
     expect(errorBody("token_malformed", "bad", null, "tgi")).toMatchObject({ error_type: "authentication" });
+    expect(errorBody("prompt_blocked", "no", "messages.0.content", "anthropic")).toEqual({
+      type: "error",
+      error: { type: "permission_error", message: "no", code: "prompt_blocked", param: "messages.0.content" },
+    });
+    expect(errorBody("rate_limited", "slow", null, "anthropic")).toMatchObject({ error: { type: "rate_limit_error" } });
+    expect(errorBody("no_agent_available", "x", null, "anthropic")).toMatchObject({
+      error: { type: "overloaded_error" },
+    });
+    expect(errorBody("not_found", "x", null, "anthropic")).toMatchObject({ error: { type: "not_found_error" } });
   });
 });
 

@@ -3,7 +3,7 @@
 // client printed "[object Object]" for OpenAI's nested shape).
 import type { ServerResponse } from "node:http";
 
-const GATEWAY_ERRORS = {
+export const GATEWAY_ERRORS = {
   invalid_request: { status: 400, type: "invalid_request_error" },
   unauthenticated: { status: 401, type: "authentication_error" },
   // An OIDC access token that failed verification, with the precise reason.
@@ -86,9 +86,14 @@ export class GatewayError extends Error {
  * - `openai`: `{"error": {"message", "type", "code", "param"}}`;
  * - `ollama`: `{"error": "<message>", "code"}` (its clients raise the string);
  * - `tgi`: `{"error": "<message>", "error_type", "code"}` (Text Generation
- *   Inference's own shape; its `error` is a string too, so Ollama readers cope).
+ *   Inference's own shape; its `error` is a string too, so Ollama readers cope);
+ * - `anthropic`: `{"type": "error", "error": {"type", "message", "code", "param"}}`
+ *   (Anthropic's Messages API; its SDK raises `error.message` by status).
  */
-export type ErrorDialect = "openai" | "ollama" | "tgi";
+export type ErrorDialect = "openai" | "ollama" | "tgi" | "anthropic";
+
+/** Anthropic's Messages API, the one route of Anthropic's the runtimes serve. */
+const ANTHROPIC_PATHS = new Set(["/v1/messages"]);
 
 /** TGI's native paths; `/` too under a connection (TGI's compat route, and Ollama's banner). */
 const TGI_PATHS = new Set(["/", "/generate", "/generate_stream", "/info", "/tokenize", "/embed"]);
@@ -109,9 +114,10 @@ export function errorDialectFor(url: string): ErrorDialect {
     const slash = path.indexOf("/", 3);
     path = slash === -1 ? "/" : path.slice(slash);
   }
+  const route = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
+  if (ANTHROPIC_PATHS.has(route)) return "anthropic";
   if (path === "/v1" || path.startsWith("/v1/")) return "openai";
   if (path === "/api" || path.startsWith("/api/")) return "ollama";
-  const route = path.length > 1 && path.endsWith("/") ? path.slice(0, -1) : path;
   if (TGI_PATHS.has(route) && (native || route !== "/")) return "tgi";
   return "openai";
 }
@@ -138,6 +144,31 @@ export function errorBody(
       return { error: message, error_type: tgiErrorType(GATEWAY_ERRORS[code].status), code, ...fields };
     case "openai":
       return { error: { message, type: GATEWAY_ERRORS[code].type, code, param, ...fields } };
+    case "anthropic":
+      return {
+        type: "error",
+        error: { type: anthropicErrorType(GATEWAY_ERRORS[code].status), message, code, param, ...fields },
+      };
+  }
+}
+
+/** Anthropic's error `type` for each status, which its SDK's users branch on. */
+function anthropicErrorType(status: number): string {
+  switch (status) {
+    case 401:
+      return "authentication_error";
+    case 403:
+      return "permission_error";
+    case 404:
+      return "not_found_error";
+    case 413:
+      return "request_too_large";
+    case 429:
+      return "rate_limit_error";
+    case 503:
+      return "overloaded_error";
+    default:
+      return status >= 500 ? "api_error" : "invalid_request_error";
   }
 }
 
@@ -171,9 +202,14 @@ export function failStartedResponse(res: ServerResponse, code: GatewayErrorCode,
   const contentType = String(res.getHeader("content-type") ?? "").toLowerCase();
   if (contentType.startsWith("text/event-stream")) {
     // OpenAI's SDKs raise `error.message` of an event; TGI's clients raise
-    // a string `error` with its `error_type`, as TGI itself sends them.
-    const dialect = errorDialectFor(res.req.url ?? "/") === "tgi" ? "tgi" : "openai";
-    res.end(`\n\ndata: ${JSON.stringify(errorBody(code, message, null, dialect))}\n\n`);
+    // a string `error` with its `error_type`, as TGI itself sends them;
+    // Anthropic's SDK raises an `error` event, as Anthropic's API sends it.
+    const dialect = errorDialectFor(res.req.url ?? "/");
+    if (dialect === "anthropic") {
+      res.end(`\n\nevent: error\ndata: ${JSON.stringify(errorBody(code, message, null, dialect))}\n\n`);
+      return;
+    }
+    res.end(`\n\ndata: ${JSON.stringify(errorBody(code, message, null, dialect === "tgi" ? "tgi" : "openai"))}\n\n`);
   } else if (contentType.startsWith("application/x-ndjson")) {
     // Ollama's clients raise the `error` field of a stream line.
     res.end(`\n${JSON.stringify(errorBody(code, message, null, "ollama"))}\n`);

@@ -308,6 +308,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
       controlPlaneTimeoutMs: APPROVAL_CALL_TIMEOUT_MS,
     },
     refusalBrake,
+    version: options.version,
   });
   // What the ops listener reports on /readyz (started below, with /metrics).
   const probes = {

@@ -8,7 +8,7 @@ import { bearerToken, hashSecret, SECRET_PREFIX } from "@modelgate/core";
 import { looksLikeJwt, MAX_TOKEN_LENGTH, type OidcVerifier, TokenError } from "@modelgate/identity";
 import type { Subject } from "@modelgate/policy";
 import type { ConfigStore } from "./config-store.js";
-import { GatewayError } from "./errors.js";
+import { errorDialectFor, GatewayError } from "./errors.js";
 
 export interface Identity {
   /** The OIDC user claim, or the API key's id for a service account. */
@@ -35,8 +35,10 @@ const MAX_AUTHORIZATION_LENGTH = MAX_TOKEN_LENGTH + 64;
 
 /**
  * Headers other clients put an API key in (Anthropic's `x-api-key`, Azure
- * OpenAI's `api-key`). The gateway reads none of them and never forwards
- * them; they only matter when they disagree with `Authorization`.
+ * OpenAI's `api-key`). The gateway reads them as the credential only where
+ * that client's API is served: `x-api-key` on Anthropic's Messages API,
+ * whose SDK sends nothing else. Elsewhere they only matter when they
+ * disagree with `Authorization`. None is ever forwarded.
  */
 const OTHER_CREDENTIAL_HEADERS = new Set(["x-api-key", "api-key"]);
 
@@ -50,17 +52,26 @@ export class Authenticator {
   }
 
   async authenticate(req: IncomingMessage, now = Date.now()): Promise<Identity> {
-    const { authorization, others } = credentialHeaders(req.rawHeaders);
+    const { authorization, others, apiKeys } = credentialHeaders(req.rawHeaders);
     // Node keeps the first of several Authorization headers and drops the
     // rest; a proxy in front may keep the last. Two credentials are refused,
     // never resolved by whichever one a component happens to read.
     if (authorization.length > 1) throw ambiguous("the request carries more than one Authorization header");
     const header = authorization[0];
+    if (!header && apiKeys.length > 0 && errorDialectFor(req.url ?? "/") === "anthropic") {
+      // Anthropic's SDK sends its key as x-api-key only. Read here by the
+      // same rules as Authorization: one header, one credential.
+      if (apiKeys.length > 1) throw ambiguous("the request carries more than one x-api-key header");
+      if (others.some((value) => value.trim() !== apiKeys[0]?.trim())) {
+        throw ambiguous("the request carries different credentials in x-api-key and api-key");
+      }
+      return this.#credential((apiKeys[0] as string).trim(), now);
+    }
     if (!header) {
       throw unauthenticated(
         "unauthenticated",
         others.length > 0
-          ? "send the credential as Authorization: Bearer <credential>; x-api-key and api-key are not read"
+          ? "send the credential as Authorization: Bearer <credential>; x-api-key is read only on /v1/messages, api-key nowhere"
           : "missing Authorization: Bearer <API key or access token>",
       );
     }
@@ -74,6 +85,14 @@ export class Authenticator {
     }
     if (others.some((value) => value.trim() !== token)) {
       throw ambiguous("the request carries different credentials in Authorization and in x-api-key or api-key");
+    }
+    return this.#credential(token, now);
+  }
+
+  /** A credential read from one header: a modelgate API key or an access token. */
+  async #credential(token: string, now: number): Promise<Identity> {
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw unauthenticated("token_malformed", `the bearer token is larger than ${MAX_TOKEN_LENGTH} bytes`);
     }
     if (token.startsWith(SECRET_PREFIX.apiKey)) return this.#apiKey(token, now);
     if (looksLikeJwt(token)) {
@@ -141,17 +160,27 @@ function ambiguous(message: string): GatewayError {
  * Every credential header as sent, from the raw header list: Node's parsed
  * `headers` keep only the first `Authorization` and join repeated others.
  */
-function credentialHeaders(rawHeaders: readonly string[]): { authorization: string[]; others: string[] } {
+function credentialHeaders(rawHeaders: readonly string[]): {
+  authorization: string[];
+  /** Every non-blank x-api-key and api-key header. */
+  others: string[];
+  /** The x-api-key headers among them. */
+  apiKeys: string[];
+} {
   const authorization: string[] = [];
   const others: string[] = [];
+  const apiKeys: string[] = [];
   for (let index = 0; index + 1 < rawHeaders.length; index += 2) {
     const name = (rawHeaders[index] as string).toLowerCase();
     const value = rawHeaders[index + 1] as string;
     if (name === "authorization") authorization.push(value);
     // A blank one carries no credential, so it cannot disagree.
-    else if (OTHER_CREDENTIAL_HEADERS.has(name) && value.trim() !== "") others.push(value);
+    else if (OTHER_CREDENTIAL_HEADERS.has(name) && value.trim() !== "") {
+      if (name === "x-api-key") apiKeys.push(value);
+      else others.push(value);
+    }
   }
-  return { authorization, others };
+  return { authorization, others: [...apiKeys, ...others], apiKeys };
 }
 
 /** What the policy engine matches: groups, the user (or key) and the email. */

@@ -44,6 +44,7 @@ import { type BodyLimits, ClientGoneError, readBody, rewriteJson } from "./http-
 import { type Authenticator, type Identity, subjectKey, subjectOf } from "./identity.js";
 import type { GatewayMetrics } from "./metrics.js";
 import { listModels } from "./models-list.js";
+import { buildOpenApiDocument, OPENAPI_ROUTE } from "./openapi.js";
 import { type QuotaCharge, type QuotaKeeper, tokensUsed } from "./quota.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
@@ -83,6 +84,8 @@ export interface IngressOptions {
   approvals: ApprovalOptions;
   /** Slows the refusals of a caller refused again and again. */
   refusalBrake: RefusalBrake;
+  /** The gateway's version, for its OpenAPI document. */
+  version: string;
 }
 
 interface ApprovalOptions {
@@ -113,6 +116,8 @@ interface Held {
 export function createIngress(options: IngressOptions) {
   const { store, pool, metrics, logger, authenticator } = options;
   const inFlight = new InFlightLimiter(options.maxInFlightPerSubject);
+  // Built once: it describes the code, which does not change while running.
+  const openApiDocument = JSON.stringify(buildOpenApiDocument(options.version));
   const recorder = createRecorder({
     store,
     audit: options.audit,
@@ -148,7 +153,16 @@ export function createIngress(options: IngressOptions) {
       const grant = store.policies.broadestGrant(subject, "models.list");
       if (grant) await chargeGrant(options.rateLimiter, subjectKey(identity), grant, 0);
       held.auditTicket = recorder.reserve();
-      sendJson(res, 200, { object: "list", data: listModels(store, subject) });
+      const listed = listModels(store, subject);
+      if (route.id === undefined) {
+        sendJson(res, 200, { object: "list", data: listed });
+      } else {
+        // One model: found only among the models the caller may list, so a
+        // model that exists but is not the caller's reads like one that does not.
+        const model = listed.find((entry) => entry.id === route.id);
+        if (!model) throw new GatewayError("not_found", "the model does not exist or is not available to you", "model");
+        sendJson(res, 200, model);
+      }
       trail.outcome = { status: 200 };
       return;
     }
@@ -345,6 +359,8 @@ export function createIngress(options: IngressOptions) {
     const pathname = (req.url ?? "/").split("?", 1)[0];
     // Readiness and metrics are on the ops listener (gateway.ts), not here.
     if (req.method === "GET" && pathname === "/healthz") return sendJson(res, 200, { status: "ok" });
+    // Public like /healthz: it describes the API, nothing about who may use what.
+    if (req.method === "GET" && pathname === OPENAPI_ROUTE) return sendText(res, 200, openApiDocument);
     const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
     const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
     const held: Held = { route: routeLabel(req.url ?? "/"), clientGone: new AbortController() };
@@ -385,12 +401,17 @@ function inFlightKey(identity: Identity): string {
 function routeLabel(url: string): string {
   const pathname = url.split("?", 1)[0] ?? "/";
   if (MODEL_ROUTES.has(pathname) || pathname === MODELS_LIST_ROUTE) return pathname;
+  if (pathname.startsWith(`${MODELS_LIST_ROUTE}/`)) return `${MODELS_LIST_ROUTE}/{id}`;
   if (pathname.startsWith("/c/")) return "/c/{connection}";
   return "unmatched";
 }
 
 function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body));
+}
+
+/** JSON already written out. */
+function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text) });
   res.end(text);
 }

@@ -17,13 +17,30 @@ import type { ConfigStore, ConnectionConfig } from "./config-store.js";
 import { GatewayError } from "./errors.js";
 
 /** OpenAI routes whose body names the model. */
-export const MODEL_ROUTES: ReadonlySet<string> = new Set(["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]);
+export const MODEL_ROUTES: ReadonlySet<string> = new Set([
+  "/v1/chat/completions",
+  "/v1/completions",
+  "/v1/embeddings",
+  // Anthropic's Messages API, for Anthropic's clients (vLLM and Ollama serve it).
+  "/v1/messages",
+  // OpenAI's Responses API (vLLM and Ollama serve it).
+  "/v1/responses",
+  // vLLM's rerank and score (embeddings: they generate nothing).
+  "/v1/rerank",
+  "/v1/score",
+]);
 
 export const MODELS_LIST_ROUTE = "/v1/models";
 
+/** `GET /v1/models/{id}`: one model of the list; the id may hold slashes, sent as they are or as `%2F`. */
+const MODEL_ROUTE_PREFIX = `${MODELS_LIST_ROUTE}/`;
+
 export type Route =
-  /** `GET /v1/models`: the models the caller may list, answered by the gateway. */
-  | { type: "models" }
+  /**
+   * `GET /v1/models` (no `id`) or `/v1/models/{id}` (one of them): the
+   * models the caller may list, answered by the gateway.
+   */
+  | { type: "models"; id?: string }
   /** An OpenAI route; the connection follows from the model the body names. */
   | { type: "openai"; kind: RequestKind; pathname: string; path: string }
   /** `/c/{connection}/<path>`: the connection's own API. */
@@ -58,6 +75,10 @@ export function routeRequest(
   if (pathname === MODELS_LIST_ROUTE) {
     if (method !== "GET") throw new GatewayError("method_not_allowed", `${MODELS_LIST_ROUTE} accepts GET only`);
     return { type: "models" };
+  }
+  if (pathname.startsWith(MODEL_ROUTE_PREFIX) && pathname.length > MODEL_ROUTE_PREFIX.length) {
+    if (method !== "GET") throw new GatewayError("method_not_allowed", `${MODELS_LIST_ROUTE}/{id} accepts GET only`);
+    return { type: "models", id: decodedModelId(pathname.slice(MODEL_ROUTE_PREFIX.length)) };
   }
   if (pathname.startsWith("/c/")) return routeNative(store, method, rawUrl, pathname, queryStart, subject);
   if (MODEL_ROUTES.has(pathname)) return routeOpenAi(store.policies, method, rawUrl, pathname, subject);
@@ -109,4 +130,19 @@ function routeOpenAi(policies: PolicySet, method: string, rawUrl: string, pathna
     throw new GatewayError("model_not_allowed", `no model is available to you for ${pathname}`, "model");
   }
   return { type: "openai", kind, pathname, path: rawUrl };
+}
+
+/**
+ * The model id of `/v1/models/{id}`. The `openai` SDK encodes the id as one
+ * path segment (`llama%2Fdemo-chat`); curl users write the slash. The id is
+ * only ever compared with the listed ids, never forwarded, so decoding it
+ * cannot reach anything else; one that is not valid percent-encoding is
+ * read as "", which names no model.
+ */
+function decodedModelId(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return "";
+  }
 }

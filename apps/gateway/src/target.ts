@@ -32,6 +32,10 @@ const FORMATS_WITH_MODEL = new Set<BodyFormat>([
   "ollama.generate",
   "ollama.chat",
   "ollama.embed",
+  "anthropic.messages",
+  "openai.responses",
+  "vllm.score",
+  "vllm.tokenize",
 ]);
 
 export function resolveTarget(

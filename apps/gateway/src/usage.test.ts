@@ -58,3 +58,39 @@ describe("extractUsage", () => {
     expect(extractUsage("application/json", '[[{"details":{"generated_tokens":1}}]]')).toBeUndefined();
   });
 });
+
+describe("extractUsage: Anthropic's Messages API", () => {
+  it("reads input and output tokens, prompt-cache tokens counted as prompt", () => {
+    expect(extractUsage("application/json", '{"type":"message","usage":{"input_tokens":4,"output_tokens":6}}')).toEqual(
+      {
+        prompt_tokens: 4,
+        completion_tokens: 6,
+        total_tokens: 10,
+      },
+    );
+    const cached =
+      '{"usage":{"input_tokens":4,"cache_read_input_tokens":10,"cache_creation_input_tokens":2,"output_tokens":1}}';
+    expect(extractUsage("application/json", cached)).toEqual({
+      prompt_tokens: 16,
+      completion_tokens: 1,
+      total_tokens: 17,
+    });
+  });
+
+  it("takes a stream's prompt tokens from message_start and its answer tokens from message_delta", () => {
+    const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+    const stream = [
+      event("message_start", { type: "message_start", message: { usage: { input_tokens: 9, output_tokens: 1 } } }),
+      event("content_block_start", { type: "content_block_start", index: 0 }),
+      ...Array.from({ length: 12 }, () => event("content_block_delta", { type: "content_block_delta", delta: {} })),
+      event("content_block_stop", { type: "content_block_stop", index: 0 }),
+      event("message_delta", { type: "message_delta", usage: { output_tokens: 12 } }),
+      event("message_stop", { type: "message_stop" }),
+    ].join("");
+    expect(extractUsage("text/event-stream", stream)).toEqual({
+      prompt_tokens: 9,
+      completion_tokens: 12,
+      total_tokens: 21,
+    });
+  });
+});

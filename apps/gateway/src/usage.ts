@@ -1,5 +1,6 @@
 // Token usage as the runtime reported it, read from the response the
-// client received, in OpenAI's names whatever the protocol.
+// client received, in OpenAI's names whatever the protocol (or API:
+// Anthropic's and the Responses API's input and output tokens too).
 
 /** Bodies larger than this are not parsed for usage: the record stays cheap to build. */
 const MAX_PARSED_BYTES = 1024 * 1024;
@@ -27,7 +28,12 @@ export function extractUsage(contentType: string | undefined, text: string): Usa
   // never fail the record.
   try {
     if (type.startsWith("text/event-stream")) {
-      return lastOf(text, (line) => (line.startsWith("data:") ? line.slice(5) : undefined));
+      const data = (line: string) => (line.startsWith("data:") ? line.slice(5) : undefined);
+      const usage = lastOf(text, data);
+      // Anthropic's stream counts the prompt in its first event
+      // (message_start) and the answer in its last (message_delta).
+      if (usage && usage.prompt_tokens === undefined) return withPrompt(usage, firstOf(text, data));
+      return usage;
     }
     if (type.includes("ndjson")) return lastOf(text, (line) => line);
     if (type.startsWith("application/json") && text.length <= MAX_PARSED_BYTES && USAGE_KEY.test(text)) {
@@ -56,6 +62,33 @@ function lastOf(text: string, payload: (line: string) => string | undefined): Us
   return undefined;
 }
 
+/** The first usage report among the first few lines. */
+function firstOf(text: string, payload: (line: string) => string | undefined): Usage | undefined {
+  let start = 0;
+  for (let scanned = 0; start < text.length && scanned < 8; ) {
+    const found = text.indexOf("\n", start);
+    const end = found === -1 ? text.length : found;
+    const line = text.slice(start, end).trim();
+    start = end + 1;
+    if (!line) continue;
+    scanned += 1;
+    const data = payload(line)?.trim();
+    if (!data || data.length > MAX_PARSED_BYTES || !USAGE_KEY.test(data)) continue;
+    const usage = usageOf(parse(data));
+    if (usage) return usage;
+  }
+  return undefined;
+}
+
+/** `usage` with the prompt tokens of `first`, when that has them. */
+function withPrompt(usage: Usage, first: Usage | undefined): Usage {
+  const prompt = first?.prompt_tokens;
+  if (prompt === undefined) return usage;
+  const merged: Usage = { prompt_tokens: prompt, ...usage };
+  if (merged.completion_tokens !== undefined) merged.total_tokens = prompt + merged.completion_tokens;
+  return merged;
+}
+
 function parse(text: string): unknown {
   try {
     return JSON.parse(text);
@@ -67,8 +100,18 @@ function parse(text: string): unknown {
 function usageOf(document: unknown): Usage | undefined {
   if (!isObject(document)) return undefined;
   if (isObject(document.usage)) {
-    const usage = pickNumbers(document.usage, ["prompt_tokens", "completion_tokens", "total_tokens"]);
+    const usage =
+      inputOutputUsage(document.usage) ??
+      pickNumbers(document.usage, ["prompt_tokens", "completion_tokens", "total_tokens"]);
     if (usage) return usage;
+  }
+  // Anthropic's message_start (`message.usage`), the Responses API's last
+  // event (`response.usage`): the report one level down, once.
+  for (const inner of [document.message, document.response]) {
+    if (isObject(inner) && isObject(inner.usage)) {
+      const usage = inputOutputUsage(inner.usage);
+      if (usage) return usage;
+    }
   }
   // Ollama: the final object of /api/generate and /api/chat.
   const prompt = document.prompt_eval_count;
@@ -87,6 +130,30 @@ function usageOf(document: unknown): Usage | undefined {
   // TGI's array of one, unwrapped once: an answer nested deeper is no usage report.
   if (Array.isArray(document) && document.length === 1 && !Array.isArray(document[0])) return usageOf(document[0]);
   return undefined;
+}
+
+/**
+ * Anthropic's and the Responses API's names: `input_tokens` and
+ * `output_tokens`. Anthropic counts tokens read from or written to its
+ * prompt cache apart from `input_tokens`; they are prompt tokens too.
+ */
+function inputOutputUsage(source: Record<string, unknown>): Usage | undefined {
+  const input = source.input_tokens;
+  const output = source.output_tokens;
+  if (!isCount(input) && !isCount(output)) return undefined;
+  const usage: Usage = {};
+  if (isCount(input)) {
+    let prompt = input;
+    for (const cached of [source.cache_creation_input_tokens, source.cache_read_input_tokens]) {
+      if (isCount(cached)) prompt += cached;
+    }
+    usage.prompt_tokens = prompt;
+  }
+  if (isCount(output)) usage.completion_tokens = output;
+  if (usage.prompt_tokens !== undefined && usage.completion_tokens !== undefined) {
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  }
+  return usage;
 }
 
 function pickNumbers(source: Record<string, unknown>, names: readonly string[]): Usage | undefined {

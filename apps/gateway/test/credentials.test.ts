@@ -211,7 +211,7 @@ describe("one credential per request", () => {
     const response = await tags(`x-api-key: ${stack.apiKey}`);
     expect(response.status).toBe(401);
     expect(JSON.parse(response.body).error).toBe(
-      "send the credential as Authorization: Bearer <credential>; x-api-key and api-key are not read",
+      "send the credential as Authorization: Bearer <credential>; x-api-key is read only on /v1/messages, api-key nowhere",
     );
   });
 });

@@ -107,6 +107,30 @@ describe("OpenAI-compatible routes", () => {
     expect(models).toEqual(expect.arrayContaining(["llama/demo-chat", "llama/demo-embed"]));
   });
 
+  it("retrieves one model the caller may list, and answers 404 alike for one it may not and one that does not exist", async () => {
+    // The SDK sends the id as one path segment: /v1/models/llama%2Fdemo-chat.
+    const model = await client.models.retrieve("llama/demo-chat");
+    expect(model).toEqual({ id: "llama/demo-chat", object: "model", created: 0, owned_by: "llama" });
+    // Written with its slash, as curl users do.
+    const plain = await fetch(`${stack.gateway.url}/v1/models/llama/demo-embed`, {
+      headers: { authorization: `Bearer ${stack.apiKey}` },
+    });
+    expect(plain.status).toBe(200);
+    expect(await plain.json()).toMatchObject({ id: "llama/demo-embed" });
+
+    // "hidden" exists and lists demo-chat, but no policy of the caller names it.
+    await stack.addConnection("hidden", { models: ["demo-chat"] });
+    const refusals = [];
+    for (const id of ["hidden/demo-chat", "llama/no-such-model", "nowhere/demo-chat"]) {
+      const error = await client.models.retrieve(id).catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(OpenAI.NotFoundError);
+      const { status, code, message } = error as InstanceType<typeof OpenAI.NotFoundError>;
+      refusals.push({ status, code, message });
+    }
+    expect(new Set(refusals.map((refusal) => JSON.stringify(refusal))).size).toBe(1);
+    expect(refusals[0]).toMatchObject({ status: 404, code: "not_found" });
+  });
+
   it("serves legacy completions", async () => {
     const completion = await client.completions.create({ model: "llama/demo-chat", prompt: "Once", max_tokens: 5 });
     expect(completion.choices[0]?.text.trim().split(/\s+/)).toHaveLength(5);

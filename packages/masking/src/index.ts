@@ -34,7 +34,7 @@ export {
 } from "./profile.js";
 export { MAX_EVENT_BYTES } from "./response-adapters.js";
 export type { TextMasker } from "./response-documents.js";
-export { DEFAULT_FIELDS, type ResponseProtocol } from "./response-fields.js";
+export { API_FIELDS, DEFAULT_FIELDS, type ResponseProtocol } from "./response-fields.js";
 export {
   createResponseMasker,
   DEFAULT_TIME_BUDGET_MS,

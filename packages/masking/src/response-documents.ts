@@ -1,5 +1,5 @@
 import { type MaskCounts, type Masker, MaskingError, type MaskingStream } from "./masker.js";
-import { CUMULATIVE_STREAM_FIELDS } from "./response-fields.js";
+import { repeatsStreamedText } from "./response-fields.js";
 import { addCounts, parseJson, replaceValue, serializeJson } from "./response-json.js";
 import {
   type FieldSelector,
@@ -87,7 +87,7 @@ export class DocumentStreamMasker {
     let changed = false;
     for (const match of this.#selector.matches(document)) {
       if (typeof match.value === "string") {
-        if (CUMULATIVE_STREAM_FIELDS.has(match.name)) {
+        if (repeatsStreamedText(document[0], match.name)) {
           cumulative.push(match);
         } else {
           carried.push({ match, text: this.#channel(match.name, frame).stream.push(match.value) });
@@ -165,7 +165,7 @@ export class DocumentStreamMasker {
       if (match === target) replaceValue(match.parent, match.key, tail);
       else if (isContainer(match.value)) maskStringLeaves(this.#masker, match.value, undefined);
       else if (typeof match.value !== "string") continue;
-      else if (CUMULATIVE_STREAM_FIELDS.has(match.name)) maskWholeValue(this.#masker, match, undefined);
+      else if (repeatsStreamedText(document[0], match.name)) maskWholeValue(this.#masker, match, undefined);
       else replaceValue(match.parent, match.key, "");
     }
     return template.render(serializeJson(document));

@@ -47,9 +47,83 @@ export const DEFAULT_FIELDS: Readonly<Record<ResponseProtocol, readonly string[]
 });
 
 /**
+ * APIs that several runtimes serve beside their own, with shapes of their
+ * own: the fields masked in their answers, added to the protocol's defaults
+ * for requests of that API (keyed by the policy engine's body format).
+ * Anthropic's streams name a text block's piece `delta.text`, where the
+ * OpenAI Responses API's name theirs `delta` (a string): one list for both
+ * would mask Anthropic's `delta` objects whole, event by event, missing a
+ * value split across two events.
+ */
+export const API_FIELDS: Readonly<Record<"anthropic.messages" | "openai.responses", readonly string[]>> = Object.freeze(
+  {
+    "anthropic.messages": Object.freeze([
+      // The answer: text blocks, thinking and tool calls' arguments (an object).
+      "content[*].text",
+      "content[*].thinking",
+      "content[*].input",
+      // Streamed: a block as it starts, then its pieces.
+      "content_block.text",
+      "content_block.thinking",
+      "content_block.input",
+      "delta.text",
+      "delta.thinking",
+      "delta.partial_json",
+    ]),
+    "openai.responses": Object.freeze([
+      // The answer: messages' text and refusals, function calls' arguments, reasoning.
+      "output[*].content[*].text",
+      "output[*].content[*].refusal",
+      "output[*].arguments",
+      "output[*].summary[*].text",
+      // Streamed: the pieces (`response.output_text.delta`, `….function_call_arguments.delta`,
+      // `….reasoning_text.delta`, …), then each piece's whole text again in the
+      // events that end it (see repeatsStreamedText).
+      "delta",
+      "text",
+      "refusal",
+      "arguments",
+      "part.text",
+      "part.refusal",
+      "item.content[*].text",
+      "item.content[*].refusal",
+      "item.arguments",
+      "item.summary[*].text",
+      "response.output[*].content[*].text",
+      "response.output[*].content[*].refusal",
+      "response.output[*].arguments",
+      "response.output[*].summary[*].text",
+    ]),
+  },
+);
+
+/**
  * Top-level fields that repeat, in a stream's last event, the whole text the
  * events before it delivered piece by piece (TGI's `generated_text`). They
  * are masked whole rather than streamed, and do not add to the counts when
  * the pieces were already counted.
  */
-export const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]);
+const CUMULATIVE_STREAM_FIELDS: ReadonlySet<string> = new Set(["generated_text"]);
+
+/**
+ * Whether a selected string of a stream's document repeats text streamed
+ * before it: TGI's `generated_text`, and every text of the Responses API's
+ * events other than its `….delta` ones (`response.output_text.done` carries
+ * the whole text, `response.content_part.done`, `response.output_item.done`
+ * and `response.completed` carry it again). Masked whole, not streamed; and
+ * not counted again after streamed pieces.
+ */
+export function repeatsStreamedText(root: unknown, name: string): boolean {
+  return CUMULATIVE_STREAM_FIELDS.has(name) || isResponsesClosingEvent(root);
+}
+
+/**
+ * An event of the Responses API's stream (its `type` starts with
+ * `response.`) other than a piece (`….delta`): it carries whole texts, and
+ * follows the end of the text streamed before it, or comes before any.
+ */
+export function isResponsesClosingEvent(root: unknown): boolean {
+  if (typeof root !== "object" || root === null) return false;
+  const type = (root as { type?: unknown }).type;
+  return typeof type === "string" && type.startsWith("response.") && !type.endsWith(".delta");
+}

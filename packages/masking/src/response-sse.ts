@@ -1,4 +1,5 @@
 import { COMPLETES_ALL, type Completion, type JsonFrame } from "./response-documents.js";
+import { isResponsesClosingEvent } from "./response-fields.js";
 import { elementName, isContainer, type JsonDocument } from "./response-selector.js";
 
 /**
@@ -113,6 +114,13 @@ export function terminateEvent(pending: string): string {
 }
 
 /**
+ * Events of Anthropic's Messages stream that end the text before them: a
+ * content block's end (the next block streams into the same `delta.text`),
+ * and the message's.
+ */
+const ENDING_EVENT_TYPES: ReadonlySet<string> = new Set(["content_block_stop", "message_delta", "message_stop"]);
+
+/**
  * Which channels an SSE event ends: TGI's last event (the one carrying the
  * whole `generated_text`) ends all of them; an OpenAI chunk ends each choice
  * whose `finish_reason` it sets, so held text reaches the client before it
@@ -122,6 +130,8 @@ export function sseCompletion(document: JsonDocument): Completion | undefined {
   const root = document[0];
   if (!isContainer(root) || Array.isArray(root)) return undefined;
   if (typeof root.generated_text === "string") return COMPLETES_ALL;
+  if (typeof root.type === "string" && ENDING_EVENT_TYPES.has(root.type)) return COMPLETES_ALL;
+  if (isResponsesClosingEvent(root)) return COMPLETES_ALL;
   const choices = root.choices;
   if (!Array.isArray(choices)) return undefined;
   const prefixes: string[] = [];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@jest/globals";
-import { DEFAULT_FIELDS } from "../src/response-fields.js";
+import { API_FIELDS, DEFAULT_FIELDS } from "../src/response-fields.js";
 import { createResponseMasker } from "../src/response-masker.js";
 import {
   CHAT_ID,
@@ -346,5 +346,139 @@ describe("TGI generate_stream", () => {
     });
     expect(counts).toEqual({ EMAIL: 1 });
     expect((sseData(body)[1] as TgiEvent).token.text).toBe(EMAIL);
+  });
+});
+
+describe("Anthropic Messages streams", () => {
+  const messages = { contentType: SSE, fields: [...DEFAULT_FIELDS.openai, ...API_FIELDS["anthropic.messages"]] };
+  const event = (name: string, data: object) => `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
+  const delta = (text: string, index = 0) =>
+    event("content_block_delta", { type: "content_block_delta", index, delta: { type: "text_delta", text } });
+  const frames = [
+    event("message_start", {
+      type: "message_start",
+      message: { id: "msg_1", content: [], usage: { input_tokens: 3 } },
+    }),
+    event("content_block_start", { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } }),
+    delta("Write to jo"),
+    delta("hn@exa"),
+    delta("mple.com"),
+    event("content_block_stop", { type: "content_block_stop", index: 0 }),
+    event("content_block_start", { type: "content_block_start", index: 1, content_block: { type: "text", text: "" } }),
+    delta("or to john@", 1),
+    event("content_block_stop", { type: "content_block_stop", index: 1 }),
+    event("message_delta", { type: "message_delta", delta: { stop_reason: "end_turn" }, usage: { output_tokens: 5 } }),
+    event("message_stop", { type: "message_stop" }),
+  ];
+  const texts = (body: string) =>
+    (sseData(body) as { type: string; delta?: { text?: string } }[])
+      .filter((data) => data.type === "content_block_delta")
+      .map((data) => data.delta?.text ?? "");
+
+  it("masks an email split across content_block_delta events, every event keeping its name", () => {
+    const { body, outputs, counts } = run(frameChunks(frames), messages);
+    expect(texts(body).join("")).toBe(`Write to ${LABEL}or to john@`);
+    for (const output of outputs) expect(output).not.toContain("john@example");
+    expect(counts).toEqual({ EMAIL: 1 });
+    // Each event keeps its name line, which Anthropic's SDK dispatches on.
+    const events = body.split("\n\n").filter(Boolean);
+    expect(events.length).toBeGreaterThanOrEqual(frames.length);
+    for (const raw of events) {
+      const [name, data] = raw.split("\n");
+      expect(name).toBe(`event: ${JSON.parse(data?.slice(6) ?? "").type}`);
+    }
+  });
+
+  it("releases what a block still holds before its content_block_stop, in a copy of its last delta", () => {
+    const { body } = run(frameChunks(frames), messages);
+    const data = sseData(body) as { type: string; index?: number; delta?: { text?: string } }[];
+    const stop = data.findIndex((entry) => entry.type === "content_block_stop" && entry.index === 1);
+    // "john@" could have started an email: held until the block ended, then sent as block 1's.
+    expect(data[stop - 1]).toEqual({
+      type: "content_block_delta",
+      index: 1,
+      delta: { type: "text_delta", text: "john@" },
+    });
+  });
+
+  it("masks the same whatever the cuts", () => {
+    const whole = frames.join("");
+    for (const cut of [1, 7, 50, 120, 333, whole.length - 3]) {
+      expect(texts(run(cutBytes(whole, [cut]), messages).body).join("")).toBe(`Write to ${LABEL}or to john@`);
+    }
+  });
+
+  it("masks a whole message's text blocks and tool input", () => {
+    const answer = {
+      type: "message",
+      content: [
+        { type: "text", text: `mail ${EMAIL}` },
+        { type: "tool_use", id: "t", name: "send", input: { to: EMAIL } },
+      ],
+    };
+    const { body } = run(frameChunks([JSON.stringify(answer)]), { ...messages, contentType: "application/json" });
+    expect(JSON.parse(body).content).toEqual([
+      { type: "text", text: `mail ${LABEL}` },
+      { type: "tool_use", id: "t", name: "send", input: { to: LABEL } },
+    ]);
+  });
+});
+
+describe("OpenAI Responses streams", () => {
+  const responses = { contentType: SSE, fields: [...DEFAULT_FIELDS.openai, ...API_FIELDS["openai.responses"]] };
+  let sequence = 0;
+  const event = (type: string, data: object) =>
+    `event: ${type}\ndata: ${JSON.stringify({ type, sequence_number: sequence++, ...data })}\n\n`;
+  const at = { item_id: "msg_1", output_index: 0, content_index: 0 };
+  const whole = `Write to ${EMAIL} now`;
+  const part = (text: string) => ({ type: "output_text", text, annotations: [] });
+  const item = (text: string) => ({ id: "msg_1", type: "message", role: "assistant", content: [part(text)] });
+  const frames = [
+    event("response.created", { response: { id: "resp_1", output: [], usage: null } }),
+    event("response.output_item.added", { output_index: 0, item: { ...item(""), content: [] } }),
+    event("response.content_part.added", { ...at, part: part("") }),
+    ...["Write to jo", "hn@exa", "mple.com no", "w"].map((delta) =>
+      event("response.output_text.delta", { ...at, delta }),
+    ),
+    event("response.output_text.done", { ...at, text: whole }),
+    event("response.content_part.done", { ...at, part: part(whole) }),
+    event("response.output_item.done", { output_index: 0, item: item(whole) }),
+    event("response.completed", { response: { id: "resp_1", output: [item(whole)], usage: { output_tokens: 4 } } }),
+  ];
+
+  it("masks the pieces across events and the whole text every closing event repeats, counting it once", () => {
+    const { body, outputs, counts } = run(frameChunks(frames), responses);
+    for (const output of outputs) expect(output).not.toContain("john");
+    const data = sseData(body) as { type: string; delta?: string }[];
+    expect(
+      data
+        .filter((entry) => entry.type === "response.output_text.delta")
+        .map((entry) => entry.delta)
+        .join(""),
+    ).toBe(`Write to ${LABEL} now`);
+    expect(body.split(`Write to ${LABEL} now`).length - 1).toBe(4);
+    expect(counts).toEqual({ EMAIL: 1 });
+  });
+
+  it("masks the same whatever the cuts", () => {
+    const text = frames.join("");
+    for (const cut of [5, 100, 400, 700, text.length - 2]) {
+      const { body } = run(cutBytes(text, [cut]), responses);
+      expect(body).not.toContain("john");
+      expect(body.split(`Write to ${LABEL} now`).length - 1).toBe(4);
+    }
+  });
+
+  it("masks a whole response's output text and function call arguments", () => {
+    const answer = {
+      object: "response",
+      output: [
+        item(`mail ${EMAIL}`),
+        { type: "function_call", call_id: "c", name: "send", arguments: `{"to":"${EMAIL}"}` },
+      ],
+    };
+    const { body } = run(frameChunks([JSON.stringify(answer)]), { ...responses, contentType: "application/json" });
+    expect(body).not.toContain("john");
+    expect(JSON.parse(body).output[1].arguments).toBe(`{"to":"${LABEL}"}`);
   });
 });

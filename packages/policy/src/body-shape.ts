@@ -153,6 +153,148 @@ const TGI_BODY: Shape = {
   },
 };
 
+/**
+ * Anthropic content blocks the model reads as text: text, tool calls and
+ * their results, and earlier thinking. Images, documents (PDFs, or text
+ * behind a URL) and redacted (encrypted) thinking are not text.
+ */
+const ANTHROPIC_TEXT_BLOCKS: ReadonlySet<unknown> = new Set(["text", "tool_use", "tool_result", "thinking"]);
+
+const ANTHROPIC_TYPE: Shape = {
+  vocabulary: words(
+    "text",
+    "tool_use",
+    "tool_result",
+    "thinking",
+    "auto",
+    "any",
+    "tool",
+    "none",
+    "enabled",
+    "disabled",
+    "ephemeral",
+    "custom",
+  ),
+};
+
+const ANTHROPIC_BLOCK: Shape = {
+  fields: {
+    type: ANTHROPIC_TYPE,
+    // tool_use: the call's arguments, an object keyed by parameter name.
+    input: FREE,
+    // thinking: an opaque signature of the thinking text, not text itself.
+    signature: SKIP,
+    cache_control: { fields: { type: ANTHROPIC_TYPE } },
+  },
+  nonText: (block) => !ANTHROPIC_TEXT_BLOCKS.has(block.type),
+};
+
+/** A tool_result's content: a string or blocks, read like a message's. */
+const ANTHROPIC_CONTENT: Shape = {
+  ...ANTHROPIC_BLOCK,
+  fields: { ...ANTHROPIC_BLOCK.fields, content: ANTHROPIC_BLOCK },
+};
+
+const ANTHROPIC_BODY: Shape = {
+  fields: {
+    model: SKIP,
+    // Stop sequences, as `stop` elsewhere; `metadata.user_id` is an end-user
+    // id for abuse reports, as OpenAI's `user`.
+    stop_sequences: SKIP,
+    metadata: SKIP,
+    system: ANTHROPIC_CONTENT,
+    messages: { fields: { role: ROLE, content: ANTHROPIC_CONTENT } },
+    tools: {
+      fields: { type: ANTHROPIC_TYPE, input_schema: FREE, cache_control: { fields: { type: ANTHROPIC_TYPE } } },
+    },
+    tool_choice: { fields: { type: ANTHROPIC_TYPE } },
+    thinking: { fields: { type: ANTHROPIC_TYPE } },
+  },
+};
+
+/** `type` of the Responses API's input items, content parts, tools and formats. */
+const RESPONSES_TYPE: Shape = {
+  vocabulary: words(
+    "message",
+    "input_text",
+    "output_text",
+    "refusal",
+    "function_call",
+    "function_call_output",
+    "reasoning",
+    "summary_text",
+    "reasoning_text",
+    "function",
+    "text",
+    "json_schema",
+    "json_object",
+    "auto",
+    "none",
+    "required",
+  ),
+};
+
+/** Input the Responses API names but the gateway cannot read: images, files, audio, references to stored items. */
+const RESPONSES_NON_TEXT: ReadonlySet<unknown> = new Set([
+  "input_image",
+  "input_file",
+  "input_audio",
+  "item_reference",
+  "image_generation_call",
+]);
+
+const RESPONSES_ITEM: Shape = {
+  fields: {
+    type: RESPONSES_TYPE,
+    role: ROLE,
+    status: { vocabulary: words("in_progress", "completed", "incomplete") },
+    // A message's parts, a reasoning item's summary and text, a tool's output as parts.
+    content: { fields: { type: RESPONSES_TYPE }, nonText: (part) => RESPONSES_NON_TEXT.has(part.type) },
+    summary: { fields: { type: RESPONSES_TYPE } },
+    output: { fields: { type: RESPONSES_TYPE }, nonText: (part) => RESPONSES_NON_TEXT.has(part.type) },
+    // An encrypted reasoning item: not text, and refused where rules apply.
+    encrypted_content: SKIP,
+  },
+  nonText: (item) => RESPONSES_NON_TEXT.has(item.type),
+};
+
+const RESPONSES_BODY: Shape = {
+  fields: {
+    ...NOT_TEXT,
+    // An end-user id and a cache key, as `user`: not rendered into the prompt.
+    safety_identifier: SKIP,
+    prompt_cache_key: SKIP,
+    metadata: FREE,
+    // What the answer should include (`reasoning.encrypted_content`, …): fixed names.
+    include: SKIP,
+    input: RESPONSES_ITEM,
+    tools: { fields: { type: RESPONSES_TYPE, parameters: FREE } },
+    tool_choice: { vocabulary: words("auto", "none", "required"), fields: { type: RESPONSES_TYPE } },
+    text: {
+      fields: {
+        format: { fields: { type: RESPONSES_TYPE, schema: FREE } },
+        verbosity: { vocabulary: words("low", "medium", "high") },
+      },
+    },
+    reasoning: {
+      fields: {
+        effort: { vocabulary: words("minimal", "low", "medium", "high") },
+        summary: { vocabulary: words("auto", "concise", "detailed") },
+      },
+    },
+    truncation: { vocabulary: words("auto", "disabled") },
+    service_tier: { vocabulary: words("auto", "default", "flex", "scale", "priority") },
+    // vLLM's extras, as on its chat route.
+    chat_template_kwargs: FREE,
+    structured_outputs: { fields: { json: FREE } },
+  },
+};
+
+/** Rerank and score: texts to compare; `documents` here is a list of texts, not a template's map. */
+const SCORE_BODY: Shape = {
+  fields: { ...NOT_TEXT, documents: FIELD, metadata: FREE },
+};
+
 const NONE: Shape = { skip: true };
 
 export function shapeOf(format: BodyFormat): Shape {
@@ -167,6 +309,15 @@ export function shapeOf(format: BodyFormat): Shape {
       return OLLAMA_BODY;
     case "tgi.generate":
       return TGI_BODY;
+    case "anthropic.messages":
+      return ANTHROPIC_BODY;
+    case "openai.responses":
+      return RESPONSES_BODY;
+    case "vllm.score":
+      return SCORE_BODY;
+    // Tokenize takes a completion's prompt or a chat's messages, tools and template.
+    case "vllm.tokenize":
+      return OPENAI_BODY;
     case "none":
       return NONE;
   }

@@ -15,6 +15,22 @@ const kind = (operation: Operation, format: BodyFormat): RequestKind => Object.f
 const CHAT = kind("inference", "openai.chat");
 const COMPLETIONS = kind("inference", "openai.completions");
 const EMBEDDINGS = kind("embeddings", "openai.embeddings");
+const MESSAGES = kind("inference", "anthropic.messages");
+const RESPONSES = kind("inference", "openai.responses");
+/**
+ * Rerank and score run the model over the caller's texts and answer with
+ * numbers, generating nothing: what embeddings do, so the same grant covers
+ * them (a reranker is served as a pooling model, like an embedder).
+ */
+const SCORE = kind("embeddings", "vllm.score");
+/**
+ * Tokenize renders the prompt as the model would see it (chat template
+ * included) and detokenize turns token ids into text; neither generates.
+ * They serve callers preparing inference (counting a prompt's tokens), and
+ * show the model's template and vocabulary, so they take the inference
+ * grant, not a weaker one: `read` is not checked against model patterns.
+ */
+const TOKENIZE = kind("inference", "vllm.tokenize");
 const MODELS = kind("models.list", "none");
 const READ = kind("read", "none");
 const RAW = kind("raw", "none");
@@ -33,6 +49,10 @@ const GATEWAY_OPENAI_ROUTES: ReadonlyMap<string, RequestKind> = new Map([
   ["/v1/completions", COMPLETIONS],
   ["/v1/embeddings", EMBEDDINGS],
   ["/v1/models", MODELS],
+  ["/v1/messages", MESSAGES],
+  ["/v1/responses", RESPONSES],
+  ["/v1/rerank", SCORE],
+  ["/v1/score", SCORE],
 ]);
 
 const OPENAI_COMPATIBLE = {
@@ -48,6 +68,10 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /api/embeddings": kind("embeddings", "ollama.embed"),
     ...OPENAI_COMPATIBLE,
     "POST /v1/embeddings": EMBEDDINGS,
+    // Ollama serves Anthropic's Messages API for Anthropic's clients (0.14).
+    "POST /v1/messages": MESSAGES,
+    // And OpenAI's Responses API (0.13), statelessly.
+    "POST /v1/responses": RESPONSES,
     ...reads(MODELS, "/v1/models"),
     // Not POST /api/show: it names a model in its body, and `read` is not
     // checked against model patterns; it stays `raw`.
@@ -60,6 +84,20 @@ const NATIVE_ROUTES: Record<ConnectionProtocol, Routes> = {
     "POST /completions": COMPLETIONS,
     "POST /v1/embeddings": EMBEDDINGS,
     "POST /embeddings": EMBEDDINGS,
+    // vLLM serves Anthropic's Messages API (only under /v1).
+    "POST /v1/messages": MESSAGES,
+    // vLLM serves OpenAI's Responses API. Not GET /v1/responses/{id}: a
+    // stored answer comes back whole, and stays `raw`.
+    "POST /v1/responses": RESPONSES,
+    // vLLM's rerank (Jina's API at /rerank and /v1/rerank, Cohere's v2 at
+    // /v2/rerank) and score; llama.cpp serves /rerank and /v1/rerank too.
+    "POST /rerank": SCORE,
+    "POST /v1/rerank": SCORE,
+    "POST /v2/rerank": SCORE,
+    "POST /score": SCORE,
+    "POST /v1/score": SCORE,
+    "POST /tokenize": TOKENIZE,
+    "POST /detokenize": TOKENIZE,
     ...reads(MODELS, "/v1/models", "/models"),
     ...reads(READ, "/health", "/healthz", "/metrics", "/version", "/ping", "/props"),
   }),

@@ -43,12 +43,30 @@ const TGI: FormatParameters = {
   negativeIsUnlimited: false,
 };
 
+/** Anthropic's `max_tokens` is required and at least 1: no negative "unlimited". */
+const ANTHROPIC: FormatParameters = {
+  tokens: [at("max_tokens")],
+  temperature: at("temperature"),
+  cap: at("max_tokens"),
+  negativeIsUnlimited: false,
+};
+
+/** The Responses API bounds the answer (reasoning included) with max_output_tokens. */
+const RESPONSES: FormatParameters = {
+  tokens: [at("max_output_tokens")],
+  temperature: at("temperature"),
+  cap: at("max_output_tokens"),
+  negativeIsUnlimited: false,
+};
+
 const BY_FORMAT: Partial<Record<BodyFormat, FormatParameters>> = {
   "openai.chat": OPENAI,
   "openai.completions": OPENAI,
   "ollama.generate": OLLAMA,
   "ollama.chat": OLLAMA,
   "tgi.generate": TGI,
+  "anthropic.messages": ANTHROPIC,
+  "openai.responses": RESPONSES,
 };
 
 interface NumericParameter {

@@ -1,4 +1,5 @@
 import {
+  API_FIELDS,
   DEFAULT_FIELDS,
   type MaskingProfile,
   mergeProfiles,
@@ -491,7 +492,7 @@ function decide(grants: readonly CompiledPolicy[], request: EvaluationRequest, s
   const policyIds = [winner.id, ...masking.map((policy) => policy.id).filter((id) => id !== winner.id)];
   // Each profile's fields are made explicit first, so one policy's explicit
   // fields add to another's defaults instead of replacing them.
-  const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
+  const defaults = defaultMaskedFields(request);
   const profile = mergeProfiles(
     masking.map((policy) => resolveFields(policy.definition.masking as MaskingDefinition, defaults)),
   );
@@ -550,6 +551,19 @@ function quotaOf(policy: CompiledPolicy, subject: Subject): QuotaGrant | undefin
   return { ...quota, policyId: policy.id, groups };
 }
 
+/**
+ * The fields a profile without fields masks: the protocol's, and those of
+ * the API the request speaks when several protocols serve it (Anthropic's
+ * Messages API). `http` has none: every string is masked there.
+ */
+function defaultMaskedFields(request: EvaluationRequest): readonly string[] {
+  const defaults = request.protocol ? DEFAULT_FIELDS[request.protocol] : [];
+  const api = Object.hasOwn(API_FIELDS, request.format)
+    ? API_FIELDS[request.format as keyof typeof API_FIELDS]
+    : undefined;
+  return defaults.length === 0 || api === undefined ? defaults : [...defaults, ...api];
+}
+
 /** What the policy says about approving; defaults where it says nothing (no `approval` block). */
 function approvalSettings(policy: CompiledPolicy) {
   const settings = policy.definition.approval;
@@ -604,6 +618,10 @@ const TOKEN_LEVEL_OUTPUT: readonly (readonly string[])[] = [
 ];
 
 function tokenLevelOutput(body: Record<string, unknown>): string | undefined {
+  // The Responses API asks for log-probabilities by name.
+  if (Array.isArray(body.include) && body.include.some((name) => String(name).includes("logprobs"))) {
+    return "include";
+  }
   for (const path of TOKEN_LEVEL_OUTPUT) {
     let value: unknown = body;
     for (const key of path)

@@ -126,6 +126,87 @@ function openAiContentNotText(content: unknown): boolean {
 }
 
 /**
+ * Anthropic content: a string, or blocks of which text, tool calls, tool
+ * results (themselves a string or text blocks) and thinking are text.
+ */
+function anthropicContentNotText(content: unknown): boolean {
+  if (!Array.isArray(content)) return notText(content);
+  return content.some((block) => {
+    if (!isObject(block)) return true;
+    switch (block.type) {
+      case "text":
+        return typeof block.text !== "string";
+      case "thinking":
+        return typeof block.thinking !== "string";
+      case "tool_use":
+        return typeof block.name !== "string" || (block.input !== undefined && !isObject(block.input));
+      case "tool_result":
+        return block.content !== undefined && anthropicContentNotText(block.content);
+      default:
+        return true;
+    }
+  });
+}
+
+/** A Responses API content list (or tool output): a string, or parts that are all text. */
+function responsesContentNotText(content: unknown): boolean {
+  if (!Array.isArray(content)) return notText(content);
+  return content.some(
+    (part) =>
+      !isObject(part) ||
+      !(
+        ((part.type === "input_text" ||
+          part.type === "output_text" ||
+          part.type === "summary_text" ||
+          part.type === "reasoning_text") &&
+          typeof part.text === "string") ||
+        (part.type === "refusal" && typeof part.refusal === "string")
+      ),
+  );
+}
+
+/**
+ * The Responses API's input: a string, or items of which messages,
+ * function calls and their outputs, and reasoning summaries are text.
+ * Anything else (images, files, references to stored items, encrypted
+ * reasoning) is input the rules cannot read.
+ */
+function responsesInputNotText(input: unknown): boolean {
+  if (!Array.isArray(input)) return notText(input);
+  return input.some((item) => {
+    if (!isObject(item)) return true;
+    switch (item.type ?? "message") {
+      case "message":
+        return responsesContentNotText(item.content);
+      case "function_call":
+        return typeof item.arguments !== "string";
+      case "function_call_output":
+        return responsesContentNotText(item.output);
+      case "reasoning":
+        return (
+          (item.encrypted_content !== undefined && item.encrypted_content !== null) ||
+          (item.summary !== undefined && responsesContentNotText(item.summary)) ||
+          (item.content !== undefined && item.content !== null && responsesContentNotText(item.content))
+        );
+      default:
+        return true;
+    }
+  });
+}
+
+/**
+ * Rerank and score inputs: a text, or a list of texts or of `{text}`
+ * documents (Cohere's form). Multi-modal documents (`{content: [...]}`,
+ * images) are not text.
+ */
+function scoreInputNotText(value: unknown): boolean {
+  if (value === undefined || value === null || typeof value === "string") return false;
+  if (!Array.isArray(value))
+    return !isObject(value) || notText(value.text) || Object.keys(value).some((key) => key !== "text");
+  return value.some((item) => typeof item !== "string" && scoreInputNotText(item));
+}
+
+/**
  * Whether the body holds prompt input that is not text (token ids, images,
  * audio, a value of a type the format does not define), per format.
  */
@@ -153,6 +234,36 @@ function holdsNonText(format: BodyFormat, body: Record<string, unknown>): boolea
       return notTextList(body.input);
     case "tgi.generate":
       return notText(body.inputs);
+    case "openai.responses":
+      // An earlier response, a stored conversation or prompt template: the
+      // runtime adds text the gateway never sees.
+      return (
+        notText(body.instructions) ||
+        responsesInputNotText(body.input) ||
+        badTools(body.tools) ||
+        nonEmpty(body.previous_response_id) ||
+        nonEmpty(body.conversation) ||
+        nonEmpty(body.prompt)
+      );
+    case "vllm.score":
+      return ["query", "documents", "text_1", "text_2", "queries", "data_1", "data_2"].some((field) =>
+        scoreInputNotText(body[field]),
+      );
+    case "vllm.tokenize":
+      // Detokenize's input is token ids; tokenize's a prompt (llama.cpp: `content`) or messages.
+      return (
+        nonEmpty(body.tokens) ||
+        notTextList(body.prompt) ||
+        notText(body.content) ||
+        badMessages(body.messages, (message) => openAiContentNotText(message.content)) ||
+        badTools(body.tools)
+      );
+    case "anthropic.messages":
+      return (
+        anthropicContentNotText(body.system) ||
+        badMessages(body.messages, (message) => anthropicContentNotText(message.content)) ||
+        badTools(body.tools)
+      );
     case "none":
       return false;
   }

@@ -16,6 +16,14 @@ export type BodyFormat =
   | "ollama.chat"
   | "ollama.embed"
   | "tgi.generate"
+  /** Anthropic's Messages API (`POST /v1/messages`), which vLLM and Ollama serve for Anthropic's clients. */
+  | "anthropic.messages"
+  /** OpenAI's Responses API (`POST /v1/responses`), which vLLM and Ollama serve. */
+  | "openai.responses"
+  /** vLLM's (and llama.cpp's) rerank and score: a query scored against documents. */
+  | "vllm.score"
+  /** vLLM's (and llama.cpp's) tokenize and detokenize. */
+  | "vllm.tokenize"
   | "none";
 
 export interface RequestKind {

@@ -12,11 +12,15 @@ describe("classifyOpenAiRoute", () => {
     ["/v1/embeddings", kind("embeddings", "openai.embeddings")],
     ["/v1/models", kind("models.list")],
     ["/v1/models/", kind("models.list")],
+    ["/v1/messages", kind("inference", "anthropic.messages")],
+    ["/v1/responses", kind("inference", "openai.responses")],
+    ["/v1/rerank", kind("embeddings", "vllm.score")],
+    ["/v1/score", kind("embeddings", "vllm.score")],
   ])("%s", (path, expected) => {
     expect(classifyOpenAiRoute(path)).toEqual(expected);
   });
 
-  it.each(["/v1/responses", "/v1/models/llama", "/chat/completions", "/V1/chat/completions", "/"])(
+  it.each(["/v1/responses/resp_1", "/v1/models/llama", "/chat/completions", "/V1/chat/completions", "/"])(
     "%s is not one of the gateway's routes",
     (path) => {
       expect(classifyOpenAiRoute(path)).toBeUndefined();
@@ -51,6 +55,14 @@ describe("classifyNativeRequest", () => {
     ["ollama", "POST", "/api/gener%61te", kind("raw")],
     ["openai", "POST", "/v1/chat/completions", kind("inference", "openai.chat")],
     ["openai", "POST", "/chat/completions", kind("inference", "openai.chat")],
+    ["openai", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
+    ["ollama", "POST", "/v1/messages", kind("inference", "anthropic.messages")],
+    ["openai", "POST", "/v1/responses", kind("inference", "openai.responses")],
+    ["ollama", "POST", "/v1/responses", kind("inference", "openai.responses")],
+    // A stored response comes back whole: not an inference the gateway reads.
+    ["openai", "GET", "/v1/responses/resp_1", kind("raw")],
+    // vLLM serves Anthropic's route under /v1 only.
+    ["openai", "POST", "/messages", kind("raw")],
     ["openai", "POST", "/v1/completions", kind("inference", "openai.completions")],
     ["openai", "POST", "/completions", kind("inference", "openai.completions")],
     ["openai", "POST", "/v1/embeddings", kind("embeddings", "openai.embeddings")],
@@ -63,9 +75,19 @@ describe("classifyNativeRequest", () => {
     ),
     ["openai", "HEAD", "/health", kind("read")],
     ["openai", "POST", "/props", kind("raw")],
-    ["openai", "POST", "/v1/responses", kind("raw")],
     ["openai", "POST", "/completion", kind("raw")],
-    ["openai", "POST", "/tokenize", kind("raw")],
+    ["openai", "POST", "/tokenize", kind("inference", "vllm.tokenize")],
+    ["openai", "POST", "/detokenize", kind("inference", "vllm.tokenize")],
+    ...["/rerank", "/v1/rerank", "/v2/rerank", "/score", "/v1/score"].map(
+      (path): [ConnectionProtocol, string, string, RequestKind] => [
+        "openai",
+        "POST",
+        path,
+        kind("embeddings", "vllm.score"),
+      ],
+    ),
+    ["ollama", "POST", "/v1/rerank", kind("raw")],
+    ["openai", "POST", "/v3/rerank", kind("raw")],
     ["openai", "GET", "/v1/chat/completions", kind("raw")],
     ["openai", "POST", "/api/generate", kind("raw")],
     ["tgi", "POST", "/generate", kind("inference", "tgi.generate")],

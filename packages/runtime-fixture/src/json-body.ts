@@ -18,7 +18,7 @@ export function parseJsonObject(body: string): JsonObject {
   return value as JsonObject;
 }
 
-function isJsonObject(value: unknown): value is JsonObject {
+export function isJsonObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 

@@ -8,7 +8,7 @@ import { sendJson } from "./http.js";
  * from the real runtime. "generic" covers paths shared by several runtimes
  * (`/health`, `/metrics`) and unknown paths outside every protocol's prefix.
  */
-export type Protocol = "openai" | "ollama" | "tgi" | "generic";
+export type Protocol = "openai" | "ollama" | "tgi" | "anthropic" | "generic";
 
 export interface ErrorDetails {
   /** OpenAI: the request field at fault. */
@@ -57,6 +57,9 @@ function errorBody(protocol: Protocol, status: number, message: string, details:
       };
     case "tgi":
       return { error: message, error_type: details.type ?? tgiErrorType(status) };
+    case "anthropic":
+      // vLLM's and Anthropic's own shape; the SDK raises `error.message` by status.
+      return { type: "error", error: { type: details.type ?? anthropicErrorType(status), message } };
     case "ollama":
     case "generic":
       return { error: message };
@@ -87,4 +90,15 @@ function tgiErrorType(status: number): string {
   if (status === 429) return "overloaded";
   if (status >= 500) return "incomplete_generation";
   return "validation";
+}
+
+function anthropicErrorType(status: number): string {
+  if (status === 401) return "authentication_error";
+  if (status === 403) return "permission_error";
+  if (status === 404) return "not_found_error";
+  if (status === 413) return "request_too_large";
+  if (status === 429) return "rate_limit_error";
+  if (status === 529 || status === 503) return "overloaded_error";
+  if (status >= 500) return "api_error";
+  return "invalid_request_error";
 }

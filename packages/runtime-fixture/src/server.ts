@@ -7,9 +7,12 @@ import { MAX_BODY_BYTES, readBody } from "./http.js";
 import { type FixtureSettings, type RuntimeFixtureOptions, resolveOptions } from "./options.js";
 import { parseOverrides } from "./overrides.js";
 import { FixtureRequestError, type Protocol, protocolForPath, sendError } from "./protocol-errors.js";
+import { anthropicRoutes } from "./protocols/anthropic.js";
 import { ollamaRoutes } from "./protocols/ollama.js";
 import { openAiRoutes } from "./protocols/openai.js";
 import { operationsRoutes } from "./protocols/operations.js";
+import { responsesRoutes } from "./protocols/responses.js";
+import { scoringRoutes } from "./protocols/scoring.js";
 import { tgiRoutes } from "./protocols/tgi.js";
 import { type RecordedRequest, RequestRecorder } from "./recorder.js";
 
@@ -29,7 +32,15 @@ export interface RuntimeFixture {
 }
 
 const ROUTES: ReadonlyMap<string, Route> = new Map(
-  [...openAiRoutes, ...ollamaRoutes, ...tgiRoutes, ...operationsRoutes].map((route) => [route.path, route]),
+  [
+    ...openAiRoutes,
+    ...responsesRoutes,
+    ...scoringRoutes,
+    ...anthropicRoutes,
+    ...ollamaRoutes,
+    ...tgiRoutes,
+    ...operationsRoutes,
+  ].map((route) => [route.path, route]),
 );
 
 /** Starts the fixture and resolves once it is listening. */

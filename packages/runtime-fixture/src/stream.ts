@@ -72,6 +72,11 @@ export function sseFrame(data: unknown): string {
   return `data: ${JSON.stringify(data)}\n\n`;
 }
 
+/** A named event, as Anthropic's streams (and the Responses API's) send each one. */
+export function sseNamedFrame(event: string, data: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
 export function ndjsonLine(data: unknown): string {
   return `${JSON.stringify(data)}\n`;
 }

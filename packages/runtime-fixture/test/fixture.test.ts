@@ -352,6 +352,52 @@ describe("TGI generate", () => {
   });
 });
 
+describe("Anthropic messages", () => {
+  const message = (extra: object = {}) => ({
+    model: "demo-chat",
+    max_tokens: 3,
+    system: "be nice",
+    messages: [{ role: "user", content: [{ type: "text", text: "say something" }] }],
+    ...extra,
+  });
+
+  it("answers a whole message with its stop reason and usage", async () => {
+    const response = await post("/v1/messages", message());
+    expect(response.status).toBe(200);
+    const body = await jsonOf(response);
+    expect(body).toMatchObject({ type: "message", role: "assistant", model: "demo-chat", stop_reason: "max_tokens" });
+    expect(words(body.content[0].text)).toHaveLength(3);
+    expect(body.usage).toEqual({ input_tokens: 4, output_tokens: 3 });
+  });
+
+  it("streams Anthropic's named events in Anthropic's order", async () => {
+    const response = await post("/v1/messages", message({ stream: true }), { "x-fixture-interval-ms": "0" });
+    const frames = await readFrames(response, "\n\n");
+    const events = frames.map((frame) => {
+      const [name, data] = frame.text.split("\n");
+      return { name: name?.slice("event: ".length), data: JSON.parse(data?.slice("data: ".length) ?? "") };
+    });
+    for (const { name, data } of events) expect(data.type).toBe(name);
+    const names = events.map((event) => event.name);
+    expect(names.slice(0, 3)).toEqual(["message_start", "content_block_start", "ping"]);
+    expect(names.slice(-3)).toEqual(["content_block_stop", "message_delta", "message_stop"]);
+    expect(names.filter((name) => name === "content_block_delta")).toHaveLength(CHUNKS);
+    const text = events.map((event) => event.data.delta?.text ?? "").join("");
+    expect(words(text)).toHaveLength(3);
+    expect(events.at(-2)?.data.usage).toEqual({ output_tokens: 3 });
+    expect(events[0]?.data.message.usage.input_tokens).toBe(4);
+  });
+
+  it("refuses a message without max_tokens in Anthropic's error shape", async () => {
+    const response = await post("/v1/messages", { model: "demo-chat", messages: [{ role: "user", content: "x" }] });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({
+      type: "error",
+      error: { type: "invalid_request_error", message: "max_tokens: Field required" },
+    });
+  });
+});
+
 describe("errors in each protocol's shape", () => {
   it("answers an unknown model with 404", async () => {
     for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]) {
@@ -644,5 +690,47 @@ describe("lifecycle", () => {
     expect(own.requests.find((request) => request.id === id)?.aborted).toBe(true);
     expect(own.inFlight()).toBe(0);
     await expect(fetch(`${own.url}/health`)).rejects.toThrow();
+  });
+});
+
+describe("OpenAI responses", () => {
+  it("answers a whole response with the text in an output message, and usage", async () => {
+    const response = await post("/v1/responses", {
+      model: "demo-chat",
+      instructions: "be nice",
+      input: "say it",
+      max_output_tokens: 2,
+    });
+    expect(response.status).toBe(200);
+    const body = await jsonOf(response);
+    expect(body).toMatchObject({
+      object: "response",
+      status: "incomplete",
+      incomplete_details: { reason: "max_output_tokens" },
+    });
+    expect(words(body.output[0].content[0].text)).toHaveLength(2);
+    expect(body.usage).toEqual({ input_tokens: 4, output_tokens: 2, total_tokens: 6 });
+  });
+
+  it("streams named events in OpenAI's order, numbered, the whole text repeated as each part ends", async () => {
+    const response = await post(
+      "/v1/responses",
+      { model: "demo-chat", input: "say it", stream: true },
+      { "x-fixture-interval-ms": "0" },
+    );
+    const events = (await readFrames(response, "\n\n")).map((frame) => {
+      const [name, data] = frame.text.split("\n");
+      return { name: name?.slice("event: ".length), data: JSON.parse(data?.slice("data: ".length) ?? "") };
+    });
+    for (const [index, { name, data }] of events.entries()) {
+      expect(data.type).toBe(name);
+      expect(data.sequence_number).toBe(index);
+    }
+    const deltas = events.filter((event) => event.name === "response.output_text.delta");
+    expect(deltas).toHaveLength(CHUNKS);
+    const text = deltas.map((event) => event.data.delta).join("");
+    expect(events.find((event) => event.name === "response.output_text.done")?.data.text).toBe(text);
+    expect(events.at(-1)?.name).toBe("response.completed");
+    expect(events.at(-1)?.data.response.output[0].content[0].text).toBe(text);
   });
 });
