@@ -10,6 +10,9 @@ import { type AuditQueue, type AuditRecord, createAuditQueue } from "@modelgate/
 import { uuidv7 } from "@modelgate/core";
 import { type ControlPlane, cli, REDIS_URL, startControlPlane } from "./control-plane.js";
 
+/** A test that starts the CLI a dozen times or more: about a second a process on a busy 2-core machine. */
+const MANY_RUNS_MS = 60_000;
+
 describe("modelgate CLI", () => {
   let cp: ControlPlane;
   let configDir: string;
@@ -129,102 +132,110 @@ describe("modelgate CLI", () => {
       expect((await run(["keys", "revoke", "01900000-0000-7000-8000-000000000000"])).code).toBe(4);
     });
 
-    it("shows, updates and rotates an API key, the new secret printed once", async () => {
-      const created = await json<{ id: string; key: string }>(["keys", "create", "ci", "--group", "ds"]);
-      const shown = await run(["keys", "show", created.id]);
-      expect(shown.code).toBe(0);
-      expect(shown.stdout).toContain(`ci (${created.id})`);
-      expect(shown.stdout).toContain("groups: ds");
-      expect(shown.stdout).toContain("rotated: never");
-      expect(shown.stdout).not.toContain(created.key);
+    it(
+      "shows, updates and rotates an API key, the new secret printed once",
+      async () => {
+        const created = await json<{ id: string; key: string }>(["keys", "create", "ci", "--group", "ds"]);
+        const shown = await run(["keys", "show", created.id]);
+        expect(shown.code).toBe(0);
+        expect(shown.stdout).toContain(`ci (${created.id})`);
+        expect(shown.stdout).toContain("groups: ds");
+        expect(shown.stdout).toContain("rotated: never");
+        expect(shown.stdout).not.toContain(created.key);
 
-      const updated = await json<{ name: string; groups: string[]; expiresAt: string | null }>([
-        "keys",
-        "update",
-        created.id,
-        "--name",
-        "ci-prod",
-        "--group",
-        "ds",
-        "--group",
-        "Okta, Group",
-        "--expires",
-        "2999-01-01T00:00:00Z",
-      ]);
-      expect(updated).toMatchObject({
-        name: "ci-prod",
-        groups: ["ds", "Okta, Group"],
-        expiresAt: "2999-01-01T00:00:00.000Z",
-      });
-      const cleared = await run(["keys", "update", created.id, "--no-groups", "--no-expiry"]);
-      expect(cleared.code).toBe(0);
-      expect(cleared.stdout).toContain("groups: -");
-      expect(cleared.stdout).toContain("expires: never");
-      expect(
-        await json<{ name: string; groups: string[]; expiresAt: null }>(["keys", "show", created.id]),
-      ).toMatchObject({ name: "ci-prod", groups: [], expiresAt: null });
+        const updated = await json<{ name: string; groups: string[]; expiresAt: string | null }>([
+          "keys",
+          "update",
+          created.id,
+          "--name",
+          "ci-prod",
+          "--group",
+          "ds",
+          "--group",
+          "Okta, Group",
+          "--expires",
+          "2999-01-01T00:00:00Z",
+        ]);
+        expect(updated).toMatchObject({
+          name: "ci-prod",
+          groups: ["ds", "Okta, Group"],
+          expiresAt: "2999-01-01T00:00:00.000Z",
+        });
+        const cleared = await run(["keys", "update", created.id, "--no-groups", "--no-expiry"]);
+        expect(cleared.code).toBe(0);
+        expect(cleared.stdout).toContain("groups: -");
+        expect(cleared.stdout).toContain("expires: never");
+        expect(
+          await json<{ name: string; groups: string[]; expiresAt: null }>(["keys", "show", created.id]),
+        ).toMatchObject({ name: "ci-prod", groups: [], expiresAt: null });
 
-      const rotated = await run(["keys", "rotate", created.id, "--overlap", "30m"]);
-      expect(rotated.code).toBe(0);
-      const secret = rotated.stdout.match(/mg_[0-9A-Za-z]{32}/)?.[0] as string;
-      expect(secret).not.toBe(created.key);
-      expect(rotated.stdout).toMatch(/old secret keeps working until \S+Z, then stops/);
-      const view = await json<{ keyPrefix: string; rotatedAt: string; previousKeyExpiresAt: string }>([
-        "keys",
-        "show",
-        created.id,
-      ]);
-      expect(view.keyPrefix).toBe(secret.slice(0, 7));
-      expect(Date.parse(view.previousKeyExpiresAt) - Date.parse(view.rotatedAt)).toBe(30 * 60_000);
-      expect(JSON.stringify(view)).not.toContain(secret);
-      expect((await run(["keys", "show", created.id])).stdout).toContain(
-        `previous secret works until: ${view.previousKeyExpiresAt}`,
-      );
+        const rotated = await run(["keys", "rotate", created.id, "--overlap", "30m"]);
+        expect(rotated.code).toBe(0);
+        const secret = rotated.stdout.match(/mg_[0-9A-Za-z]{32}/)?.[0] as string;
+        expect(secret).not.toBe(created.key);
+        expect(rotated.stdout).toMatch(/old secret keeps working until \S+Z, then stops/);
+        const view = await json<{ keyPrefix: string; rotatedAt: string; previousKeyExpiresAt: string }>([
+          "keys",
+          "show",
+          created.id,
+        ]);
+        expect(view.keyPrefix).toBe(secret.slice(0, 7));
+        expect(Date.parse(view.previousKeyExpiresAt) - Date.parse(view.rotatedAt)).toBe(30 * 60_000);
+        expect(JSON.stringify(view)).not.toContain(secret);
+        expect((await run(["keys", "show", created.id])).stdout).toContain(
+          `previous secret works until: ${view.previousKeyExpiresAt}`,
+        );
 
-      // During the overlap only a rotation that stops every earlier secret is accepted.
-      const again = await run(["keys", "rotate", created.id]);
-      expect(again.code).toBe(5);
-      expect(again.stderr).toContain("in progress until");
-      const now = await json<{ key: string; rotatedAt: string; previousKeyExpiresAt: string }>([
-        "keys",
-        "rotate",
-        created.id,
-        "--overlap",
-        "0",
-      ]);
-      expect(now.key).toMatch(/^mg_/);
-      expect(now.previousKeyExpiresAt).toBe(now.rotatedAt);
-      expect((await run(["keys", "show", created.id])).stdout).not.toContain("previous secret");
-    });
+        // During the overlap only a rotation that stops every earlier secret is accepted.
+        const again = await run(["keys", "rotate", created.id]);
+        expect(again.code).toBe(5);
+        expect(again.stderr).toContain("in progress until");
+        const now = await json<{ key: string; rotatedAt: string; previousKeyExpiresAt: string }>([
+          "keys",
+          "rotate",
+          created.id,
+          "--overlap",
+          "0",
+        ]);
+        expect(now.key).toMatch(/^mg_/);
+        expect(now.previousKeyExpiresAt).toBe(now.rotatedAt);
+        expect((await run(["keys", "show", created.id])).stdout).not.toContain("previous secret");
+      },
+      MANY_RUNS_MS,
+    );
 
-    it("names the problem with key updates and rotations, with the documented exit codes", async () => {
-      const { id } = await json<{ id: string }>(["keys", "create", "strict", "--group", "ds"]);
-      const nothing = await run(["keys", "update", id]);
-      expect(nothing.code).toBe(2);
-      expect(nothing.stderr).toContain("nothing to change");
-      expect((await run(["keys", "update", id, "--expires", "2999-01-01T00:00:00Z", "--no-expiry"])).code).toBe(2);
-      expect((await run(["keys", "update", id, "--group", "a", "--no-groups"])).code).toBe(2);
-      const past = await run(["keys", "update", id, "--expires", "2020-01-01T00:00:00Z"]);
-      expect(past.code).toBe(2);
-      expect(past.stderr).toContain("body.expiresAt: must be in the future");
-      for (const overlap of ["8d", "1x", "-1", "1.5h", ""]) {
-        const bad = await run(["keys", "rotate", id, "--overlap", overlap]);
-        expect({ overlap, code: bad.code }).toEqual({ overlap, code: 2 });
-        expect(bad.stderr).toContain("--overlap must be a duration");
-      }
-      const missing = "01900000-0000-7000-8000-000000000000";
-      expect((await run(["keys", "show", missing])).code).toBe(4);
-      expect((await run(["keys", "update", missing, "--name", "x"])).code).toBe(4);
-      expect((await run(["keys", "rotate", missing])).code).toBe(4);
-      expect((await run(["keys", "revoke", id])).code).toBe(0);
-      const revoked = await run(["keys", "update", id, "--name", "x"]);
-      expect(revoked.code).toBe(5);
-      expect(revoked.stderr).toContain("revoked");
-      expect((await run(["keys", "rotate", id, "--overlap", "0"])).code).toBe(5);
-      const help = await run(["keys", "rotate", "--help"]);
-      expect(help.stdout).toContain("--overlap 0");
-      expect(help.stdout).toContain("(default: 1h)");
-    });
+    it(
+      "names the problem with key updates and rotations, with the documented exit codes",
+      async () => {
+        const { id } = await json<{ id: string }>(["keys", "create", "strict", "--group", "ds"]);
+        const nothing = await run(["keys", "update", id]);
+        expect(nothing.code).toBe(2);
+        expect(nothing.stderr).toContain("nothing to change");
+        expect((await run(["keys", "update", id, "--expires", "2999-01-01T00:00:00Z", "--no-expiry"])).code).toBe(2);
+        expect((await run(["keys", "update", id, "--group", "a", "--no-groups"])).code).toBe(2);
+        const past = await run(["keys", "update", id, "--expires", "2020-01-01T00:00:00Z"]);
+        expect(past.code).toBe(2);
+        expect(past.stderr).toContain("body.expiresAt: must be in the future");
+        for (const overlap of ["8d", "1x", "-1", "1.5h", ""]) {
+          const bad = await run(["keys", "rotate", id, "--overlap", overlap]);
+          expect({ overlap, code: bad.code }).toEqual({ overlap, code: 2 });
+          expect(bad.stderr).toContain("--overlap must be a duration");
+        }
+        const missing = "01900000-0000-7000-8000-000000000000";
+        expect((await run(["keys", "show", missing])).code).toBe(4);
+        expect((await run(["keys", "update", missing, "--name", "x"])).code).toBe(4);
+        expect((await run(["keys", "rotate", missing])).code).toBe(4);
+        expect((await run(["keys", "revoke", id])).code).toBe(0);
+        const revoked = await run(["keys", "update", id, "--name", "x"]);
+        expect(revoked.code).toBe(5);
+        expect(revoked.stderr).toContain("revoked");
+        expect((await run(["keys", "rotate", id, "--overlap", "0"])).code).toBe(5);
+        const help = await run(["keys", "rotate", "--help"]);
+        expect(help.stdout).toContain("--overlap 0");
+        expect(help.stdout).toContain("(default: 1h)");
+      },
+      MANY_RUNS_MS,
+    );
 
     it("shows the status: connections with their agents", async () => {
       const status = await json<{ connections: { connection: string; agents: number }[]; pendingApprovals: number }>([
