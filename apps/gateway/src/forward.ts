@@ -43,6 +43,17 @@ export interface ForwardContext {
   onRetry?: () => void;
   /** Called when the first response bytes are written to the client. */
   onFirstByte?: () => void;
+  /** The stage's spans, when the gateway traces (request-trace.ts). */
+  trace?: ForwardTrace | undefined;
+}
+
+/** Hooks for the spans of waiting for an agent and of each attempt on one. */
+export interface ForwardTrace {
+  queueWaitStarted(): void;
+  queueWaitEnded(found: boolean): void;
+  /** An attempt begins; returns the trace context the agent continues. */
+  agentStarted(agentId: string): { traceparent: string; tracestate: string };
+  agentEnded(result: { retry: string } | { status: number; error?: string | undefined }): void;
 }
 
 export interface ForwardOutcome {
@@ -79,7 +90,9 @@ export async function forward(
       remaining,
       pool.connectedCount(request.connection.id) > 0 ? context.queueWaitMs : context.agentWaitMs,
     );
+    context.trace?.queueWaitStarted();
     const lease = await pool.acquire(request.connection.id, { exclude: tried, waitMs, signal: clientGone });
+    context.trace?.queueWaitEnded(lease !== undefined);
     if (clientGone.aborted) {
       lease?.release(true);
       return { status: 499, agentId: undefined, error: "client_gone" };
@@ -128,6 +141,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
     let started = false;
     let settled = false;
     let status = 0;
+    const traceHeaders = context.trace?.agentStarted(agentId);
 
     /** `reusable`: the agent ended the request itself, so the slot can take the next one. */
     const finish = (result: AttemptResult, reusable: boolean) => {
@@ -139,6 +153,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       slot.handler = undefined;
       if (call.isPaused()) call.resume();
       lease.release(reusable);
+      context.trace?.agentEnded(result.kind === "retry" ? { retry: result.reason } : result.outcome);
       resolve(result);
     };
     const done = (outcome: Omit<ForwardOutcome, "agentId">, reusable: boolean) =>
@@ -269,6 +284,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
         body: request.body,
         decision: request.decision,
         timeoutMs: Math.max(1, request.deadlineAt - Date.now()),
+        ...traceHeaders,
       },
     });
   });

@@ -17,6 +17,7 @@ import {
   type ServerTlsFiles,
   serverCredentials,
 } from "@modelgate/protocol";
+import type { Tracer } from "@opentelemetry/api";
 import { DEFAULT_MAX_IN_FLIGHT_PER_SUBJECT } from "./admission.js";
 import { AgentPool } from "./agent-pool.js";
 import { answerClientError } from "./client-errors.js";
@@ -75,6 +76,11 @@ export interface GatewayOptions {
   approvals?: GatewayApprovalOptions | undefined;
   /** Slower answers for a caller refused again and again (refusal-brake.ts); each unset field has its default. */
   refusalBrake?: Partial<RefusalBrakeOptions> | undefined;
+  /**
+   * Spans of every request (request-trace.ts); undefined: none. Whoever
+   * made it flushes it after close() (main.ts).
+   */
+  tracer?: Tracer | undefined;
 }
 
 export interface GatewayApprovalOptions {
@@ -276,6 +282,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     upstreamTimeoutMs: options.upstreamTimeoutMs,
     queueWaitMs: options.queueWaitMs,
     agentWaitMs: options.agentWaitMs,
+    tracer: options.tracer,
     audit,
     gatewayId,
     auditMaxBodyBytes: options.audit.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES,
