@@ -37,6 +37,8 @@ Environment (empty counts as unset):
   BENCH_NODE_ARGS             V8/Node flags (space separated) for this tree's gateway and agent only
   BENCH_MALLOC_ARENA_MAX      MALLOC_ARENA_MAX for this tree's gateway and agent only; with
                               BENCH_BASELINE_ROOT set to this same tree, the A/B of such settings
+  BENCH_HOP_ENV               NAME=value pairs (space separated) for this tree's gateway and agent only,
+                              likewise (e.g. OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318: tracing)
   BENCH_BASELINE_ROOT         another built checkout (e.g. a git worktree of the previous revision): its
                               gateway and agent run as the target "baseline" in the same rounds, and the
                               report compares this tree with it
@@ -118,6 +120,13 @@ export function loadOptions(argv, env) {
     throw new UsageError("BENCH_MALLOC_ARENA_MAX must be a whole number from 1 to 999");
   }
 
+  const hopEnv = {};
+  for (const pair of text("BENCH_HOP_ENV")?.split(/\s+/) ?? []) {
+    const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!match) throw new UsageError("BENCH_HOP_ENV must be NAME=value pairs, space separated");
+    hopEnv[match[1]] = match[2];
+  }
+
   const baselineRoot = text("BENCH_BASELINE_ROOT");
   if (baselineRoot !== undefined) {
     for (const built of ["apps/gateway/dist/main.js", "apps/agent/dist/main.js"]) {
@@ -142,7 +151,7 @@ export function loadOptions(argv, env) {
     logLevel,
     cpuProfile: cpuProfileText === "true" || cpuProfileText === "1",
     stages: stagesText === "true" || stagesText === "1",
-    hopRuntime: { nodeArgs, env: arenas === undefined ? {} : { MALLOC_ARENA_MAX: arenas } },
+    hopRuntime: { nodeArgs, env: { ...hopEnv, ...(arenas === undefined ? {} : { MALLOC_ARENA_MAX: arenas }) } },
     portkeyServer: portkeyText !== "false" && portkeyInstalled ? PORTKEY_SERVER : undefined,
     databaseUrl,
     // The streaming workload: 20 SSE chunks, 5 ms apart.

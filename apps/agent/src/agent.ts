@@ -3,6 +3,7 @@
 // graceful shutdown.
 import type { Logger, MetricsSource, Readiness } from "@modelgate/core";
 import { type ClientTlsFiles, channelCredentials, type RuntimeHealth } from "@modelgate/protocol";
+import type { Tracer } from "@opentelemetry/api";
 import { createAgentMetrics } from "./metrics.js";
 import type { ReconnectSettings } from "./reconnect.js";
 import { createRuntimeClient, type RuntimeCredential } from "./runtime-client.js";
@@ -31,6 +32,11 @@ export interface AgentOptions {
   retireTimeoutMs?: number | undefined;
   /** Collect Node process metrics (default true; off when several agents share a process). */
   processMetrics?: boolean;
+  /**
+   * Spans of every exchange (exchange-trace.ts); undefined: none. Whoever
+   * made it flushes it after drain() or close() (main.ts).
+   */
+  tracer?: Tracer | undefined;
 }
 
 export interface RunningAgent {
@@ -109,6 +115,7 @@ export function startAgent(options: AgentOptions): RunningAgent {
         logger,
         reconnect: options.reconnectBackoff,
         onOutcome: (outcome) => metrics.requests.inc({ outcome }),
+        tracer: options.tracer,
       }),
   });
   metrics.observe({

@@ -21,6 +21,8 @@ import type {
   ResponseHeadInput,
   ResponsePartInput,
 } from "@modelgate/protocol";
+import type { Tracer } from "@opentelemetry/api";
+import { ExchangeTrace, runtimeTraceHeaders, withTraceHeaders } from "./exchange-trace.js";
 import type { RuntimeClient } from "./runtime-client.js";
 import type { CapacityLimiter } from "./tunnel-client.js";
 
@@ -69,6 +71,8 @@ export interface SlotContext {
   onClosed: () => void;
   /** A request ended. */
   onOutcome?: (outcome: ExchangeOutcome) => void;
+  /** Spans of every exchange (exchange-trace.ts); undefined when the agent does not trace. */
+  tracer?: Tracer | undefined;
 }
 
 /** Masking failed under `onError: "block"`: the rest of the response is withheld. */
@@ -209,6 +213,7 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
       };
       current = { abort };
       context.onBusy(true);
+      const trace = context.tracer ? new ExchangeTrace(context.tracer, frame.request) : undefined;
       void runExchange(
         call,
         frame.request,
@@ -216,8 +221,12 @@ export function runSlot(call: SlotCall, context: SlotContext): Slot {
         controller.signal,
         () => abortReason,
         () => abort("timeout"),
+        trace,
       )
-        .then((outcome) => context.onOutcome?.(outcome))
+        .then((outcome) => {
+          trace?.end(outcome);
+          context.onOutcome?.(outcome);
+        })
         .finally(() => {
           current = undefined;
           context.onBusy(false);
@@ -252,6 +261,7 @@ async function runExchange(
   signal: AbortSignal,
   abortReason: () => AbortReason | undefined,
   abortSelf: () => void,
+  trace: ExchangeTrace | undefined,
 ): Promise<ExchangeOutcome> {
   const fail = (code: ErrorCode, message: string) => call.write({ error: { code, message } });
   if (draining()) {
@@ -284,17 +294,20 @@ async function runExchange(
       : undefined;
   try {
     call.write({ started: {} });
+    // A compressed answer cannot be masked (it would fail closed): ask the
+    // runtime for plain text when masking applies.
+    const headers = profile
+      ? head.headers.filter((header) => header.name.toLowerCase() !== "accept-encoding")
+      : head.headers;
+    const traceContext = runtimeTraceHeaders(trace, head, head.method, runtime.origin);
     const response = await runtime.send({
       method: head.method,
       path: head.path,
-      // A compressed answer cannot be masked (it would fail closed): ask the
-      // runtime for plain text when masking applies.
-      headers: profile
-        ? head.headers.filter((header) => header.name.toLowerCase() !== "accept-encoding")
-        : head.headers,
+      headers: traceContext ? withTraceHeaders(headers, traceContext) : headers,
       body: head.body,
       signal,
     });
+    trace?.runtimeResponded(response.statusCode);
     // Sent with the first part, whichever that is.
     let responseHead: ResponseHeadInput | undefined = {
       status: response.statusCode,
@@ -315,6 +328,7 @@ async function runExchange(
         // A compressed body cannot be masked; the runtime was asked for none.
         const encoding = String(response.headers["content-encoding"] ?? "identity").toLowerCase();
         if (encoding !== "identity") throw new Error(`the runtime answered with content-encoding ${encoding}`);
+        trace?.maskingStarted(profile.style);
         filter = new ResponseFilter(
           profile,
           maskerFor(profile, head.decision?.maskingJson ?? ""),
@@ -338,6 +352,8 @@ async function runExchange(
         for (const piece of frames(filter ? filter.push(chunk) : chunk)) await send({ body: piece });
       }
       const tail = filter?.end() ?? EMPTY;
+      trace?.runtimeDone();
+      if (filter) trace?.masked(filter.counts);
       for (const piece of frames(tail)) await send({ body: piece });
       ended = true;
       clearTimeout(timer);
@@ -356,6 +372,8 @@ async function runExchange(
         await forward(filter ? filter.push(chunk) : chunk);
       }
       if (filter) await forward(filter.end());
+      trace?.runtimeDone();
+      if (filter) trace?.masked(filter.counts);
       ended = true;
       clearTimeout(timer);
       await send({ head: takeHead(), body: pending ?? EMPTY, end: true, ...counts() });

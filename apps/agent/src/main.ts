@@ -1,5 +1,6 @@
 // The agent process: runs beside a model runtime and dials out to gateways.
 import { ConfigError, createLogger } from "@modelgate/core";
+import { startTracing, tracingSettings } from "@modelgate/tracing";
 import { startAgent } from "./agent.js";
 import { gatewayLabel, loadConfig } from "./config.js";
 import { startAgentOps } from "./ops.js";
@@ -26,11 +27,18 @@ async function main(): Promise<void> {
   // loop too, but staying up must not hang on a side effect of it.)
   const lifeline = setInterval(() => undefined, 2 ** 30);
 
+  // The gateway decided whether a request is sampled; its agent follows.
+  const tracing = await startTracing(tracingSettings(process.env), {
+    serviceName: "modelgate-agent",
+    serviceVersion: VERSION,
+    remoteSampling: "follow",
+  });
   const agent = startAgent({
     ...config,
     reconnectBackoff: config.reconnect,
     version: VERSION,
     logger,
+    tracer: tracing.tracer,
   });
   const ops = await startAgentOps(agent, { ...config.ops, logger }).catch(async (error: unknown) => {
     // A taken ops port: stop the tunnels, so the process can exit.
@@ -38,7 +46,7 @@ async function main(): Promise<void> {
     await agent.close();
     throw error;
   });
-  logger.info({ ops: ops.url }, "agent ops listening");
+  logger.info({ ops: ops.url, tracing: tracing.tracer !== undefined }, "agent ops listening");
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -48,6 +56,10 @@ async function main(): Promise<void> {
     void agent.drain(config.drainTimeoutMs).then(async (finished) => {
       logger.info({ finished }, finished ? "drained, exiting" : "drain timed out, exiting");
       await ops.close();
+      // The last requests' spans leave before the process does.
+      await tracing
+        .shutdown()
+        .catch((error: unknown) => logger.warn({ err: error }, "could not export the last spans"));
       clearInterval(lifeline);
       process.exit(0);
     });

@@ -13,6 +13,7 @@ import {
   type RuntimeHealth,
   TUNNEL_ID_METADATA,
 } from "@modelgate/protocol";
+import type { Tracer } from "@opentelemetry/api";
 import { type ExchangeOutcome, runSlot, type Slot, type SlotCall } from "./exchange.js";
 import { createReconnectSchedule, type FailureKind, type ReconnectSettings } from "./reconnect.js";
 import type { RuntimeClient } from "./runtime-client.js";
@@ -82,6 +83,8 @@ export interface TunnelClientOptions {
   reconnect?: Partial<ReconnectSettings> | undefined;
   /** A request on this tunnel ended (for the agent's metrics). */
   onOutcome?: (outcome: ExchangeOutcome) => void;
+  /** Spans of every exchange; undefined when the agent does not trace. */
+  tracer?: Tracer | undefined;
 }
 
 /**
@@ -358,6 +361,7 @@ export class TunnelClient extends EventEmitter {
       draining: () => this.#state === "draining" || this.#state === "closed",
       logger: this.#logger,
       onOutcome: this.#options.onOutcome,
+      tracer: this.#options.tracer,
       onBusy: (busy) => {
         this.#inFlight += busy ? 1 : -1;
         // Finished its last request: a draining agent half-closes the

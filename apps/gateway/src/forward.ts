@@ -47,6 +47,17 @@ export interface ForwardContext {
   onRetry?: () => void;
   /** Called when the first response bytes are written to the client. */
   onFirstByte?: () => void;
+  /** The stage's spans, when the gateway traces (request-trace.ts). */
+  trace?: ForwardTrace | undefined;
+}
+
+/** Hooks for the spans of waiting for an agent and of each attempt on one. */
+export interface ForwardTrace {
+  queueWaitStarted(): void;
+  queueWaitEnded(found: boolean): void;
+  /** An attempt begins; returns the trace context the agent continues. */
+  agentStarted(agentId: string): { traceparent: string; tracestate: string };
+  agentEnded(result: { retry: string } | { status: number; error?: string | undefined }): void;
 }
 
 export interface ForwardOutcome {
@@ -85,7 +96,9 @@ export async function forward(
       remaining,
       pool.connectedCount(request.connection.id) > 0 ? context.queueWaitMs : context.agentWaitMs,
     );
+    context.trace?.queueWaitStarted();
     const lease = await pool.acquire(request.connection.id, { exclude: tried, waitMs, signal: clientGone });
+    context.trace?.queueWaitEnded(lease !== undefined);
     if (clientGone.aborted) {
       lease?.release(true);
       return { status: 499, agentId: undefined, error: "client_gone" };
@@ -141,6 +154,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
     let settled = false;
     let status = 0;
     let usageFilter: UsageChunkFilter | undefined;
+    const traceHeaders = context.trace?.agentStarted(agentId);
 
     /** `reusable`: the agent ended the request itself, so the slot can take the next one. */
     const finish = (result: AttemptResult, reusable: boolean) => {
@@ -152,6 +166,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
       slot.handler = undefined;
       if (call.isPaused()) call.resume();
       lease.release(reusable);
+      context.trace?.agentEnded(result.kind === "retry" ? { retry: result.reason } : result.outcome);
       resolve(result);
     };
     const done = (outcome: Omit<ForwardOutcome, "agentId">, reusable: boolean) =>
@@ -294,6 +309,7 @@ function attempt_(request: ForwardRequest, res: ServerResponse, lease: Lease, co
         body: request.body,
         decision: request.decision,
         timeoutMs: Math.max(1, request.deadlineAt - Date.now()),
+        ...traceHeaders,
       },
     });
   });

@@ -17,6 +17,7 @@ import {
   type ServerTlsFiles,
   serverCredentials,
 } from "@modelgate/protocol";
+import type { Tracer } from "@opentelemetry/api";
 import { DEFAULT_MAX_IN_FLIGHT_PER_SUBJECT } from "./admission.js";
 import { AgentPool } from "./agent-pool.js";
 import { answerClientError } from "./client-errors.js";
@@ -79,6 +80,11 @@ export interface GatewayOptions {
   refusalBrake?: Partial<RefusalBrakeOptions> | undefined;
   /** The local reserve of quotas (docs/policies.md#quotas); each unset field has its default. */
   quota?: Partial<QuotaReserveOptions> | undefined;
+  /**
+   * Spans of every request (request-trace.ts); undefined: none. Whoever
+   * made it flushes it after close() (main.ts).
+   */
+  tracer?: Tracer | undefined;
 }
 
 interface GatewayApprovalOptions {
@@ -293,6 +299,7 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     upstreamTimeoutMs: options.upstreamTimeoutMs,
     queueWaitMs: options.queueWaitMs,
     agentWaitMs: options.agentWaitMs,
+    tracer: options.tracer,
     audit,
     gatewayId,
     auditMaxBodyBytes: options.audit.maxBodyBytes ?? DEFAULT_AUDIT_MAX_BODY_BYTES,

@@ -17,6 +17,10 @@
 //   settle        quota.ts        the tokens the answer used, to the quota
 //   record        record.ts       the audit record and decision line, always
 //
+// When the gateway traces, stages report to the request's trace
+// (request-trace.ts): a span for the request, and for authenticate,
+// decide-to-charge (policy), the wait for an agent and each agent exchange.
+//
 // A refusal, wherever it happens, is answered by one function (refuse),
 // which gives back the in-flight place first and, for a caller refused
 // again and again, waits out the refusal brake (refusal-brake.ts) holding
@@ -31,6 +35,7 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AuditSink, AuditTicket } from "@modelgate/audit";
 import { headersForRuntime, type Logger, uuidv7 } from "@modelgate/core";
 import { MASK_NAME } from "@modelgate/masking";
+import type { Tracer } from "@opentelemetry/api";
 import { InFlightLimiter } from "./admission.js";
 import type { AgentPool } from "./agent-pool.js";
 import { type ApprovalLink, createApprovalStage } from "./approve.js";
@@ -49,6 +54,7 @@ import { type QuotaCharge, type QuotaKeeper, tokensUsed } from "./quota.js";
 import type { RateLimiter } from "./rate-limit.js";
 import { createRecorder } from "./record.js";
 import { addressCaller, type RefusalBrake } from "./refusal-brake.js";
+import { type RequestTrace, startRequestTrace } from "./request-trace.js";
 import { MODEL_ROUTES, MODELS_LIST_ROUTE, protocolOf, routeRequest } from "./route.js";
 import { requestUsageEdit } from "./stream-usage.js";
 import { resolveTarget } from "./target.js";
@@ -86,6 +92,8 @@ export interface IngressOptions {
   refusalBrake: RefusalBrake;
   /** The gateway's version, for its OpenAPI document. */
   version: string;
+  /** Spans of every request; undefined when the gateway does not trace. */
+  tracer?: Tracer | undefined;
 }
 
 interface ApprovalOptions {
@@ -111,7 +119,12 @@ interface Held {
   auditTicket?: AuditTicket;
   /** Set once the quota admitted the request; settled when it ends. */
   quota?: { charge: QuotaCharge; estimatedTokens: number };
+  /** The request's spans, when the gateway traces; ended with its record. */
+  trace: RequestTrace | undefined;
 }
+
+/** The caller's trace context: the runtime gets the agent's instead when the gateway traces. */
+const TRACE_HEADERS = new Set(["traceparent", "tracestate"]);
 
 export function createIngress(options: IngressOptions) {
   const { store, pool, metrics, logger, authenticator } = options;
@@ -138,7 +151,9 @@ export function createIngress(options: IngressOptions) {
   /** The pipeline. Throws the refusal; the caller answers it and records. */
   async function serve(req: IncomingMessage, res: ServerResponse, trail: RequestTrail, held: Held): Promise<void> {
     const method = req.method ?? "GET";
+    held.trace?.begin("authenticate");
     const identity = await authenticator.authenticate(req);
+    held.trace?.end();
     trail.identity = identity;
     const subject = subjectOf(identity);
 
@@ -173,6 +188,7 @@ export function createIngress(options: IngressOptions) {
     const target = resolveTarget(store, route, body, subject, options.maxJsonDepth);
     trail.connection = target.connection.name;
     trail.model = target.model;
+    held.trace?.targeted(target);
 
     const decide = (who: Identity) =>
       evaluate(
@@ -189,6 +205,7 @@ export function createIngress(options: IngressOptions) {
         trail.sessionId,
         target.displayTarget,
       );
+    held.trace?.begin("policy");
     let verdict = decide(identity);
     trail.verdict = verdict;
 
@@ -248,6 +265,7 @@ export function createIngress(options: IngressOptions) {
       held.quota = { charge, estimatedTokens: verdict.evaluation.estimatedTokens };
     }
     metrics.decisions.inc({ decision: "allowed", code: "" });
+    held.trace?.end();
 
     // A body the policy read is forwarded as the policy read it: parsed
     // and written again, so a runtime cannot see a duplicate key the
@@ -269,7 +287,9 @@ export function createIngress(options: IngressOptions) {
           path: target.path,
           // The audit record keeps the answer as the client received it,
           // so it must be readable: no compressed answers from runtimes.
-          headers: headersForRuntime(req.headers).filter(({ name }) => name !== "accept-encoding"),
+          headers: headersForRuntime(req.headers).filter(
+            ({ name }) => name !== "accept-encoding" && !(held.trace && TRACE_HEADERS.has(name)),
+          ),
           body: forwardedBody,
           decision: verdict.decision,
           deadlineAt: Date.now() + options.upstreamTimeoutMs,
@@ -284,6 +304,7 @@ export function createIngress(options: IngressOptions) {
           // The budgets before this request's tokens: a head goes out before they are known.
           responseHeaders: { [SESSION_HEADER]: trail.sessionId, ...held.quota?.charge.headers() },
           logger,
+          trace: held.trace,
           onRetry: () => metrics.retries.inc({ connection: connectionName }),
           onFirstByte: () =>
             metrics.timeToFirstByte.observe(
@@ -323,6 +344,7 @@ export function createIngress(options: IngressOptions) {
     const gatewayError = error instanceof GatewayError ? error : undefined;
     if (!gatewayError) logger.error({ err: error, sessionId: trail.sessionId }, "request failed unexpectedly");
     const sent = gatewayError ?? new GatewayError("internal", "internal error");
+    held.trace?.refused(sent.code, sent.status);
     if (EARLY_REFUSALS.has(sent.code)) metrics.refusedEarly.inc({ code: sent.code });
     trail.error = sent;
     // An answer already under way was ended by the stage that failed.
@@ -363,7 +385,12 @@ export function createIngress(options: IngressOptions) {
     if (req.method === "GET" && pathname === OPENAPI_ROUTE) return sendText(res, 200, openApiDocument);
     const trail: RequestTrail = { sessionId, receivedAt, receivedAtWall };
     const capture = new ResponseCapture(res, receivedAt, options.auditMaxBodyBytes);
-    const held: Held = { route: routeLabel(req.url ?? "/"), clientGone: new AbortController() };
+    const route = routeLabel(req.url ?? "/");
+    const held: Held = {
+      route,
+      clientGone: new AbortController(),
+      trace: startRequestTrace(options.tracer, req, route, sessionId),
+    };
     res.once("close", () => {
       if (!res.writableFinished) held.clientGone.abort();
     });
@@ -380,9 +407,9 @@ export function createIngress(options: IngressOptions) {
         held.quota.charge.settle(tokensUsed(capture.result(), status, held.quota.estimatedTokens));
       }
       // The record is built after the answer ended, off the client's path.
-      recorder.record(req, res, trail, capture, held.auditTicket);
+      const record = recorder.record(req, res, trail, capture, held.auditTicket);
+      held.trace?.finish(record);
       const status = trail.outcome?.status ?? res.statusCode;
-      const { route } = held;
       metrics.requests.inc({ code: String(status), connection: trail.connection ?? "", route });
       metrics.latency.observe({ connection: trail.connection ?? "", route }, (performance.now() - receivedAt) / 1000);
     }

@@ -1,6 +1,7 @@
 // The gateway process.
 import { createQueueTransport } from "@modelgate/audit";
 import { ConfigError, createLogger } from "@modelgate/core";
+import { startTracing, tracingSettings } from "@modelgate/tracing";
 import { loadConfig } from "./config.js";
 import { startGateway } from "./gateway.js";
 import { VERSION } from "./version.js";
@@ -8,6 +9,12 @@ import { VERSION } from "./version.js";
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger({ name: "gateway", level: config.logLevel });
+  // Callers' sampling flags are not followed: see startTracing.
+  const tracing = await startTracing(tracingSettings(process.env), {
+    serviceName: "modelgate-gateway",
+    serviceVersion: VERSION,
+    remoteSampling: "ignore",
+  });
   const gateway = await startGateway({
     ...config,
     controlPlane: {
@@ -21,8 +28,12 @@ async function main(): Promise<void> {
     },
     version: VERSION,
     logger,
+    tracer: tracing.tracer,
   });
-  logger.info({ url: gateway.url, tunnel: gateway.tunnelAddress, ops: gateway.opsUrl }, "gateway listening");
+  logger.info(
+    { url: gateway.url, tunnel: gateway.tunnelAddress, ops: gateway.opsUrl, tracing: tracing.tracer !== undefined },
+    "gateway listening",
+  );
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -32,7 +43,12 @@ async function main(): Promise<void> {
     // to see /readyz fail; SIGINT is someone at a terminal, who wants it now.
     const delayMs = signal === "SIGTERM" ? config.shutdownDelayMs : 0;
     logger.info({ signal, delayMs }, "shutting down: finishing in-flight requests");
-    void gateway.close(30_000, { delayMs }).then(() => process.exit(0));
+    void gateway
+      .close(30_000, { delayMs })
+      // The last requests' spans leave before the process does.
+      .then(() => tracing.shutdown())
+      .catch((error: unknown) => logger.warn({ err: error }, "could not export the last spans"))
+      .then(() => process.exit(0));
     setTimeout(() => process.exit(1), delayMs + 35_000).unref();
   };
   process.on("SIGTERM", () => stop("SIGTERM"));

@@ -36,14 +36,14 @@ export interface Recorder {
    * full, so the request is refused instead of served unrecorded.
    */
   reserve(): AuditTicket;
-  /** Builds and submits the record of a finished request; never throws. */
+  /** Builds and submits the record of a finished request, and returns it; never throws. */
   record(
     req: IncomingMessage,
     res: ServerResponse,
     trail: RequestTrail,
     capture: ResponseCapture,
     ticket?: AuditTicket,
-  ): void;
+  ): AuditRecord;
 }
 
 export function createRecorder(options: RecorderOptions): Recorder {
@@ -103,7 +103,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     trail: RequestTrail,
     capture: ResponseCapture,
     ticket: AuditTicket | undefined,
-  ): void {
+  ): AuditRecord {
     const record = recordOf(req, res, trail, capture);
     // A refusal takes its place now. With the buffer full it is answered
     // all the same (it served nothing) but cannot be kept: counted, so an
@@ -113,6 +113,7 @@ export function createRecorder(options: RecorderOptions): Recorder {
     else metrics.auditUnrecorded.inc();
     countUsage(store, metrics, record);
     decisionLog.info(decisionLogFields(record, options.logPrompts), "decision");
+    return record;
   }
 
   return { reserve, record };

@@ -8,6 +8,7 @@ import { startControlPlane, VERSION } from "@modelgate/control-plane";
 import { createLogger, generateSecret, type Logger } from "@modelgate/core";
 import { ensureDatabaseExists, migrate } from "@modelgate/db";
 import { startGateway } from "@modelgate/gateway";
+import { startTracing, tracingSettings } from "@modelgate/tracing";
 import type { QuickstartConfig } from "./config.js";
 import { startEmbeddedPostgres } from "./embedded-postgres.js";
 import { ShutdownStack, until, within } from "./lifecycle.js";
@@ -89,6 +90,16 @@ export async function startQuickstart(
     const runtime = await step("prepare the model runtime", () => resolveRuntime(config.runtime));
     shutdown.push("runtime", () => runtime.close());
 
+    // With OTEL_EXPORTER_OTLP_ENDPOINT set, the gateway and the agent trace
+    // as they do as processes of their own, each under its service name
+    // (docs/observability.md#tracing); flushed after both have stopped.
+    const tracingOn = tracingSettings(process.env);
+    const [gatewayTracing, agentTracing] = await Promise.all([
+      startTracing(tracingOn, { serviceName: "modelgate-gateway", serviceVersion: VERSION, remoteSampling: "ignore" }),
+      startTracing(tracingOn, { serviceName: "modelgate-agent", serviceVersion: VERSION, remoteSampling: "follow" }),
+    ]);
+    shutdown.push("tracing", () => Promise.all([gatewayTracing.shutdown(), agentTracing.shutdown()]));
+
     // Fresh every run: nothing secret outlives the process but the database.
     const adminToken = generateSecret("mgadmin_");
     const gatewayToken = generateSecret("mggateway_");
@@ -134,6 +145,7 @@ export async function startQuickstart(
           audit: { transport: createStoreTransport({ store: controlPlane.auditStore, logger: log("audit") }) },
           version: VERSION,
           logger: log("gateway"),
+          tracer: gatewayTracing.tracer,
         }),
     );
     shutdown.push("gateway", () => gateway.close(GATEWAY_GRACE_MS));
@@ -170,6 +182,7 @@ export async function startQuickstart(
       version: VERSION,
       logger: log("agent"),
       processMetrics: false,
+      tracer: agentTracing.tracer,
     });
     shutdown.push("agent", () => agent.drain(AGENT_DRAIN_MS));
     const agentOps = await step(
