@@ -197,6 +197,7 @@ describe("control-plane HTTP behaviour", () => {
           "getPolicy",
           "getSession",
           "getSessionStats",
+          "getUsage",
           "listAdminAuditLog",
           "listAgents",
           "listApiKeys",
