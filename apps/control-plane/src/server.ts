@@ -15,6 +15,7 @@ import type { ServerTlsFiles } from "@modelgate/protocol";
 import { API_BASE_PATH, createApp } from "./app.js";
 import type { CliLogin, ConsoleSettings } from "./config.js";
 import { defaultConsoleDir } from "./console/index.js";
+import { createQuotaAlerts } from "./features/alerts/quota-alerts.js";
 import { type ApprovalOptions, startApprovals } from "./features/approvals/runtime.js";
 import { type RetentionPolicy, type RunningRetention, startRetention } from "./features/audit-integrity/retention.js";
 import { createExportEgress } from "./features/exporters/egress.js";
@@ -265,6 +266,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<R
       publisher,
       presence,
       approvals: approvals.service,
+      quotaAlerts: createQuotaAlerts({ db, send: siem?.onAlert }),
       db,
       logger,
     });

@@ -20,6 +20,7 @@ import {
   loadConfigProto,
 } from "@modelgate/protocol";
 import type { ConfigStore } from "./config-store.js";
+import type { QuotaThreshold } from "./quota.js";
 
 export interface ConfigClientOptions {
   address: string;
@@ -98,6 +99,15 @@ export class ConfigClient extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.#client.consumeApproval(request, this.#metadata(), { deadline: Date.now() + timeoutMs }, (error, result) =>
         error || !result ? reject(error ?? new Error("no answer")) : resolve(result.granted),
+      );
+    });
+  }
+
+  /** Reports a quota threshold crossing; the control plane raises the alert once however often it hears of it. */
+  reportQuotaThreshold(crossing: QuotaThreshold, timeoutMs: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#client.reportQuotaThreshold(crossing, this.#metadata(), { deadline: Date.now() + timeoutMs }, (error) =>
+        error ? reject(error) : resolve(),
       );
     });
   }

@@ -28,6 +28,7 @@ import { Authenticator } from "./identity.js";
 import { createIngress } from "./ingress.js";
 import { createMetrics } from "./metrics.js";
 import { createQuotaMetrics, DEFAULT_QUOTA_OPTIONS, QuotaKeeper, type QuotaReserveOptions } from "./quota.js";
+import { quotaThresholdReporter } from "./quota-alerts.js";
 import { MemoryQuotaStore, RedisQuotaStore } from "./quota-store.js";
 import { MemoryRateLimiter, type RateLimiter, RedisRateLimiter } from "./rate-limit.js";
 import { DEFAULT_REFUSAL_BRAKE, RefusalBrake, type RefusalBrakeOptions } from "./refusal-brake.js";
@@ -184,6 +185,8 @@ export async function startGateway(options: GatewayOptions): Promise<RunningGate
     syncIntervalMs: quotaOptions.syncIntervalMs,
     metrics: createQuotaMetrics(metrics.registry),
     logger: logger.child({ component: "quota" }),
+    // The link to the control plane opens below; a crossing before then waits for it.
+    onThreshold: quotaThresholdReporter(() => configClient, logger.child({ component: "quota" })),
   });
   const audit = new AuditSink({
     transport: options.audit.transport,

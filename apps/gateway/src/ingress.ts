@@ -261,7 +261,7 @@ export function createIngress(options: IngressOptions) {
     if (!heldForApproval) await chargeRateLimits(options.rateLimiter, identity, verdict);
     const quotaGrant = verdict.evaluation.quota;
     if (quotaGrant) {
-      const charge = await options.quotas.admit(quotaGrant, subjectKey(identity));
+      const charge = await options.quotas.admit(quotaGrant, subjectKey(identity), identity.subjectId);
       held.quota = { charge, estimatedTokens: verdict.evaluation.estimatedTokens };
     }
     metrics.decisions.inc({ decision: "allowed", code: "" });

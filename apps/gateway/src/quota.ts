@@ -125,9 +125,30 @@ export const DEFAULT_QUOTA_OPTIONS: QuotaReserveOptions = {
   syncIntervalMs: 5_000,
 };
 
+/**
+ * A budget that reached 80 or 100 % in its window: reported once per
+ * counter and window across every gateway (the store marks it), for the
+ * control plane to raise an alert.
+ */
+export interface QuotaThreshold {
+  policyId: string;
+  scope: QuotaGrant["scope"];
+  /** The group's name for a group budget; the subject's stable id for a subject's. */
+  owner: string;
+  kind: Kind;
+  per: Period;
+  /** The window's id (`2026-12-07` for a day). */
+  window: string;
+  used: number;
+  limit: number;
+  threshold: 80 | 100;
+}
+
 export interface QuotaKeeperOptions extends QuotaReserveOptions {
   store: QuotaStore;
   metrics: QuotaMetrics;
+  /** Told each threshold crossing (after the log line); must not throw. */
+  onThreshold?: ((crossing: QuotaThreshold) => void) | undefined;
   logger: QuotaLogger;
   /** Wall clock for windows (ms since the epoch). */
   now?: () => number;
@@ -142,6 +163,8 @@ interface CounterState {
   per: Period;
   /** What the budget is charged to, for logs: "group <name>" or "subject <key>". */
   owner: string;
+  /** Whose budget it is, for alerts: the group's name, or the subject's stable id. */
+  ownerId: string;
   limit: number;
   window: QuotaWindow;
   /** The lease held and what was spent since the last sync (tokens may exceed the lease). */
@@ -193,13 +216,13 @@ export class QuotaKeeper {
 
   /**
    * Admits a request under its grant's quota for the subject `who` (its
-   * subjectKey): every budget must have room, and one request is taken from
+   * subjectKey; `subjectId` names it in alerts): every budget must have room, and one request is taken from
    * each request budget, all or none. Throws the refusal: 429
    * quota_exceeded, or 503 quota_unavailable when the store cannot answer
    * and no lease covers the request.
    */
-  async admit(grant: QuotaGrant, who: string): Promise<QuotaCharge> {
-    const counters = this.#countersOf(grant, who);
+  async admit(grant: QuotaGrant, who: string, subjectId = who): Promise<QuotaCharge> {
+    const counters = this.#countersOf(grant, who, subjectId);
     const outcomes = await Promise.all(
       counters.map((counter) =>
         this.#admitOne(counter, counter.kind === "requests" ? 1 : 0).then(
@@ -253,17 +276,17 @@ export class QuotaKeeper {
     await this.#options.store.close();
   }
 
-  #countersOf(grant: QuotaGrant, who: string): CounterState[] {
+  #countersOf(grant: QuotaGrant, who: string, subjectId: string): CounterState[] {
     const owners =
       grant.scope === "group" && grant.groups.length > 0
-        ? grant.groups.map((group) => ({ id: `g:${digest(group)}`, owner: `group ${group}` }))
-        : [{ id: `s:${who}`, owner: `subject ${who}` }];
+        ? grant.groups.map((group) => ({ id: `g:${digest(group)}`, owner: `group ${group}`, ownerId: group }))
+        : [{ id: `s:${who}`, owner: `subject ${who}`, ownerId: subjectId }];
     const window = quotaWindow(grant.per, this.#now());
     const kinds: [Kind, number][] = [];
     if (grant.requests !== undefined) kinds.push(["requests", grant.requests]);
     if (grant.tokens !== undefined) kinds.push(["tokens", grant.tokens]);
     const counters: CounterState[] = [];
-    for (const { id, owner } of owners) {
+    for (const { id, owner, ownerId } of owners) {
       for (const [kind, limit] of kinds) {
         const key = `${grant.policyId}:${id}:${kind}:${window.id}`;
         let counter = this.#counters.get(key);
@@ -275,6 +298,7 @@ export class QuotaKeeper {
             scope: grant.scope,
             per: grant.per,
             owner,
+            ownerId,
             limit,
             window,
             lease: 0,
@@ -394,6 +418,17 @@ export class QuotaKeeper {
         },
         `quota ${result.crossed}% used`,
       );
+      this.#options.onThreshold?.({
+        policyId: counter.policyId,
+        scope: counter.scope,
+        owner: counter.ownerId,
+        kind: counter.kind,
+        per: counter.per,
+        window: counter.window.id,
+        used: result.used,
+        limit: counter.limit,
+        threshold: result.crossed as 80 | 100,
+      });
     }
     return result;
   }

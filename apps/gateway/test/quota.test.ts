@@ -266,3 +266,42 @@ describe("two gateway processes sharing Redis", () => {
     expect(metrics.join("\n")).toMatch(/^modelgate_quota_refused_total\{scope="group",kind="requests"\} \d+/m);
   });
 });
+
+describe("quota alerts", () => {
+  it("raises an alert in the control plane at 80 and at 100 percent of a budget, once each", async () => {
+    const client = await caller("alerted", { requests: 5, per: "day", scope: "group" });
+    for (let i = 0; i < 5; i++) await ask(client);
+    expect((await refusal(ask(client))).code).toBe("quota_exceeded");
+    expect((await refusal(ask(client))).code).toBe("quota_exceeded");
+
+    type AlertItem = { ruleId: string | null; kind: string; subject: string | null; details: Record<string, unknown> };
+    let alerts: AlertItem[] = [];
+    await waitFor(
+      async () => {
+        const listed = await stack.admin("GET", "/alerts?limit=100");
+        alerts = (listed.body.items as AlertItem[]).filter(
+          (alert) => alert.kind === "quota_threshold" && alert.details.owner === "alerted",
+        );
+        return alerts.length >= 2;
+      },
+      { what: "the quota alerts" },
+    );
+    expect(alerts.map((alert) => alert.details.threshold).sort()).toEqual([100, 80]);
+    for (const alert of alerts) {
+      expect(alert).toMatchObject({
+        ruleId: null,
+        subject: null,
+        details: { scope: "group", kind: "requests", per: "day", limit: 5, policyName: "quota-alerted" },
+      });
+    }
+    // More refusals in the same window raise nothing more.
+    expect((await refusal(ask(client))).code).toBe("quota_exceeded");
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const again = await stack.admin("GET", "/alerts?limit=100");
+    expect(
+      (again.body.items as AlertItem[]).filter(
+        (alert) => alert.kind === "quota_threshold" && alert.details.owner === "alerted",
+      ),
+    ).toHaveLength(2);
+  });
+});

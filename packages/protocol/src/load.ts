@@ -80,6 +80,10 @@ export type {
 } from "./generated/modelgate/config/v1/GatewayReport.js";
 export type { Policy as PolicyInput, Policy__Output as Policy } from "./generated/modelgate/config/v1/Policy.js";
 export type { Protocol } from "./generated/modelgate/config/v1/Protocol.js";
+export type {
+  QuotaThresholdReport as QuotaThresholdReportInput,
+  QuotaThresholdReport__Output as QuotaThresholdReportMessage,
+} from "./generated/modelgate/config/v1/QuotaThresholdReport.js";
 export type { SnapshotReason } from "./generated/modelgate/config/v1/SnapshotReason.js";
 
 /**

@@ -19,6 +19,7 @@ import {
   serverCredentials,
 } from "@modelgate/protocol";
 import type { z } from "zod";
+import { type QuotaAlerts, quotaThresholdInput } from "../features/alerts/quota-alerts.js";
 import { approvalRequestInput, consumeApprovalInput } from "../features/approvals/schemas.js";
 import type { ApprovalService } from "../features/approvals/service.js";
 import type { PresenceRegistry } from "./presence.js";
@@ -72,6 +73,7 @@ export async function startGatewayLinkServer({
   publisher,
   presence,
   approvals,
+  quotaAlerts,
   db,
   logger,
 }: {
@@ -83,6 +85,8 @@ export async function startGatewayLinkServer({
   presence: PresenceRegistry;
   /** Serves RequestApproval and ConsumeApproval; without it both answer UNIMPLEMENTED. */
   approvals?: ApprovalService | undefined;
+  /** Serves ReportQuotaThreshold; without it the call answers UNIMPLEMENTED. */
+  quotaAlerts?: QuotaAlerts | undefined;
   db: Database;
   logger: Logger;
 }): Promise<GatewayLinkServer> {
@@ -336,12 +340,26 @@ export async function startGatewayLinkServer({
     return { granted: await approvals.consume(input) };
   });
 
+  const reportQuotaThreshold: GatewayConfigHandlers["ReportQuotaThreshold"] = unary(
+    "ReportQuotaThreshold",
+    async (message) => {
+      if (!quotaAlerts) return { code: grpc.status.UNIMPLEMENTED, details: "quota alerts are not served here" };
+      const input = parseOrRefuse(quotaThresholdInput, message);
+      if (isCallError(input)) {
+        logger.warn({ details: input.details }, "gateway sent a quota threshold out of bounds; refused");
+        return input;
+      }
+      return { raised: await quotaAlerts.raise(input) };
+    },
+  );
+
   const server = new grpc.Server(SERVER_KEEPALIVE_OPTIONS);
   server.addService(loadConfigProto().modelgate.config.v1.GatewayConfig.service, {
     Subscribe: subscribe,
     Watch: watch,
     RequestApproval: requestApproval,
     ConsumeApproval: consumeApproval,
+    ReportQuotaThreshold: reportQuotaThreshold,
   });
   const boundPort = await new Promise<number>((resolve, reject) => {
     server.bindAsync(`${host}:${port}`, serverCredentials(tls), (error, bound) =>

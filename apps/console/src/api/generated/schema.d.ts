@@ -1359,7 +1359,7 @@ export interface operations {
                             };
                             id: string;
                             kind: string;
-                            /** @description null once the rule was deleted */
+                            /** @description null once the rule was deleted, and for quota_threshold alerts (raised without a rule) */
                             ruleId: string | null;
                             ruleName: string;
                             /** @description the sessions that triggered it */
@@ -1436,7 +1436,7 @@ export interface operations {
                         };
                         id: string;
                         kind: string;
-                        /** @description null once the rule was deleted */
+                        /** @description null once the rule was deleted, and for quota_threshold alerts (raised without a rule) */
                         ruleId: string | null;
                         ruleName: string;
                         /** @description the sessions that triggered it */

@@ -95,7 +95,10 @@ export type AlertListQuery = z.output<typeof alertListQuery>;
 
 export const alertView = z.object({
   id: z.string(),
-  ruleId: z.string().nullable().describe("null once the rule was deleted"),
+  ruleId: z
+    .string()
+    .nullable()
+    .describe("null once the rule was deleted, and for quota_threshold alerts (raised without a rule)"),
   ruleName: z.string(),
   kind: z.string(),
   subject: z.string().nullable(),

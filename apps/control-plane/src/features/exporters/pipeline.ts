@@ -11,6 +11,7 @@ import { createAlertEvaluator } from "../alerts/evaluator.js";
 import { createExportQueue, type ExportWorker, type ExportWorkerOptions, startExportWorker } from "./delivery.js";
 import type { ExportEgress } from "./egress.js";
 import {
+  type AlertEventBody,
   type ApprovalEventBody,
   alertEvent,
   approvalEvent,
@@ -38,6 +39,8 @@ export interface SiemPipelineOptions {
 export interface SiemPipeline {
   /** The audit worker's hook. Idempotent: a retried hook enqueues the same jobs, which BullMQ keeps once. */
   onStored: OnStored;
+  /** An alert raised outside the rules (quota thresholds): its event to the exporters that want alerts. */
+  onAlert(alert: AlertEventBody): Promise<void>;
   /** The approvals service's event sink: the approval's event, and for a new one the approval_requested alerts. */
   onApproval(event: ApprovalEventBody, context: { requestSessionId: string }): Promise<void>;
   close(): Promise<void>;
@@ -85,6 +88,9 @@ export async function startSiemPipeline(options: SiemPipelineOptions): Promise<S
     async onStored(record) {
       await send(sessionEvent(record));
       for (const alert of await evaluator.evaluate(record)) await send(alertEvent(alert));
+    },
+    async onAlert(alert) {
+      await send(alertEvent(alert));
     },
     async onApproval(event, { requestSessionId }) {
       await send(approvalEvent(event));
