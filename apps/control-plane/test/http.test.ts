@@ -180,6 +180,13 @@ describe("control-plane HTTP behaviour", () => {
       expect(response.status).toBe(200);
       const document = response.body;
       expect(document.openapi).toBe("3.1.0");
+      // Where the paths are served: a variable for the control plane's address.
+      expect(document.servers).toEqual([
+        expect.objectContaining({
+          url: "{controlPlane}",
+          variables: { controlPlane: expect.objectContaining({ default: "http://127.0.0.1:8081" }) },
+        }),
+      ]);
       const operationIds = Object.values(document.paths as Record<string, Record<string, { operationId: string }>>)
         .flatMap((item) => Object.values(item))
         .map((operation) => operation.operationId)

@@ -123,6 +123,46 @@ describe("OIDC users under group policies", () => {
   });
 });
 
+describe("who a person is in the audit", () => {
+  /** Sends one request with `token` and reads the session the gateway recorded for it. */
+  async function sessionOf(token: string) {
+    const response = await fetch(`${stack.gateway.url}/v1/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(chat("hello", { max_tokens: 8 })),
+    });
+    expect(response.status).toBe(200);
+    const id = response.headers.get("x-modelgate-session");
+    let session: { status: number; body: { subject: { id: string; name: string | null; email: string | null } } } = {
+      status: 0,
+      body: { subject: { id: "", name: null, email: null } },
+    };
+    await waitFor(
+      async () => {
+        session = await stack.admin("GET", `/sessions/${id}`);
+        return session.status === 200;
+      },
+      { timeoutMs: 10_000, what: `session ${id} to be stored` },
+    );
+    return session.body.subject;
+  }
+
+  it("names a person by the token's name claim, beside the stable id", async () => {
+    const token = await idp.mintAccessToken({
+      subject: "alice-liddell",
+      email: "alice@example.com",
+      groups: ["data-science"],
+      claims: { name: "Alice Liddell" },
+    });
+    expect(await sessionOf(token)).toMatchObject({ id: "alice-liddell", name: "Alice Liddell" });
+  });
+
+  it("names a person without a name claim by their email", async () => {
+    const token = await idp.mintAccessToken({ subject: "bob-7", email: "bob@example.com", groups: ["data-science"] });
+    expect(await sessionOf(token)).toMatchObject({ id: "bob-7", name: "bob@example.com" });
+  });
+});
+
 describe("bodies are read as the runtime reads them", () => {
   it("refuses upper-case field names a Go runtime would read as the lower-case ones", async () => {
     const token = await idp.mintAccessToken({ subject: "alice", groups: ["data-science"] });

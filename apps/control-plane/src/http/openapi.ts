@@ -103,8 +103,15 @@ export function buildOpenApiDocument(routes: readonly Route[], options: { basePa
     info: {
       title: "modelgate control plane",
       version: options.version,
-      description: `Errors are application/problem+json; their \`type\` is ${problemType("not_found").replace("not_found", "<code>")}.`,
+      description: `Errors are application/problem+json; their \`type\` is ${problemType("not_found").replace("not_found", "<code>")}. The gateway's own routes are described by its document, GET /openapi.json on the gateway.`,
     },
+    servers: [
+      {
+        url: "{controlPlane}",
+        description: "The control plane's public listener (MODELGATE_PUBLIC_URL behind a proxy)",
+        variables: { controlPlane: { default: "http://127.0.0.1:8081", description: "The control plane's base URL" } },
+      },
+    ],
     paths,
     components: {
       schemas: { Problem: problemSchema },
