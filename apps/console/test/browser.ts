@@ -3,6 +3,7 @@
 // logs, so a test can require a console that logs none.
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
@@ -45,10 +46,14 @@ export async function openPage(browser: Browser, viewport = { width: 1280, heigh
   return { page, context, errors, refusals };
 }
 
+/** The repository's root: a relative CONSOLE_SCREENSHOTS is read from there, wherever Jest runs. */
+const REPO_ROOT = fileURLToPath(new URL("../../..", import.meta.url));
+
 /** When CONSOLE_SCREENSHOTS names a folder, saves the page there (docs/console.md's pictures). */
 export async function screenshot(page: Page, name: string): Promise<void> {
-  const folder = process.env.CONSOLE_SCREENSHOTS;
-  if (!folder) return;
+  const setting = process.env.CONSOLE_SCREENSHOTS;
+  if (!setting) return;
+  const folder = path.resolve(REPO_ROOT, setting);
   mkdirSync(folder, { recursive: true });
   await page.screenshot({ path: path.join(folder, `${name}.png`), fullPage: false });
 }
