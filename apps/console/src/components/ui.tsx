@@ -87,6 +87,13 @@ const DECISION_TONE: Record<string, string> = {
   rate_limited: "bad",
   error: "bad",
   expired: "muted",
+  // API keys' states.
+  active: "ok",
+  revoked: "bad",
+  // Agents' tunnels.
+  connected: "ok",
+  draining: "warn",
+  disconnected: "bad",
 };
 
 export function Badge({ value }: { value: string }) {

@@ -110,10 +110,7 @@ export function ApiKeys() {
                   </td>
                   <td>{key.groups.join(", ") || "—"}</td>
                   <td>
-                    <Badge
-                      value={key.status === "active" ? "allowed" : key.status === "revoked" ? "denied" : "expired"}
-                    />{" "}
-                    <span className="muted">{key.status}</span>
+                    <Badge value={key.status} />
                   </td>
                   <td>
                     <Time iso={key.expiresAt} />

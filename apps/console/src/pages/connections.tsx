@@ -127,8 +127,7 @@ function ConnectionCard({
                     {agent.name} <span className="muted">{agent.tokenPrefix}…</span>
                   </td>
                   <td>
-                    <Badge value={agent.tunnel.state === "connected" ? "allowed" : "error"} />{" "}
-                    <span className="muted">{agent.tunnel.state}</span>
+                    <Badge value={agent.tunnel.state} />
                   </td>
                   <td className="number">
                     {agent.tunnel.inFlight}/{agent.tunnel.capacity}
