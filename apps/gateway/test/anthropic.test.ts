@@ -44,19 +44,6 @@ function lastRuntimeBody() {
   return JSON.parse(request.body);
 }
 
-async function session(id: string | null) {
-  // biome-ignore lint/suspicious/noExplicitAny: sessions are parsed JSON, asserted field by field
-  let found: { status: number; body: any } | undefined;
-  await waitFor(
-    async () => {
-      found = await stack.admin("GET", `/sessions/${id}`);
-      return found.status === 200;
-    },
-    { timeoutMs: 10_000, what: "the audit session to be stored" },
-  );
-  return found?.body;
-}
-
 describe("Anthropic Messages API", () => {
   it("answers a message with its text masked, and records the session with the answer's usage", async () => {
     const { data, response } = await client.messages
@@ -74,7 +61,7 @@ describe("Anthropic Messages API", () => {
     // The runtime got the bare model name and the caller's own limit.
     expect(lastRuntimeBody()).toMatchObject({ model: "demo-chat", max_tokens: 32 });
 
-    const recorded = await session(response.headers.get("x-modelgate-session"));
+    const recorded = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(recorded).toMatchObject({
       decision: "masked",
       connection: "llama",
@@ -120,7 +107,7 @@ describe("Anthropic Messages API", () => {
     for await (const _event of stream) {
       // drained
     }
-    const recorded = await session(response.headers.get("x-modelgate-session"));
+    const recorded = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(recorded.details.usage).toEqual({ prompt_tokens: 3, completion_tokens: 7, total_tokens: 10 });
   });
 

@@ -60,16 +60,7 @@ async function createPolicy(body: Record<string, unknown>): Promise<void> {
 }
 
 async function sessionSubject(response: Response): Promise<Json> {
-  const id = response.headers.get("x-modelgate-session");
-  let session: { status: number; body: Json } | undefined;
-  await waitFor(
-    async () => {
-      session = await stack.admin("GET", `/sessions/${id}`);
-      return session.status === 200;
-    },
-    { timeoutMs: 10_000, what: `session ${id} to be stored` },
-  );
-  return session?.body.subject;
+  return (await stack.storedSession(response.headers.get("x-modelgate-session"))).subject;
 }
 
 describe("rotation", () => {

@@ -132,19 +132,10 @@ describe("who a person is in the audit", () => {
       body: JSON.stringify(chat("hello", { max_tokens: 8 })),
     });
     expect(response.status).toBe(200);
-    const id = response.headers.get("x-modelgate-session");
-    let session: { status: number; body: { subject: { id: string; name: string | null; email: string | null } } } = {
-      status: 0,
-      body: { subject: { id: "", name: null, email: null } },
+    return (await stack.storedSession(response.headers.get("x-modelgate-session"))).subject as {
+      id: string;
+      name: string | null;
     };
-    await waitFor(
-      async () => {
-        session = await stack.admin("GET", `/sessions/${id}`);
-        return session.status === 200;
-      },
-      { timeoutMs: 10_000, what: `session ${id} to be stored` },
-    );
-    return session.body.subject;
   }
 
   it("names a person by the token's name claim, beside the stable id", async () => {

@@ -42,19 +42,6 @@ function lastRuntimeBody() {
   return JSON.parse(request.body);
 }
 
-async function session(id: string | null) {
-  // biome-ignore lint/suspicious/noExplicitAny: sessions are parsed JSON, asserted field by field
-  let found: { status: number; body: any } | undefined;
-  await waitFor(
-    async () => {
-      found = await stack.admin("GET", `/sessions/${id}`);
-      return found.status === 200;
-    },
-    { timeoutMs: 10_000, what: "the audit session to be stored" },
-  );
-  return found?.body;
-}
-
 describe("OpenAI Responses API", () => {
   it("answers with the output text masked, and records the session with the answer's usage", async () => {
     const { data, response } = await client.responses
@@ -71,7 +58,7 @@ describe("OpenAI Responses API", () => {
     expect(data.usage).toMatchObject({ input_tokens: 7, output_tokens: 7 });
     expect(lastRuntimeBody()).toMatchObject({ model: "demo-chat", max_output_tokens: 32 });
 
-    const recorded = await session(response.headers.get("x-modelgate-session"));
+    const recorded = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(recorded).toMatchObject({ decision: "masked", connection: "llama", model: "demo-chat" });
     expect(recorded.details.maskedCounts).toEqual({ EMAIL: 1 });
     expect(recorded.details.usage).toEqual({ prompt_tokens: 7, completion_tokens: 7, total_tokens: 14 });
@@ -101,7 +88,7 @@ describe("OpenAI Responses API", () => {
     expect(JSON.stringify(completed.response.output)).toContain(MASKED);
 
     // Counted once, although the text came four times; usage from response.completed.
-    const recorded = await session(response.headers.get("x-modelgate-session"));
+    const recorded = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(recorded.details.maskedCounts).toEqual({ EMAIL: 1 });
     expect(recorded.details.usage).toEqual({ prompt_tokens: 1, completion_tokens: 7, total_tokens: 8 });
   });

@@ -56,6 +56,13 @@ export interface Stack {
   /** Calls the control-plane API as admin. */
   // biome-ignore lint/suspicious/noExplicitAny: tests read parsed JSON of many shapes and assert on it
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /**
+   * The audit session of an answer (its `x-modelgate-session`), once the
+   * control plane has stored it: records travel through the queue, so it
+   * is read until it is there.
+   */
+  // biome-ignore lint/suspicious/noExplicitAny: sessions are parsed JSON, asserted field by field
+  storedSession(sessionId: string | null): Promise<any>;
   /** Creates a connection served by a fresh runtime fixture. */
   addConnection(
     name: string,
@@ -205,6 +212,19 @@ export async function startStack(
     apiKey,
     logs: { controlPlane: cpLog.lines, gateway: gwLog.lines },
     admin,
+    async storedSession(sessionId) {
+      if (!sessionId) throw new Error("the answer has no session id");
+      // biome-ignore lint/suspicious/noExplicitAny: as admin()
+      let session: { status: number; body: any } = { status: 0, body: undefined };
+      await waitFor(
+        async () => {
+          session = await admin("GET", `/sessions/${sessionId}`);
+          return session.status === 200;
+        },
+        { timeoutMs: 10_000, what: `session ${sessionId} to be stored` },
+      );
+      return session.body;
+    },
     issueAgentToken,
     async addConnection(name, options = {}) {
       const models = options.models ?? ["demo-chat", "demo-embed"];

@@ -31,19 +31,6 @@ afterAll(async () => {
   await stack?.close();
 });
 
-async function storedSession(sessionId: string | null): Promise<Session> {
-  if (!sessionId) throw new Error("the answer has no session id");
-  let session: { status: number; body: Session } | undefined;
-  await waitFor(
-    async () => {
-      session = await stack.admin("GET", `/sessions/${sessionId}`);
-      return session.status === 200;
-    },
-    { timeoutMs: 10_000, what: `session ${sessionId} to be stored` },
-  );
-  return session?.body;
-}
-
 /** The body the runtime received for the request the gateway forwarded last. */
 function lastRuntimeBody(): Record<string, unknown> {
   // Health probes come in between.
@@ -71,7 +58,7 @@ describe("usage accounting", () => {
     asked = last?.usage as typeof asked;
     expect(lastRuntimeBody().stream_options).toEqual({ include_usage: true });
 
-    const session = await storedSession(response.headers.get("x-modelgate-session"));
+    const session = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(session.usage).toEqual({
       promptTokens: asked.prompt_tokens,
       completionTokens: asked.completion_tokens,
@@ -96,7 +83,7 @@ describe("usage accounting", () => {
       expect(chunk.usage ?? null).toBeNull();
     }
 
-    const session = await storedSession(response.headers.get("x-modelgate-session"));
+    const session = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(session.usage).toEqual({
       promptTokens: asked.prompt_tokens,
       completionTokens: expect.any(Number),
@@ -134,7 +121,7 @@ describe("usage accounting", () => {
     expect(lastRuntimeBody().stream_options).toEqual({ include_usage: true });
     expect(text).not.toContain('"choices":[]');
     expect(text.endsWith("data: [DONE]\n\n")).toBe(true);
-    const session = await storedSession(response.headers.get("x-modelgate-session"));
+    const session = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(session.usage.totalTokens).toBeGreaterThan(0);
   });
 
@@ -143,7 +130,7 @@ describe("usage accounting", () => {
       .create({ model: "llama/demo-chat", messages })
       .withResponse();
     expect(lastRuntimeBody().stream_options).toBeUndefined();
-    const session = await storedSession(response.headers.get("x-modelgate-session"));
+    const session = await stack.storedSession(response.headers.get("x-modelgate-session"));
     expect(session.usage).toEqual({
       promptTokens: data.usage?.prompt_tokens,
       completionTokens: data.usage?.completion_tokens,
